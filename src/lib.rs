@@ -1,0 +1,1 @@
+//! hookvault: durable webhook intake.
