@@ -1,1 +1,3 @@
 //! hookvault: durable webhook intake.
+
+pub mod events;
