@@ -1,0 +1,558 @@
+//! The WebSocket broadcaster: one thread, non-blocking sockets, bounded
+//! everything.
+//!
+//! # Why this shape
+//!
+//! * **One thread for all clients.** The stream is a low-value mirror of the
+//!   daemon's activity; spending a thread per dashboard would let an
+//!   unauthenticated peer make us spawn threads. One thread multiplexing
+//!   non-blocking sockets keeps the cost fixed (`MAX_CLIENTS` caps memory).
+//! * **Producers only ever `try_send`.** Ingest and workers call
+//!   [`EventSink::publish`] on their hot path. It never blocks, never
+//!   serializes and never touches a socket: if the broadcaster falls behind,
+//!   the bounded queue fills and further events are counted and discarded.
+//! * **Non-blocking writes with a per-client budget.** A blocking `write` to a
+//!   client that stopped reading would stall the broadcaster and, through the
+//!   full queue, every other client. Instead each client gets a bounded
+//!   outgoing buffer; a client that overflows it, or makes no progress for
+//!   `STALL_LIMIT`, is disconnected. Slow clients lose their connection, never
+//!   anyone else's events.
+//! * **Handshakes are driven as a state machine in the same loop** (tungstenite
+//!   `MidHandshake`) with a deadline, so a peer that connects and sends nothing
+//!   costs one pending slot for two seconds instead of stalling the loop.
+
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, select, Receiver, Sender, TryRecvError, TrySendError};
+use log::{debug, error, info, warn};
+use serde_json::Value;
+use tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tungstenite::handshake::MidHandshake;
+use tungstenite::http::StatusCode;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::frame::CloseFrame;
+use tungstenite::protocol::WebSocketConfig;
+use tungstenite::{
+    Error as WsError, HandshakeError, Message, ServerHandshake, Utf8Bytes, WebSocket,
+};
+
+use super::event::Event;
+
+/// The only path that upgrades; anything else gets a 404 during the handshake.
+const WS_PATH: &str = "/ws";
+/// Events buffered between producers and the broadcaster thread. Large enough
+/// to absorb bursts between two loop iterations, small enough to bound memory.
+const EVENT_QUEUE: usize = 8192;
+/// Established + handshaking connections.
+const MAX_CLIENTS: usize = 64;
+/// Connections allowed to sit in the handshake at once.
+const MAX_PENDING_HANDSHAKES: usize = 16;
+/// A peer must complete the HTTP upgrade within this time.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Upper bound on how long the loop sleeps: accept/handshake/read latency and
+/// shutdown reaction time.
+const TICK: Duration = Duration::from_millis(50);
+const STATS_EVERY: Duration = Duration::from_secs(1);
+/// Per-client outgoing budget (tungstenite's write buffer, on top of whatever
+/// the kernel socket buffer holds). Exceeding it drops the client.
+const MAX_CLIENT_BUFFER: usize = 256 * 1024;
+/// Frames are coalesced up to this size before a `write` syscall, so a burst
+/// of small events costs a few syscalls per client, not one per event.
+const WRITE_COALESCE: usize = 16 * 1024;
+/// A client whose socket has refused bytes (WouldBlock) continuously for this
+/// long is dropped even if its buffer budget is not exhausted.
+const STALL_LIMIT: Duration = Duration::from_secs(2);
+/// A single event larger than this is skipped (and counted as dropped) rather
+/// than blowing every client's buffer budget at once.
+const MAX_EVENT_BYTES: usize = 128 * 1024;
+/// Events drained per loop iteration, so accepts and reads are not starved
+/// under a sustained flood.
+const BATCH: usize = 1024;
+/// Incoming frames read per client per iteration (clients have nothing to say;
+/// this only bounds a chatty or hostile one).
+const READS_PER_TICK: usize = 32;
+/// How long shutdown waits for clients to acknowledge the Close frame.
+const CLOSE_GRACE: Duration = Duration::from_millis(300);
+
+#[derive(Debug, Default)]
+struct Shared {
+    /// Established clients. Read on every publish to skip all work when
+    /// nobody is watching.
+    clients: AtomicUsize,
+    /// Events discarded because the queue was full (or were too large).
+    dropped: AtomicU64,
+}
+
+/// Producer handle for the live stream. Cheap to clone (a channel sender and
+/// an `Arc`); hand one to every component that publishes.
+#[derive(Debug, Clone)]
+pub struct EventSink {
+    tx: Option<Sender<Event>>,
+    shared: Arc<Shared>,
+}
+
+impl EventSink {
+    /// A sink connected to nothing: `publish` is a no-op. For tests and tools
+    /// that run the pipeline without a broadcaster.
+    pub fn disabled() -> Self {
+        EventSink {
+            tx: None,
+            shared: Arc::new(Shared::default()),
+        }
+    }
+
+    /// Hand an event to the broadcaster. Never blocks.
+    ///
+    /// With no connected client this returns immediately (one relaxed atomic
+    /// load). Otherwise the event is `try_send`-ed into a bounded queue; if the
+    /// queue is full the event is discarded and counted in [`dropped`].
+    /// Serialization happens later, on the broadcaster thread, once per event.
+    ///
+    /// [`dropped`]: EventSink::dropped
+    pub fn publish(&self, ev: Event) {
+        if !self.has_clients() {
+            return;
+        }
+        if let Some(tx) = &self.tx {
+            match tx.try_send(ev) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                // Broadcaster has shut down; the stream is gone, nothing to count.
+                Err(TrySendError::Disconnected(_)) => {}
+            }
+        }
+    }
+
+    /// Whether any client is connected. Producers may check this before
+    /// building an expensive event (e.g. cloning an order) for `publish`.
+    pub fn has_clients(&self) -> bool {
+        self.client_count() > 0
+    }
+
+    /// Number of established WebSocket clients (updated by the broadcaster
+    /// once per loop iteration).
+    pub fn client_count(&self) -> usize {
+        self.shared.clients.load(Ordering::Relaxed)
+    }
+
+    /// Events discarded because the broadcaster could not keep up (queue
+    /// full) or because a single event exceeded the per-event size limit.
+    /// Events published while no client is connected are not counted.
+    pub fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// Handle to the running broadcaster thread.
+#[derive(Debug)]
+pub struct Broadcaster {
+    handle: JoinHandle<()>,
+    local_addr: SocketAddr,
+}
+
+impl Broadcaster {
+    /// Bind `listen` (e.g. `127.0.0.1:8002`, port 0 allowed) and start the
+    /// broadcaster thread.
+    ///
+    /// `stats` is called on the broadcaster thread about once a second while
+    /// at least one client is connected; its value is sent as a `stats` event.
+    /// It must be cheap and must not block (read atomics, not the database).
+    ///
+    /// The thread exits when `shutdown` receives a value or is disconnected,
+    /// after sending Close frames to connected clients.
+    pub fn start(
+        listen: &str,
+        stats: Box<dyn Fn() -> Value + Send>,
+        shutdown: Receiver<()>,
+    ) -> io::Result<(Broadcaster, EventSink)> {
+        let listener = TcpListener::bind(listen)?;
+        listener.set_nonblocking(true)?;
+        let local_addr = listener.local_addr()?;
+
+        let (tx, rx) = bounded(EVENT_QUEUE);
+        let shared = Arc::new(Shared::default());
+        let sink = EventSink {
+            tx: Some(tx.clone()),
+            shared: Arc::clone(&shared),
+        };
+        let state = Loop {
+            listener,
+            rx,
+            _keepalive: tx,
+            shutdown,
+            stats,
+            shared,
+            pending: Vec::new(),
+            clients: Vec::new(),
+        };
+        let handle = thread::Builder::new()
+            .name("events-ws".into())
+            .spawn(move || state.run())?;
+        info!("events: WebSocket broadcaster listening on ws://{local_addr}{WS_PATH}");
+        Ok((Broadcaster { handle, local_addr }, sink))
+    }
+
+    /// The bound address (useful when `listen` used port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Wait for the thread to exit (signal `shutdown` first).
+    pub fn join(self) {
+        if self.handle.join().is_err() {
+            error!("events: broadcaster thread panicked");
+        }
+    }
+}
+
+/// Handshake callback: only `/ws` upgrades. A plain `fn` so the pending
+/// handshake type is nameable and storable.
+type PathCheck = fn(&Request, Response) -> Result<Response, ErrorResponse>;
+
+fn check_path(req: &Request, resp: Response) -> Result<Response, ErrorResponse> {
+    if req.uri().path() == WS_PATH {
+        Ok(resp)
+    } else {
+        let mut err = ErrorResponse::new(Some("not found\n".to_owned()));
+        *err.status_mut() = StatusCode::NOT_FOUND;
+        Err(err)
+    }
+}
+
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        // Clients only send pings/close; don't allocate 128 KiB each for reads.
+        .read_buffer_size(4 * 1024)
+        .max_message_size(Some(64 * 1024))
+        .max_frame_size(Some(64 * 1024))
+        .write_buffer_size(WRITE_COALESCE)
+        .max_write_buffer_size(MAX_CLIENT_BUFFER)
+}
+
+fn would_block(e: &WsError) -> bool {
+    matches!(e, WsError::Io(io) if matches!(io.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted))
+}
+
+struct Pending {
+    mid: MidHandshake<ServerHandshake<TcpStream, PathCheck>>,
+    peer: SocketAddr,
+    deadline: Instant,
+}
+
+struct Client {
+    ws: WebSocket<TcpStream>,
+    peer: SocketAddr,
+    /// Since when the socket has been refusing bytes (reset on a full flush).
+    stalled_since: Option<Instant>,
+}
+
+/// Why a client left; decides the log level.
+enum Gone {
+    /// Orderly close or peer hung up.
+    Closed,
+    /// We cut it off (too slow, protocol error, I/O error).
+    Dropped(String),
+}
+
+impl Client {
+    fn log_gone(&self, gone: Gone) {
+        match gone {
+            Gone::Closed => info!("events: client {} disconnected", self.peer),
+            Gone::Dropped(why) => warn!("events: dropping client {}: {why}", self.peer),
+        }
+    }
+
+    /// Read and discard whatever the client sent. Reading is also what makes
+    /// tungstenite answer pings and complete a client-initiated close.
+    fn pump_reads(&mut self) -> Result<(), Gone> {
+        for _ in 0..READS_PER_TICK {
+            match self.ws.read() {
+                Ok(_) => {}
+                Err(e) if would_block(&e) => return Ok(()),
+                Err(WsError::ConnectionClosed) => return Err(Gone::Closed),
+                Err(WsError::Protocol(
+                    tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+                )) => return Err(Gone::Closed),
+                Err(e) => return Err(Gone::Dropped(format!("read: {e}"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Queue one frame. WouldBlock is fine: the frame stays in the client's
+    /// buffer and `flush` retries it; only overflowing the budget is fatal.
+    fn queue(&mut self, msg: &Message) -> Result<(), Gone> {
+        match self.ws.write(msg.clone()) {
+            Ok(()) => Ok(()),
+            Err(e) if would_block(&e) => Ok(()),
+            Err(WsError::WriteBufferFull(_)) => Err(Gone::Dropped(format!(
+                "too slow (more than {} KiB of undelivered events)",
+                MAX_CLIENT_BUFFER / 1024
+            ))),
+            Err(WsError::ConnectionClosed) => Err(Gone::Closed),
+            Err(e) => Err(Gone::Dropped(format!("write: {e}"))),
+        }
+    }
+
+    /// Push buffered bytes to the socket without blocking; track stalls.
+    fn flush(&mut self, now: Instant) -> Result<(), Gone> {
+        match self.ws.flush() {
+            Ok(()) => {
+                self.stalled_since = None;
+                Ok(())
+            }
+            Err(e) if would_block(&e) => {
+                let since = *self.stalled_since.get_or_insert(now);
+                if now.duration_since(since) > STALL_LIMIT {
+                    Err(Gone::Dropped(format!(
+                        "too slow (not reading for more than {}s)",
+                        STALL_LIMIT.as_secs()
+                    )))
+                } else {
+                    Ok(())
+                }
+            }
+            Err(WsError::ConnectionClosed) => Err(Gone::Closed),
+            Err(e) => Err(Gone::Dropped(format!("flush: {e}"))),
+        }
+    }
+}
+
+/// State owned by the broadcaster thread.
+struct Loop {
+    listener: TcpListener,
+    rx: Receiver<Event>,
+    /// Keeps `rx` connected even after every `EventSink` is dropped, so
+    /// `select!` never spins on a disconnected channel.
+    _keepalive: Sender<Event>,
+    shutdown: Receiver<()>,
+    stats: Box<dyn Fn() -> Value + Send>,
+    shared: Arc<Shared>,
+    pending: Vec<Pending>,
+    clients: Vec<Client>,
+}
+
+impl Loop {
+    fn run(mut self) {
+        let mut batch: Vec<Event> = Vec::with_capacity(BATCH);
+        let mut next_stats = Instant::now() + STATS_EVERY;
+        loop {
+            select! {
+                recv(self.shutdown) -> _ => break,
+                recv(self.rx) -> ev => {
+                    if let Ok(ev) = ev {
+                        batch.push(ev);
+                    }
+                }
+                default(TICK) => {}
+            }
+            while batch.len() < BATCH {
+                match self.rx.try_recv() {
+                    Ok(ev) => batch.push(ev),
+                    Err(_) => break,
+                }
+            }
+
+            let now = Instant::now();
+            self.accept_new(now);
+            self.advance_handshakes(now);
+            self.read_clients();
+            self.broadcast(batch.drain(..));
+            if now >= next_stats {
+                // Don't try to "catch up" missed ticks after a stall.
+                next_stats = now + STATS_EVERY;
+                if !self.clients.is_empty() {
+                    let ev = Event::Stats((self.stats)());
+                    self.broadcast(std::iter::once(ev));
+                }
+            }
+            self.flush_clients(now);
+            self.shared
+                .clients
+                .store(self.clients.len(), Ordering::Relaxed);
+
+            if !matches!(self.shutdown.try_recv(), Err(TryRecvError::Empty)) {
+                break;
+            }
+        }
+        // From here on publish() is a no-op rather than filling a dead queue.
+        self.shared.clients.store(0, Ordering::Relaxed);
+        self.close_all();
+        info!("events: broadcaster stopped");
+    }
+
+    fn accept_new(&mut self, now: Instant) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, peer)) => {
+                    if self.clients.len() + self.pending.len() >= MAX_CLIENTS
+                        || self.pending.len() >= MAX_PENDING_HANDSHAKES
+                    {
+                        warn!("events: rejecting {peer}: too many clients");
+                        reject_busy(stream);
+                        continue;
+                    }
+                    if let Err(e) = stream.set_nonblocking(true) {
+                        warn!("events: rejecting {peer}: set_nonblocking: {e}");
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    let check: PathCheck = check_path;
+                    let result =
+                        ServerHandshake::start(stream, check, Some(ws_config())).handshake();
+                    self.handshake_step(result, peer, now + HANDSHAKE_TIMEOUT);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // E.g. EMFILE: try again next tick rather than spinning.
+                    warn!("events: accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn advance_handshakes(&mut self, now: Instant) {
+        for p in std::mem::take(&mut self.pending) {
+            if now >= p.deadline {
+                debug!("events: {} did not complete the handshake in time", p.peer);
+                continue;
+            }
+            let result = p.mid.handshake();
+            self.handshake_step(result, p.peer, p.deadline);
+        }
+    }
+
+    fn handshake_step(
+        &mut self,
+        result: Result<WebSocket<TcpStream>, HandshakeError<ServerHandshake<TcpStream, PathCheck>>>,
+        peer: SocketAddr,
+        deadline: Instant,
+    ) {
+        match result {
+            Ok(mut ws) => {
+                if self.clients.len() >= MAX_CLIENTS {
+                    warn!("events: rejecting {peer}: too many clients");
+                    let _ = ws.close(None);
+                    return;
+                }
+                info!("events: client {peer} connected");
+                self.clients.push(Client {
+                    ws,
+                    peer,
+                    stalled_since: None,
+                });
+            }
+            Err(HandshakeError::Interrupted(mid)) => self.pending.push(Pending {
+                mid,
+                peer,
+                deadline,
+            }),
+            Err(HandshakeError::Failure(e)) => {
+                debug!("events: handshake with {peer} failed: {e}");
+            }
+        }
+    }
+
+    fn read_clients(&mut self) {
+        self.clients.retain_mut(|c| match c.pump_reads() {
+            Ok(()) => true,
+            Err(gone) => {
+                c.log_gone(gone);
+                false
+            }
+        });
+    }
+
+    /// Serialize each event once and queue it on every client. With no
+    /// clients the events are discarded unserialized.
+    fn broadcast(&mut self, events: impl Iterator<Item = Event>) {
+        if self.clients.is_empty() {
+            return;
+        }
+        for ev in events {
+            let text = ev.to_json();
+            if text.len() > MAX_EVENT_BYTES {
+                warn!(
+                    "events: skipping {}-byte event (limit {MAX_EVENT_BYTES})",
+                    text.len()
+                );
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            // `Utf8Bytes` is reference counted: the clone per client is cheap.
+            let msg = Message::Text(Utf8Bytes::from(text));
+            self.clients.retain_mut(|c| match c.queue(&msg) {
+                Ok(()) => true,
+                Err(gone) => {
+                    c.log_gone(gone);
+                    false
+                }
+            });
+            if self.clients.is_empty() {
+                return;
+            }
+        }
+    }
+
+    fn flush_clients(&mut self, now: Instant) {
+        self.clients.retain_mut(|c| match c.flush(now) {
+            Ok(()) => true,
+            Err(gone) => {
+                c.log_gone(gone);
+                false
+            }
+        });
+    }
+
+    /// Send Close (1001 going away) to everyone and give them a moment to
+    /// acknowledge; whoever hasn't by then is simply disconnected.
+    fn close_all(&mut self) {
+        let frame = CloseFrame {
+            code: CloseCode::Away,
+            reason: Utf8Bytes::from("server shutting down"),
+        };
+        for c in &mut self.clients {
+            let _ = c.ws.close(Some(frame.clone()));
+        }
+        let deadline = Instant::now() + CLOSE_GRACE;
+        while !self.clients.is_empty() && Instant::now() < deadline {
+            self.clients.retain_mut(|c| {
+                match c.ws.flush() {
+                    Ok(()) => {}
+                    Err(e) if would_block(&e) => {}
+                    Err(_) => return false,
+                }
+                for _ in 0..READS_PER_TICK {
+                    match c.ws.read() {
+                        Ok(_) => {}
+                        Err(e) if would_block(&e) => return true,
+                        Err(_) => return false,
+                    }
+                }
+                true
+            });
+            if !self.clients.is_empty() {
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
+        self.clients.clear();
+        self.pending.clear();
+    }
+}
+
+/// Best-effort 503 for connections over the cap; the socket is closed right after.
+fn reject_busy(mut stream: TcpStream) {
+    let _ = stream.set_nonblocking(true);
+    let _ = stream.write_all(
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+}
