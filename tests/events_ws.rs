@@ -42,14 +42,14 @@ impl Harness {
     }
 }
 
-fn connect(addr: SocketAddr, path: &str) -> Result<WebSocket<TcpStream>, WsError> {
+fn connect(addr: SocketAddr, path: &str) -> Result<WebSocket<TcpStream>, Box<WsError>> {
     let stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     match tungstenite::client(format!("ws://{addr}{path}"), stream) {
         Ok((ws, _resp)) => Ok(ws),
-        Err(HandshakeError::Failure(e)) => Err(e),
+        Err(HandshakeError::Failure(e)) => Err(Box::new(e)),
         Err(HandshakeError::Interrupted(_)) => unreachable!("blocking stream"),
     }
 }
@@ -131,7 +131,7 @@ fn stats_frame_arrives_within_1_5s() {
 #[test]
 fn wrong_path_is_refused_with_404() {
     let h = start();
-    match connect(h.addr(), "/nope") {
+    match connect(h.addr(), "/nope").map_err(|e| *e) {
         Err(WsError::Http(resp)) => assert_eq!(resp.status(), 404),
         Err(e) => panic!("expected HTTP 404, got {e}"),
         Ok(_) => panic!("/nope must not upgrade"),
@@ -210,16 +210,13 @@ fn slow_client_is_dropped_and_publish_never_blocks() {
     let reader_thread = thread::spawn(move || {
         let mut ids = Vec::new();
         loop {
-            match reader.read().expect("reader must stay connected") {
-                Message::Text(t) => {
-                    let v: Value = serde_json::from_str(t.as_str()).unwrap();
-                    match v["type"].as_str().unwrap() {
-                        "webhook.dead" => ids.push(v["id"].as_i64().unwrap()),
-                        "webhook.received" => return ids, // sentinel
-                        _ => {}
-                    }
+            if let Message::Text(t) = reader.read().expect("reader must stay connected") {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                match v["type"].as_str().unwrap() {
+                    "webhook.dead" => ids.push(v["id"].as_i64().unwrap()),
+                    "webhook.received" => return ids, // sentinel
+                    _ => {}
                 }
-                _ => {}
             }
         }
     });

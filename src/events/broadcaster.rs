@@ -216,6 +216,8 @@ impl Broadcaster {
 /// handshake type is nameable and storable.
 type PathCheck = fn(&Request, Response) -> Result<Response, ErrorResponse>;
 
+// The signature is dictated by tungstenite's `Callback` trait.
+#[allow(clippy::result_large_err)]
 fn check_path(req: &Request, resp: Response) -> Result<Response, ErrorResponse> {
     if req.uri().path() == WS_PATH {
         Ok(resp)
