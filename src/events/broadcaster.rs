@@ -343,6 +343,9 @@ struct Loop {
 
 impl Loop {
     fn run(mut self) {
+        // However the thread ends (including a panic in the `stats` closure),
+        // publish() must become a no-op rather than filling a dead queue.
+        let _reset = ResetClientsOnExit(Arc::clone(&self.shared));
         let mut batch: Vec<Event> = Vec::with_capacity(BATCH);
         let mut next_stats = Instant::now() + STATS_EVERY;
         loop {
@@ -384,7 +387,6 @@ impl Loop {
                 break;
             }
         }
-        // From here on publish() is a no-op rather than filling a dead queue.
         self.shared.clients.store(0, Ordering::Relaxed);
         self.close_all();
         info!("events: broadcaster stopped");
@@ -548,6 +550,14 @@ impl Loop {
         }
         self.clients.clear();
         self.pending.clear();
+    }
+}
+
+struct ResetClientsOnExit(Arc<Shared>);
+
+impl Drop for ResetClientsOnExit {
+    fn drop(&mut self) {
+        self.0.clients.store(0, Ordering::Relaxed);
     }
 }
 
