@@ -1,1 +1,3 @@
-fn main() { println!("hookvault-loadtest: not built yet"); }
+fn main() {
+    println!("hookvault-loadtest: not built yet");
+}

@@ -1,0 +1,514 @@
+//! Settings, merged in one place: built-in defaults < TOML file < `HOOKVAULT_<SECTION>_<KEY>`
+//! environment < command-line flags. Every layer is folded into one TOML table first and only
+//! then deserialized, so every source gets the same validation and the same error messages
+//! (unknown keys and bad values name the key and where it came from).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::{Table, Value};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub ingest: IngestSettings,
+    pub queue: QueueSettings,
+    pub storage: StorageSettings,
+    pub websocket: WebsocketSettings,
+    pub log: LogSettings,
+    pub orders: OrdersSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    pub listen: String,
+    pub max_body_bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
+    /// Threads that take requests from the HTTP listener. Each one waits for its group commit,
+    /// so this bounds how many acknowledgements one fsync can cover.
+    pub handler_threads: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueSettings {
+    pub workers: usize,
+    pub capacity: usize,
+    pub max_retries: u32,
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    pub max_backlog: u64,
+    pub shutdown_timeout_s: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    pub path: PathBuf,
+    pub retention_days: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebsocketSettings {
+    /// Address of the live event stream; `"off"` disables it.
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OrdersSettings {
+    /// ISO 4217 code assumed for a price written without a currency symbol or code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_currency: Option<String>,
+    /// Extra labels per order field, e.g. `order_number = ["Bestellnummer"]`.
+    pub aliases: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            listen: "127.0.0.1:8001".into(),
+            max_body_bytes: 1_048_576,
+            admin_token: None,
+            handler_threads: 32,
+        }
+    }
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        QueueSettings {
+            workers: 10,
+            capacity: 10_000,
+            max_retries: 3,
+            backoff_base_ms: 1_000,
+            backoff_max_ms: 60_000,
+            max_backlog: 1_000_000,
+            shutdown_timeout_s: 20,
+        }
+    }
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        StorageSettings {
+            path: PathBuf::from("hookvault.db"),
+            retention_days: 30,
+        }
+    }
+}
+
+impl Default for WebsocketSettings {
+    fn default() -> Self {
+        WebsocketSettings {
+            listen: "127.0.0.1:8002".into(),
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            level: "info".into(),
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            server: ServerSettings::default(),
+            ingest: IngestSettings::default(),
+            queue: QueueSettings::default(),
+            storage: StorageSettings::default(),
+            websocket: WebsocketSettings::default(),
+            log: LogSettings::default(),
+            orders: OrdersSettings::default(),
+        }
+    }
+}
+
+/// Prefix of the environment variables that override settings.
+pub const ENV_PREFIX: &str = "HOOKVAULT_";
+
+/// Where the settings come from; the pieces are merged by [`Settings::load`].
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Sources {
+    pub file: Option<PathBuf>,
+    /// `(NAME, value)` pairs; only names starting with [`ENV_PREFIX`] are looked at.
+    pub env: Vec<(String, String)>,
+    /// `("section.key", value)` from command-line flags.
+    pub flags: Vec<(String, Value)>,
+}
+
+impl Sources {
+    /// The process's own environment.
+    pub fn with_process_env(mut self) -> Self {
+        self.env = std::env::vars()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+        self
+    }
+}
+
+impl Settings {
+    /// Merges every source in precedence order and validates the result.
+    pub fn load(sources: &Sources) -> Result<Settings> {
+        let mut merged = Table::new();
+        if let Some(path) = &sources.file {
+            let file = read_file_table(path)?;
+            merge_layer(&mut merged, file, &format!("{}", path.display()))?;
+        }
+        for (name, raw) in &sources.env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let Some((section, key)) = rest.split_once('_') else {
+                return Err(Error::Config(format!(
+                    "environment variable {name}: expected {ENV_PREFIX}<SECTION>_<KEY>, e.g. HOOKVAULT_SERVER_LISTEN"
+                )));
+            };
+            let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+            set_key(
+                &mut merged,
+                &section,
+                &key,
+                parse_env_value(raw),
+                &format!("environment variable {name}"),
+            )?;
+        }
+        for (dotted, value) in &sources.flags {
+            let (section, key) = dotted.split_once('.').unwrap_or(("", dotted));
+            set_key(&mut merged, section, key, value.clone(), "command line")?;
+        }
+        let settings = Settings::from_table(merged)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn from_table(table: Table) -> Result<Settings> {
+        Settings::deserialize(Value::Table(table)).map_err(|e| Error::Config(e.to_string()))
+    }
+
+    /// Semantic checks that types alone cannot express; each message names the key.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key: &str, why: &str| Err(Error::Config(format!("{key}: {why}")));
+        if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
+            return bad(
+                "server.listen",
+                &format!(
+                    "{:?} is not an address like 127.0.0.1:8001",
+                    self.server.listen
+                ),
+            );
+        }
+        if self.websocket.listen != "off"
+            && self
+                .websocket
+                .listen
+                .parse::<std::net::SocketAddr>()
+                .is_err()
+        {
+            return bad(
+                "websocket.listen",
+                &format!(
+                    "{:?} is not an address like 127.0.0.1:8002 (or \"off\")",
+                    self.websocket.listen
+                ),
+            );
+        }
+        if self.server.max_body_bytes == 0 {
+            return bad("server.max_body_bytes", "must be at least 1");
+        }
+        if !(1..=1024).contains(&self.server.handler_threads) {
+            return bad("server.handler_threads", "must be between 1 and 1024");
+        }
+        if !(1..=1024).contains(&self.queue.workers) {
+            return bad("queue.workers", "must be between 1 and 1024");
+        }
+        if self.queue.capacity == 0 {
+            return bad("queue.capacity", "must be at least 1");
+        }
+        if self.queue.backoff_max_ms < self.queue.backoff_base_ms {
+            return bad(
+                "queue.backoff_max_ms",
+                "must not be below queue.backoff_base_ms",
+            );
+        }
+        if self.queue.max_backlog == 0 {
+            return bad("queue.max_backlog", "must be at least 1");
+        }
+        if self.storage.path.as_os_str().is_empty() {
+            return bad("storage.path", "must not be empty");
+        }
+        for (key, token) in [
+            ("server.admin_token", &self.server.admin_token),
+            ("ingest.token", &self.ingest.token),
+        ] {
+            if token.as_deref().is_some_and(str::is_empty) {
+                return bad(
+                    key,
+                    "is empty; remove the key to disable it, or set a secret",
+                );
+            }
+        }
+        if self.log.level.parse::<log::LevelFilter>().is_err() {
+            return bad(
+                "log.level",
+                &format!(
+                    "{:?} is not one of off, error, warn, info, debug, trace",
+                    self.log.level
+                ),
+            );
+        }
+        if let Some(c) = &self.orders.default_currency {
+            if c.len() != 3 || !c.chars().all(|ch| ch.is_ascii_uppercase()) {
+                return bad(
+                    "orders.default_currency",
+                    &format!("{c:?} is not an ISO 4217 code like USD"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, secrets masked, for `check-config`.
+    pub fn to_display_toml(&self) -> String {
+        let mut shown = self.clone();
+        let mask = |t: &mut Option<String>| {
+            if t.is_some() {
+                *t = Some("********".into());
+            }
+        };
+        mask(&mut shown.server.admin_token);
+        mask(&mut shown.ingest.token);
+        toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
+    }
+}
+
+fn read_file_table(path: &Path) -> Result<Table> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Config(format!("cannot read config file {}: {e}", path.display())))?;
+    text.parse::<Table>()
+        .map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+}
+
+/// Folds a whole file into the merged table, checking its keys as it goes.
+fn merge_layer(merged: &mut Table, layer: Table, origin: &str) -> Result<()> {
+    for (section, value) in layer {
+        let Value::Table(keys) = value else {
+            return Err(Error::Config(format!(
+                "{origin}: `{section}` must be a [section]; known sections: {}",
+                SECTIONS.join(", ")
+            )));
+        };
+        for (key, value) in keys {
+            set_key(merged, &section, &key, value, origin)?;
+        }
+    }
+    Ok(())
+}
+
+const SECTIONS: &[&str] = &[
+    "server",
+    "ingest",
+    "queue",
+    "storage",
+    "websocket",
+    "log",
+    "orders",
+];
+
+/// Sets `section.key`, refusing keys the program does not know so a typo never goes unnoticed,
+/// and checking the value's type against the key's default right away so the error can say
+/// which source gave the bad value.
+fn set_key(merged: &mut Table, section: &str, key: &str, value: Value, origin: &str) -> Result<()> {
+    let defaults = Value::try_from(Settings::default()).expect("defaults serialize");
+    let Some(known) = defaults.get(section).and_then(Value::as_table) else {
+        return Err(Error::Config(format!(
+            "{origin}: unknown section `{section}` (key `{section}.{key}`); known sections: {}",
+            SECTIONS.join(", ")
+        )));
+    };
+    let optional = OPTIONAL_KEYS.contains(&(section, key));
+    if !known.contains_key(key) && !optional {
+        let mut names: Vec<&str> = known.keys().map(String::as_str).collect();
+        names.extend(
+            OPTIONAL_KEYS
+                .iter()
+                .filter(|(s, _)| *s == section)
+                .map(|(_, k)| *k),
+        );
+        return Err(Error::Config(format!(
+            "{origin}: unknown key `{section}.{key}`; known keys in [{section}]: {}",
+            names.join(", ")
+        )));
+    }
+    // Check the value by deserializing the section with just this key set.
+    let mut probe = Table::new();
+    let mut section_table = Table::new();
+    section_table.insert(key.to_string(), value.clone());
+    probe.insert(section.to_string(), Value::Table(section_table));
+    if let Err(e) = Settings::from_table(probe) {
+        let detail = e.to_string();
+        let detail = detail.trim_start_matches("configuration: ");
+        return Err(Error::Config(format!(
+            "{origin}: bad value for `{section}.{key}`: {detail}"
+        )));
+    }
+    let entry = merged
+        .entry(section.to_string())
+        .or_insert_with(|| Value::Table(Table::new()));
+    if let Value::Table(t) = entry {
+        t.insert(key.to_string(), value);
+    }
+    Ok(())
+}
+
+/// Keys that have no default value (so the serialized defaults do not list them).
+const OPTIONAL_KEYS: &[(&str, &str)] = &[
+    ("server", "admin_token"),
+    ("ingest", "token"),
+    ("orders", "default_currency"),
+];
+
+/// Environment values are strings; numbers and booleans are recognised so that
+/// `HOOKVAULT_QUEUE_WORKERS=4` means the number 4.
+fn parse_env_value(raw: &str) -> Value {
+    if let Ok(i) = raw.parse::<i64>() {
+        return Value::Integer(i);
+    }
+    if let Ok(b) = raw.parse::<bool>() {
+        return Value::Boolean(b);
+    }
+    Value::String(raw.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(file: Option<&str>, env: &[(&str, &str)], flags: &[(&str, Value)]) -> Result<Settings> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let mut sources = Sources::default();
+        if let Some(text) = file {
+            std::fs::write(&path, text).unwrap();
+            sources.file = Some(path);
+        }
+        sources.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        sources.flags = flags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        Settings::load(&sources)
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let s = load(None, &[], &[]).unwrap();
+        assert_eq!(s.server.listen, "127.0.0.1:8001");
+        assert_eq!(s.server.max_body_bytes, 1_048_576);
+        assert_eq!(s.queue.workers, 10);
+        assert_eq!(s.queue.capacity, 10_000);
+        assert_eq!(s.queue.max_retries, 3);
+        assert_eq!(
+            (s.queue.backoff_base_ms, s.queue.backoff_max_ms),
+            (1000, 60_000)
+        );
+        assert_eq!(s.queue.max_backlog, 1_000_000);
+        assert_eq!(s.queue.shutdown_timeout_s, 20);
+        assert_eq!(s.storage.path, PathBuf::from("hookvault.db"));
+        assert_eq!(s.storage.retention_days, 30);
+        assert_eq!(s.websocket.listen, "127.0.0.1:8002");
+        assert_eq!(s.log.level, "info");
+        assert!(s.server.admin_token.is_none() && s.ingest.token.is_none());
+    }
+
+    #[test]
+    fn precedence_is_defaults_file_env_flags() {
+        let file = "[queue]\nworkers = 2\ncapacity = 50\n[server]\nlisten = \"127.0.0.1:9000\"\n";
+        let s = load(Some(file), &[], &[]).unwrap();
+        assert_eq!((s.queue.workers, s.queue.capacity), (2, 50));
+        let s = load(Some(file), &[("HOOKVAULT_QUEUE_WORKERS", "3")], &[]).unwrap();
+        assert_eq!((s.queue.workers, s.queue.capacity), (3, 50));
+        let s = load(
+            Some(file),
+            &[("HOOKVAULT_QUEUE_WORKERS", "3")],
+            &[("queue.workers", Value::Integer(4))],
+        )
+        .unwrap();
+        assert_eq!(s.queue.workers, 4);
+        assert_eq!(s.server.listen, "127.0.0.1:9000");
+        let s = load(None, &[("HOOKVAULT_QUEUE_BACKOFF_BASE_MS", "5")], &[]).unwrap();
+        assert_eq!(s.queue.backoff_base_ms, 5);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let e = load(Some("[queue]\nworkerz = 2\n"), &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("queue.workerz") && e.contains("workers"), "{e}");
+        let e = load(Some("[qeue]\nworkers = 2\n"), &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown section `qeue`"), "{e}");
+        let e = load(None, &[("HOOKVAULT_QUEUE_WORKERS", "many")], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("HOOKVAULT_QUEUE_WORKERS") && e.contains("queue.workers"),
+            "{e}"
+        );
+        let e = load(Some("[queue]\nworkers = 0\n"), &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("queue.workers"), "{e}");
+        let e = load(Some("[server]\nlisten = \"nowhere\"\n"), &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("server.listen"), "{e}");
+        let e = load(Some("not toml ="), &[], &[]).unwrap_err().to_string();
+        assert!(e.contains("c.toml"), "{e}");
+    }
+
+    #[test]
+    fn optional_keys_and_aliases_are_accepted() {
+        let file = "[server]\nadmin_token = \"s3cret\"\n[ingest]\ntoken = \"t\"\n[orders]\ndefault_currency = \"EUR\"\n[orders.aliases]\norder_number = [\"Bestellnummer\"]\n";
+        let s = load(Some(file), &[], &[]).unwrap();
+        assert_eq!(s.server.admin_token.as_deref(), Some("s3cret"));
+        assert_eq!(
+            s.orders.aliases["order_number"],
+            vec!["Bestellnummer".to_string()]
+        );
+        let shown = s.to_display_toml();
+        assert!(
+            !shown.contains("s3cret") && shown.contains("********"),
+            "{shown}"
+        );
+    }
+}

@@ -1,0 +1,99 @@
+//! The listener and its handler threads.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use super::{router, AppState};
+use crate::error::{Error, Result};
+
+pub struct HttpServer {
+    server: Arc<tiny_http::Server>,
+    threads: Vec<JoinHandle<()>>,
+    stopping: Arc<AtomicBool>,
+    addr: SocketAddr,
+}
+
+/// A bound listener not yet served: binding first lets start-up fail on a taken port before
+/// it opens the database or starts any thread.
+pub struct BoundListener {
+    server: tiny_http::Server,
+    addr: SocketAddr,
+}
+
+impl BoundListener {
+    pub fn bind(listen: &str) -> Result<BoundListener> {
+        let server = tiny_http::Server::http(listen).map_err(|e| Error::Bind {
+            addr: listen.to_string(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let addr = server
+            .server_addr()
+            .to_ip()
+            .ok_or_else(|| Error::Other("the HTTP listener has no IP address".into()))?;
+        Ok(BoundListener { server, addr })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl HttpServer {
+    pub fn start(bound: BoundListener, threads: usize, state: Arc<AppState>) -> HttpServer {
+        let BoundListener { server, addr } = bound;
+        let server = Arc::new(server);
+        let stopping = Arc::new(AtomicBool::new(false));
+        let threads = (0..threads)
+            .map(|i| {
+                let (server, state, stopping) = (server.clone(), state.clone(), stopping.clone());
+                std::thread::Builder::new()
+                    .name(format!("http-{i}"))
+                    .stack_size(512 * 1024)
+                    .spawn(move || serve(&server, &state, &stopping))
+                    .expect("spawn http thread")
+            })
+            .collect();
+        HttpServer {
+            server,
+            threads,
+            stopping,
+            addr,
+        }
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops taking requests. Requests already handed to a thread are answered first; the
+    /// listener closes when the last thread is done.
+    pub fn stop(self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        for _ in &self.threads {
+            self.server.unblock();
+        }
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(server: &tiny_http::Server, state: &AppState, stopping: &AtomicBool) {
+    loop {
+        match server.recv() {
+            Ok(mut request) => {
+                let started = Instant::now();
+                let reply = router::dispatch(state, &mut request, started);
+                let status = reply.status;
+                if let Err(e) = request.respond(reply.into_tiny()) {
+                    log::debug!("could not send a {status} answer: {e}");
+                }
+            }
+            Err(_) if stopping.load(Ordering::SeqCst) => return,
+            Err(e) => log::warn!("http: {e}"),
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Wires the pieces together in the order the promise needs: storage first (recovered), then
+//! the writer, the workers and the feeder, and only then the listeners. Stops in reverse.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::events::{Broadcaster, EventSink};
+use crate::http::{operations, AppState, BoundListener, HttpServer};
+use crate::queue::backoff::Backoff;
+use crate::queue::{Dispatcher, Feeder, Processor, WorkerPool, WorkerSettings};
+use crate::shutdown::Shutdown;
+use crate::stats::{LiveStats, StatsSnapshot};
+use crate::store::writer::WriterContext;
+use crate::store::{sqlite, ReadStore, WriteStore, Writer};
+
+pub struct Service {
+    settings: Settings,
+    http: HttpServer,
+    events: Option<Broadcaster>,
+    feeder: Feeder,
+    workers: WorkerPool,
+    writer: Writer,
+    shutdown: Shutdown,
+    live: Arc<LiveStats>,
+    state: Arc<AppState>,
+    recovered: u64,
+}
+
+/// What a stop did, for the one-line summary in the log.
+#[derive(Debug, Clone)]
+pub struct StopSummary {
+    pub took: Duration,
+    pub left_queued: u64,
+    pub workers_left_behind: usize,
+    pub processed_total: u64,
+    pub dead_total: u64,
+}
+
+impl Service {
+    /// Starts with the order processor.
+    pub fn start(settings: Settings) -> Result<Service> {
+        let processor = crate::orders::processor_for(&settings)?;
+        Service::start_with(settings, processor)
+    }
+
+    /// Starts with any processor (tests use failing, slow or panicking ones).
+    pub fn start_with(settings: Settings, processor: Arc<dyn Processor>) -> Result<Service> {
+        let bound = BoundListener::bind(&settings.server.listen)?;
+        let (mut write_store, reader) =
+            sqlite::open(&settings.storage.path, 2).map_err(|e| Error::Storage(e.to_string()))?;
+        let recovered = write_store
+            .recover_in_flight()
+            .map_err(|e| Error::Storage(e.to_string()))?;
+        let reader: Arc<dyn ReadStore> = Arc::new(reader);
+        let counters = reader
+            .counters()
+            .map_err(|e| Error::Storage(e.to_string()))?;
+        let live = Arc::new(LiveStats::new(&counters));
+        let (dispatcher, receivers) = Dispatcher::new(settings.queue.capacity);
+        let shutdown = Shutdown::new();
+
+        let (events, sink) = if settings.websocket.listen == "off" {
+            (None, EventSink::disabled())
+        } else {
+            let stats_live = live.clone();
+            let stats_dispatcher = dispatcher.clone();
+            let stats_reader = reader.clone();
+            let max_backlog = settings.queue.max_backlog;
+            let stats = Box::new(move || {
+                let view = crate::stats::QueueView {
+                    channel_len: stats_dispatcher.channel_len(),
+                    channel_capacity: stats_dispatcher.channel_capacity(),
+                    max_backlog,
+                };
+                serde_json::to_value(StatsSnapshot::build(
+                    &stats_live,
+                    view,
+                    stats_reader.file_sizes(),
+                ))
+                .unwrap_or_default()
+            });
+            let (b, sink) =
+                Broadcaster::start(&settings.websocket.listen, stats, shutdown.receiver())
+                    .map_err(|e| Error::Bind {
+                        addr: settings.websocket.listen.clone(),
+                        source: e,
+                    })?;
+            (Some(b), sink)
+        };
+
+        let write_store: Box<dyn WriteStore> = Box::new(write_store);
+        let (writer, writer_handle) = Writer::start(
+            write_store,
+            WriterContext {
+                live: live.clone(),
+                dispatcher: dispatcher.clone(),
+                events: sink.clone(),
+            },
+        );
+        let workers = WorkerPool::start(
+            WorkerSettings {
+                workers: settings.queue.workers,
+                max_retries: settings.queue.max_retries,
+                backoff: Backoff {
+                    base_ms: settings.queue.backoff_base_ms,
+                    max_ms: settings.queue.backoff_max_ms,
+                },
+            },
+            processor,
+            receivers.jobs,
+            writer_handle.clone(),
+            shutdown.signal(),
+            live.clone(),
+        );
+        let feeder = Feeder::start(
+            reader.clone(),
+            dispatcher.clone(),
+            receivers.wake,
+            shutdown.receiver(),
+        );
+        let state = Arc::new(AppState {
+            settings: settings.clone(),
+            writer: writer_handle,
+            reader,
+            live: live.clone(),
+            dispatcher,
+            events: sink,
+        });
+        let http = HttpServer::start(bound, settings.server.handler_threads, state.clone());
+        live.is_running.store(true, Relaxed);
+        if recovered > 0 {
+            log::info!("recovered {recovered} messages that were in flight at the last stop; they are queued again");
+        }
+        Ok(Service {
+            settings,
+            http,
+            events,
+            feeder,
+            workers,
+            writer,
+            shutdown,
+            live,
+            state,
+            recovered,
+        })
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.local_addr()
+    }
+
+    pub fn ws_addr(&self) -> Option<SocketAddr> {
+        self.events.as_ref().map(Broadcaster::local_addr)
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        StatsSnapshot::build(
+            &self.live,
+            operations::queue_view(&self.state),
+            self.state.reader.file_sizes(),
+        )
+    }
+
+    /// Messages put back to `queued` at start because a previous run stopped mid-way.
+    pub fn recovered(&self) -> u64 {
+        self.recovered
+    }
+
+    /// Graceful stop: no new requests, requests in hand answered, workers drain the channel
+    /// until `queue.shutdown_timeout_s`, outcomes committed, WAL checkpointed.
+    pub fn stop(mut self) -> StopSummary {
+        let started = Instant::now();
+        self.live.is_running.store(false, Relaxed);
+        self.http.stop();
+        let drain = Duration::from_secs(self.settings.queue.shutdown_timeout_s);
+        let deadline = self.shutdown.begin(drain);
+        let left_behind = self.workers.join(deadline + Duration::from_secs(1));
+        if left_behind > 0 {
+            log::warn!("{left_behind} workers were still busy at the deadline; their messages resume at the next start");
+        }
+        self.feeder.join();
+        if let Some(events) = self.events.take() {
+            events.join();
+        }
+        drop(self.state);
+        self.writer.stop();
+        StopSummary {
+            took: started.elapsed(),
+            left_queued: self.live.queue_size(),
+            workers_left_behind: left_behind,
+            processed_total: self.live.processed.load(Relaxed),
+            dead_total: self.live.dead.load(Relaxed),
+        }
+    }
+}

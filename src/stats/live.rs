@@ -1,0 +1,106 @@
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::Instant;
+
+use super::LatencyHistogram;
+use crate::store::{CounterDelta, DurableCounters};
+
+/// Figures shared by every thread. Written with relaxed atomics: each figure is exact on its
+/// own; a reader may see one a moment ahead of another, which a stats page can live with.
+pub struct LiveStats {
+    pub started: Instant,
+    pub received: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub processed: AtomicU64,
+    pub dead: AtomicU64,
+    pub retried: AtomicU64,
+    pub requeued: AtomicU64,
+    pub discarded: AtomicU64,
+    pub purged: AtomicU64,
+    pub orders_created: AtomicU64,
+    pub processing_ms_total: AtomicU64,
+    pub queued: AtomicI64,
+    pub processing: AtomicI64,
+    pub dead_now: AtomicI64,
+    pub queue_size_peak: AtomicU64,
+    /// Ingest answers that were not 2xx, by reason.
+    pub rejected_backlog: AtomicU64,
+    pub rejected_storage: AtomicU64,
+    pub rejected_other: AtomicU64,
+    pub batches: AtomicU64,
+    pub batch_ops: AtomicU64,
+    pub ack_latency: LatencyHistogram,
+    pub processing_time: LatencyHistogram,
+    pub batch_size: LatencyHistogram,
+    pub workers_total: AtomicUsize,
+    pub workers_running: AtomicUsize,
+    pub workers_busy: AtomicUsize,
+    /// False after a commit failed, true again after one succeeds (readiness).
+    pub storage_ok: AtomicBool,
+    pub writer_running: AtomicBool,
+    pub is_running: AtomicBool,
+}
+
+impl LiveStats {
+    pub fn new(c: &DurableCounters) -> LiveStats {
+        LiveStats {
+            started: Instant::now(),
+            received: AtomicU64::new(c.received),
+            duplicates: AtomicU64::new(c.duplicates),
+            processed: AtomicU64::new(c.processed),
+            dead: AtomicU64::new(c.dead),
+            retried: AtomicU64::new(c.retried),
+            requeued: AtomicU64::new(c.requeued),
+            discarded: AtomicU64::new(c.discarded),
+            purged: AtomicU64::new(c.purged),
+            orders_created: AtomicU64::new(c.orders_created),
+            processing_ms_total: AtomicU64::new(c.processing_ms_total),
+            // After recovery nothing is processing: it was all put back to queued.
+            queued: AtomicI64::new((c.queued + c.processing) as i64),
+            processing: AtomicI64::new(0),
+            dead_now: AtomicI64::new(c.dead_now as i64),
+            queue_size_peak: AtomicU64::new(c.queue_size_peak),
+            rejected_backlog: AtomicU64::new(0),
+            rejected_storage: AtomicU64::new(0),
+            rejected_other: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            batch_ops: AtomicU64::new(0),
+            ack_latency: LatencyHistogram::default(),
+            processing_time: LatencyHistogram::default(),
+            batch_size: LatencyHistogram::default(),
+            workers_total: AtomicUsize::new(0),
+            workers_running: AtomicUsize::new(0),
+            workers_busy: AtomicUsize::new(0),
+            storage_ok: AtomicBool::new(true),
+            writer_running: AtomicBool::new(false),
+            is_running: AtomicBool::new(false),
+        }
+    }
+
+    /// Called by the writer right after a commit.
+    pub fn apply(&self, d: &CounterDelta) {
+        let add = |a: &AtomicU64, v: i64| {
+            if v > 0 {
+                a.fetch_add(v as u64, Relaxed);
+            }
+        };
+        add(&self.received, d.received);
+        add(&self.duplicates, d.duplicates);
+        add(&self.processed, d.processed);
+        add(&self.dead, d.dead);
+        add(&self.retried, d.retried);
+        add(&self.requeued, d.requeued);
+        add(&self.discarded, d.discarded);
+        add(&self.purged, d.purged);
+        add(&self.orders_created, d.orders_created);
+        add(&self.processing_ms_total, d.processing_ms);
+        self.queued.fetch_add(d.queued, Relaxed);
+        self.processing.fetch_add(d.processing, Relaxed);
+        self.dead_now.fetch_add(d.dead_now, Relaxed);
+        self.queue_size_peak.fetch_max(self.queue_size(), Relaxed);
+    }
+
+    /// Messages received and not finished: waiting on disk, in the channel, or in a worker.
+    pub fn queue_size(&self) -> u64 {
+        (self.queued.load(Relaxed) + self.processing.load(Relaxed)).max(0) as u64
+    }
+}

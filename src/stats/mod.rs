@@ -1,0 +1,11 @@
+//! Live figures for the stats endpoint, metrics and the event stream. Totals start from the
+//! durable counters at boot and move only after the commits they describe, so they agree with
+//! the database and answering never scans a table.
+
+pub mod latency;
+pub mod live;
+
+pub use latency::LatencyHistogram;
+pub use live::LiveStats;
+pub mod snapshot;
+pub use snapshot::{QueueView, StatsSnapshot};

@@ -1,0 +1,298 @@
+//! Read-only connections for the HTTP API, the feeder and `reprocess`. In WAL mode they read
+//! a consistent snapshot without ever blocking the writer.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
+
+use super::sql_err;
+use crate::orders::Order;
+use crate::queue::Job;
+use crate::store::{
+    DeadLetter, DurableCounters, FileSizes, LogQuery, MessageDetail, MessageState, MessageSummary,
+    OrderQuery, RawFilter, RawMessage, ReadStore, StoreError, StoreResult, StoredOrder,
+};
+use crate::time::rfc3339;
+
+pub struct SqliteReader {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl SqliteReader {
+    pub(super) fn new(path: PathBuf, conns: Vec<Connection>) -> Self {
+        SqliteReader {
+            path,
+            idle: Mutex::new(conns),
+        }
+    }
+
+    /// Runs `f` on a pooled connection; opens an extra one when all are busy rather than
+    /// making a request wait for another.
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
+        let pooled = self.idle.lock().map(|mut v| v.pop()).unwrap_or(None);
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(sql_err)?;
+                c.busy_timeout(std::time::Duration::from_secs(5))
+                    .map_err(sql_err)?;
+                c
+            }
+        };
+        let result = f(&conn).map_err(sql_err);
+        if let Ok(mut v) = self.idle.lock() {
+            if v.len() < 8 {
+                v.push(conn);
+            }
+        }
+        result
+    }
+}
+
+const SUMMARY_COLUMNS: &str =
+    "id, received_at, path, remote_addr, size, state, attempts, last_error, finished_at, note";
+
+fn summary(r: &Row) -> rusqlite::Result<MessageSummary> {
+    let state: String = r.get(5)?;
+    Ok(MessageSummary {
+        id: r.get(0)?,
+        received_at: rfc3339(r.get(1)?),
+        path: r.get(2)?,
+        remote_addr: r.get(3)?,
+        size: r.get::<_, i64>(4)? as u64,
+        status: MessageState::parse(&state).unwrap_or(MessageState::Queued),
+        attempts: r.get(6)?,
+        last_error: r.get(7)?,
+        processed_at: r.get::<_, Option<i64>>(8)?.map(rfc3339),
+        note: r.get(9)?,
+    })
+}
+
+const ORDER_COLUMNS: &str =
+    "id, message_id, source_path, created_at, updated_at, order_number, product, \
+    amount_cents, currency, email, size, site, quantity, profile, title, fields";
+
+fn stored_order(r: &Row) -> rusqlite::Result<StoredOrder> {
+    let fields: String = r.get(15)?;
+    Ok(StoredOrder {
+        id: r.get(0)?,
+        message_id: r.get(1)?,
+        source_path: r.get(2)?,
+        created_at: rfc3339(r.get(3)?),
+        updated_at: r.get::<_, Option<i64>>(4)?.map(rfc3339),
+        order: Order {
+            order_number: r.get(5)?,
+            product: r.get(6)?,
+            amount_cents: r.get(7)?,
+            currency: r.get(8)?,
+            email: r.get(9)?,
+            size: r.get(10)?,
+            site: r.get(11)?,
+            quantity: r.get(12)?,
+            profile: r.get(13)?,
+            title: r.get(14)?,
+            fields: serde_json::from_str(&fields).unwrap_or_default(),
+        },
+    })
+}
+
+impl ReadStore for SqliteReader {
+    fn counters(&self) -> StoreResult<DurableCounters> {
+        self.with(|c| {
+            let mut out = DurableCounters::default();
+            let mut stmt = c.prepare("SELECT name, value FROM counters")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            for row in rows {
+                let (name, v) = row?;
+                let v = v.max(0) as u64;
+                match name.as_str() {
+                    "received" => out.received = v,
+                    "duplicates" => out.duplicates = v,
+                    "processed" => out.processed = v,
+                    "dead" => out.dead = v,
+                    "retried" => out.retried = v,
+                    "requeued" => out.requeued = v,
+                    "discarded" => out.discarded = v,
+                    "purged" => out.purged = v,
+                    "orders_created" => out.orders_created = v,
+                    "processing_ms_total" => out.processing_ms_total = v,
+                    "queue_size_peak" => out.queue_size_peak = v,
+                    _ => {}
+                }
+            }
+            // Gauges are counted once, at start-up, through the (state, id) index.
+            let mut stmt = c.prepare("SELECT state, COUNT(*) FROM messages WHERE state IN ('queued', 'processing', 'dead') GROUP BY state")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            for row in rows {
+                let (state, n) = row?;
+                match state.as_str() {
+                    "queued" => out.queued = n as u64,
+                    "processing" => out.processing = n as u64,
+                    _ => out.dead_now = n as u64,
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn message(&self, id: i64) -> StoreResult<Option<MessageDetail>> {
+        self.with(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {SUMMARY_COLUMNS}, b.headers, b.payload, next_attempt_at FROM messages \
+                 LEFT JOIN bodies b ON b.message_id = messages.id WHERE id = ?1"
+            ))?
+            .query_row([id], |r| {
+                let next: i64 = r.get(12)?;
+                Ok(MessageDetail {
+                    summary: summary(r)?,
+                    headers_json: r
+                        .get::<_, Option<String>>(10)?
+                        .unwrap_or_else(|| "{}".into()),
+                    payload: r.get::<_, Option<Vec<u8>>>(11)?.unwrap_or_default(),
+                    next_attempt_at: (next > 0).then(|| rfc3339(next)),
+                })
+            })
+            .optional()
+        })
+    }
+
+    fn logs(&self, q: &LogQuery) -> StoreResult<Vec<MessageSummary>> {
+        let before = q.before_id.unwrap_or(i64::MAX);
+        self.with(|c| match q.status {
+            Some(state) => c
+                .prepare_cached(&format!(
+                    "SELECT {SUMMARY_COLUMNS} FROM messages WHERE state = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
+                ))?
+                .query_map(params![state.as_str(), before, q.limit], summary)?
+                .collect(),
+            None => c
+                .prepare_cached(&format!(
+                    "SELECT {SUMMARY_COLUMNS} FROM messages WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
+                ))?
+                .query_map(params![before, q.limit], summary)?
+                .collect(),
+        })
+    }
+
+    fn dead_letters(&self, after_id: Option<i64>, limit: u32) -> StoreResult<Vec<DeadLetter>> {
+        self.with(|c| {
+            c.prepare_cached(
+                "SELECT m.id, m.received_at, m.attempts, m.last_error, m.finished_at, b.payload \
+                 FROM messages m LEFT JOIN bodies b ON b.message_id = m.id \
+                 WHERE m.state = 'dead' AND m.id > ?1 ORDER BY m.id LIMIT ?2",
+            )?
+            .query_map(params![after_id.unwrap_or(0), limit], |r| {
+                Ok(DeadLetter {
+                    id: r.get(0)?,
+                    received_at: rfc3339(r.get(1)?),
+                    attempts: r.get(2)?,
+                    last_error: r.get(3)?,
+                    failed_at: r.get::<_, Option<i64>>(4)?.map(rfc3339),
+                    payload: r.get::<_, Option<Vec<u8>>>(5)?.unwrap_or_default(),
+                })
+            })?
+            .collect()
+        })
+    }
+
+    fn due_jobs(&self, after_id: i64, now_ms: i64, limit: u32) -> StoreResult<Vec<Job>> {
+        self.with(|c| {
+            c.prepare_cached(
+                "SELECT m.id, m.path, m.attempts, b.payload FROM messages m \
+                 JOIN bodies b ON b.message_id = m.id \
+                 WHERE m.state = 'queued' AND m.id > ?1 AND m.next_attempt_at <= ?2 \
+                 ORDER BY m.id LIMIT ?3",
+            )?
+            .query_map(params![after_id, now_ms, limit], |r| {
+                Ok(Job {
+                    id: r.get(0)?,
+                    path: r.get(1)?,
+                    attempts: r.get(2)?,
+                    payload: r.get(3)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    fn orders(&self, q: &OrderQuery) -> StoreResult<Vec<StoredOrder>> {
+        let before = q.before_id.unwrap_or(i64::MAX);
+        self.with(|c| match &q.q {
+            Some(text) => {
+                let like = format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+                c.prepare_cached(&format!(
+                    "SELECT {ORDER_COLUMNS} FROM orders WHERE id < ?1 AND (order_number LIKE ?2 ESCAPE '\\' \
+                     OR email LIKE ?2 ESCAPE '\\' OR product LIKE ?2 ESCAPE '\\') ORDER BY id DESC LIMIT ?3"
+                ))?
+                .query_map(params![before, like, q.limit], stored_order)?
+                .collect()
+            }
+            None => c
+                .prepare_cached(&format!(
+                    "SELECT {ORDER_COLUMNS} FROM orders WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
+                ))?
+                .query_map(params![before, q.limit], stored_order)?
+                .collect(),
+        })
+    }
+
+    fn order(&self, order_number: &str) -> StoreResult<Option<StoredOrder>> {
+        self.with(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {ORDER_COLUMNS} FROM orders WHERE order_number = ?1 ORDER BY id LIMIT 1"
+            ))?
+            .query_row([order_number], stored_order)
+            .optional()
+        })
+    }
+
+    fn raw_messages(
+        &self,
+        f: &RawFilter,
+        after_id: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<RawMessage>> {
+        self.with(|c| {
+            c.prepare_cached(
+                "SELECT m.id, m.path, m.state, b.payload FROM messages m JOIN bodies b ON b.message_id = m.id \
+                 WHERE m.id > ?1 AND m.received_at >= ?2 AND (?3 IS NULL OR m.state = ?3) \
+                 ORDER BY m.id LIMIT ?4",
+            )?
+            .query_map(
+                params![after_id, f.since_ms.unwrap_or(i64::MIN), f.status.map(MessageState::as_str), limit],
+                |r| {
+                    let state: String = r.get(2)?;
+                    Ok(RawMessage {
+                        id: r.get(0)?,
+                        path: r.get(1)?,
+                        state: MessageState::parse(&state).unwrap_or(MessageState::Queued),
+                        payload: r.get(3)?,
+                    })
+                },
+            )?
+            .collect()
+        })
+    }
+
+    fn file_sizes(&self) -> FileSizes {
+        let size = |p: PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        FileSizes {
+            db_size_bytes: size(self.path.clone()),
+            wal_size_bytes: size(PathBuf::from(wal)),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        sql_err(e)
+    }
+}

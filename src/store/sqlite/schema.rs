@@ -1,0 +1,94 @@
+//! Schema creation and migration. The version lives in `PRAGMA user_version`; a database from
+//! a newer hookvault is refused rather than guessed at.
+
+use rusqlite::Connection;
+
+use crate::store::StoreError;
+
+pub const SCHEMA_VERSION: i64 = 1;
+
+const V1: &str = r#"
+-- One row per received webhook: small, so state changes rewrite small pages.
+CREATE TABLE messages (
+    id              INTEGER PRIMARY KEY,
+    received_at     INTEGER NOT NULL,          -- unix ms
+    path            TEXT    NOT NULL,
+    remote_addr     TEXT,
+    size            INTEGER NOT NULL,
+    idem_key        TEXT,
+    state           TEXT    NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL DEFAULT 0,  -- unix ms; 0 = now
+    last_error      TEXT,
+    finished_at     INTEGER,                   -- processed or dead, unix ms
+    note            TEXT
+);
+CREATE UNIQUE INDEX messages_idem_key ON messages(idem_key) WHERE idem_key IS NOT NULL;
+CREATE INDEX messages_state ON messages(state, id);
+
+-- Bodies are written once and never updated, so they live apart from the churning state.
+CREATE TABLE bodies (
+    message_id INTEGER PRIMARY KEY,
+    headers    TEXT NOT NULL,                  -- JSON object
+    payload    BLOB NOT NULL
+);
+
+CREATE TABLE orders (
+    id           INTEGER PRIMARY KEY,
+    message_id   INTEGER NOT NULL,
+    source_path  TEXT    NOT NULL,
+    order_number TEXT    NOT NULL,
+    product      TEXT,
+    amount_cents INTEGER,
+    currency     TEXT,
+    email        TEXT,
+    size         TEXT,
+    site         TEXT,
+    quantity     INTEGER NOT NULL,
+    profile      TEXT,
+    title        TEXT,
+    fields       TEXT    NOT NULL,             -- JSON object of every labelled value
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER,
+    UNIQUE (source_path, order_number)
+);
+
+-- Operator actions on messages (retry, discard), with who and when.
+CREATE TABLE operator_actions (
+    id         INTEGER PRIMARY KEY,
+    message_id INTEGER,                        -- NULL for "all dead letters"
+    at         INTEGER NOT NULL,
+    action     TEXT    NOT NULL,
+    actor      TEXT    NOT NULL,
+    affected   INTEGER NOT NULL
+);
+
+CREATE TABLE counters (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+"#;
+
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(super::sql_err)?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Unavailable(format!(
+            "the database has schema version {version}, but this hookvault knows only up to \
+             {SCHEMA_VERSION}; run the newer hookvault that wrote it, or restore a backup"
+        )));
+    }
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    let tx = conn.transaction().map_err(super::sql_err)?;
+    if version < 1 {
+        tx.execute_batch(V1).map_err(super::sql_err)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(super::sql_err)?;
+    tx.commit().map_err(super::sql_err)?;
+    log::info!("database schema migrated from version {version} to {SCHEMA_VERSION}");
+    Ok(())
+}

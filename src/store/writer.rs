@@ -1,0 +1,282 @@
+//! The one thread that writes. Handlers and workers send it ops; it drains whatever is waiting,
+//! commits it as one transaction (one fsync covers the whole batch: group commit), and only
+//! then answers the handlers, hands new messages to the workers and publishes events. This is
+//! what makes "a 2xx means it is on disk" cheap.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+
+use super::{Effect, OpOutcome, OrderChange, StoreError, StoreResult, WriteOp, WriteStore};
+use crate::events::{Event, EventSink};
+use crate::queue::{Dispatcher, Job};
+use crate::stats::LiveStats;
+use crate::time::now_ms;
+
+/// Most ops folded into one transaction; bounds how long one commit holds the others.
+const MAX_BATCH: usize = 2048;
+/// Inbox bound: when it is full, handlers wait, which is the right backpressure.
+const INBOX: usize = 16_384;
+
+type Reply = Sender<StoreResult<OpOutcome>>;
+
+enum Request {
+    Op(WriteOp, Option<Reply>),
+    /// Finish what is queued, checkpoint, and exit.
+    Stop,
+}
+
+/// A cheap, cloneable way to reach the writer.
+#[derive(Clone)]
+pub struct WriterHandle {
+    inbox: Sender<Request>,
+}
+
+impl WriterHandle {
+    /// Submits `op` and waits until its transaction is committed (or failed).
+    pub fn submit(&self, op: WriteOp, timeout: Duration) -> StoreResult<OpOutcome> {
+        let (tx, rx) = bounded(1);
+        self.inbox
+            .send(Request::Op(op, Some(tx)))
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        match rx.recv_timeout(timeout) {
+            Ok(r) => r,
+            Err(RecvTimeoutError::Timeout) => Err(StoreError::Unavailable(format!(
+                "no commit within {timeout:?}; the disk may be stalled"
+            ))),
+            Err(RecvTimeoutError::Disconnected) => Err(StoreError::Unavailable(
+                "the writer stopped before committing".into(),
+            )),
+        }
+    }
+
+    /// Submits `op` without waiting: for workers, whose outcome is durable before the message
+    /// leaves the in-flight set.
+    pub fn send(&self, op: WriteOp) {
+        if self.inbox.send(Request::Op(op, None)).is_err() {
+            log::error!("writer has stopped; an outcome was not recorded (the message stays queued on disk)");
+        }
+    }
+}
+
+pub struct Writer {
+    thread: JoinHandle<()>,
+    inbox: Sender<Request>,
+}
+
+/// What the writer does after a commit besides answering.
+pub struct WriterContext {
+    pub live: Arc<LiveStats>,
+    pub dispatcher: Dispatcher,
+    pub events: EventSink,
+}
+
+impl Writer {
+    pub fn start(store: Box<dyn WriteStore>, ctx: WriterContext) -> (Writer, WriterHandle) {
+        let (tx, rx) = bounded(INBOX);
+        ctx.live.writer_running.store(true, Relaxed);
+        let thread = std::thread::Builder::new()
+            .name("writer".into())
+            .spawn(move || run(store, rx, ctx))
+            .expect("spawn writer thread");
+        (
+            Writer {
+                thread,
+                inbox: tx.clone(),
+            },
+            WriterHandle { inbox: tx },
+        )
+    }
+
+    /// Commits everything already sent, checkpoints the WAL and waits for the thread.
+    pub fn stop(self) {
+        let _ = self.inbox.send(Request::Stop);
+        let _ = self.thread.join();
+    }
+}
+
+fn run(mut store: Box<dyn WriteStore>, inbox: Receiver<Request>, ctx: WriterContext) {
+    let mut ops: Vec<WriteOp> = Vec::with_capacity(MAX_BATCH);
+    let mut replies: Vec<Option<Reply>> = Vec::with_capacity(MAX_BATCH);
+    let mut stopping = false;
+    while !stopping {
+        let first = match inbox.recv_timeout(Duration::from_millis(250)) {
+            Ok(r) => r,
+            Err(RecvTimeoutError::Timeout) => {
+                if let Err(e) = store.maintain(true) {
+                    log::warn!("WAL checkpoint failed: {e}");
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let mut next = Some(first);
+        while let Some(req) = next.take() {
+            match req {
+                Request::Op(op, reply) => {
+                    ops.push(op);
+                    replies.push(reply);
+                }
+                Request::Stop => {
+                    stopping = true;
+                    // Whatever was sent before Stop still gets committed.
+                    while let Ok(Request::Op(op, reply)) = inbox.try_recv() {
+                        ops.push(op);
+                        replies.push(reply);
+                    }
+                    break;
+                }
+            }
+            if ops.len() < MAX_BATCH {
+                next = inbox.try_recv().ok();
+            }
+        }
+        commit(&mut *store, &mut ops, &mut replies, &ctx);
+        if let Err(e) = store.maintain(inbox.is_empty()) {
+            log::warn!("WAL checkpoint failed: {e}");
+        }
+    }
+    if let Err(e) = store.checkpoint() {
+        log::warn!("final WAL checkpoint failed: {e}");
+    }
+    ctx.live.writer_running.store(false, Relaxed);
+}
+
+fn commit(
+    store: &mut dyn WriteStore,
+    ops: &mut Vec<WriteOp>,
+    replies: &mut Vec<Option<Reply>>,
+    ctx: &WriterContext,
+) {
+    if ops.is_empty() {
+        return;
+    }
+    let started = Instant::now();
+    let peak = ctx
+        .live
+        .queue_size_peak
+        .load(Relaxed)
+        .max(ctx.live.queue_size());
+    match store.commit_batch(ops, now_ms(), peak) {
+        Ok((outcomes, delta)) => {
+            ctx.live.storage_ok.store(true, Relaxed);
+            ctx.live.apply(&delta);
+            ctx.live.batches.fetch_add(1, Relaxed);
+            ctx.live.batch_ops.fetch_add(ops.len() as u64, Relaxed);
+            ctx.live
+                .batch_size
+                .record(Duration::from_micros(ops.len() as u64));
+            for ((op, outcome), reply) in ops.drain(..).zip(outcomes).zip(replies.drain(..)) {
+                after_commit(op, &outcome, ctx);
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+        }
+        Err(e) if ops.len() > 1 => {
+            // One bad op must not fail its neighbours: try each on its own.
+            log::warn!(
+                "batch of {} failed ({e}); retrying its ops one by one",
+                ops.len()
+            );
+            let single_ops: Vec<_> = ops.drain(..).collect();
+            let single_replies: Vec<_> = replies.drain(..).collect();
+            for (op, reply) in single_ops.into_iter().zip(single_replies) {
+                let (mut one_op, mut one_reply) = (vec![op], vec![reply]);
+                commit(store, &mut one_op, &mut one_reply, ctx);
+            }
+        }
+        Err(e) => {
+            ctx.live.storage_ok.store(false, Relaxed);
+            let op = ops.pop();
+            let reply = replies.pop().flatten();
+            match (&op, reply) {
+                (_, Some(reply)) => {
+                    let _ = reply.send(Err(e));
+                }
+                (Some(op), None) => {
+                    log::error!("could not record {}: {e}; it stays as it was on disk and is retried after a restart", describe(op));
+                    if let Some(id) = finished_id(op) {
+                        ctx.dispatcher.release(id);
+                    }
+                }
+                (None, None) => {}
+            }
+        }
+    }
+    log::trace!("commit took {:?}", started.elapsed());
+}
+
+/// Post-commit effects, in commit order.
+fn after_commit(op: WriteOp, outcome: &OpOutcome, ctx: &WriterContext) {
+    match (op, outcome) {
+        (
+            WriteOp::Append(m),
+            OpOutcome::Appended {
+                id,
+                duplicate: false,
+            },
+        ) => {
+            ctx.events.publish(Event::WebhookReceived { id: *id });
+            ctx.dispatcher.offer(Job {
+                id: *id,
+                path: m.path,
+                payload: m.payload,
+                attempts: 0,
+            });
+        }
+        (WriteOp::Complete { id, .. }, OpOutcome::Completed { order }) => {
+            ctx.dispatcher.release(id);
+            if let (Some(OrderChange::Created(order)), true) = (order, ctx.events.has_clients()) {
+                ctx.events.publish(Event::OrderCreated {
+                    order: serde_json::to_value(order.as_ref()).unwrap_or_default(),
+                });
+            }
+        }
+        (WriteOp::Dead { id, error }, OpOutcome::Changed(_)) => {
+            ctx.dispatcher.release(id);
+            ctx.events.publish(Event::WebhookDead { id, error });
+        }
+        (
+            WriteOp::Complete { id, .. } | WriteOp::Dead { id, .. },
+            OpOutcome::NotApplicable { state },
+        ) => {
+            log::warn!("message {id} finished but was {state:?} on disk; outcome ignored");
+            ctx.dispatcher.release(id);
+        }
+        (WriteOp::RequeueDead { .. }, OpOutcome::Changed(n)) if *n > 0 => {
+            ctx.dispatcher.wake_feeder()
+        }
+        (WriteOp::Rederive { .. }, _) => {}
+        _ => {}
+    }
+}
+
+fn finished_id(op: &WriteOp) -> Option<i64> {
+    match op {
+        WriteOp::Complete { id, .. } | WriteOp::Dead { id, .. } | WriteOp::Claim { id } => {
+            Some(*id)
+        }
+        _ => None,
+    }
+}
+
+fn describe(op: &WriteOp) -> String {
+    match op {
+        WriteOp::Append(_) => "a new message".into(),
+        WriteOp::Claim { id } => format!("the start of an attempt on message {id}"),
+        WriteOp::Complete { id, effect, .. } => match effect {
+            Effect::Nothing => format!("message {id} as processed"),
+            Effect::Order(o) => format!("order {} of message {id}", o.order_number),
+        },
+        WriteOp::Retry { id, .. } => format!("a retry of message {id}"),
+        WriteOp::Dead { id, .. } => format!("message {id} as dead"),
+        WriteOp::RequeueDead { .. } => "a dead-letter retry".into(),
+        WriteOp::Discard { id, .. } => format!("the discard of message {id}"),
+        WriteOp::PurgeProcessed { .. } => "a retention purge".into(),
+        WriteOp::Rederive { id, .. } => format!("a re-derived order of message {id}"),
+    }
+}
