@@ -1,0 +1,162 @@
+//! Ingest through real HTTP against the library's server.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{order_body, InProcess};
+
+const INGEST: &str = "/api/v2/webhooks/orders";
+
+#[test]
+fn a_posted_webhook_is_processed_and_logged() {
+    let s = InProcess::start(|_| {});
+    let a = s.http.ingest(&order_body(1));
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.json["status"], "queued");
+    let id = a.json["id"].as_i64().expect("id");
+    let entry = s.http.wait_status(id, "processed", Duration::from_secs(10));
+    assert_eq!(entry["attempts"], 1);
+    assert_eq!(entry["path"], INGEST);
+    assert!(entry["payload"].as_str().unwrap().contains("TEST-1"));
+    let stats = s.http.stats();
+    assert_eq!(stats["total_received"], 1);
+    assert_eq!(stats["total_processed"], 1);
+}
+
+#[test]
+fn duplicate_idempotency_key_answers_the_first_id_and_stores_once() {
+    let s = InProcess::start(|_| {});
+    let first = s.http.post_with(
+        INGEST,
+        order_body(2).as_bytes(),
+        &[("Idempotency-Key", "abc-1")],
+    );
+    assert_eq!(first.json["status"], "queued");
+    let again = s.http.post_with(
+        INGEST,
+        order_body(2).as_bytes(),
+        &[("Idempotency-Key", "abc-1")],
+    );
+    assert_eq!(again.status, 200);
+    assert_eq!(again.json["status"], "duplicate");
+    assert_eq!(again.json["id"], first.json["id"]);
+    // `webhook-id` (Standard Webhooks) is a key too.
+    let w1 = s.http.post_with(INGEST, b"{}", &[("webhook-id", "msg_1")]);
+    let w2 = s.http.post_with(INGEST, b"{}", &[("webhook-id", "msg_1")]);
+    assert_eq!(w2.json["status"], "duplicate");
+    assert_eq!(w2.json["id"], w1.json["id"]);
+    s.http.wait_drained(Duration::from_secs(10));
+    let stats = s.http.stats();
+    assert_eq!(stats["total_received"], 2);
+    assert_eq!(stats["total_duplicates"], 2);
+}
+
+#[test]
+fn concurrent_duplicates_are_stored_once() {
+    let s = InProcess::start(|_| {});
+    let ids: Vec<i64> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let http = &s.http;
+                scope.spawn(move || {
+                    http.post_with(INGEST, b"{}", &[("Idempotency-Key", "same")])
+                        .json["id"]
+                        .as_i64()
+                        .unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(ids.iter().all(|&id| id == ids[0]), "{ids:?}");
+    s.http.wait_drained(Duration::from_secs(10));
+    assert_eq!(s.http.stats()["total_received"], 1);
+}
+
+#[test]
+fn invalid_json_is_stored_then_dead_with_the_parse_error() {
+    let s = InProcess::start(|_| {});
+    let a = s
+        .http
+        .ingest(r#"{"embeds":[{"description":"Product\nBroken"#);
+    assert_eq!(a.status, 200);
+    let entry = s.http.wait_status(
+        a.json["id"].as_i64().unwrap(),
+        "dead",
+        Duration::from_secs(10),
+    );
+    assert_eq!(entry["attempts"], 1, "a permanent error is not retried");
+    let err = entry["last_error"].as_str().unwrap();
+    assert!(err.contains("invalid JSON") && err.contains("EOF"), "{err}");
+}
+
+#[test]
+fn oversized_bodies_get_413_and_nothing_is_stored() {
+    let s = InProcess::start(|c| c.server.max_body_bytes = 100);
+    let a = s.http.post(INGEST, &[b'x'; 101]);
+    assert_eq!(a.status, 413);
+    assert_eq!(a.json["error"], "payload_too_large");
+    assert!(a.json["message"]
+        .as_str()
+        .unwrap()
+        .contains("max_body_bytes"));
+    let ok = s.http.post(INGEST, &[b' '; 100]);
+    assert_eq!(ok.status, 200, "exactly the limit is fine");
+    assert_eq!(s.http.stats()["total_received"], 1);
+}
+
+#[test]
+fn non_utf8_payloads_are_kept_byte_for_byte() {
+    let s = InProcess::start(|_| {});
+    let a = s.http.post(INGEST, &[0xff, 0xfe, 0x00, 0x41]);
+    assert_eq!(a.status, 200);
+    let entry = s.http.wait_status(
+        a.json["id"].as_i64().unwrap(),
+        "dead",
+        Duration::from_secs(10),
+    );
+    assert_eq!(entry["payload_encoding"], "base64");
+    assert_eq!(entry["payload"], "//4AQQ==");
+}
+
+#[test]
+fn unknown_paths_and_wrong_methods_get_json_errors() {
+    let s = InProcess::start(|_| {});
+    let a = s.http.get("/nope");
+    assert_eq!(a.status, 404);
+    assert_eq!(a.json["error"], "not_found");
+    let a = s.http.get(INGEST);
+    assert_eq!(a.status, 405);
+    assert_eq!(a.header("Allow"), Some("POST"));
+    let a = s.http.get("/api/v2/webhooks/logs/999999");
+    assert_eq!(a.status, 404);
+    let a = s.http.get("/api/v2/webhooks/logs/abc");
+    assert_eq!(a.status, 400);
+}
+
+#[test]
+fn ingest_token_is_required_when_configured() {
+    let s = InProcess::start(|c| c.ingest.token = Some("s3cret".into()));
+    let a = s.http.ingest("{}");
+    assert_eq!(a.status, 401);
+    assert!(a.json["message"]
+        .as_str()
+        .unwrap()
+        .contains("X-Webhook-Token"));
+    assert_eq!(
+        s.http.post(&format!("{INGEST}?token=wrong"), b"{}").status,
+        401
+    );
+    assert_eq!(
+        s.http.post(&format!("{INGEST}?token=s3cret"), b"{}").status,
+        200
+    );
+    assert_eq!(
+        s.http
+            .post_with(INGEST, b"{}", &[("X-Webhook-Token", "s3cret")])
+            .status,
+        200
+    );
+    assert_eq!(s.http.stats()["total_received"], 2);
+}
