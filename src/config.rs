@@ -512,3 +512,35 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod example_file {
+    use super::*;
+
+    /// `config.example.toml` documents every key with its default: loading it must give
+    /// exactly the built-in defaults, and it must mention every key the program knows.
+    #[test]
+    fn example_config_matches_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+        let sources = Sources {
+            file: Some(path.clone()),
+            ..Sources::default()
+        };
+        assert_eq!(Settings::load(&sources).unwrap(), Settings::default());
+        let text = std::fs::read_to_string(path).unwrap();
+        let defaults = Value::try_from(Settings::default()).unwrap();
+        for (section, keys) in defaults.as_table().unwrap() {
+            for key in keys.as_table().unwrap().keys() {
+                let documented = text.contains(&format!("\n{key} ="))
+                    || text.contains(&format!("[{section}.{key}]"));
+                assert!(documented, "config.example.toml lacks {section}.{key}");
+            }
+        }
+        for (section, key) in OPTIONAL_KEYS {
+            assert!(
+                text.contains(&format!("# {key} =")),
+                "config.example.toml lacks {section}.{key}"
+            );
+        }
+    }
+}

@@ -13,6 +13,7 @@ use hookvault::queue::Processor;
 use hookvault::{Service, Settings};
 use serde_json::Value;
 
+#[derive(Clone)]
 pub struct Http {
     pub base: String,
     agent: ureq::Agent,
