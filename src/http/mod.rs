@@ -7,6 +7,7 @@ pub mod operations;
 pub mod response;
 pub mod router;
 pub mod server;
+pub mod stall_guard;
 
 use std::sync::Arc;
 

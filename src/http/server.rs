@@ -6,11 +6,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use super::stall_guard::StallGuard;
 use super::{router, AppState};
 use crate::error::{Error, Result};
 
 pub struct HttpServer {
     server: Arc<tiny_http::Server>,
+    guard: Option<(StallGuard, crossbeam_channel::Sender<()>)>,
     threads: Vec<JoinHandle<()>>,
     stopping: Arc<AtomicBool>,
     addr: SocketAddr,
@@ -56,8 +58,11 @@ impl HttpServer {
                     .expect("spawn http thread")
             })
             .collect();
+        let (guard_stop, guard_rx) = crossbeam_channel::bounded(0);
+        let guard = StallGuard::start(addr, guard_rx);
         HttpServer {
             server,
+            guard: Some((guard, guard_stop)),
             threads,
             stopping,
             addr,
@@ -70,7 +75,11 @@ impl HttpServer {
 
     /// Stops taking requests. Requests already handed to a thread are answered first; the
     /// listener closes when the last thread is done.
-    pub fn stop(self) {
+    pub fn stop(mut self) {
+        if let Some((guard, stop)) = self.guard.take() {
+            drop(stop);
+            guard.join();
+        }
         self.stopping.store(true, Ordering::SeqCst);
         for _ in &self.threads {
             self.server.unblock();
