@@ -226,7 +226,7 @@ fn sender(
                 match parse_ack(&reply.body) {
                     Some(AckKind::Queued(id)) => {
                         out.queued += 1;
-                        out.acks.push(Ack { id, expect });
+                        out.acks.push(Ack { id, expect, seq: i });
                     }
                     Some(AckKind::Duplicate(_)) => out.duplicates += 1,
                     None => {

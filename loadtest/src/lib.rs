@@ -209,7 +209,8 @@ pub fn run_with<'t>(
                 printed = true;
             }
         };
-        let v = verify::drain_and_verify(admin, &before, &out.acks, &cfg, &mut on_poll);
+        let label = |seq| payloads.label(seq);
+        let v = verify::drain_and_verify(admin, &before, &out.acks, &cfg, &mut on_poll, &label);
         if printed && tty {
             eprintln!();
         }

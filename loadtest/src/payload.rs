@@ -99,6 +99,16 @@ impl Payloads {
         }
     }
 
+    /// Names the `seq`-th body: its order number, or the fixture file it came from.
+    pub fn label(&self, seq: u64) -> String {
+        match &self.kind {
+            Kind::Generated { run_id } => format!("order {}", order_number(run_id, seq)),
+            Kind::Replay(fixtures) => fixtures[(seq % fixtures.len() as u64) as usize]
+                .name
+                .clone(),
+        }
+    }
+
     /// True when bodies are generated (every one distinct, every one must be processed).
     pub fn is_generated(&self) -> bool {
         matches!(self.kind, Kind::Generated { .. })
@@ -297,6 +307,8 @@ mod tests {
         assert_eq!(got[2], (b"{}".to_vec(), Expect::Processed));
         assert_eq!(got[3], got[0], "round-robin wraps");
         assert!(p.describe().contains("3 fixtures"));
+        assert_eq!(p.label(4), "b_bad.json");
+        assert_eq!(Payloads::generated("R").label(3), "order LT-R-3");
         assert!(!p.is_generated());
 
         let single = Payloads::load(&PayloadSpec::Body(dir.join("b_bad.json")), "R").unwrap();

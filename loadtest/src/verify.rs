@@ -60,6 +60,8 @@ pub struct LogEntry {
 pub struct Ack {
     pub id: i64,
     pub expect: Expect,
+    /// The request's sequence number in the run (see [`crate::Payloads::label`]).
+    pub seq: u64,
 }
 
 /// The admin calls verification needs.
@@ -132,13 +134,15 @@ const MAX_LISTED_PROBLEMS: usize = 10;
 
 /// Polls stats until nothing is pending and the finished counters have grown by the number of
 /// acks (or the queue has been empty for `settle`, or `drain_timeout` passed), then samples
-/// acknowledged ids through the logs endpoint. `on_poll` sees every stats answer (for progress).
+/// acknowledged ids through the logs endpoint. `on_poll` sees every stats answer (for progress);
+/// `label` names the body of a request by its sequence number in problem lines.
 pub fn drain_and_verify(
     api: &mut dyn AdminApi,
     before: &Stats,
     acks: &[Ack],
     cfg: &VerifyConfig,
     on_poll: &mut dyn FnMut(&Stats, Duration),
+    label: &dyn Fn(u64) -> String,
 ) -> Verification {
     let mut v = Verification {
         acked: acks.len() as u64,
@@ -214,12 +218,18 @@ pub fn drain_and_verify(
         }
     }
 
-    check_sample(api, acks, cfg, &mut v);
+    check_sample(api, acks, cfg, label, &mut v);
     v.ok = v.failures.is_empty();
     v
 }
 
-fn check_sample(api: &mut dyn AdminApi, acks: &[Ack], cfg: &VerifyConfig, v: &mut Verification) {
+fn check_sample(
+    api: &mut dyn AdminApi,
+    acks: &[Ack],
+    cfg: &VerifyConfig,
+    label: &dyn Fn(u64) -> String,
+    v: &mut Verification,
+) {
     let picked = sample_indices(acks.len(), cfg.sample, cfg.seed);
     v.sampled = picked.len() as u64;
     for i in picked {
@@ -233,6 +243,7 @@ fn check_sample(api: &mut dyn AdminApi, acks: &[Ack], cfg: &VerifyConfig, v: &mu
             Ok(Some(entry)) => judge(ack, &entry),
         };
         if let Some(p) = problem {
+            let p = format!("{p} [{}]", label(ack.seq));
             v.sample_bad += 1;
             if v.sample_problems.len() < MAX_LISTED_PROBLEMS {
                 v.sample_problems.push(p);
@@ -372,7 +383,12 @@ mod tests {
     }
 
     fn acks(ids: std::ops::Range<i64>, expect: Expect) -> Vec<Ack> {
-        ids.map(|id| Ack { id, expect }).collect()
+        ids.map(|id| Ack {
+            id,
+            expect,
+            seq: id as u64,
+        })
+        .collect()
     }
 
     fn fast() -> VerifyConfig {
@@ -386,7 +402,9 @@ mod tests {
     }
 
     fn run(api: &mut Fake, before: &Stats, acks: &[Ack]) -> Verification {
-        drain_and_verify(api, before, acks, &fast(), &mut |_, _| {})
+        drain_and_verify(api, before, acks, &fast(), &mut |_, _| {}, &|seq| {
+            format!("body {seq}")
+        })
     }
 
     #[test]
@@ -428,7 +446,7 @@ mod tests {
         assert!(v
             .sample_problems
             .iter()
-            .any(|p| p.contains("id 99: not found")));
+            .any(|p| p.contains("id 99: not found") && p.ends_with("[body 99]")));
     }
 
     #[test]
@@ -492,10 +510,12 @@ mod tests {
         let p = Ack {
             id: 1,
             expect: Expect::Processed,
+            seq: 0,
         };
         let d = Ack {
             id: 2,
             expect: Expect::Dead,
+            seq: 1,
         };
         let e = |s: &str| LogEntry {
             id: 0,
