@@ -59,7 +59,7 @@ so a stalled server cannot hide latency through coordinated omission):
 
 SCENARIOS (--scenario NAME):
     seed-100                100 concurrent requests (closed loop, -c 100); prints the seed's
-                            'Sent/Success/Rate' lines, then the report
+                            'Sent/Success/Rate' lines, then the report (not with --json)
     black-friday            500 webhooks over 5 minutes, open loop
     bot-drop                300 webhooks over 10 seconds, open loop
     extreme-burst           1000 webhooks over 30 seconds, open loop
@@ -88,7 +88,8 @@ VERIFICATION (on by default):
     are 'processed' (or 'dead' where the body was expected to fail).
 
 OUTPUT:
-    --json                  print the report as one JSON object on stdout
+    --json                  print the report as one JSON object on stdout (FAIL reasons
+                            also go to stderr)
     -q, --quiet             no progress lines on stderr (otherwise one a second on runs over 2 s)
     --timeout D             per-request timeout [default: 30s]
 

@@ -37,6 +37,10 @@ fn main() -> ExitCode {
             Ok(report) => {
                 if opts.json {
                     println!("{}", report.to_json());
+                    // stdout holds only the JSON object; say why a run failed on stderr too
+                    for f in &report.failures {
+                        eprintln!("hookvault-loadtest: FAIL: {f}");
+                    }
                 } else {
                     if opts.scenario == Some(Scenario::Seed100) {
                         print!("{}", seed_lines(&report));
