@@ -141,6 +141,9 @@ impl AdminApi for HttpAdmin {
                 "GET {STATS_PATH} answered {} (pass the admin token with --admin-token)",
                 r.status
             )),
+            404 => Err(format!(
+                "GET {STATS_PATH} answered 404: no stats endpoint here"
+            )),
             s => Err(format!("GET {STATS_PATH} answered {s}: {}", clip(&r.body))),
         }
     }
@@ -158,10 +161,11 @@ impl AdminApi for HttpAdmin {
     }
 }
 
-/// At most 200 characters of `s`, for error messages.
+/// At most 200 characters of `s` on one line, for error messages.
 pub fn clip(s: &str) -> String {
-    let mut out: String = s.chars().take(200).collect();
-    if out.len() < s.len() {
+    let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut out: String = one_line.chars().take(200).collect();
+    if out.len() < one_line.len() {
         out.push_str("...");
     }
     out
@@ -183,6 +187,13 @@ mod tests {
         );
         assert_eq!(parse_ack(r#"{"status":"ok"}"#), None);
         assert_eq!(parse_ack("<html>"), None);
+    }
+
+    #[test]
+    fn clip_is_one_short_line() {
+        assert_eq!(clip("a\n  b"), "a b");
+        let long = "x".repeat(500);
+        assert_eq!(clip(&long).len(), 203);
     }
 
     #[test]

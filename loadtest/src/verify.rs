@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::client::clip;
 use crate::payload::Expect;
 
 /// The fields of `GET /api/v2/webhooks/queue/stats` that verification reads.
@@ -311,14 +312,6 @@ pub fn sample_indices(n: usize, k: usize, seed: u64) -> Vec<usize> {
     }
     let mut out = idx[..k].to_vec();
     out.sort_unstable();
-    out
-}
-
-fn clip(s: &str) -> String {
-    let mut out: String = s.chars().take(200).collect();
-    if out.len() < s.len() {
-        out.push_str("...");
-    }
     out
 }
 
