@@ -89,6 +89,28 @@ impl LatencyHistogram {
             .map(|(_, c)| c.load(Relaxed))
             .sum()
     }
+
+    /// One pass over the buckets: for each of `bounds_us` (ascending) how many recordings were
+    /// at most it (as [`Self::count_at_most`]), and the count of all of them. The figures are
+    /// cumulative and the last one is the total, even while others record.
+    pub fn cumulative(&self, bounds_us: &[u64]) -> (Vec<u64>, u64) {
+        let mut out = Vec::with_capacity(bounds_us.len());
+        let mut bounds = bounds_us.iter().peekable();
+        let mut seen = 0u64;
+        for (i, c) in self.counts.iter().enumerate() {
+            while let Some(&&b) = bounds.peek() {
+                if upper_bound(i) > b {
+                    out.push(seen);
+                    bounds.next();
+                } else {
+                    break;
+                }
+            }
+            seen += c.load(Relaxed);
+        }
+        out.extend(bounds.map(|_| seen));
+        (out, seen)
+    }
 }
 
 #[cfg(test)]
@@ -133,5 +155,11 @@ mod tests {
         assert_eq!(h.count(), 10_000);
         assert_eq!(h.count_at_most(u64::MAX), 10_000);
         assert!(h.count_at_most(1000) <= 1000);
+        let bounds = [0, 1000, 5000, u64::MAX];
+        let (cum, total) = h.cumulative(&bounds);
+        assert_eq!(total, 10_000);
+        for (b, c) in bounds.iter().zip(&cum) {
+            assert_eq!(*c, h.count_at_most(*b), "bound {b}");
+        }
     }
 }
