@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::router::Call;
 use super::{AppState, Reply};
-use crate::stats::{metrics, QueueView, StatsSnapshot};
+use crate::stats::{metrics, LiveStats, QueueView, StatsSnapshot};
 use crate::store::{
     DeadLetter, LogQuery, MessageDetail, MessageState, OpOutcome, StoreError, WriteOp,
 };
@@ -37,8 +37,7 @@ pub fn healthz(_state: &AppState, _call: &mut Call) -> Reply {
 
 /// Why the service is not ready (empty when it is): the last commit failed, the writer is
 /// gone, or a worker thread died.
-pub fn not_ready_reasons(state: &AppState) -> Vec<String> {
-    let live = &state.live;
+pub fn not_ready_reasons(live: &LiveStats) -> Vec<String> {
     let mut reasons = Vec::new();
     if !live.storage_ok.load(Relaxed) {
         reasons.push("the last database commit failed".to_string());
@@ -57,7 +56,7 @@ pub fn not_ready_reasons(state: &AppState) -> Vec<String> {
 }
 
 pub fn readyz(state: &AppState, _call: &mut Call) -> Reply {
-    let reasons = not_ready_reasons(state);
+    let reasons = not_ready_reasons(&state.live);
     if reasons.is_empty() {
         Reply::json(200, &json!({"status": "ready"}))
     } else {
@@ -67,7 +66,7 @@ pub fn readyz(state: &AppState, _call: &mut Call) -> Reply {
 }
 
 pub fn metrics(state: &AppState, _call: &mut Call) -> Reply {
-    let ready = not_ready_reasons(state).is_empty();
+    let ready = not_ready_reasons(&state.live).is_empty();
     let text = metrics::render(
         &state.live,
         queue_view(state),
@@ -327,7 +326,31 @@ pub fn base64(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::base64;
+    use super::{base64, not_ready_reasons};
+    use crate::stats::LiveStats;
+    use crate::store::DurableCounters;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    #[test]
+    fn readiness_needs_storage_writer_and_every_worker() {
+        let live = LiveStats::new(&DurableCounters::default());
+        live.writer_running.store(true, Relaxed);
+        live.workers_total.store(4, Relaxed);
+        live.workers_running.store(4, Relaxed);
+        assert!(not_ready_reasons(&live).is_empty());
+        live.workers_running.store(3, Relaxed);
+        assert_eq!(not_ready_reasons(&live), vec!["3 of 4 workers are running"]);
+        live.workers_running.store(4, Relaxed);
+        live.storage_ok.store(false, Relaxed);
+        live.writer_running.store(false, Relaxed);
+        assert_eq!(
+            not_ready_reasons(&live),
+            vec![
+                "the last database commit failed",
+                "the database writer is not running"
+            ]
+        );
+    }
 
     #[test]
     fn base64_matches_rfc4648_vectors() {

@@ -307,8 +307,12 @@ mod tests {
         );
         assert!(matches!(find(ROUTES, "GET", "/nope"), Match::NotFound));
         assert!(matches!(
-            find(ROUTES, "GET", "/api/v2/webhooks/logs/"),
+            find(ROUTES, "POST", "/api/v2/webhooks/queue/dead-letters//retry"),
             Match::NotFound
+        ));
+        assert!(matches!(
+            find(ROUTES, "GET", "/api/v2/webhooks/logs/"),
+            Match::Found(r, _) if r.path == "/api/v2/webhooks/logs"
         ));
         assert!(matches!(find(ROUTES, "GET", "/healthz/"), Match::Found(..)));
     }

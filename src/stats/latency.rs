@@ -43,7 +43,8 @@ fn upper_bound(i: usize) -> u64 {
     let exp = i / SUB + SUB_BITS as u64 - 1;
     let sub = i % SUB;
     let low = (1u64 << exp) + (sub << (exp - SUB_BITS as u64));
-    low + (1u64 << (exp - SUB_BITS as u64)) - 1
+    // Written so the last bucket's bound (u64::MAX) does not overflow.
+    low + ((1u64 << (exp - SUB_BITS as u64)) - 1)
 }
 
 impl LatencyHistogram {
