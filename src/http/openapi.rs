@@ -121,6 +121,11 @@ fn operation(route: &Route) -> Value {
         Access::Ingest => &["401"],
         Access::Admin => &["401", "403"],
     };
+    if route.path.contains("{id}") {
+        responses
+            .entry("400".to_string())
+            .or_insert_with(|| error("The id is not a number"));
+    }
     for code in errors {
         responses
             .entry(code.to_string())
