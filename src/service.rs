@@ -15,13 +15,14 @@ use crate::queue::{Dispatcher, Feeder, Processor, WorkerPool, WorkerSettings};
 use crate::shutdown::Shutdown;
 use crate::stats::{LiveStats, StatsSnapshot};
 use crate::store::writer::WriterContext;
-use crate::store::{sqlite, ReadStore, WriteStore, Writer};
+use crate::store::{sqlite, ReadStore, RetentionSweeper, WriteStore, Writer, WriterHandle};
 
 pub struct Service {
     settings: Settings,
     http: HttpServer,
     events: Option<Broadcaster>,
     feeder: Feeder,
+    retention: RetentionSweeper,
     workers: WorkerPool,
     writer: Writer,
     shutdown: Shutdown,
@@ -122,6 +123,11 @@ impl Service {
             receivers.wake,
             shutdown.receiver(),
         );
+        let retention = RetentionSweeper::start(
+            writer_handle.clone(),
+            settings.storage.retention_days,
+            shutdown.receiver(),
+        );
         let state = Arc::new(AppState {
             settings: settings.clone(),
             writer: writer_handle,
@@ -140,6 +146,7 @@ impl Service {
             http,
             events,
             feeder,
+            retention,
             workers,
             writer,
             shutdown,
@@ -165,6 +172,11 @@ impl Service {
         )
     }
 
+    /// A way to submit writes (maintenance tasks, tests).
+    pub fn writer(&self) -> WriterHandle {
+        self.state.writer.clone()
+    }
+
     /// Messages put back to `queued` at start because a previous run stopped mid-way.
     pub fn recovered(&self) -> u64 {
         self.recovered
@@ -183,6 +195,7 @@ impl Service {
             log::warn!("{left_behind} workers were still busy at the deadline; their messages resume at the next start");
         }
         self.feeder.join();
+        self.retention.join();
         if let Some(events) = self.events.take() {
             events.join();
         }

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod intake;
+pub mod openapi;
 pub mod operations;
 pub mod response;
 pub mod router;

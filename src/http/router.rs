@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::{auth, intake, operations, AppState, Reply};
+use super::{auth, intake, openapi, operations, AppState, Reply};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +42,41 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "GET",
+        path: "/api/v2/webhooks/queue/dead-letters",
+        access: Access::Admin,
+        handler: operations::dead_letters,
+        summary: "Dead letters, oldest first, paged by after_id",
+    },
+    Route {
+        method: "POST",
+        path: "/api/v2/webhooks/queue/retry-failed",
+        access: Access::Admin,
+        handler: operations::retry_failed,
+        summary: "Requeue every dead letter",
+    },
+    Route {
+        method: "POST",
+        path: "/api/v2/webhooks/queue/dead-letters/{id}/retry",
+        access: Access::Admin,
+        handler: operations::retry_one,
+        summary: "Requeue one dead letter",
+    },
+    Route {
+        method: "DELETE",
+        path: "/api/v2/webhooks/queue/dead-letters/{id}",
+        access: Access::Admin,
+        handler: operations::discard,
+        summary: "Discard one dead letter (it stays in the audit log)",
+    },
+    Route {
+        method: "GET",
+        path: "/api/v2/webhooks/logs",
+        access: Access::Admin,
+        handler: operations::logs,
+        summary: "The audit log, newest first, paged by before_id, filtered by status",
+    },
+    Route {
+        method: "GET",
         path: "/api/v2/webhooks/logs/{id}",
         access: Access::Admin,
         handler: operations::log_entry,
@@ -53,6 +88,34 @@ pub const ROUTES: &[Route] = &[
         access: Access::Open,
         handler: operations::healthz,
         summary: "Liveness: 200 while the process is up",
+    },
+    Route {
+        method: "GET",
+        path: "/readyz",
+        access: Access::Open,
+        handler: operations::readyz,
+        summary: "Readiness: 200 when the database is writable and every worker runs, else 503",
+    },
+    Route {
+        method: "GET",
+        path: "/metrics",
+        access: Access::Admin,
+        handler: operations::metrics,
+        summary: "Prometheus metrics: counters, gauges, latency histograms",
+    },
+    Route {
+        method: "GET",
+        path: "/openapi.json",
+        access: Access::Open,
+        handler: openapi::openapi_json,
+        summary: "This API as an OpenAPI 3.1 document",
+    },
+    Route {
+        method: "GET",
+        path: "/docs",
+        access: Access::Open,
+        handler: openapi::docs,
+        summary: "The API documentation as a self-contained HTML page",
     },
 ];
 
@@ -244,8 +307,12 @@ mod tests {
         );
         assert!(matches!(find(ROUTES, "GET", "/nope"), Match::NotFound));
         assert!(matches!(
-            find(ROUTES, "GET", "/api/v2/webhooks/logs/"),
+            find(ROUTES, "POST", "/api/v2/webhooks/queue/dead-letters//retry"),
             Match::NotFound
+        ));
+        assert!(matches!(
+            find(ROUTES, "GET", "/api/v2/webhooks/logs/"),
+            Match::Found(r, _) if r.path == "/api/v2/webhooks/logs"
         ));
         assert!(matches!(find(ROUTES, "GET", "/healthz/"), Match::Found(..)));
     }

@@ -43,7 +43,8 @@ fn upper_bound(i: usize) -> u64 {
     let exp = i / SUB + SUB_BITS as u64 - 1;
     let sub = i % SUB;
     let low = (1u64 << exp) + (sub << (exp - SUB_BITS as u64));
-    low + (1u64 << (exp - SUB_BITS as u64)) - 1
+    // Written so the last bucket's bound (u64::MAX) does not overflow.
+    low + ((1u64 << (exp - SUB_BITS as u64)) - 1)
 }
 
 impl LatencyHistogram {
@@ -89,6 +90,28 @@ impl LatencyHistogram {
             .map(|(_, c)| c.load(Relaxed))
             .sum()
     }
+
+    /// One pass over the buckets: for each of `bounds_us` (ascending) how many recordings were
+    /// at most it (as [`Self::count_at_most`]), and the count of all of them. The figures are
+    /// cumulative and the last one is the total, even while others record.
+    pub fn cumulative(&self, bounds_us: &[u64]) -> (Vec<u64>, u64) {
+        let mut out = Vec::with_capacity(bounds_us.len());
+        let mut bounds = bounds_us.iter().peekable();
+        let mut seen = 0u64;
+        for (i, c) in self.counts.iter().enumerate() {
+            while let Some(&&b) = bounds.peek() {
+                if upper_bound(i) > b {
+                    out.push(seen);
+                    bounds.next();
+                } else {
+                    break;
+                }
+            }
+            seen += c.load(Relaxed);
+        }
+        out.extend(bounds.map(|_| seen));
+        (out, seen)
+    }
 }
 
 #[cfg(test)]
@@ -133,5 +156,11 @@ mod tests {
         assert_eq!(h.count(), 10_000);
         assert_eq!(h.count_at_most(u64::MAX), 10_000);
         assert!(h.count_at_most(1000) <= 1000);
+        let bounds = [0, 1000, 5000, u64::MAX];
+        let (cum, total) = h.cumulative(&bounds);
+        assert_eq!(total, 10_000);
+        for (b, c) in bounds.iter().zip(&cum) {
+            assert_eq!(*c, h.count_at_most(*b), "bound {b}");
+        }
     }
 }

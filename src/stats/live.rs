@@ -1,7 +1,7 @@
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
 
-use super::LatencyHistogram;
+use super::{LatencyHistogram, RateWindow};
 use crate::store::{CounterDelta, DurableCounters};
 
 /// Figures shared by every thread. Written with relaxed atomics: each figure is exact on its
@@ -31,6 +31,8 @@ pub struct LiveStats {
     pub ack_latency: LatencyHistogram,
     pub processing_time: LatencyHistogram,
     pub batch_size: LatencyHistogram,
+    /// Newly stored messages per second over the last minute (fed at commit time).
+    pub received_rate: RateWindow,
     pub workers_total: AtomicUsize,
     pub workers_running: AtomicUsize,
     pub workers_busy: AtomicUsize,
@@ -42,8 +44,9 @@ pub struct LiveStats {
 
 impl LiveStats {
     pub fn new(c: &DurableCounters) -> LiveStats {
+        let started = Instant::now();
         LiveStats {
-            started: Instant::now(),
+            started,
             received: AtomicU64::new(c.received),
             duplicates: AtomicU64::new(c.duplicates),
             processed: AtomicU64::new(c.processed),
@@ -67,6 +70,7 @@ impl LiveStats {
             ack_latency: LatencyHistogram::default(),
             processing_time: LatencyHistogram::default(),
             batch_size: LatencyHistogram::default(),
+            received_rate: RateWindow::new(started),
             workers_total: AtomicUsize::new(0),
             workers_running: AtomicUsize::new(0),
             workers_busy: AtomicUsize::new(0),
@@ -84,6 +88,9 @@ impl LiveStats {
             }
         };
         add(&self.received, d.received);
+        if d.received > 0 {
+            self.received_rate.record(d.received as u64);
+        }
         add(&self.duplicates, d.duplicates);
         add(&self.processed, d.processed);
         add(&self.dead, d.dead);

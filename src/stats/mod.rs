@@ -4,8 +4,11 @@
 
 pub mod latency;
 pub mod live;
+pub mod metrics;
+pub mod rate;
 
 pub use latency::LatencyHistogram;
 pub use live::LiveStats;
+pub use rate::RateWindow;
 pub mod snapshot;
 pub use snapshot::{QueueView, StatsSnapshot};

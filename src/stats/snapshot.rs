@@ -30,6 +30,8 @@ pub struct StatsSnapshot {
     pub is_running: bool,
     pub success_rate: f64,
     pub in_flight: u64,
+    /// Newly stored messages per second over the last minute.
+    pub received_per_s: f64,
     pub queued: u64,
     pub channel_len: usize,
     pub channel_capacity: usize,
@@ -142,6 +144,7 @@ impl StatsSnapshot {
             is_running: live.is_running.load(Relaxed),
             success_rate,
             in_flight: live.processing.load(Relaxed).max(0) as u64,
+            received_per_s: live.received_rate.per_second(),
             queued: live.queued.load(Relaxed).max(0) as u64,
             channel_len: queue.channel_len,
             channel_capacity: queue.channel_capacity,

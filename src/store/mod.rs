@@ -4,10 +4,12 @@
 //! `sqlite/` and nothing else.
 
 pub mod model;
+pub mod retention;
 pub mod sqlite;
 pub mod writer;
 
 pub use model::*;
+pub use retention::RetentionSweeper;
 pub use writer::{Writer, WriterHandle};
 
 /// Why a storage operation failed. `Unavailable` is the only one a sender should retry.
@@ -48,6 +50,9 @@ pub trait ReadStore: Send + Sync {
     fn message(&self, id: i64) -> StoreResult<Option<MessageDetail>>;
     fn logs(&self, query: &LogQuery) -> StoreResult<Vec<MessageSummary>>;
     fn dead_letters(&self, after_id: Option<i64>, limit: u32) -> StoreResult<Vec<DeadLetter>>;
+    /// Operator actions recorded for one message, oldest first (retries of "every dead
+    /// letter" are recorded without a message and are not listed).
+    fn actions(&self, message_id: i64) -> StoreResult<Vec<OperatorAction>>;
     /// Due `queued` messages with id above `after_id`, oldest first, for the feeder.
     fn due_jobs(
         &self,

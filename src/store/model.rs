@@ -187,6 +187,15 @@ pub struct MessageDetail {
     pub next_attempt_at: Option<String>,
 }
 
+/// One operator action on a message (retry or discard), from `operator_actions`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OperatorAction {
+    pub at: String,
+    pub action: String,
+    pub actor: String,
+    pub affected: u64,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetter {
     pub id: i64,

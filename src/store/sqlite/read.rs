@@ -11,7 +11,8 @@ use crate::orders::Order;
 use crate::queue::Job;
 use crate::store::{
     DeadLetter, DurableCounters, FileSizes, LogQuery, MessageDetail, MessageState, MessageSummary,
-    OrderQuery, RawFilter, RawMessage, ReadStore, StoreError, StoreResult, StoredOrder,
+    OperatorAction, OrderQuery, RawFilter, RawMessage, ReadStore, StoreError, StoreResult,
+    StoredOrder,
 };
 use crate::time::rfc3339;
 
@@ -195,6 +196,24 @@ impl ReadStore for SqliteReader {
                     last_error: r.get(3)?,
                     failed_at: r.get::<_, Option<i64>>(4)?.map(rfc3339),
                     payload: r.get::<_, Option<Vec<u8>>>(5)?.unwrap_or_default(),
+                })
+            })?
+            .collect()
+        })
+    }
+
+    fn actions(&self, message_id: i64) -> StoreResult<Vec<OperatorAction>> {
+        self.with(|c| {
+            c.prepare_cached(
+                "SELECT at, action, actor, affected FROM operator_actions \
+                 WHERE message_id = ?1 ORDER BY id LIMIT 1000",
+            )?
+            .query_map([message_id], |r| {
+                Ok(OperatorAction {
+                    at: rfc3339(r.get(0)?),
+                    action: r.get(1)?,
+                    actor: r.get(2)?,
+                    affected: r.get::<_, i64>(3)?.max(0) as u64,
                 })
             })?
             .collect()
