@@ -11,7 +11,7 @@ use toml::{Table, Value};
 
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     pub server: ServerSettings,
@@ -130,20 +130,6 @@ impl Default for LogSettings {
     fn default() -> Self {
         LogSettings {
             level: "info".into(),
-        }
-    }
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            server: ServerSettings::default(),
-            ingest: IngestSettings::default(),
-            queue: QueueSettings::default(),
-            storage: StorageSettings::default(),
-            websocket: WebsocketSettings::default(),
-            log: LogSettings::default(),
-            orders: OrdersSettings::default(),
         }
     }
 }

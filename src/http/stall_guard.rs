@@ -28,8 +28,12 @@ pub struct StallGuard {
 impl StallGuard {
     pub fn start(listen: SocketAddr, stop: Receiver<()>) -> StallGuard {
         let target = match listen.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), listen.port()),
-            IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), listen.port()),
+            IpAddr::V4(ip) if ip.is_unspecified() => {
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), listen.port())
+            }
+            IpAddr::V6(ip) if ip.is_unspecified() => {
+                SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), listen.port())
+            }
             _ => listen,
         };
         let thread = std::thread::Builder::new()

@@ -57,7 +57,7 @@ pub struct NewMessage {
 #[derive(Debug, Clone)]
 pub enum Effect {
     Nothing,
-    Order(Order),
+    Order(Box<Order>),
 }
 
 /// One write, applied by the writer thread inside a group-commit transaction.

@@ -23,6 +23,8 @@ const INBOX: usize = 16_384;
 
 type Reply = Sender<StoreResult<OpOutcome>>;
 
+// `Stop` is sent once per run; boxing every op to shrink it would cost an allocation per write.
+#[allow(clippy::large_enum_variant)]
 enum Request {
     Op(WriteOp, Option<Reply>),
     /// Finish what is queued, checkpoint, and exit.
@@ -182,8 +184,8 @@ fn commit(
                 "batch of {} failed ({e}); retrying its ops one by one",
                 ops.len()
             );
-            let single_ops: Vec<_> = ops.drain(..).collect();
-            let single_replies: Vec<_> = replies.drain(..).collect();
+            let single_ops = std::mem::take(ops);
+            let single_replies = std::mem::take(replies);
             for (op, reply) in single_ops.into_iter().zip(single_replies) {
                 let (mut one_op, mut one_reply) = (vec![op], vec![reply]);
                 commit(store, &mut one_op, &mut one_reply, ctx);
