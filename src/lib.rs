@@ -1,1 +1,2 @@
 //! hookvault: durable webhook intake.
+pub mod orders;

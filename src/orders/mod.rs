@@ -1,0 +1,23 @@
+//! Order extraction from checkout-bot webhooks (Discord webhook JSON).
+//!
+//! Pure code, no I/O: the worker hands a stored body to
+//! [`OrderParser::parse`] and gets an [`Order`] or a permanent
+//! [`ParseError`] to dead-letter. One concern per module:
+//!
+//! * [`parser`] — walks the JSON (embeds, fields, description, content) and
+//!   assembles the order;
+//! * [`lines`] — `Label: value` lines and alternating label/value lines;
+//! * [`labels`] — label normalisation and the alias table;
+//! * [`markdown`] — Discord markdown removal;
+//! * [`price`] — price strings to minor units + ISO currency;
+//! * [`model`] — the [`Order`] itself.
+
+pub mod labels;
+pub mod lines;
+pub mod markdown;
+pub mod model;
+pub mod parser;
+pub mod price;
+
+pub use model::Order;
+pub use parser::{OrderParser, ParseError};
