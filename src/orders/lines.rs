@@ -46,7 +46,7 @@ pub fn pairs<'a>(
 ) {
     // (label, target, strong)
     let mut pending: Option<(Cow<'a, str>, Option<Target>, bool)> = None;
-    for raw in text.split('\n') {
+    for raw in LogicalLines(text) {
         let line = raw.trim();
         if line.is_empty() {
             pending = None;
@@ -69,6 +69,32 @@ pub fn pairs<'a>(
                 None => pending = maybe_label.map(|l| (l, None, false)),
             },
         }
+    }
+}
+
+/// Lines of `text`, except that a code block opened on one line runs to the
+/// line that closes it (```` ``` ```` blocks span lines: `Order:\n```\nX\n``` `).
+struct LogicalLines<'a>(&'a str);
+
+impl<'a> Iterator for LogicalLines<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let text = self.0;
+        if text.is_empty() {
+            return None;
+        }
+        let mut end = text.find('\n').unwrap_or(text.len());
+        if text[..end].matches("```").count() % 2 == 1 {
+            // Extend to the end of the line holding the closing fence.
+            if let Some(close) = text[end..].find("```") {
+                let after = end + close + 3;
+                end = text[after..].find('\n').map_or(text.len(), |n| after + n);
+            }
+        }
+        let line = &text[..end];
+        self.0 = text.get(end + 1..).unwrap_or("");
+        Some(line)
     }
 }
 
@@ -289,6 +315,31 @@ mod tests {
             labels_values("Order:A-1"),
             vec![("Order".into(), "A-1".into())]
         );
+    }
+
+    #[test]
+    fn code_blocks_span_lines() {
+        assert_eq!(
+            labels_values("Order Number\n```\nMD-303\n```\nEmail: a@b.c"),
+            vec![
+                ("Order Number".into(), "```\nMD-303\n```".into()),
+                ("Email".into(), "a@b.c".into())
+            ]
+        );
+        assert_eq!(
+            labels_values("Order: ```txt\nMD-1\n```"),
+            vec![("Order".into(), "```txt\nMD-1\n```".into())]
+        );
+        // An unclosed fence is just a line.
+        assert_eq!(
+            labels_values("Order: ```\nEmail: a@b.c"),
+            vec![
+                ("Order".into(), "```".into()),
+                ("Email".into(), "a@b.c".into())
+            ]
+        );
+        let lines: Vec<&str> = LogicalLines("a\n\nb\n").collect();
+        assert_eq!(lines, vec!["a", "", "b"]);
     }
 
     #[test]
