@@ -276,6 +276,10 @@ pub fn parse_price<'d>(input: &str, default_currency: Option<&'d str>) -> Option
     let exp = currency.map_or(2, minor_exponent);
 
     let (int_digits, frac_digits) = split_number(number, exp)?;
+    // Grouping belongs to the integer part only (`0, 0` is not a price).
+    if !frac_digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let mut amount: i64 = 0;
     for d in int_digits.bytes().filter(u8::is_ascii_digit) {
         amount = amount.checked_mul(10)?.checked_add(i64::from(d - b'0'))?;
@@ -512,5 +516,7 @@ mod tests {
             let _ = parse_price(s, Some("JPY"));
         }
         assert_eq!(p(".5"), Some((50, None)));
+        assert_eq!(p("0, 0"), None);
+        assert_eq!(p("1,2 3"), None);
     }
 }
