@@ -118,6 +118,7 @@ fn strip_inline(t: &str) -> String {
     let mut out = String::with_capacity(t.len());
     // Start of the pending run of ordinary text, copied lazily in one slice.
     let mut copy_from = 0;
+    let mut links = LinkFinder::new(bytes);
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
@@ -126,6 +127,34 @@ fn strip_inline(t: &str) -> String {
             continue;
         }
         out.push_str(&t[copy_from..i]);
+        // Single-byte constructs first: they advance by one byte at a time,
+        // so they must not measure a run (that would be quadratic on `[[[[`).
+        if b == b'\\' {
+            // `\*` -> `*`; a backslash before anything else stays.
+            match bytes.get(i + 1) {
+                Some(&n) if n.is_ascii_punctuation() => {
+                    out.push(n as char);
+                    i += 2;
+                }
+                _ => {
+                    out.push('\\');
+                    i += 1;
+                }
+            }
+            copy_from = i;
+            continue;
+        }
+        if b == b'[' {
+            if let Some((text, end)) = links.at(t, i) {
+                out.push_str(&strip_inline(text));
+                i = end;
+            } else {
+                out.push('[');
+                i += 1;
+            }
+            copy_from = i;
+            continue;
+        }
         let run_end = {
             let mut j = i;
             while j < bytes.len() && bytes[j] == b {
@@ -137,32 +166,6 @@ fn strip_inline(t: &str) -> String {
         let prev = if i == 0 { None } else { Some(bytes[i - 1]) };
         let next = bytes.get(run_end).copied();
         match b {
-            b'\\' => {
-                // `\*` -> `*`; a lone backslash before ordinary text stays.
-                match next {
-                    Some(n) if n.is_ascii_punctuation() => {
-                        out.push(n as char);
-                        i += 2;
-                    }
-                    _ => {
-                        out.push('\\');
-                        i += 1;
-                    }
-                }
-                copy_from = i;
-                continue;
-            }
-            b'[' => {
-                if let Some((text, end)) = masked_link(t, i) {
-                    out.push_str(&strip_inline(text));
-                    i = end;
-                } else {
-                    out.push('[');
-                    i += 1;
-                }
-                copy_from = i;
-                continue;
-            }
             b'`' => {} // code markers: always dropped
             b'|' => {
                 // `||` is a spoiler marker; a single `|` is ordinary text.
@@ -201,26 +204,75 @@ fn strip_inline(t: &str) -> String {
     }
 }
 
-/// Recognises `[text](url)` starting at byte `open` (which holds `[`) and
-/// returns the text and the byte index just past the closing `)`.
-/// Links never span lines.
-fn masked_link(t: &str, open: usize) -> Option<(&str, usize)> {
-    let rest = &t[open + 1..];
-    let close = rest.find([']', '\n'])?;
-    if rest.as_bytes()[close] != b']' {
-        return None;
+/// Finds the next occurrence of one byte at or after a position, caching
+/// the answer: queries come with non-decreasing positions, so the total scan
+/// is linear however many `[` a hostile value holds.
+struct NextByte {
+    byte: u8,
+    /// `Some(Some(p))`: next at `p`; `Some(None)`: none left from `from`.
+    cached: Option<Option<usize>>,
+    from: usize,
+}
+
+impl NextByte {
+    fn new(byte: u8) -> Self {
+        NextByte {
+            byte,
+            cached: None,
+            from: 0,
+        }
     }
-    let after = &rest[close + 1..];
-    if !after.starts_with('(') {
-        return None;
+
+    fn find(&mut self, hay: &[u8], at: usize) -> Option<usize> {
+        match self.cached {
+            Some(Some(p)) if p >= at => return Some(p),
+            Some(None) if at >= self.from => return None,
+            _ => {}
+        }
+        let found = hay
+            .get(at..)
+            .and_then(|h| h.iter().position(|&b| b == self.byte))
+            .map(|p| at + p);
+        self.cached = Some(found);
+        self.from = at;
+        found
     }
-    let url_len = after.find([')', '\n'])?;
-    if after.as_bytes()[url_len] != b')' {
-        return None;
+}
+
+/// Recognises masked links `[text](url)`; links never span lines.
+struct LinkFinder<'b> {
+    bytes: &'b [u8],
+    close_bracket: NextByte,
+    close_paren: NextByte,
+    newline: NextByte,
+}
+
+impl<'b> LinkFinder<'b> {
+    fn new(bytes: &'b [u8]) -> Self {
+        LinkFinder {
+            bytes,
+            close_bracket: NextByte::new(b']'),
+            close_paren: NextByte::new(b')'),
+            newline: NextByte::new(b'\n'),
+        }
     }
-    let text = &rest[..close];
-    let end = open + 1 + close + 1 + url_len + 1;
-    Some((text, end))
+
+    /// For `[` at byte `open` of `t`: the link text and the index just past
+    /// the closing `)`.
+    fn at<'t>(&mut self, t: &'t str, open: usize) -> Option<(&'t str, usize)> {
+        let b = self.bytes;
+        let close = self.close_bracket.find(b, open + 1)?;
+        let nl = self.newline.find(b, open + 1).unwrap_or(usize::MAX);
+        if nl < close || b.get(close + 1) != Some(&b'(') {
+            return None;
+        }
+        let paren = self.close_paren.find(b, close + 2)?;
+        let nl = self.newline.find(b, close + 2).unwrap_or(usize::MAX);
+        if nl < paren {
+            return None;
+        }
+        Some((&t[open + 1..close], paren + 1))
+    }
 }
 
 #[cfg(test)]
@@ -290,9 +342,29 @@ mod tests {
     }
 
     #[test]
+    fn hostile_brackets_are_linear() {
+        let n = 200_000;
+        for s in [
+            "[".repeat(n),
+            "[a](".repeat(n / 4),
+            "[".repeat(n) + "]",
+            "[]\n".repeat(n / 3),
+        ] {
+            let t = std::time::Instant::now();
+            let _ = clean(&format!("*{s}"));
+            assert!(t.elapsed().as_secs() < 2, "quadratic on {:?}...", &s[..8]);
+        }
+        assert_eq!(clean("*[a](b) [c](d)"), "a c");
+        assert_eq!(clean("*[a]\n(b)"), "[a]\n(b)");
+        assert_eq!(clean("*[a](b\n)"), "[a](b\n)");
+    }
+
+    #[test]
     fn escapes() {
         assert_eq!(clean(r"\*not italic\*"), "*not italic*");
         assert_eq!(clean(r"C:\path"), r"C:\path");
+        assert_eq!(clean(r"a\\*b"), r"a\b");
+        assert_eq!(clean(r"\[x](y)"), "[x](y)");
     }
 
     #[test]

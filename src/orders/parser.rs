@@ -523,6 +523,56 @@ mod tests {
     }
 
     #[test]
+    fn hostile_text_is_linear() {
+        // Large enough that a quadratic path takes minutes, not seconds.
+        let n = 50_000;
+        let cases = [
+            ":".repeat(n),
+            ":a".repeat(n),
+            "a:".repeat(n),
+            "<:".repeat(n),
+            "<a:x:".repeat(n),
+            "```".repeat(n),
+            "```\n".repeat(n),
+            "Order\n".repeat(n),
+            "Mode\n".repeat(n),
+            "[".repeat(n),
+            "**||__".repeat(n),
+            "$1,".repeat(n),
+            "é".repeat(n),
+            "🎉".repeat(n) + ": x",
+        ];
+        let p = OrderParser::default();
+        for text in cases {
+            for body in [
+                json_body("content", &text),
+                json_body("description", &text),
+                json_body("field", &text),
+            ] {
+                let t = std::time::Instant::now();
+                let _ = p.parse(body.as_bytes());
+                assert!(
+                    t.elapsed().as_secs() < 3,
+                    "slow on {:?}...",
+                    text.chars().take(6).collect::<String>()
+                );
+            }
+        }
+    }
+
+    fn json_body(place: &str, text: &str) -> String {
+        let v = match place {
+            "content" => serde_json::json!({ "content": text }),
+            "description" => serde_json::json!({ "embeds": [{ "description": text }] }),
+            _ => serde_json::json!({ "embeds": [{ "fields": [
+                { "name": text, "value": text },
+                { "name": "Price", "value": text },
+            ] }] }),
+        };
+        v.to_string()
+    }
+
+    #[test]
     fn quantity_forms() {
         assert_eq!(parse_quantity("2"), Some(2));
         assert_eq!(parse_quantity("x2"), Some(2));
