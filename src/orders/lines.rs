@@ -52,11 +52,16 @@ pub fn pairs<'a>(
             pending = None;
             continue;
         }
-        // A strong label takes this line whatever it is; a weak one only if
-        // this line is not itself a label.
+        // A strong label takes this line whatever it is — unless the line is
+        // a `Label: value` for a known field, which means the "label" was a
+        // heading (`Order\nOrder Number: A-1`). A weak label takes the line
+        // only if it is not itself a label.
         let weak = match pending.take() {
             Some((label, target, true)) => {
-                emit(label, target, line);
+                match known_pair(line, aliases, scratch) {
+                    Some((l, t, v)) => emit(l, Some(t), v),
+                    None => emit(label, target, line),
+                }
                 continue;
             }
             weak => weak,
@@ -96,6 +101,22 @@ impl<'a> Iterator for LogicalLines<'a> {
         self.0 = text.get(end + 1..).unwrap_or("");
         Some(line)
     }
+}
+
+/// `line` as a `Label: value` pair whose label is a known alias.
+fn known_pair<'a>(
+    line: &'a str,
+    aliases: &AliasTable,
+    scratch: &mut String,
+) -> Option<(Cow<'a, str>, Target, &'a str)> {
+    let (label_raw, value_raw, _) = split_colon(line)?;
+    let label = clean_label(label_raw);
+    if label.is_empty() || label.len() > MAX_LABEL {
+        return None;
+    }
+    let target = aliases.lookup(&label, scratch)?;
+    let value = strip_closing_marker(label_raw, value_raw).trim();
+    (!value.is_empty()).then_some((label, target, value))
 }
 
 fn classify<'a>(line: &'a str, aliases: &AliasTable, scratch: &mut String) -> Line<'a> {
@@ -270,6 +291,17 @@ mod tests {
             vec![
                 ("Product".into(), "Foo: Bar Edition".into()),
                 ("Order Number".into(), "A:1".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn known_label_heading_yields_to_known_pair() {
+        assert_eq!(
+            labels_values("Order\nOrder Number: A-1\nProduct: X"),
+            vec![
+                ("Order Number".into(), "A-1".into()),
+                ("Product".into(), "X".into())
             ]
         );
     }
