@@ -62,6 +62,9 @@ fn check_all_processed_once(db: &std::path::Path, acked: &[(i64, u64)]) {
         "every stored message finished exactly once: {stats}"
     );
     assert_eq!(stats["total_failed"], 0, "{stats}");
+    // Every body carries its own order number: one order per stored message, none twice even
+    // for messages that were processed again after the crash.
+    assert_eq!(stats["total_orders"], stats["total_received"], "{stats}");
     // Every acknowledged message, one by one.
     for (id, _) in acked {
         assert_eq!(

@@ -126,9 +126,9 @@ fn dead_letters_page_retry_and_discard() {
         .as_str()
         .unwrap()
         .starts_with("127.0.0.1:"));
-    // Not dead any more: 409 naming the state. No such message: 404. Not an id: 400.
+    // Not dead any more: 404 `not_dead` naming the state (the contract's 404). No such message: 404. Not an id: 400.
     let again = http.post(&format!("{DEAD}/{}/retry", dead[0]), b"");
-    assert_error(&again, 409, "not_dead");
+    assert_error(&again, 404, "not_dead");
     assert!(again.json["message"]
         .as_str()
         .unwrap()
@@ -157,7 +157,7 @@ fn dead_letters_page_retry_and_discard() {
         .contains("discarded by 127.0.0.1"));
     assert_eq!(entry["actions"][0]["action"], "discard");
     let again = http.delete(&format!("{DEAD}/{}", dead[1]));
-    assert_error(&again, 409, "not_dead");
+    assert_error(&again, 404, "not_dead");
     assert!(again.json["message"]
         .as_str()
         .unwrap()
@@ -165,7 +165,7 @@ fn dead_letters_page_retry_and_discard() {
     assert_error(&http.delete(&format!("{DEAD}/999999")), 404, "not_found");
     assert_error(
         &http.delete(&format!("{DEAD}/{}", dead[0])),
-        409,
+        404,
         "not_dead",
     );
     assert_eq!(ids(&http.get(DEAD).json), dead[2..]);

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod intake;
 pub mod openapi;
 pub mod operations;
+pub mod orders;
 pub mod response;
 pub mod router;
 pub mod server;

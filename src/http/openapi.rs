@@ -231,8 +231,7 @@ pub fn describe(method: &str, path: &str) -> Option<Value> {
                     "type": "object", "required": ["requeued", "id"],
                     "properties": {"requeued": {"type": "integer", "const": 1}, "id": int64()}
                 })),
-                "404": error("No message with this id"),
-                "409": error("The message exists but is not dead (the message names its state)")
+                "404": error("No such message (`not_found`), or it exists but is not dead (`not_dead`, the message names its state)")
             }
         }),
         ("DELETE", "/api/v2/webhooks/queue/dead-letters/{id}") => json!({
@@ -242,8 +241,7 @@ pub fn describe(method: &str, path: &str) -> Option<Value> {
                     "type": "object", "required": ["discarded", "id"],
                     "properties": {"discarded": {"type": "integer", "const": 1}, "id": int64()}
                 })),
-                "404": error("No message with this id"),
-                "409": error("The message exists but is not dead (the message names its state)")
+                "404": error("No such message (`not_found`), or it exists but is not dead (`not_dead`, the message names its state)")
             }
         }),
         ("GET", "/api/v2/webhooks/logs") => json!({
@@ -270,10 +268,26 @@ pub fn describe(method: &str, path: &str) -> Option<Value> {
                 query("before_id", "Only ids below this", int64()),
                 query("q", "Substring of order number, email or product", json!({"type": "string"}))
             ],
-            "responses": {"200": ok("Orders, newest first", json!({
-                "type": "object", "required": ["items"],
-                "properties": {"items": {"type": "array", "items": schema_ref("Order")}}
-            }))}
+            "responses": {
+                "200": ok("Orders, newest first", json!({
+                    "type": "object", "required": ["items"],
+                    "properties": {
+                        "items": {"type": "array", "items": schema_ref("Order")},
+                        "count": {"type": "integer"},
+                        "next_before_id": {"type": ["integer", "null"], "description": "`before_id` of the next page; null on the last"}
+                    }
+                })),
+                "400": error("A bad query parameter")
+            }
+        }),
+        ("GET", "/api/v2/orders.csv") => json!({
+            "parameters": [
+                query("q", "Substring of order number, email or product", json!({"type": "string"}))
+            ],
+            "responses": {"200": {
+                "description": "Every matching order as CSV (RFC 4180), newest first, streamed",
+                "content": {"text/csv": {"schema": {"type": "string"}}}
+            }}
         }),
         ("GET", "/api/v2/orders/{order_number}") => json!({
             "responses": {"200": ok("The order", schema_ref("Order")), "404": error("No such order")}

@@ -78,7 +78,7 @@ pub fn metrics(state: &AppState, _call: &mut Call) -> Reply {
 
 /// `?limit=`: default [`DEFAULT_LIMIT`], at most [`MAX_LIMIT`] (larger asks are capped), at
 /// least 1.
-fn page_limit(call: &Call) -> Result<u32, Reply> {
+pub(crate) fn page_limit(call: &Call) -> Result<u32, Reply> {
     match call.query_num::<u64>("limit")? {
         None => Ok(DEFAULT_LIMIT),
         Some(0) => Err(Reply::error(
@@ -90,7 +90,7 @@ fn page_limit(call: &Call) -> Result<u32, Reply> {
     }
 }
 
-fn storage_error(e: &StoreError) -> Reply {
+pub(crate) fn storage_error(e: &StoreError) -> Reply {
     Reply::unavailable("storage_unavailable", &e.to_string(), 2)
 }
 
@@ -213,12 +213,13 @@ pub fn discard(state: &AppState, call: &mut Call) -> Reply {
     }
 }
 
-/// 404 when there is no such message, 409 naming its state when it is not a dead letter.
+/// 404 either way, as the contract says ("404 if it is not dead"); the error code tells
+/// `not_found` (no such message) from `not_dead` (the message names its state).
 fn not_dead(id: i64, state: Option<MessageState>, verb: &str) -> Reply {
     match state {
         None => Reply::error(404, "not_found", &format!("no message with id {id}")),
         Some(s) => Reply::error(
-            409,
+            404,
             "not_dead",
             &format!(
                 "message {id} is {}, not dead; only dead letters can be {verb}",

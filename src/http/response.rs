@@ -3,12 +3,24 @@
 
 use serde::Serialize;
 
-#[derive(Debug)]
 pub struct Reply {
     pub status: u16,
     pub content_type: &'static str,
     pub body: Vec<u8>,
     pub headers: Vec<(&'static str, String)>,
+    /// A body produced while it is sent (chunked), for exports too large to hold in memory.
+    pub stream: Option<Box<dyn std::io::Read + Send>>,
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reply")
+            .field("status", &self.status)
+            .field("content_type", &self.content_type)
+            .field("body", &String::from_utf8_lossy(&self.body))
+            .field("streamed", &self.stream.is_some())
+            .finish()
+    }
 }
 
 impl Reply {
@@ -19,6 +31,7 @@ impl Reply {
                 content_type: "application/json",
                 body,
                 headers: Vec::new(),
+                stream: None,
             },
             Err(e) => Reply::error(500, "internal", &format!("cannot encode the response: {e}")),
         }
@@ -31,6 +44,7 @@ impl Reply {
             content_type: "application/json",
             body: body.to_string().into_bytes(),
             headers: Vec::new(),
+            stream: None,
         }
     }
 
@@ -40,6 +54,21 @@ impl Reply {
             content_type,
             body: body.into(),
             headers: Vec::new(),
+            stream: None,
+        }
+    }
+
+    pub fn stream(
+        status: u16,
+        content_type: &'static str,
+        body: Box<dyn std::io::Read + Send>,
+    ) -> Reply {
+        Reply {
+            status,
+            content_type,
+            body: Vec::new(),
+            headers: Vec::new(),
+            stream: Some(body),
         }
     }
 
@@ -53,8 +82,18 @@ impl Reply {
         Reply::error(503, code, message).with_header("Retry-After", retry_after_s.to_string())
     }
 
-    pub fn into_tiny(self) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
-        let mut resp = tiny_http::Response::from_data(self.body).with_status_code(self.status);
+    pub fn into_tiny(self) -> tiny_http::Response<Box<dyn std::io::Read + Send>> {
+        let mut resp = match self.stream {
+            Some(reader) => {
+                tiny_http::Response::new(self.status.into(), Vec::new(), reader, None, None)
+            }
+            None => {
+                let len = self.body.len();
+                let reader: Box<dyn std::io::Read + Send> =
+                    Box::new(std::io::Cursor::new(self.body));
+                tiny_http::Response::new(self.status.into(), Vec::new(), reader, Some(len), None)
+            }
+        };
         let mut add = |name: &str, value: &str| {
             if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
                 resp.add_header(h);

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::{auth, intake, openapi, operations, AppState, Reply};
+use super::{auth, intake, openapi, operations, orders, AppState, Reply};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +81,27 @@ pub const ROUTES: &[Route] = &[
         access: Access::Admin,
         handler: operations::log_entry,
         summary: "One message whole: state, attempts, headers and payload",
+    },
+    Route {
+        method: "GET",
+        path: "/api/v2/orders",
+        access: Access::Admin,
+        handler: orders::list,
+        summary: "Orders, newest first; ?limit=, ?before_id=, ?q= (order number, email or product)",
+    },
+    Route {
+        method: "GET",
+        path: "/api/v2/orders.csv",
+        access: Access::Admin,
+        handler: orders::csv,
+        summary: "Every order as CSV for spreadsheets; ?q= filters",
+    },
+    Route {
+        method: "GET",
+        path: "/api/v2/orders/{order_number}",
+        access: Access::Admin,
+        handler: orders::one,
+        summary: "One order by its order number",
     },
     Route {
         method: "GET",

@@ -1,13 +1,30 @@
-//! Orders: the processor that turns Discord-style webhooks into orders.
+//! Order extraction from checkout-bot webhooks (Discord webhook JSON).
+//!
+//! The parser is pure code, no I/O: the worker hands a stored body to
+//! [`OrderParser::parse`] and gets an [`Order`] or a permanent [`ParseError`] to
+//! dead-letter. One concern per module:
+//!
+//! * [`parser`] — walks the JSON (embeds, fields, description, content) and
+//!   assembles the order;
+//! * [`lines`] — `Label: value` lines and alternating label/value lines;
+//! * [`labels`] — label normalisation and the alias table;
+//! * [`markdown`] — Discord markdown removal;
+//! * [`price`] — price strings to minor units + ISO currency;
+//! * [`model`] — the [`Order`] itself;
+//! * [`processor`] — the worker-side [`Processor`](crate::queue::Processor);
+//! * [`csv`] — the spreadsheet export;
+//! * [`reprocess`] — `hookvault reprocess`, re-deriving orders from stored bodies.
+
+pub mod csv;
+pub mod labels;
+pub mod lines;
+pub mod markdown;
 pub mod model;
+pub mod parser;
+pub mod price;
+pub mod processor;
 pub mod reprocess;
+
 pub use model::Order;
-
-use std::sync::Arc;
-
-/// The processor `serve` runs. (Placeholder until the parser lands: checks JSON only.)
-pub fn processor_for(
-    _settings: &crate::config::Settings,
-) -> crate::error::Result<Arc<dyn crate::queue::Processor>> {
-    Ok(Arc::new(crate::queue::JsonCheckProcessor))
-}
+pub use parser::{OrderParser, ParseError};
+pub use processor::{processor_for, OrderProcessor};

@@ -69,5 +69,7 @@ pub trait ReadStore: Send + Sync {
         after_id: i64,
         limit: u32,
     ) -> StoreResult<Vec<RawMessage>>;
+    /// How many messages `raw_messages` would return in all.
+    fn raw_count(&self, filter: &RawFilter) -> StoreResult<u64>;
     fn file_sizes(&self) -> FileSizes;
 }

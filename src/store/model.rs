@@ -232,7 +232,9 @@ pub struct StoredOrder {
     pub order: Order,
 }
 
-/// Which stored messages `reprocess` reads.
+/// Which stored messages `reprocess` reads: those in `status`, or when it is `None` those that
+/// are finished (`processed` and `dead`; queued ones are the workers' business and discarded
+/// ones the operator's decision).
 #[derive(Debug, Clone, Default)]
 pub struct RawFilter {
     pub since_ms: Option<i64>,

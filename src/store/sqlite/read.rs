@@ -280,7 +280,7 @@ impl ReadStore for SqliteReader {
         self.with(|c| {
             c.prepare_cached(
                 "SELECT m.id, m.path, m.state, b.payload FROM messages m JOIN bodies b ON b.message_id = m.id \
-                 WHERE m.id > ?1 AND m.received_at >= ?2 AND (?3 IS NULL OR m.state = ?3) \
+                 WHERE m.id > ?1 AND m.received_at >= ?2 AND (m.state = ?3 OR (?3 IS NULL AND m.state IN ('processed', 'dead'))) \
                  ORDER BY m.id LIMIT ?4",
             )?
             .query_map(
@@ -296,6 +296,23 @@ impl ReadStore for SqliteReader {
                 },
             )?
             .collect()
+        })
+    }
+
+    fn raw_count(&self, f: &RawFilter) -> StoreResult<u64> {
+        self.with(|c| {
+            c.prepare_cached(
+                "SELECT COUNT(*) FROM messages m WHERE m.received_at >= ?1 \
+                 AND (m.state = ?2 OR (?2 IS NULL AND m.state IN ('processed', 'dead')))",
+            )?
+            .query_row(
+                params![
+                    f.since_ms.unwrap_or(i64::MIN),
+                    f.status.map(MessageState::as_str)
+                ],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
         })
     }
 

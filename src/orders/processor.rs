@@ -1,0 +1,46 @@
+//! The order processor the workers run: parse, and hand the order back as the effect the
+//! writer stores in the same transaction as `processed`.
+
+use std::sync::Arc;
+
+use super::{OrderParser, ParseError};
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::queue::{Job, ProcessError, Processor};
+use crate::store::Effect;
+
+pub struct OrderProcessor {
+    parser: OrderParser,
+}
+
+impl OrderProcessor {
+    pub fn new(settings: &Settings) -> Result<OrderProcessor> {
+        let parser = OrderParser::new(
+            &settings.orders.aliases,
+            settings.orders.default_currency.as_deref(),
+        )
+        .map_err(Error::Config)?;
+        Ok(OrderProcessor { parser })
+    }
+
+    pub fn parser(&self) -> &OrderParser {
+        &self.parser
+    }
+}
+
+impl Processor for OrderProcessor {
+    fn process(&self, job: &Job) -> std::result::Result<Effect, ProcessError> {
+        match self.parser.parse(&job.payload) {
+            Ok(order) => Ok(Effect::Order(Box::new(order))),
+            // Both parse errors are facts about the body: retrying cannot change them.
+            Err(e @ (ParseError::InvalidJson(_) | ParseError::NoOrderNumber(_))) => {
+                Err(ProcessError::Permanent(e.to_string()))
+            }
+        }
+    }
+}
+
+/// The processor `serve` runs.
+pub fn processor_for(settings: &Settings) -> Result<Arc<dyn Processor>> {
+    Ok(Arc::new(OrderProcessor::new(settings)?))
+}
