@@ -1,7 +1,7 @@
 //! The listener and its handler threads.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -48,18 +48,20 @@ impl HttpServer {
         let BoundListener { server, addr } = bound;
         let server = Arc::new(server);
         let stopping = Arc::new(AtomicBool::new(false));
+        let requests = Arc::new(AtomicU64::new(0));
         let threads = (0..threads)
             .map(|i| {
                 let (server, state, stopping) = (server.clone(), state.clone(), stopping.clone());
+                let requests = requests.clone();
                 std::thread::Builder::new()
                     .name(format!("http-{i}"))
                     .stack_size(512 * 1024)
-                    .spawn(move || serve(&server, &state, &stopping))
+                    .spawn(move || serve(&server, &state, &stopping, &requests))
                     .expect("spawn http thread")
             })
             .collect();
         let (guard_stop, guard_rx) = crossbeam_channel::bounded(0);
-        let guard = StallGuard::start(addr, guard_rx);
+        let guard = StallGuard::start(addr, requests, guard_rx);
         HttpServer {
             server,
             guard: Some((guard, guard_stop)),
@@ -90,10 +92,11 @@ impl HttpServer {
     }
 }
 
-fn serve(server: &tiny_http::Server, state: &AppState, stopping: &AtomicBool) {
+fn serve(server: &tiny_http::Server, state: &AppState, stopping: &AtomicBool, requests: &AtomicU64) {
     loop {
         match server.recv() {
             Ok(mut request) => {
+                requests.fetch_add(1, Ordering::Relaxed);
                 let started = Instant::now();
                 let reply = router::dispatch(state, &mut request, started);
                 let status = reply.status;
