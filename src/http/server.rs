@@ -92,7 +92,12 @@ impl HttpServer {
     }
 }
 
-fn serve(server: &tiny_http::Server, state: &AppState, stopping: &AtomicBool, requests: &AtomicU64) {
+fn serve(
+    server: &tiny_http::Server,
+    state: &AppState,
+    stopping: &AtomicBool,
+    requests: &AtomicU64,
+) {
     loop {
         match server.recv() {
             Ok(mut request) => {

@@ -125,9 +125,8 @@ pub enum OpOutcome {
         id: i64,
         duplicate: bool,
     },
-    Claimed {
-        attempts: u32,
-    },
+    /// An attempt started (`queued → processing`, attempts + 1).
+    Claimed,
     Completed {
         order: Option<OrderChange>,
     },
