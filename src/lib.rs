@@ -43,7 +43,16 @@ pub fn run(args: Vec<String>) -> i32 {
             println!("hookvault {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Command::CheckConfig(sources) => check_config(sources),
+        Command::CheckConfig(sources) => {
+            // The contract: check-config exits 0 or 1.
+            return match check_config(sources) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("hookvault: {e}");
+                    1
+                }
+            };
+        }
         Command::Serve(sources) => serve(sources),
         Command::Reprocess {
             sources,

@@ -36,23 +36,35 @@ fn events_follow_webhooks_through_their_life() {
     let s = InProcess::start(|c| c.websocket.listen = "127.0.0.1:0".into());
     let addr = s.service.as_ref().unwrap().ws_addr().expect("websocket on");
     let stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let (mut ws, _) = tungstenite::client(format!("ws://{addr}/ws"), stream).expect("handshake");
 
     // The first stats frame proves the broadcaster counts us as a client.
     let stats = wait_for(&mut ws, "stats", |e| e["type"] == "stats");
-    assert!(stats["total_received"].is_u64() && stats["status"].is_string(), "{stats}");
+    assert!(
+        stats["total_received"].is_u64() && stats["status"].is_string(),
+        "{stats}"
+    );
 
     let id = s.http.ingest(&order_body(9)).json["id"].as_i64().unwrap();
-    let received = wait_for(&mut ws, "webhook.received", |e| e["type"] == "webhook.received");
+    let received = wait_for(&mut ws, "webhook.received", |e| {
+        e["type"] == "webhook.received"
+    });
     assert_eq!(received["id"], id);
     let created = wait_for(&mut ws, "order.created", |e| e["type"] == "order.created");
     assert_eq!(created["order"]["order_number"], "TEST-9");
     assert_eq!(created["order"]["amount_cents"], 9999);
     assert_eq!(created["order"]["message_id"], id);
 
-    let bad = s.http.ingest(r#"{"content":"no order here"}"#).json["id"].as_i64().unwrap();
+    let bad = s.http.ingest(r#"{"content":"no order here"}"#).json["id"]
+        .as_i64()
+        .unwrap();
     let dead = wait_for(&mut ws, "webhook.dead", |e| e["type"] == "webhook.dead");
     assert_eq!(dead["id"], bad);
-    assert!(dead["error"].as_str().unwrap().contains("no order number"), "{dead}");
+    assert!(
+        dead["error"].as_str().unwrap().contains("no order number"),
+        "{dead}"
+    );
 }
