@@ -20,6 +20,9 @@ use crate::time::now_ms;
 const MAX_BATCH: usize = 2048;
 /// Inbox bound: when it is full, handlers wait, which is the right backpressure.
 const INBOX: usize = 16_384;
+/// Worker outcomes kept in memory while the disk refuses writes, and how often they are retried.
+const MAX_PARKED: usize = 100_000;
+const PARKED_RETRY: Duration = Duration::from_secs(1);
 
 type Reply = Sender<StoreResult<OpOutcome>>;
 
@@ -41,10 +44,21 @@ impl WriterHandle {
     /// Submits `op` and waits until its transaction is committed (or failed).
     pub fn submit(&self, op: WriteOp, timeout: Duration) -> StoreResult<OpOutcome> {
         let (tx, rx) = bounded(1);
+        let deadline = std::time::Instant::now() + timeout;
+        // A full inbox means the disk is not keeping up: wait, but never past the timeout.
         self.inbox
-            .send(Request::Op(op, Some(tx)))
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
-        match rx.recv_timeout(timeout) {
+            .send_deadline(Request::Op(op, Some(tx)), deadline)
+            .map_err(|e| match e {
+                crossbeam_channel::SendTimeoutError::Timeout(_) => {
+                    StoreError::Unavailable(format!(
+                    "the writer's inbox stayed full for {timeout:?}; the disk is not keeping up"
+                ))
+                }
+                crossbeam_channel::SendTimeoutError::Disconnected(_) => {
+                    StoreError::Unavailable("the writer has stopped".into())
+                }
+            })?;
+        match rx.recv_deadline(deadline) {
             Ok(r) => r,
             Err(RecvTimeoutError::Timeout) => Err(StoreError::Unavailable(format!(
                 "no commit within {timeout:?}; the disk may be stalled"
@@ -103,8 +117,22 @@ impl Writer {
 fn run(mut store: Box<dyn WriteStore>, inbox: Receiver<Request>, ctx: WriterContext) {
     let mut ops: Vec<WriteOp> = Vec::with_capacity(MAX_BATCH);
     let mut replies: Vec<Option<Reply>> = Vec::with_capacity(MAX_BATCH);
+    let mut parked: Vec<WriteOp> = Vec::new();
+    let mut last_parked_try = Instant::now();
     let mut stopping = false;
     while !stopping {
+        // Outcomes that could not be written (disk full) are tried again, first, once a second.
+        let retry_parked = !parked.is_empty() && last_parked_try.elapsed() >= PARKED_RETRY;
+        if retry_parked {
+            last_parked_try = Instant::now();
+            let before = parked.len();
+            replies.extend(parked.iter().map(|_| None));
+            ops.append(&mut parked);
+            commit(&mut *store, &mut ops, &mut replies, &ctx, &mut parked);
+            if parked.is_empty() {
+                log::info!("recorded {before} worker outcomes that had waited for the disk");
+            }
+        }
         let first = match inbox.recv_timeout(Duration::from_millis(250)) {
             Ok(r) => r,
             Err(RecvTimeoutError::Timeout) => {
@@ -136,7 +164,14 @@ fn run(mut store: Box<dyn WriteStore>, inbox: Receiver<Request>, ctx: WriterCont
                 next = inbox.try_recv().ok();
             }
         }
-        commit(&mut *store, &mut ops, &mut replies, &ctx);
+        let parked_before = parked.len();
+        commit(&mut *store, &mut ops, &mut replies, &ctx, &mut parked);
+        if parked.len() > parked_before {
+            log::warn!(
+                "{} worker outcomes are waiting for the disk; they are retried every {PARKED_RETRY:?} (and survive a restart as queued work)",
+                parked.len()
+            );
+        }
         if let Err(e) = store.maintain(inbox.is_empty()) {
             log::warn!("WAL checkpoint failed: {e}");
         }
@@ -152,6 +187,7 @@ fn commit(
     ops: &mut Vec<WriteOp>,
     replies: &mut Vec<Option<Reply>>,
     ctx: &WriterContext,
+    parked: &mut Vec<WriteOp>,
 ) {
     if ops.is_empty() {
         return;
@@ -188,7 +224,7 @@ fn commit(
             let single_replies = std::mem::take(replies);
             for (op, reply) in single_ops.into_iter().zip(single_replies) {
                 let (mut one_op, mut one_reply) = (vec![op], vec![reply]);
-                commit(store, &mut one_op, &mut one_reply, ctx);
+                commit(store, &mut one_op, &mut one_reply, ctx, parked);
             }
         }
         Err(e) => {
@@ -198,6 +234,10 @@ fn commit(
             match (&op, reply) {
                 (_, Some(reply)) => {
                     let _ = reply.send(Err(e));
+                }
+                (Some(_), None) if parked.len() < MAX_PARKED => {
+                    // A worker's outcome: keep it and try again; the message stays in flight.
+                    parked.extend(op);
                 }
                 (Some(op), None) => {
                     log::error!("could not record {}: {e}; it stays as it was on disk and is retried after a restart", describe(op));
