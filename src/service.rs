@@ -135,6 +135,7 @@ impl Service {
             live: live.clone(),
             dispatcher,
             events: sink,
+            ws_addr: events.as_ref().map(Broadcaster::local_addr),
         });
         let http = HttpServer::start(bound, settings.server.handler_threads, state.clone());
         live.is_running.store(true, Relaxed);

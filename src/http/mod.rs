@@ -2,6 +2,7 @@
 //! body or one request waiting for its commit never stalls the others.
 
 pub mod auth;
+pub mod dashboard;
 pub mod intake;
 pub mod openapi;
 pub mod operations;
@@ -32,4 +33,6 @@ pub struct AppState {
     pub live: Arc<LiveStats>,
     pub dispatcher: Dispatcher,
     pub events: EventSink,
+    /// The WebSocket broadcaster's address (None when `websocket.listen = "off"`).
+    pub ws_addr: Option<std::net::SocketAddr>,
 }

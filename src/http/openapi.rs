@@ -318,6 +318,16 @@ pub fn describe(method: &str, path: &str) -> Option<Value> {
                 "content": {"text/html": {"schema": {"type": "string"}}}
             }}
         }),
+        ("GET", "/dashboard") => json!({
+            "description": "Stats, latest orders, dead letters (retry, discard) and the live \
+                event feed in one self-contained page (no external loads). The page holds no \
+                data: it calls the admin API from the browser (asking for the admin token on a \
+                401) and the WebSocket on `websocket.listen`.",
+            "responses": {"200": {
+                "description": "The dashboard page",
+                "content": {"text/html": {"schema": {"type": "string"}}}
+            }}
+        }),
         _ => return None,
     };
     Some(v)

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::{auth, intake, openapi, operations, orders, AppState, Reply};
+use super::{auth, dashboard, intake, openapi, operations, orders, AppState, Reply};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +137,13 @@ pub const ROUTES: &[Route] = &[
         access: Access::Open,
         handler: openapi::docs,
         summary: "The API documentation as a self-contained HTML page",
+    },
+    Route {
+        method: "GET",
+        path: "/dashboard",
+        access: Access::Open,
+        handler: dashboard::page,
+        summary: "A small self-contained operator dashboard (it reads the admin API)",
     },
 ];
 
