@@ -140,18 +140,7 @@ fn a_database_from_a_newer_version_is_refused_with_a_clear_message() {
         let c = rusqlite_free_set_user_version(&db, 99);
         assert!(c, "could not prepare the database");
     }
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookvault"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--ws-listen",
-            "off",
-            "--db",
-        ])
-        .arg(&db)
-        .output()
-        .unwrap();
+    let out = common::serve_command(&db).output().unwrap();
     assert_eq!(out.status.code(), Some(74), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("schema version 99"), "{err}");

@@ -225,6 +225,21 @@ impl Drop for InProcess {
     }
 }
 
+/// `hookvault serve` on ephemeral ports (WebSocket off) with the database `db`.
+pub fn serve_command(db: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookvault"));
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--ws-listen",
+        "off",
+        "--db",
+    ])
+    .arg(db);
+    cmd
+}
+
 /// The real `hookvault` binary as a child process.
 pub struct Binary {
     pub child: Child,
@@ -239,19 +254,10 @@ impl Binary {
     pub fn start(db: &Path, env: &[(&str, &str)]) -> Binary {
         let stderr_log =
             db.with_extension(format!("stderr.{}.log", std::process::id() ^ rand_u32()));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookvault"));
-        cmd.args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--ws-listen",
-            "off",
-            "--db",
-        ])
-        .arg(db)
-        .env("HOOKVAULT_QUEUE_SHUTDOWN_TIMEOUT_S", "10")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr_log).unwrap());
+        let mut cmd = serve_command(db);
+        cmd.env("HOOKVAULT_QUEUE_SHUTDOWN_TIMEOUT_S", "10")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr_log).unwrap());
         for (k, v) in env {
             cmd.env(k, v);
         }
