@@ -38,8 +38,9 @@ pub trait WriteStore: Send {
     ) -> StoreResult<(Vec<OpOutcome>, CounterDelta)>;
     /// Moves messages a crash left `processing` back to `queued`; returns how many.
     fn recover_in_flight(&mut self) -> StoreResult<u64>;
-    /// Housekeeping between batches (WAL checkpoints); `idle` says no one is waiting.
-    fn maintain(&mut self, idle: bool) -> StoreResult<()>;
+    /// Housekeeping between batches (WAL checkpoints); `idle_for` is how long no commit has
+    /// been asked for (zero right after a commit).
+    fn maintain(&mut self, idle_for: std::time::Duration) -> StoreResult<()>;
     /// Copies the WAL into the main file and truncates it (on shutdown and when it grows).
     fn checkpoint(&mut self) -> StoreResult<()>;
 }

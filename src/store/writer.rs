@@ -20,6 +20,8 @@ use crate::time::now_ms;
 const MAX_BATCH: usize = 2048;
 /// Inbox bound: when it is full, handlers wait, which is the right backpressure.
 const INBOX: usize = 16_384;
+/// How long a batch holding only worker outcomes may wait for company before it commits.
+const WORKER_LINGER: Duration = Duration::from_millis(20);
 /// Worker outcomes kept in memory while the disk refuses writes, and how often they are retried.
 const MAX_PARKED: usize = 100_000;
 const PARKED_RETRY: Duration = Duration::from_secs(1);
@@ -119,6 +121,7 @@ fn run(mut store: Box<dyn WriteStore>, inbox: Receiver<Request>, ctx: WriterCont
     let mut replies: Vec<Option<Reply>> = Vec::with_capacity(MAX_BATCH);
     let mut parked: Vec<WriteOp> = Vec::new();
     let mut last_parked_try = Instant::now();
+    let mut last_commit = Instant::now();
     let mut stopping = false;
     while !stopping {
         // Outcomes that could not be written (disk full) are tried again, first, once a second.
@@ -136,32 +139,26 @@ fn run(mut store: Box<dyn WriteStore>, inbox: Receiver<Request>, ctx: WriterCont
         let first = match inbox.recv_timeout(Duration::from_millis(250)) {
             Ok(r) => r,
             Err(RecvTimeoutError::Timeout) => {
-                if let Err(e) = store.maintain(true) {
+                if let Err(e) = store.maintain(last_commit.elapsed()) {
                     log::warn!("WAL checkpoint failed: {e}");
                 }
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        let mut next = Some(first);
-        while let Some(req) = next.take() {
-            match req {
-                Request::Op(op, reply) => {
-                    ops.push(op);
-                    replies.push(reply);
-                }
-                Request::Stop => {
-                    stopping = true;
-                    // Whatever was sent before Stop still gets committed.
-                    while let Ok(Request::Op(op, reply)) = inbox.try_recv() {
-                        ops.push(op);
-                        replies.push(reply);
-                    }
+        stopping = take_waiting(&inbox, first, &mut ops, &mut replies);
+        // Nobody waits on a batch of worker outcomes alone: linger briefly so an attempt's claim
+        // and its end share one commit (and fold into one row update) even at low rates.
+        if !stopping && replies.iter().all(Option::is_none) {
+            let deadline = Instant::now() + WORKER_LINGER;
+            while ops.len() < MAX_BATCH {
+                let Ok(req) = inbox.recv_deadline(deadline) else {
+                    break;
+                };
+                stopping = take_waiting(&inbox, req, &mut ops, &mut replies);
+                if stopping || replies.iter().any(Option::is_some) {
                     break;
                 }
-            }
-            if ops.len() < MAX_BATCH {
-                next = inbox.try_recv().ok();
             }
         }
         let parked_before = parked.len();
@@ -172,7 +169,8 @@ fn run(mut store: Box<dyn WriteStore>, inbox: Receiver<Request>, ctx: WriterCont
                 parked.len()
             );
         }
-        if let Err(e) = store.maintain(inbox.is_empty()) {
+        last_commit = Instant::now();
+        if let Err(e) = store.maintain(Duration::ZERO) {
             log::warn!("WAL checkpoint failed: {e}");
         }
     }
@@ -180,6 +178,37 @@ fn run(mut store: Box<dyn WriteStore>, inbox: Receiver<Request>, ctx: WriterCont
         log::warn!("final WAL checkpoint failed: {e}");
     }
     ctx.live.writer_running.store(false, Relaxed);
+}
+
+/// Moves `first` and whatever else is already waiting (up to [`MAX_BATCH`]) into the batch;
+/// true when a stop request was among them.
+fn take_waiting(
+    inbox: &Receiver<Request>,
+    first: Request,
+    ops: &mut Vec<WriteOp>,
+    replies: &mut Vec<Option<Reply>>,
+) -> bool {
+    let mut next = Some(first);
+    while let Some(req) = next.take() {
+        match req {
+            Request::Op(op, reply) => {
+                ops.push(op);
+                replies.push(reply);
+            }
+            Request::Stop => {
+                // Whatever was sent before Stop still gets committed.
+                while let Ok(Request::Op(op, reply)) = inbox.try_recv() {
+                    ops.push(op);
+                    replies.push(reply);
+                }
+                return true;
+            }
+        }
+        if ops.len() < MAX_BATCH {
+            next = inbox.try_recv().ok();
+        }
+    }
+    false
 }
 
 fn commit(

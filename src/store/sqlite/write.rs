@@ -14,6 +14,7 @@ use crate::time::rfc3339;
 pub struct SqliteWriter {
     conn: Connection,
     commits_since_checkpoint: u32,
+    ops_since_checkpoint: usize,
 }
 
 impl SqliteWriter {
@@ -24,12 +25,19 @@ impl SqliteWriter {
         Ok(SqliteWriter {
             conn,
             commits_since_checkpoint: 0,
+            ops_since_checkpoint: 0,
         })
     }
 }
 
-/// Commits between forced checkpoints when the writer never goes idle.
-const FORCE_CHECKPOINT_COMMITS: u32 = 4000;
+/// When to copy the WAL back into the database file. A checkpoint writes each page changed
+/// since the last one once, however often it changed, so checkpointing seldom writes far less
+/// (SD cards wear by the byte): after a second with no commit, or once enough has piled up
+/// that the WAL should not grow further (ops are a cautious stand-in for pages: a batch's ops
+/// share pages).
+const CHECKPOINT_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+const CHECKPOINT_AFTER_COMMITS: u32 = 1000;
+const CHECKPOINT_AFTER_OPS: usize = 8192;
 
 impl WriteStore for SqliteWriter {
     fn commit_batch(
@@ -64,6 +72,7 @@ impl WriteStore for SqliteWriter {
         write_counters(&tx, &delta, queue_size_peak).map_err(sql_err)?;
         tx.commit().map_err(sql_err)?;
         self.commits_since_checkpoint += 1;
+        self.ops_since_checkpoint += ops.len();
         Ok((outcomes, delta))
     }
 
@@ -78,15 +87,19 @@ impl WriteStore for SqliteWriter {
         Ok(n as u64)
     }
 
-    fn maintain(&mut self, idle: bool) -> StoreResult<()> {
+    fn maintain(&mut self, idle_for: std::time::Duration) -> StoreResult<()> {
         if self.commits_since_checkpoint == 0 {
             return Ok(());
         }
-        if idle || self.commits_since_checkpoint >= FORCE_CHECKPOINT_COMMITS {
+        if idle_for >= CHECKPOINT_AFTER_IDLE
+            || self.commits_since_checkpoint >= CHECKPOINT_AFTER_COMMITS
+            || self.ops_since_checkpoint >= CHECKPOINT_AFTER_OPS
+        {
             self.conn
                 .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
                 .map_err(sql_err)?;
             self.commits_since_checkpoint = 0;
+            self.ops_since_checkpoint = 0;
         }
         Ok(())
     }
@@ -96,6 +109,7 @@ impl WriteStore for SqliteWriter {
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .map_err(sql_err)?;
         self.commits_since_checkpoint = 0;
+        self.ops_since_checkpoint = 0;
         Ok(())
     }
 }
