@@ -63,30 +63,32 @@ load1() { cut -d' ' -f1 /proc/loadavg; }
 now_ms() { date +%s%3N; }
 
 # ---- CPU accounting: how busy were *other* processes during a measurement? ------------------
-busy_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat; }
+busy_ticks() { awk '/^cpu /{print $2+$3+$4+$9}' /proc/stat; } # user nice system steal (irq/softirq of our own loopback traffic left out)
 proc_ticks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-children_ticks() { # user+sys of waited-for children of this shell, in ticks
-    times | awk -v hz="$HZ" 'NR==2 {
+children_ticks() { # user+sys of waited-for children of this shell, in ticks -> KID_TICKS
+    # (must run in this shell, not in $(...): a subshell has no reaped children of its own)
+    times >"$WORK/.times"
+    KID_TICKS=$(awk -v hz="$HZ" 'NR==2 {
         n = split($0, f, " "); t = 0
         for (i = 1; i <= n; i++) { s = f[i]; sub(/s$/, "", s); split(s, ms, "m"); t += ms[1]*60 + ms[2] }
-        printf "%d\n", t * hz }'
+        printf "%d\n", t * hz }' "$WORK/.times")
 }
-CPU_T0=0 CPU_BUSY0=0 CPU_SRV0=0 CPU_KID0=0 CPU_PID=
+CPU_T0=0 CPU_BUSY0=0 CPU_SRV0=0 CPU_KID0=0 CPU_PID= CPU_OTHERS= CPU_CORES= CPU_SECS=
 cpu_mark() { # $1 = server pid
-    CPU_PID=$1 CPU_T0=$(now_ms) CPU_BUSY0=$(busy_ticks) CPU_SRV0=$(proc_ticks "$1") CPU_KID0=$(children_ticks)
+    children_ticks
+    CPU_PID=$1 CPU_T0=$(now_ms) CPU_BUSY0=$(busy_ticks) CPU_SRV0=$(proc_ticks "$1") CPU_KID0=$KID_TICKS
 }
-cpu_others() { # cores used by processes other than the server and our client since cpu_mark
-    local t busy srv kid
-    t=$(now_ms) busy=$(busy_ticks) srv=$(proc_ticks "$CPU_PID") kid=$(children_ticks)
-    awk -v b=$((busy - CPU_BUSY0)) -v s=$((srv - CPU_SRV0)) -v k=$((kid - CPU_KID0)) \
+cpu_end() { # since cpu_mark: CPU_OTHERS = cores used by processes other than the server and our
+    # client; CPU_CORES = cores the server used; CPU_SECS = server CPU seconds
+    local t busy srv
+    children_ticks
+    t=$(now_ms) busy=$(busy_ticks) srv=$(proc_ticks "$CPU_PID")
+    CPU_OTHERS=$(awk -v b=$((busy - CPU_BUSY0)) -v s=$((srv - CPU_SRV0)) -v k=$((KID_TICKS - CPU_KID0)) \
         -v ms=$((t - CPU_T0)) -v hz="$HZ" \
-        'BEGIN { o = (b - s - k) / hz / (ms / 1000); if (o < 0) o = 0; printf "%.2f", o }'
+        'BEGIN { o = (b - s - k) / hz / (ms / 1000); if (o < 0) o = 0; printf "%.2f", o }')
+    CPU_CORES=$(awk -v t=$((srv - CPU_SRV0)) -v ms=$((t - CPU_T0)) -v hz="$HZ" 'BEGIN{printf "%.2f", t/hz/(ms/1000)}')
+    CPU_SECS=$(awk -v t=$((srv - CPU_SRV0)) -v hz="$HZ" 'BEGIN{printf "%.2f", t/hz}')
 }
-cpu_cores() { # cores the server used since cpu_mark
-    awk -v t=$(($(proc_ticks "$CPU_PID") - CPU_SRV0)) -v ms=$(($(now_ms) - CPU_T0)) -v hz="$HZ" \
-        'BEGIN{printf "%.2f", t/hz/(ms/1000)}'
-}
-cpu_server_secs() { awk -v t=$(($(proc_ticks "$CPU_PID") - CPU_SRV0)) -v hz="$HZ" 'BEGIN{printf "%.2f", t/hz}'; }
 
 # ---- the servers ----------------------------------------------------------------------------
 HVPID= HVLOG=/dev/null
@@ -157,8 +159,10 @@ start_baseline() {
 # ---- wrk ------------------------------------------------------------------------------------
 # wrk prints "Latency 1.23ms ..." and "99% 3.45ms"; turn a duration into milliseconds.
 WRK_ARGS=(-t2 -c32 -d10s --latency -s "$ROOT/loadtest/wrk/post_order.lua")
-run_wrk() { # $1 = base url, $2 = output file; prints "rps p50 p99 max non2xx errors"
-    wrk "${WRK_ARGS[@]}" "$1" >"$2" 2>&1
+WRK_PIN=()
+run_wrk() { # $1 = base url, $2 = output file; writes "rps p50 p99 max non2xx errors" to $2.sum
+    # (run in this shell, not in a pipe or <(...), so wrk's CPU time counts as the client's)
+    "${WRK_PIN[@]}" wrk "${WRK_ARGS[@]}" "$1" >"$2" 2>&1
     awk '
         function ms(v) {
             if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
@@ -174,7 +178,7 @@ run_wrk() { # $1 = base url, $2 = output file; prints "rps p50 p99 max non2xx er
         /Socket errors:/ { errs = $4 + $6 + $8 + $10; gsub(/,/, "", errs) }
         $1 == "Requests/sec:" { rps = $2 }
         END { printf "%.0f %.2f %.2f %.2f %d %d\n", rps, p50, p99, max, non2xx, errs }
-    ' "$2"
+    ' "$2" >"$2.sum"
 }
 
 lt_json() { # runs hookvault-loadtest with --json -q, prints the report (even when it failed)
@@ -208,6 +212,8 @@ R "| binary size | $(stat -c %s "$HV" | awk '{printf "%.2f MiB (%d bytes)", $1/1
 R ""
 R "\`others\` = CPU cores used by processes other than the server and the client during that"
 R "measurement (from /proc/stat); above ~0.3 the row was disturbed and should be re-run."
+R "\`load1\` (the 1-minute load average) is shown too but counts hookvault's own runnable threads"
+R "(one per connection, handlers, workers), so it is high during and after our own runs."
 R ""
 
 # =============================================================================================
@@ -218,25 +224,55 @@ IDLE_RSS=$(vm "$HVPID" VmRSS)
 IDLE_READY_MS=$READY_MS
 
 L=$(load1); cpu_mark "$HVPID"
-read -r HV_RPS HV_P50 HV_P99 HV_MAX HV_NON2XX HV_ERRS < <(run_wrk "$URL" "$WORK/wrk-hv.txt")
-HV_OTHERS=$(cpu_others); HV_L=$L; HV_CPU=$(cpu_cores)
+run_wrk "$URL" "$WORK/wrk-hv.txt"
+cpu_end; HV_OTHERS=$CPU_OTHERS; HV_L=$L; HV_CPU=$CPU_CORES
+read -r HV_RPS HV_P50 HV_P99 HV_MAX HV_NON2XX HV_ERRS <"$WORK/wrk-hv.txt.sum"
 HV_DRAIN=$(wait_drained)
 log "  wrk hookvault: $HV_RPS/s p99 $HV_P99 ms (drained in $HV_DRAIN s)"
 
 start_baseline
 L=$(load1); cpu_mark "$BASEPID"
-read -r B_RPS B_P50 B_P99 B_MAX B_NON2XX B_ERRS < <(run_wrk "$BURL" "$WORK/wrk-base.txt")
-B_OTHERS=$(cpu_others); B_L=$L; B_CPU=$(cpu_cores)
+run_wrk "$BURL" "$WORK/wrk-base.txt"
+cpu_end; B_OTHERS=$CPU_OTHERS; B_L=$L; B_CPU=$CPU_CORES
+read -r B_RPS B_P50 B_P99 B_MAX B_NON2XX B_ERRS <"$WORK/wrk-base.txt.sum"
 log "  wrk baseline: $B_RPS/s p99 $B_P99 ms"
 
 L=$(load1); cpu_mark "$HVPID"
 lt_json --url "$URL" -n 20000 -c 32 >"$WORK/lt-hv.json"
-LTHV_OTHERS=$(cpu_others); LTHV_L=$L
+cpu_end; LTHV_OTHERS=$CPU_OTHERS; LTHV_L=$L
 L=$(load1); cpu_mark "$BASEPID"
 lt_json --url "$BURL" -n 20000 -c 32 --no-verify >"$WORK/lt-base.json"
-LTB_OTHERS=$(cpu_others); LTB_L=$L
+cpu_end; LTB_OTHERS=$CPU_OTHERS; LTB_L=$L
 kill -TERM "$BASEPID" 2>/dev/null || true
 wait "$BASEPID" 2>/dev/null || true
+
+# The same wrk run with the server confined to CPU 0 and wrk to CPU 1: no scheduling fight
+# between wrk's two event-loop threads and the server's ~80 threads.
+PINNED=0
+if command -v taskset >/dev/null && (($(nproc) >= 2)); then
+    PINNED=1
+    wait_drained >/dev/null
+    taskset -p -a -c 0 "$HVPID" >/dev/null
+    L=$(load1); cpu_mark "$HVPID"
+    WRK_PIN=(taskset -c 1)
+    run_wrk "$URL" "$WORK/wrk-hv-pinned.txt"
+    cpu_end; HVP_OTHERS=$CPU_OTHERS; HVP_L=$L; HVP_CPU=$CPU_CORES
+    read -r HVP_RPS HVP_P50 HVP_P99 HVP_MAX HVP_NON2XX HVP_ERRS <"$WORK/wrk-hv-pinned.txt.sum"
+    taskset -p -a -c 0-$(($(nproc) - 1)) "$HVPID" >/dev/null
+    wait_drained >/dev/null
+    taskset -c 0 "$LT" baseline-server --listen "127.0.0.1:$BPORT" >>"$WORK/baseline.log" 2>&1 &
+    BASEPID=$!
+    PIDS+=("$BASEPID")
+    for _ in $(seq 1 500); do curl -s -o /dev/null --max-time 1 "$BURL/" && break; sleep 0.01; done
+    L=$(load1); cpu_mark "$BASEPID"
+    run_wrk "$BURL" "$WORK/wrk-base-pinned.txt"
+    cpu_end; BP_OTHERS=$CPU_OTHERS; BP_L=$L; BP_CPU=$CPU_CORES
+    read -r BP_RPS BP_P50 BP_P99 BP_MAX BP_NON2XX BP_ERRS <"$WORK/wrk-base-pinned.txt.sum"
+    WRK_PIN=()
+    kill -TERM "$BASEPID" 2>/dev/null || true
+    wait "$BASEPID" 2>/dev/null || true
+    log "  pinned: hookvault $HVP_RPS/s p99 $HVP_P99 ms, baseline $BP_RPS/s"
+fi
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.0f%%", 100*a/b; else print "-" }'; }
 ltrow() { # name json-file load others
@@ -254,6 +290,11 @@ R "|---|---|---|---|---|---|---|---|---|---|"
 R "| hookvault | $HV_RPS | $HV_P50 | $HV_P99 | $HV_MAX | $HV_NON2XX | $HV_ERRS | $HV_CPU | $HV_L | $HV_OTHERS |"
 R "| baseline-server | $B_RPS | $B_P50 | $B_P99 | $B_MAX | $B_NON2XX | $B_ERRS | $B_CPU | $B_L | $B_OTHERS |"
 R "| **ratio** | **$(ratio "$HV_RPS" "$B_RPS")** | | | | | | | | |"
+if ((PINNED)); then
+    R "| hookvault, pinned to CPU 0, wrk to CPU 1 | $HVP_RPS | $HVP_P50 | $HVP_P99 | $HVP_MAX | $HVP_NON2XX | $HVP_ERRS | $HVP_CPU | $HVP_L | $HVP_OTHERS |"
+    R "| baseline-server, pinned to CPU 0, wrk to CPU 1 | $BP_RPS | $BP_P50 | $BP_P99 | $BP_MAX | $BP_NON2XX | $BP_ERRS | $BP_CPU | $BP_L | $BP_OTHERS |"
+    R "| **ratio, pinned** | **$(ratio "$HVP_RPS" "$BP_RPS")** | | | | | | | | |"
+fi
 R ""
 R "hookvault processed the wrk backlog in $HV_DRAIN s after wrk stopped."
 R ""
@@ -276,14 +317,14 @@ for rate in 100 1000 5000; do
     wait_drained >/dev/null
     L=$(load1); cpu_mark "$HVPID"
     lt_json --url "$URL" --rate "$rate" --duration 10s >"$WORK/open-$rate.json"
-    O=$(cpu_others)
+    cpu_end; O=$CPU_OTHERS
     R "$(jq -r --arg l "$L" --arg o "$O" '"| \(.schedule.target_rate|floor) | \(.sent) | \(.latency.p50_ms) | \(.latency.p99_ms) | \(.latency.p999_ms) | \(.latency.max_ms) | \(.ok_2xx)/\(.sent) | \(if .verified then "PASS, lost \(.lost)" else "FAIL: \(.failures|join("; "))" end) | \(.schedule.lag.p99_ms) | \($l) | \($o) |"' "$WORK/open-$rate.json")"
     log "  open $rate/s: p99 $(jq .latency.p99_ms "$WORK/open-$rate.json") ms"
 done
 R ""
 
 # =============================================================================================
-log "3/6 end-to-end processing, --rate 8000 --duration 20s"
+log "3/6 end-to-end processing: --rate 8000 --duration 20s, then wrk for 20 s"
 wait_drained >/dev/null
 : >"$WORK/qsize.txt"
 (
@@ -298,17 +339,19 @@ POLLER=$!
 PIDS+=("$POLLER")
 L=$(load1); cpu_mark "$HVPID"
 lt_json --url "$URL" --rate 8000 --duration 20s >"$WORK/e2e.json"
-E2E_OTHERS=$(cpu_others); E2E_CPU=$(cpu_server_secs)
+cpu_end; E2E_OTHERS=$CPU_OTHERS; E2E_CPU=$CPU_SECS; E2E_CORES=$CPU_CORES
 kill "$POLLER" 2>/dev/null || true
 wait "$POLLER" 2>/dev/null || true
 PEAK_RSS=$(vm "$HVPID" VmHWM)
 NOW_RSS=$(vm "$HVPID" VmRSS)
 E2E_N=$(jq '.queued' "$WORK/e2e.json")
-R "## 3. End-to-end: acknowledged and processed, open loop 8,000/s for 20 s"
+R "## 3. End-to-end: acknowledged and processed, 20 s"
 R ""
-R "| target/s | sent | acked/s (send phase) | drain after send s | end-to-end orders/s | ack p50 ms | ack p99 ms | ack max ms | verification | server CPU s (µs/order) | load1 | others |"
+R "Open loop, \`hookvault-loadtest --rate 8000 --duration 20s --json\` (verification on):"
+R ""
+R "| target/s | sent | acked/s (send phase) | drain after send s | end-to-end orders/s | ack p50 ms | ack p99 ms | ack max ms | verification | server CPU s (µs/order, cores) | load1 | others |"
 R "|---|---|---|---|---|---|---|---|---|---|---|---|"
-R "$(jq -r --arg l "$L" --arg o "$E2E_OTHERS" --arg cpu "$E2E_CPU" '"| \(.schedule.target_rate|floor) | \(.sent) | \(.send_rate|floor) | \(.drain_secs*10|round/10) | **\(.end_to_end_rate // 0|floor)** | \(.latency.p50_ms) | \(.latency.p99_ms) | \(.latency.max_ms) | \(if .verified then "PASS, lost \(.lost)" else "FAIL: \(.failures|join("; "))" end) | \($cpu) (\(if .queued > 0 then ($cpu|tonumber)*1e6/.queued|floor else 0 end)) | \($l) | \($o) |"' "$WORK/e2e.json")"
+R "$(jq -r --arg l "$L" --arg o "$E2E_OTHERS" --arg cpu "$E2E_CPU" --arg cores "$E2E_CORES" '"| \(.schedule.target_rate|floor) | \(.sent) | \(.send_rate|floor) | \(.drain_secs*10|round/10) | **\(.end_to_end_rate // 0|floor)** | \(.latency.p50_ms) | \(.latency.p99_ms) | \(.latency.max_ms) | \(if .verified then "PASS, lost \(.lost)" else "FAIL: \(.failures|join("; "))" end) | \($cpu) (\(if .queued > 0 then ($cpu|tonumber)*1e6/.queued|floor else 0 end), \($cores)) | \($l) | \($o) |"' "$WORK/e2e.json")"
 R ""
 R "Backlog during the run (\`queue_size\` + \`in_flight\` from the stats endpoint, once a second):"
 R ""
@@ -316,6 +359,44 @@ R "\`$(awk '{printf "%ss:%s ", $1, ($2 ~ /^[0-9]+$/ ? $2 + $3 : "?")}' "$WORK/qs
 R ""
 R "Peak backlog: $(awk 'BEGIN{m=0} $2 ~ /^[0-9]+$/ && $2+$3 > m {m=$2+$3} END{print m}' "$WORK/qsize.txt") messages."
 R ""
+
+# The loadtest client above needs about a core of its own at 8,000/s; wrk needs far less, so
+# the server's own ceiling shows better with it: 20 s closed loop, then the drain.
+wait_drained >/dev/null
+P0=$(stats | jq '.total_processed + .total_failed')
+: >"$WORK/qsize-wrk.txt"
+(
+    t0=$(now_ms)
+    while :; do
+        q=$(stats | jq -r '"\(.queue_size) \(.in_flight)"' 2>/dev/null || echo "? ?")
+        echo "$(( ($(now_ms) - t0) / 1000 )) $q" >>"$WORK/qsize-wrk.txt"
+        sleep 1
+    done
+) &
+POLLER=$!
+PIDS+=("$POLLER")
+L=$(load1); cpu_mark "$HVPID"
+T0=$(now_ms)
+WRK_ARGS=(-t2 -c32 -d20s --latency -s "$ROOT/loadtest/wrk/post_order.lua")
+run_wrk "$URL" "$WORK/wrk-e2e.txt"
+WRK_ARGS=(-t2 -c32 -d10s --latency -s "$ROOT/loadtest/wrk/post_order.lua")
+WE_DRAIN=$(wait_drained)
+WE_MS=$(($(now_ms) - T0))
+cpu_end; WE_OTHERS=$CPU_OTHERS; WE_CORES=$CPU_CORES; WE_SECS=$CPU_SECS
+kill "$POLLER" 2>/dev/null || true
+wait "$POLLER" 2>/dev/null || true
+P1=$(stats | jq '.total_processed + .total_failed')
+read -r WE_RPS WE_P50 WE_P99 WE_MAX WE_NON2XX WE_ERRS <"$WORK/wrk-e2e.txt.sum"
+R "Closed loop, \`wrk -t2 -c32 -d20s\` (as in section 1, 20 s), then the drain:"
+R ""
+R "| acked/s | drain after wrk s | processed | end-to-end orders/s (processed / (20 s + drain)) | peak backlog | server CPU cores (µs/order) | load1 | others |"
+R "|---|---|---|---|---|---|---|---|"
+R "| $WE_RPS | $WE_DRAIN | $((P1 - P0)) | **$(awk -v n=$((P1 - P0)) -v ms="$WE_MS" 'BEGIN{printf "%.0f", n/(ms/1000)}')** | $(awk 'BEGIN{m=0} $2 ~ /^[0-9]+$/ && $2+$3 > m {m=$2+$3} END{print m}' "$WORK/qsize-wrk.txt") | $WE_CORES ($(awk -v s="$WE_SECS" -v n=$((P1 - P0)) 'BEGIN{ if (n > 0) printf "%.0f", s*1e6/n }')) | $L | $WE_OTHERS |"
+R ""
+R "Backlog once a second: \`$(awk '{printf "%ss:%s ", $1, ($2 ~ /^[0-9]+$/ ? $2 + $3 : "?")}' "$WORK/qsize-wrk.txt")\`"
+R ""
+PEAK_RSS=$(vm "$HVPID" VmHWM)
+NOW_RSS=$(vm "$HVPID" VmRSS)
 
 # =============================================================================================
 log "4/6 memory"
@@ -339,7 +420,7 @@ write_cost() { # name, then loadtest args; sets W_* for the table
     wb0=$(io "$PID" write_bytes) wc0=$(io "$PID" wchar) b0=$(metric hookvault_commit_batches_total)
     W_L=$(load1); cpu_mark "$PID"
     lt_json --url "$URL" "${@:2}" >"$WORK/write-$1.json"
-    W_OTHERS=$(cpu_others)
+    cpu_end; W_OTHERS=$CPU_OTHERS
     W_N=$(jq '.queued' "$WORK/write-$1.json")
     W_OK=$(jq -r 'if .verified then "PASS, lost \(.lost)" else "FAIL" end' "$WORK/write-$1.json")
     wait_drained >/dev/null
@@ -448,7 +529,7 @@ BACKLOG=$(jq '.queue_size + .in_flight' <<<"$S")
 P0=$(jq '.total_processed' <<<"$S")
 L2=$(load1); cpu_mark "$HVPID"
 DRAIN=$(wait_drained)
-R_OTHERS=$(cpu_others)
+cpu_end; R_OTHERS=$CPU_OTHERS
 S=$(stats)
 P1=$(jq '.total_processed' <<<"$S")
 RSS_AFTER=$(vm "$HVPID" VmHWM)
