@@ -1,18 +1,34 @@
-//! Hands jobs to the workers without ever blocking the writer. A job is in exactly one place
-//! at a time: the in-flight set makes sure the writer's fast path and the feeder's scan never
-//! both hand over the same message.
+//! Hands jobs to the workers without ever blocking the writer. A message is handed over at
+//! most once at a time: the in-flight set makes sure the writer's fast path and the feeder's
+//! scan never both hand over the same message.
+//!
+//! The feeder reads `queued` rows from a snapshot that can be a moment old: a message it read
+//! as queued may have been processed and finished since. So finished messages are remembered
+//! for a while (the most recent [`RECENT`]) and refused too, and the feeder re-reads its page
+//! when more messages than that finished while it held one (see [`Dispatcher::finished`]).
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
 
 use super::Job;
 
+/// How many recently finished messages are remembered.
+pub const RECENT: usize = 16_384;
+
+#[derive(Default)]
+struct Flight {
+    in_flight: HashSet<i64>,
+    recent: VecDeque<i64>,
+    recent_set: HashSet<i64>,
+    finished: u64,
+}
+
 #[derive(Clone)]
 pub struct Dispatcher {
     jobs: Sender<Job>,
-    in_flight: Arc<Mutex<HashSet<i64>>>,
+    flight: Arc<Mutex<Flight>>,
     wake: Sender<()>,
 }
 
@@ -29,7 +45,7 @@ impl Dispatcher {
         (
             Dispatcher {
                 jobs: jobs_tx,
-                in_flight: Arc::new(Mutex::new(HashSet::new())),
+                flight: Arc::new(Mutex::new(Flight::default())),
                 wake: wake_tx,
             },
             DispatchReceivers {
@@ -70,20 +86,59 @@ impl Dispatcher {
         }
     }
 
-    /// Marks `id` as handed over; false if it already is.
+    /// Marks `id` as handed over; false if it already is, or finished recently.
     pub fn claim(&self, id: i64) -> bool {
-        self.in_flight
+        self.flight
             .lock()
-            .map(|mut s| s.insert(id))
+            .map(|mut f| !f.recent_set.contains(&id) && f.in_flight.insert(id))
             .unwrap_or(false)
     }
 
-    /// The message left the workers' hands for good (its final state is committed) or was
-    /// never handed over.
+    /// The message was not handed over after all (or its outcome could not be recorded).
     pub fn release(&self, id: i64) {
-        if let Ok(mut s) = self.in_flight.lock() {
-            s.remove(&id);
+        if let Ok(mut f) = self.flight.lock() {
+            f.in_flight.remove(&id);
         }
+    }
+
+    /// The message's final state is committed: it leaves the workers' hands for good.
+    pub fn finish(&self, id: i64) {
+        if let Ok(mut f) = self.flight.lock() {
+            f.in_flight.remove(&id);
+            if f.recent_set.insert(id) {
+                f.recent.push_back(id);
+            }
+            while f.recent.len() > RECENT {
+                if let Some(old) = f.recent.pop_front() {
+                    f.recent_set.remove(&old);
+                }
+            }
+            f.finished += 1;
+        }
+    }
+
+    /// An operator requeued finished messages (`None`: all dead letters): they may be handed
+    /// over again.
+    pub fn forget(&self, id: Option<i64>) {
+        if let Ok(mut f) = self.flight.lock() {
+            match id {
+                Some(id) => {
+                    if f.recent_set.remove(&id) {
+                        f.recent.retain(|&r| r != id);
+                    }
+                }
+                None => {
+                    f.recent.clear();
+                    f.recent_set.clear();
+                }
+            }
+        }
+    }
+
+    /// How many messages have finished so far: a reader holding rows read before more than
+    /// [`RECENT`] finished since must read them again.
+    pub fn finished(&self) -> u64 {
+        self.flight.lock().map(|f| f.finished).unwrap_or(0)
     }
 
     pub fn wake_feeder(&self) {
@@ -138,5 +193,34 @@ mod tests {
         d.release(7);
         d.offer(job(7));
         assert_eq!(rx.jobs.len(), 2);
+    }
+
+    #[test]
+    fn a_finished_message_read_from_a_stale_snapshot_is_refused_until_requeued() {
+        let (d, rx) = Dispatcher::new(4);
+        d.offer(job(9));
+        rx.jobs.try_recv().unwrap();
+        d.finish(9);
+        assert_eq!(d.finished(), 1);
+        // The feeder read message 9 as queued before it finished: it must not go out again.
+        d.offer(job(9));
+        assert!(rx.jobs.try_recv().is_err());
+        // An operator requeues it: now it may.
+        d.forget(Some(9));
+        d.offer(job(9));
+        assert_eq!(rx.jobs.try_recv().unwrap().id, 9);
+        d.finish(9);
+        d.forget(None);
+        assert!(d.claim(9));
+    }
+
+    #[test]
+    fn the_recent_memory_is_bounded() {
+        let (d, _rx) = Dispatcher::new(1);
+        for id in 0..(RECENT as i64 + 10) {
+            d.finish(id);
+        }
+        assert!(d.claim(0), "the oldest finished ids are forgotten");
+        assert!(!d.claim(RECENT as i64 + 5));
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{select, Receiver};
 
+use super::dispatch::RECENT;
 use super::Dispatcher;
 use crate::store::ReadStore;
 use crate::time::now_ms;
@@ -52,7 +53,8 @@ impl Feeder {
 /// One pass over the due backlog; false when told to stop.
 fn scan(reader: &dyn ReadStore, dispatcher: &Dispatcher, stop: &Receiver<()>) -> bool {
     let mut cursor = 0;
-    loop {
+    'pages: loop {
+        let finished_before = dispatcher.finished();
         let jobs = match reader.due_jobs(cursor, now_ms(), PAGE) {
             Ok(jobs) => jobs,
             Err(e) => {
@@ -60,11 +62,16 @@ fn scan(reader: &dyn ReadStore, dispatcher: &Dispatcher, stop: &Receiver<()>) ->
                 return true;
             }
         };
-        let Some(last) = jobs.last() else {
+        if jobs.is_empty() {
             return true;
-        };
-        cursor = last.id;
+        }
         for job in jobs {
+            // Rows read so long ago that the dispatcher may have forgotten some of them
+            // finishing since: read again from here.
+            if dispatcher.finished() - finished_before > (RECENT / 2) as u64 {
+                continue 'pages;
+            }
+            cursor = job.id;
             if !dispatcher.send_or_stop(job, stop) {
                 return false;
             }

@@ -300,7 +300,7 @@ fn after_commit(op: WriteOp, outcome: &OpOutcome, ctx: &WriterContext) {
             });
         }
         (WriteOp::Complete { id, .. }, OpOutcome::Completed { order }) => {
-            ctx.dispatcher.release(id);
+            ctx.dispatcher.finish(id);
             if let (Some(OrderChange::Created(order)), true) = (order, ctx.events.has_clients()) {
                 ctx.events.publish(Event::OrderCreated {
                     order: serde_json::to_value(order.as_ref()).unwrap_or_default(),
@@ -308,7 +308,7 @@ fn after_commit(op: WriteOp, outcome: &OpOutcome, ctx: &WriterContext) {
             }
         }
         (WriteOp::Dead { id, error }, OpOutcome::Changed(_)) => {
-            ctx.dispatcher.release(id);
+            ctx.dispatcher.finish(id);
             ctx.events.publish(Event::WebhookDead { id, error });
         }
         (
@@ -316,12 +316,12 @@ fn after_commit(op: WriteOp, outcome: &OpOutcome, ctx: &WriterContext) {
             OpOutcome::NotApplicable { state },
         ) => {
             log::warn!("message {id} finished but was {state:?} on disk; outcome ignored");
-            ctx.dispatcher.release(id);
+            ctx.dispatcher.finish(id);
         }
-        (WriteOp::RequeueDead { .. }, OpOutcome::Changed(n)) if *n > 0 => {
-            ctx.dispatcher.wake_feeder()
+        (WriteOp::RequeueDead { id, .. }, OpOutcome::Changed(n)) if *n > 0 => {
+            ctx.dispatcher.forget(id);
+            ctx.dispatcher.wake_feeder();
         }
-        (WriteOp::Rederive { .. }, _) => {}
         _ => {}
     }
 }
