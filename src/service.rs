@@ -84,12 +84,16 @@ impl Service {
                 ))
                 .unwrap_or_default()
             });
-            let (b, sink) =
-                Broadcaster::start(&settings.websocket.listen, stats, shutdown.receiver())
-                    .map_err(|e| Error::Bind {
-                        addr: settings.websocket.listen.clone(),
-                        source: e,
-                    })?;
+            let (b, sink) = Broadcaster::start(
+                &settings.websocket.listen,
+                settings.server.admin_token.clone(),
+                stats,
+                shutdown.receiver(),
+            )
+            .map_err(|e| Error::Bind {
+                addr: settings.websocket.listen.clone(),
+                source: e,
+            })?;
             (Some(b), sink)
         };
 

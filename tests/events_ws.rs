@@ -19,9 +19,14 @@ struct Harness {
 }
 
 fn start() -> Harness {
+    start_with_token(None)
+}
+
+fn start_with_token(token: Option<&str>) -> Harness {
     let (shutdown, shutdown_rx) = bounded(1);
     let (bc, sink) = Broadcaster::start(
         "127.0.0.1:0",
+        token.map(str::to_string),
         Box::new(|| json!({"received": 7, "queue_depth": 0})),
         shutdown_rx,
     )
@@ -139,6 +144,24 @@ fn wrong_path_is_refused_with_404() {
     thread::sleep(Duration::from_millis(150));
     assert_eq!(h.sink.client_count(), 0);
     h.stop();
+}
+
+#[test]
+fn with_an_admin_token_the_stream_needs_it() {
+    let h = start_with_token(Some("s3cret"));
+    for path in ["/ws", "/ws?token=wrong"] {
+        match connect(h.addr(), path) {
+            Err(e) => match *e {
+                WsError::Http(resp) => assert_eq!(resp.status(), 401, "{path}"),
+                other => panic!("{path}: expected HTTP 401, got {other:?}"),
+            },
+            Ok(_) => panic!("{path}: connected without the right token"),
+        }
+    }
+    let mut ws = connect(h.addr(), "/ws?token=s3cret").expect("the right token is let in");
+    wait_clients(&h.sink, 1);
+    h.sink.publish(Event::WebhookReceived { id: 3 });
+    assert_eq!(next_event(&mut ws), r#"{"type":"webhook.received","id":3}"#);
 }
 
 #[test]

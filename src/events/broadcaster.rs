@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, select, Receiver, Sender, TryRecvError, TrySendError};
 use log::{debug, error, info, warn};
 use serde_json::Value;
-use tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tungstenite::handshake::server::{Callback, ErrorResponse, Request, Response};
 use tungstenite::handshake::MidHandshake;
 use tungstenite::http::StatusCode;
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -42,6 +42,7 @@ use tungstenite::{
 };
 
 use super::event::Event;
+use crate::http::auth::{constant_time_eq, is_loopback};
 
 /// The only path that upgrades; anything else gets a 404 during the handshake.
 const WS_PATH: &str = "/ws";
@@ -167,8 +168,10 @@ impl Broadcaster {
     ///
     /// The thread exits when `shutdown` receives a value or is disconnected,
     /// after sending Close frames to connected clients.
+    /// `admin_token`: the same rule as the admin API (see [`AccessCheck`]).
     pub fn start(
         listen: &str,
+        admin_token: Option<String>,
         stats: Box<dyn Fn() -> Value + Send>,
         shutdown: Receiver<()>,
     ) -> io::Result<(Broadcaster, EventSink)> {
@@ -184,6 +187,7 @@ impl Broadcaster {
         };
         let state = Loop {
             listener,
+            token: admin_token.map(Arc::from),
             rx,
             _keepalive: tx,
             shutdown,
@@ -212,19 +216,55 @@ impl Broadcaster {
     }
 }
 
-/// Handshake callback: only `/ws` upgrades. A plain `fn` so the pending
-/// handshake type is nameable and storable.
-type PathCheck = fn(&Request, Response) -> Result<Response, ErrorResponse>;
+/// Handshake check: only `/ws` upgrades, and only for whoever may call the admin API —
+/// events carry orders (emails, amounts). With `server.admin_token` set, the token must come
+/// as `?token=` (browsers cannot set headers on a WebSocket) or `Authorization: Bearer`;
+/// without one, only loopback peers are let in. A named type so the pending handshake type is
+/// nameable and storable.
+struct AccessCheck {
+    token: Option<Arc<str>>,
+    peer_is_loopback: bool,
+}
 
-// The signature is dictated by tungstenite's `Callback` trait.
-#[allow(clippy::result_large_err)]
-fn check_path(req: &Request, resp: Response) -> Result<Response, ErrorResponse> {
-    if req.uri().path() == WS_PATH {
-        Ok(resp)
-    } else {
-        let mut err = ErrorResponse::new(Some("not found\n".to_owned()));
-        *err.status_mut() = StatusCode::NOT_FOUND;
-        Err(err)
+fn refuse(status: StatusCode, why: &str) -> ErrorResponse {
+    let mut err = ErrorResponse::new(Some(format!("{why}\n")));
+    *err.status_mut() = status;
+    err
+}
+
+impl Callback for AccessCheck {
+    // The signature is dictated by tungstenite's `Callback` trait.
+    #[allow(clippy::result_large_err)]
+    fn on_request(self, req: &Request, resp: Response) -> Result<Response, ErrorResponse> {
+        if req.uri().path() != WS_PATH {
+            return Err(refuse(StatusCode::NOT_FOUND, "not found"));
+        }
+        match &self.token {
+            Some(token) => {
+                let from_query = req.uri().query().unwrap_or("").split('&').find_map(|pair| {
+                    pair.strip_prefix("token=")
+                        .map(crate::http::router::percent_decode)
+                });
+                let from_header = req
+                    .headers()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .map(|v| v.trim().to_string());
+                match from_query.or(from_header) {
+                    Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => Ok(resp),
+                    _ => Err(refuse(
+                        StatusCode::UNAUTHORIZED,
+                        "the event stream needs the admin token: ws://host:port/ws?token=<server.admin_token>",
+                    )),
+                }
+            }
+            None if self.peer_is_loopback => Ok(resp),
+            None => Err(refuse(
+                StatusCode::FORBIDDEN,
+                "the event stream answers loopback clients only while server.admin_token is unset",
+            )),
+        }
     }
 }
 
@@ -243,7 +283,7 @@ fn would_block(e: &WsError) -> bool {
 }
 
 struct Pending {
-    mid: MidHandshake<ServerHandshake<TcpStream, PathCheck>>,
+    mid: MidHandshake<ServerHandshake<TcpStream, AccessCheck>>,
     peer: SocketAddr,
     deadline: Instant,
 }
@@ -330,6 +370,8 @@ impl Client {
 /// State owned by the broadcaster thread.
 struct Loop {
     listener: TcpListener,
+    /// `server.admin_token`, checked at each handshake.
+    token: Option<Arc<str>>,
     rx: Receiver<Event>,
     /// Keeps `rx` connected even after every `EventSink` is dropped, so
     /// `select!` never spins on a disconnected channel.
@@ -408,7 +450,10 @@ impl Loop {
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
-                    let check: PathCheck = check_path;
+                    let check = AccessCheck {
+                        token: self.token.clone(),
+                        peer_is_loopback: is_loopback(Some(peer)),
+                    };
                     let result =
                         ServerHandshake::start(stream, check, Some(ws_config())).handshake();
                     self.handshake_step(result, peer, now + HANDSHAKE_TIMEOUT);
@@ -437,7 +482,10 @@ impl Loop {
 
     fn handshake_step(
         &mut self,
-        result: Result<WebSocket<TcpStream>, HandshakeError<ServerHandshake<TcpStream, PathCheck>>>,
+        result: Result<
+            WebSocket<TcpStream>,
+            HandshakeError<ServerHandshake<TcpStream, AccessCheck>>,
+        >,
         peer: SocketAddr,
         deadline: Instant,
     ) {
