@@ -68,3 +68,28 @@ fn events_follow_webhooks_through_their_life() {
         "{dead}"
     );
 }
+
+#[test]
+fn with_an_admin_token_the_stream_is_closed_to_strangers() {
+    let s = InProcess::start(|c| {
+        c.websocket.listen = "127.0.0.1:0".into();
+        c.server.admin_token = Some("t0ken".into());
+    });
+    let addr = s.service.as_ref().unwrap().ws_addr().unwrap();
+    let open = |path: &str| {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        tungstenite::client(format!("ws://{addr}{path}"), stream)
+    };
+    match open("/ws") {
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
+            assert_eq!(resp.status(), 401)
+        }
+        other => panic!("expected 401, got {:?}", other.map(|_| ()).err()),
+    }
+    let (mut ws, _) = open("/ws?token=t0ken").expect("the admin token opens the stream");
+    let stats = wait_for(&mut ws, "stats", |e| e["type"] == "stats");
+    assert_eq!(stats["total_received"], 0);
+}
