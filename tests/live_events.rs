@@ -76,20 +76,23 @@ fn with_an_admin_token_the_stream_is_closed_to_strangers() {
         c.server.admin_token = Some("t0ken".into());
     });
     let addr = s.service.as_ref().unwrap().ws_addr().unwrap();
-    let open = |path: &str| {
+    // The handshake's HTTP status when refused.
+    let open = |path: &str| -> Result<WebSocket<TcpStream>, u16> {
         let stream = TcpStream::connect(addr).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
-        tungstenite::client(format!("ws://{addr}{path}"), stream)
-    };
-    match open("/ws") {
-        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
-            assert_eq!(resp.status(), 401)
+        match tungstenite::client(format!("ws://{addr}{path}"), stream) {
+            Ok((ws, _)) => Ok(ws),
+            Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
+                Err(resp.status().as_u16())
+            }
+            Err(e) => panic!("{path}: {e}"),
         }
-        other => panic!("expected 401, got {:?}", other.map(|_| ()).err()),
-    }
-    let (mut ws, _) = open("/ws?token=t0ken").expect("the admin token opens the stream");
+    };
+    assert_eq!(open("/ws").err(), Some(401));
+    assert_eq!(open("/ws?token=nope").err(), Some(401));
+    let mut ws = open("/ws?token=t0ken").expect("the admin token opens the stream");
     let stats = wait_for(&mut ws, "stats", |e| e["type"] == "stats");
     assert_eq!(stats["total_received"], 0);
 }
