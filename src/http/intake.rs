@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::router::Call;
 use super::{AppState, Reply};
-use crate::store::{NewMessage, OpOutcome, StoreError, WriteOp};
+use crate::store::{NewMessage, OpOutcome, WriteOp};
 use crate::time::now_ms;
 
 /// How long a handler waits for its commit before answering 503 (the message may still be
@@ -34,35 +34,50 @@ const SKIPPED_HEADERS: &[&str] = &[
     "expect",
 ];
 
-pub fn receive(state: &AppState, call: &mut Call) -> Reply {
-    let reply = receive_inner(state, call);
-    if reply.status < 300 {
-        state.live.ack_latency.record(call.started.elapsed());
-    } else if reply.status == 503 && reply.body.starts_with(br#"{"error":"backlog_full""#) {
-        state.live.rejected_backlog.fetch_add(1, Relaxed);
-    } else if reply.status == 503 {
-        state.live.rejected_storage.fetch_add(1, Relaxed);
-    } else {
-        state.live.rejected_other.fetch_add(1, Relaxed);
-    }
-    reply
+/// Why a webhook was not stored, for the rejection counters.
+enum Refusal {
+    Backlog,
+    Storage,
+    Client,
 }
 
-fn receive_inner(state: &AppState, call: &mut Call) -> Reply {
+pub fn receive(state: &AppState, call: &mut Call) -> Reply {
+    match receive_inner(state, call) {
+        Ok(reply) => {
+            state.live.ack_latency.record(call.started.elapsed());
+            reply
+        }
+        Err((why, reply)) => {
+            let counter = match why {
+                Refusal::Backlog => &state.live.rejected_backlog,
+                Refusal::Storage => &state.live.rejected_storage,
+                Refusal::Client => &state.live.rejected_other,
+            };
+            counter.fetch_add(1, Relaxed);
+            reply
+        }
+    }
+}
+
+/// `Ok` only once the webhook is committed (or is a duplicate of one that is).
+fn receive_inner(state: &AppState, call: &mut Call) -> Result<Reply, (Refusal, Reply)> {
     let limit = state.settings.server.max_body_bytes;
     if call.request.body_length().is_some_and(|n| n as u64 > limit) {
-        return too_large(limit);
+        return Err((Refusal::Client, too_large(limit)));
     }
     let backlog = state.live.queue_size();
     if backlog >= state.settings.queue.max_backlog {
-        return Reply::unavailable(
-            "backlog_full",
-            &format!(
-                "{backlog} messages are waiting (queue.max_backlog = {}); nothing was stored, retry later",
-                state.settings.queue.max_backlog
+        return Err((
+            Refusal::Backlog,
+            Reply::unavailable(
+                "backlog_full",
+                &format!(
+                    "{backlog} messages are waiting (queue.max_backlog = {}); nothing was stored, retry later",
+                    state.settings.queue.max_backlog
+                ),
+                5,
             ),
-            5,
-        );
+        ));
     }
     let idem_key = call
         .header("Idempotency-Key")
@@ -74,11 +89,14 @@ fn receive_inner(state: &AppState, call: &mut Call) -> Reply {
         .as_ref()
         .is_some_and(|k| k.len() > MAX_IDEMPOTENCY_KEY)
     {
-        return Reply::error(
-            400,
-            "bad_request",
-            &format!("the idempotency key is longer than {MAX_IDEMPOTENCY_KEY} bytes"),
-        );
+        return Err((
+            Refusal::Client,
+            Reply::error(
+                400,
+                "bad_request",
+                &format!("the idempotency key is longer than {MAX_IDEMPOTENCY_KEY} bytes"),
+            ),
+        ));
     }
     // Read one byte past the limit so an over-long body without Content-Length is caught.
     let mut payload = Vec::with_capacity(
@@ -93,14 +111,17 @@ fn receive_inner(state: &AppState, call: &mut Call) -> Reply {
         .take(limit + 1)
         .read_to_end(&mut payload)
     {
-        return Reply::error(
-            400,
-            "bad_request",
-            &format!("could not read the request body: {e}"),
-        );
+        return Err((
+            Refusal::Client,
+            Reply::error(
+                400,
+                "bad_request",
+                &format!("could not read the request body: {e}"),
+            ),
+        ));
     }
     if payload.len() as u64 > limit {
-        return too_large(limit);
+        return Err((Refusal::Client, too_large(limit)));
     }
     let message = NewMessage {
         received_at_ms: now_ms(),
@@ -116,6 +137,12 @@ fn receive_inner(state: &AppState, call: &mut Call) -> Reply {
         payload,
         idem_key,
     };
+    let stored = |id: i64, status: &str| {
+        Ok(Reply::json(
+            200,
+            &serde_json::json!({"status": status, "id": id}),
+        ))
+    };
     match state
         .writer
         .submit(WriteOp::Append(message), COMMIT_TIMEOUT)
@@ -123,29 +150,32 @@ fn receive_inner(state: &AppState, call: &mut Call) -> Reply {
         Ok(OpOutcome::Appended {
             id,
             duplicate: false,
-        }) => Reply::json(200, &serde_json::json!({"status": "queued", "id": id})),
+        }) => stored(id, "queued"),
         Ok(OpOutcome::Appended {
             id,
             duplicate: true,
-        }) => Reply::json(200, &serde_json::json!({"status": "duplicate", "id": id})),
-        Ok(other) => Reply::error(
-            500,
-            "internal",
-            &format!("unexpected storage answer {other:?}"),
-        ),
-        Err(StoreError::Unavailable(why)) => {
-            log::error!("could not store a webhook: {why}");
-            Reply::unavailable(
-                "storage_unavailable",
-                &format!("the webhook could not be stored ({why}); nothing was kept, retry later"),
-                2,
-            )
+        }) => stored(id, "duplicate"),
+        Ok(other) => Err((
+            Refusal::Storage,
+            Reply::error(
+                500,
+                "internal",
+                &format!("unexpected storage answer {other:?}"),
+            ),
+        )),
+        Err(e) => {
+            log::error!("could not store a webhook: {e}");
+            Err((
+                Refusal::Storage,
+                Reply::unavailable(
+                    "storage_unavailable",
+                    &format!(
+                        "the webhook could not be stored ({e}); nothing was kept, retry later"
+                    ),
+                    2,
+                ),
+            ))
         }
-        Err(e) => Reply::unavailable(
-            "storage_unavailable",
-            &format!("the webhook could not be stored ({e})"),
-            2,
-        ),
     }
 }
 
