@@ -179,6 +179,12 @@ fn a_full_backlog_answers_503_then_recovers() {
     assert_eq!(refused.json["error"], "backlog_full");
     assert_eq!(refused.header("Retry-After"), Some("5"));
     assert_eq!(s.http.stats()["total_received"], 5, "a 503 stores nothing");
+    assert_eq!(s.http.stats()["rejected"], 1);
+    let metrics = s.http.get("/metrics").text;
+    assert!(
+        metrics.contains("hookvault_webhooks_rejected_total{reason=\"backlog_full\"} 1"),
+        "{metrics}"
+    );
 
     *gate.0.lock().unwrap() = true;
     gate.1.notify_all();
