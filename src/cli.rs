@@ -51,6 +51,10 @@ pub fn parse(args: &[String]) -> Result<Command> {
         ));
     };
     let rest = &args[1..];
+    // `hookvault serve --help` is a request for help, not a mistake.
+    if rest.iter().any(|a| a == "--help" || a == "-h") {
+        return Ok(Command::Help);
+    }
     match first.as_str() {
         "--version" | "-V" | "version" => Ok(Command::Version),
         "--help" | "-h" | "help" => Ok(Command::Help),
@@ -84,9 +88,6 @@ fn parse_flags(args: &[String], allowed: &[&str]) -> Result<(Sources, Vec<(Strin
     let mut i = 0;
     while i < args.len() {
         let arg = &args[i];
-        if arg == "--help" || arg == "-h" {
-            return Err(Error::Usage(HELP.trim_end().to_string()));
-        }
         let (name, inline) = match arg.split_once('=') {
             Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
             _ => (arg.clone(), None),
@@ -171,6 +172,7 @@ mod tests {
             assert_eq!(e.exit_code(), crate::error::EXIT_USAGE, "{bad}: {e}");
         }
         assert_eq!(parse(&args("--version")).unwrap(), Command::Version);
+        assert_eq!(parse(&args("serve --help")).unwrap(), Command::Help);
         assert!(
             matches!(parse(&args("reprocess --status dead")).unwrap(), Command::Reprocess { status: Some(s), .. } if s == "dead")
         );
