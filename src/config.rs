@@ -33,6 +33,9 @@ pub struct ServerSettings {
     /// Threads that take requests from the HTTP listener. Each one waits for its group commit,
     /// so this bounds how many acknowledgements one fsync can cover.
     pub handler_threads: usize,
+    /// A connection that sends nothing for this long (idle keep-alive, or a stalled request)
+    /// is closed: each open connection holds a thread.
+    pub idle_timeout_s: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -91,6 +94,7 @@ impl Default for ServerSettings {
             max_body_bytes: 1_048_576,
             admin_token: None,
             handler_threads: 32,
+            idle_timeout_s: 60,
         }
     }
 }
@@ -225,6 +229,9 @@ impl Settings {
         }
         if self.server.max_body_bytes == 0 {
             return bad("server.max_body_bytes", "must be at least 1");
+        }
+        if self.server.idle_timeout_s == 0 {
+            return bad("server.idle_timeout_s", "must be at least 1 (seconds)");
         }
         if !(1..=1024).contains(&self.server.handler_threads) {
             return bad("server.handler_threads", "must be between 1 and 1024");

@@ -50,7 +50,10 @@ impl Service {
 
     /// Starts with any processor (tests use failing, slow or panicking ones).
     pub fn start_with(settings: Settings, processor: Arc<dyn Processor>) -> Result<Service> {
-        let bound = BoundListener::bind(&settings.server.listen)?;
+        let bound = BoundListener::bind(
+            &settings.server.listen,
+            Duration::from_secs(settings.server.idle_timeout_s),
+        )?;
         let (mut write_store, reader) =
             sqlite::open(&settings.storage.path, 2).map_err(|e| Error::Storage(e.to_string()))?;
         let recovered = write_store

@@ -160,3 +160,62 @@ fn ingest_token_is_required_when_configured() {
     );
     assert_eq!(s.http.stats()["total_received"], 2);
 }
+
+#[test]
+fn idle_connections_are_closed_after_the_idle_timeout() {
+    use std::io::{Read, Write};
+    let s = InProcess::start(|c| c.server.idle_timeout_s = 1);
+    let addr = s.http.base.trim_start_matches("http://").to_string();
+    // A keep-alive connection that is used, then left idle.
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let body = order_body(77);
+    write!(
+        conn,
+        "POST {INGEST} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = conn.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let started = std::time::Instant::now();
+    // The server closes it: read returns EOF (0 bytes), well before our own 10 s timeout.
+    let n = conn.read(&mut buf).unwrap_or(0);
+    assert_eq!(
+        n,
+        0,
+        "got data instead of a close: {:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(800) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    // The service is fine and the webhook was stored.
+    assert_eq!(s.http.stats()["total_received"], 1);
+}
+
+#[test]
+fn a_stalled_body_gets_408_and_nothing_is_stored() {
+    use std::io::{Read, Write};
+    let s = InProcess::start(|c| c.server.idle_timeout_s = 1);
+    let addr = s.http.base.trim_start_matches("http://").to_string();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // Announce 100 kB (tiny_http reads bodies up to 1 KiB itself, larger ones reach the
+    // handler as a stream), send 10 bytes, then stall.
+    write!(
+        conn,
+        "POST {INGEST} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{{\"embeds\":"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = conn.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+    assert_eq!(s.http.stats()["total_received"], 0);
+}

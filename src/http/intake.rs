@@ -2,7 +2,7 @@
 //! writer says the message is committed; anything that cannot be stored gets a non-2xx that
 //! tells the sender what to do.
 
-use std::io::Read;
+use std::io::{ErrorKind, Read};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
@@ -111,14 +111,24 @@ fn receive_inner(state: &AppState, call: &mut Call) -> Result<Reply, (Refusal, R
         .take(limit + 1)
         .read_to_end(&mut payload)
     {
-        return Err((
-            Refusal::Client,
+        let stalled = matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut);
+        let reply = if stalled {
+            Reply::error(
+                408,
+                "request_timeout",
+                &format!(
+                    "the body stopped arriving for {} s (server.idle_timeout_s); nothing was stored",
+                    state.settings.server.idle_timeout_s
+                ),
+            )
+        } else {
             Reply::error(
                 400,
                 "bad_request",
                 &format!("could not read the request body: {e}"),
-            ),
-        ));
+            )
+        };
+        return Err((Refusal::Client, reply));
     }
     if payload.len() as u64 > limit {
         return Err((Refusal::Client, too_large(limit)));

@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Socket, Type};
 
 use super::stall_guard::StallGuard;
 use super::{router, AppState};
@@ -26,15 +28,35 @@ pub struct BoundListener {
 }
 
 impl BoundListener {
-    pub fn bind(listen: &str) -> Result<BoundListener> {
-        let server = tiny_http::Server::http(listen).map_err(|e| Error::Bind {
+    /// `idle_timeout`: set on the listening socket, so every accepted connection inherits it
+    /// (Linux copies socket options on accept): a connection that sends nothing for that long
+    /// is closed by tiny_http instead of holding its thread forever, and a stalled body read
+    /// fails instead of hanging a handler.
+    pub fn bind(listen: &str, idle_timeout: Duration) -> Result<BoundListener> {
+        let bind_error = |e: std::io::Error| Error::Bind {
+            addr: listen.to_string(),
+            source: e,
+        };
+        let addr: SocketAddr = listen
+            .parse()
+            .map_err(|e| Error::Config(format!("server.listen {listen:?}: {e}")))?;
+        let socket =
+            Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(bind_error)?;
+        socket.set_reuse_address(true).map_err(bind_error)?;
+        socket
+            .set_read_timeout(Some(idle_timeout))
+            .map_err(bind_error)?;
+        socket
+            .set_write_timeout(Some(idle_timeout))
+            .map_err(bind_error)?;
+        socket.bind(&addr.into()).map_err(bind_error)?;
+        socket.listen(1024).map_err(bind_error)?;
+        let listener = std::net::TcpListener::from(socket);
+        let addr = listener.local_addr().map_err(bind_error)?;
+        let server = tiny_http::Server::from_listener(listener, None).map_err(|e| Error::Bind {
             addr: listen.to_string(),
             source: std::io::Error::other(e.to_string()),
         })?;
-        let addr = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| Error::Other("the HTTP listener has no IP address".into()))?;
         Ok(BoundListener { server, addr })
     }
 
