@@ -12,14 +12,28 @@ use crate::store::MessageState;
 
 const DOCS_HTML: &str = include_str!("docs.html");
 
-pub fn openapi_json(_state: &AppState, _call: &mut Call) -> Reply {
-    static DOC: OnceLock<Vec<u8>> = OnceLock::new();
-    let body = DOC.get_or_init(|| document(ROUTES).to_string().into_bytes());
-    Reply::text(200, "application/json", body.clone())
+/// The document as JSON text, built once.
+fn document_json() -> &'static str {
+    static DOC: OnceLock<String> = OnceLock::new();
+    DOC.get_or_init(|| document(ROUTES).to_string())
 }
 
+pub fn openapi_json(_state: &AppState, _call: &mut Call) -> Reply {
+    Reply::text(200, "application/json", document_json())
+}
+
+/// The page with the document embedded, so one request (or a saved copy) has everything.
 pub fn docs(_state: &AppState, _call: &mut Call) -> Reply {
-    Reply::text(200, "text/html; charset=utf-8", DOCS_HTML)
+    static PAGE: OnceLock<String> = OnceLock::new();
+    let page = PAGE.get_or_init(|| {
+        // `</` cannot end the script element early once escaped; JSON reads `<\/` as `</`.
+        let spec = document_json().replace("</", "<\\/");
+        DOCS_HTML.replace(
+            "<!--OPENAPI-->",
+            &format!("<script type=\"application/json\" id=\"openapi-spec\">{spec}</script>"),
+        )
+    });
+    Reply::text(200, "text/html; charset=utf-8", page.as_str())
 }
 
 /// The OpenAPI 3.1 document for `routes`.

@@ -127,14 +127,14 @@ pub const ROUTES: &[Route] = &[
     Route {
         method: "GET",
         path: "/openapi.json",
-        access: Access::Open,
+        access: Access::Admin,
         handler: openapi::openapi_json,
         summary: "This API as an OpenAPI 3.1 document",
     },
     Route {
         method: "GET",
         path: "/docs",
-        access: Access::Open,
+        access: Access::Admin,
         handler: openapi::docs,
         summary: "The API documentation as a self-contained HTML page",
     },
