@@ -12,15 +12,13 @@ pub use model::*;
 pub use retention::RetentionSweeper;
 pub use writer::{Writer, WriterHandle};
 
-/// Why a storage operation failed. `Unavailable` is the only one a sender should retry.
+/// Why a storage operation failed: the database could not be read or written (disk full, I/O
+/// error, a stalled commit). Ops that find a message in the wrong state are not errors: they
+/// answer `OpOutcome::NotApplicable`.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("storage unavailable: {0}")]
     Unavailable(String),
-    #[error("not found")]
-    NotFound,
-    #[error("conflict: {0}")]
-    Conflict(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
