@@ -95,8 +95,9 @@ fn serve(server: &Server, stop: &AtomicBool, served: &AtomicU64) {
         // Read the body whole, as a real server must before answering.
         let _ = std::io::copy(request.as_reader(), &mut std::io::sink());
         let response = Response::from_string(BASELINE_BODY).with_header(header.clone());
-        let _ = request.respond(response);
+        // Counted before the answer goes out, so a client that has its answer sees the count.
         served.fetch_add(1, Ordering::Relaxed);
+        let _ = request.respond(response);
     }
 }
 
