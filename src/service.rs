@@ -13,7 +13,7 @@ use crate::http::{operations, AppState, BoundListener, HttpServer};
 use crate::queue::backoff::Backoff;
 use crate::queue::{Dispatcher, Feeder, Processor, WorkerPool, WorkerSettings};
 use crate::shutdown::Shutdown;
-use crate::stats::{LiveStats, StatsSnapshot};
+use crate::stats::{LiveStats, QueueView, StatsSnapshot};
 use crate::store::writer::WriterContext;
 use crate::store::{sqlite, ReadStore, RetentionSweeper, WriteStore, Writer, WriterHandle};
 
@@ -28,7 +28,6 @@ pub struct Service {
     shutdown: Shutdown,
     live: Arc<LiveStats>,
     state: Arc<AppState>,
-    recovered: u64,
 }
 
 /// What a stop did, for the one-line summary in the log.
@@ -75,11 +74,7 @@ impl Service {
             let stats_reader = reader.clone();
             let max_backlog = settings.queue.max_backlog;
             let stats = Box::new(move || {
-                let view = crate::stats::QueueView {
-                    channel_len: stats_dispatcher.channel_len(),
-                    channel_capacity: stats_dispatcher.channel_capacity(),
-                    max_backlog,
-                };
+                let view = QueueView::of(&stats_dispatcher, max_backlog);
                 serde_json::to_value(StatsSnapshot::build(
                     &stats_live,
                     view,
@@ -160,7 +155,6 @@ impl Service {
             shutdown,
             live,
             state,
-            recovered,
         })
     }
 
@@ -183,11 +177,6 @@ impl Service {
     /// A way to submit writes (maintenance tasks, tests).
     pub fn writer(&self) -> WriterHandle {
         self.state.writer.clone()
-    }
-
-    /// Messages put back to `queued` at start because a previous run stopped mid-way.
-    pub fn recovered(&self) -> u64 {
-        self.recovered
     }
 
     /// Graceful stop: no new requests, requests in hand answered, workers drain the channel

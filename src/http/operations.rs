@@ -19,11 +19,7 @@ pub const MAX_LIMIT: u32 = 1000;
 const ACTION_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn queue_view(state: &AppState) -> QueueView {
-    QueueView {
-        channel_len: state.dispatcher.channel_len(),
-        channel_capacity: state.dispatcher.channel_capacity(),
-        max_backlog: state.settings.queue.max_backlog,
-    }
+    QueueView::of(&state.dispatcher, state.settings.queue.max_backlog)
 }
 
 pub fn stats(state: &AppState, _call: &mut Call) -> Reply {

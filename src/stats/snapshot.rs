@@ -62,6 +62,17 @@ pub struct QueueView {
     pub max_backlog: u64,
 }
 
+impl QueueView {
+    /// The channel as it is now, against the configured backlog limit.
+    pub fn of(dispatcher: &crate::queue::Dispatcher, max_backlog: u64) -> QueueView {
+        QueueView {
+            channel_len: dispatcher.channel_len(),
+            channel_capacity: dispatcher.channel_capacity(),
+            max_backlog,
+        }
+    }
+}
+
 fn ms(us: u64) -> f64 {
     (us as f64 / 10.0).round() / 100.0
 }
