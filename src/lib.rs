@@ -58,7 +58,7 @@ pub fn run(args: Vec<String>) -> i32 {
             sources,
             since,
             status,
-        } => orders::reprocess::run(sources, since, status),
+        } => load_settings(sources).and_then(|s| orders::reprocess::run(&s, since, status)),
     };
     match result {
         Ok(()) => 0,

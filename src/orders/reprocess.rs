@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::{OrderParser, ParseError};
-use crate::config::{Settings, Sources};
+use super::{OrderParser, OrderProcessor, ParseError};
+use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::store::{
     sqlite, MessageState, OpOutcome, OrderChange, RawFilter, ReadStore, WriteOp, WriteStore,
@@ -38,8 +38,7 @@ pub struct Summary {
     pub sample_errors: Vec<(i64, String)>,
 }
 
-pub fn run(sources: Sources, since: Option<String>, status: Option<String>) -> Result<()> {
-    let settings = Settings::load(&sources.with_process_env())?;
+pub fn run(settings: &Settings, since: Option<String>, status: Option<String>) -> Result<()> {
     let filter = RawFilter {
         since_ms: match since {
             Some(s) => Some(parse_rfc3339(&s).ok_or_else(|| {
@@ -67,15 +66,12 @@ pub fn run(sources: Sources, since: Option<String>, status: Option<String>) -> R
             settings.storage.path.display()
         )));
     }
-    let parser = OrderParser::new(
-        &settings.orders.aliases,
-        settings.orders.default_currency.as_deref(),
-    )
-    .map_err(Error::Config)?;
+    // The same parser, with the same aliases, as the workers of `serve`.
+    let processor = OrderProcessor::new(settings)?;
     let (mut writer, reader) =
         sqlite::open(&settings.storage.path, 1).map_err(|e| Error::Storage(e.to_string()))?;
     let summary = reprocess(
-        &parser,
+        processor.parser(),
         &reader,
         &mut writer,
         &filter,
