@@ -129,9 +129,7 @@ fn run(mut store: Box<dyn WriteStore>, inbox: Receiver<Request>, ctx: WriterCont
         if retry_parked {
             last_parked_try = Instant::now();
             let before = parked.len();
-            replies.extend(parked.iter().map(|_| None));
-            ops.append(&mut parked);
-            commit(&mut *store, &mut ops, &mut replies, &ctx, &mut parked);
+            commit_parked(&mut *store, &mut parked, &ctx);
             if parked.is_empty() {
                 log::info!("recorded {before} worker outcomes that had waited for the disk");
             }
@@ -146,17 +144,19 @@ fn run(mut store: Box<dyn WriteStore>, inbox: Receiver<Request>, ctx: WriterCont
             }
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        stopping = take_waiting(&inbox, first, &mut ops, &mut replies);
+        let taken = take_waiting(&inbox, first, &mut ops, &mut replies);
+        stopping = taken.stop;
         // Nobody waits on a batch of worker outcomes alone: linger briefly so an attempt's claim
         // and its end share one commit (and fold into one row update) even at low rates.
-        if !stopping && replies.iter().all(Option::is_none) {
+        if !stopping && !taken.someone_waits {
             let deadline = Instant::now() + WORKER_LINGER;
             while ops.len() < MAX_BATCH {
                 let Ok(req) = inbox.recv_deadline(deadline) else {
                     break;
                 };
-                stopping = take_waiting(&inbox, req, &mut ops, &mut replies);
-                if stopping || replies.iter().any(Option::is_some) {
+                let taken = take_waiting(&inbox, req, &mut ops, &mut replies);
+                stopping = taken.stop;
+                if taken.stop || taken.someone_waits {
                     break;
                 }
             }
@@ -174,41 +174,64 @@ fn run(mut store: Box<dyn WriteStore>, inbox: Receiver<Request>, ctx: WriterCont
             log::warn!("WAL checkpoint failed: {e}");
         }
     }
+    if !parked.is_empty() {
+        // One last try; what still fails stays as it was on disk and resumes at the next start.
+        commit_parked(&mut *store, &mut parked, &ctx);
+        if !parked.is_empty() {
+            log::warn!(
+                "{} worker outcomes could not be written before the stop; their messages are processed again at the next start",
+                parked.len()
+            );
+        }
+    }
     if let Err(e) = store.checkpoint() {
         log::warn!("final WAL checkpoint failed: {e}");
     }
     ctx.live.writer_running.store(false, Relaxed);
 }
 
-/// Moves `first` and whatever else is already waiting (up to [`MAX_BATCH`]) into the batch;
-/// true when a stop request was among them.
+/// What [`take_waiting`] moved into the batch.
+struct Taken {
+    /// A stop request was among them.
+    stop: bool,
+    /// A handler waits on one of them (so the batch must not linger).
+    someone_waits: bool,
+}
+
+/// Moves `first` and whatever else is already waiting (up to [`MAX_BATCH`]) into the batch.
 fn take_waiting(
     inbox: &Receiver<Request>,
     first: Request,
     ops: &mut Vec<WriteOp>,
     replies: &mut Vec<Option<Reply>>,
-) -> bool {
+) -> Taken {
+    let mut taken = Taken {
+        stop: false,
+        someone_waits: false,
+    };
     let mut next = Some(first);
     while let Some(req) = next.take() {
-        match req {
-            Request::Op(op, reply) => {
-                ops.push(op);
-                replies.push(reply);
-            }
-            Request::Stop => {
-                // Whatever was sent before Stop still gets committed.
-                while let Ok(Request::Op(op, reply)) = inbox.try_recv() {
-                    ops.push(op);
-                    replies.push(reply);
-                }
-                return true;
-            }
-        }
-        if ops.len() < MAX_BATCH {
+        let Request::Op(op, reply) = req else {
+            // Whatever was sent before Stop still gets committed.
+            taken.stop = true;
+            next = inbox.try_recv().ok();
+            continue;
+        };
+        taken.someone_waits |= reply.is_some();
+        ops.push(op);
+        replies.push(reply);
+        if taken.stop || ops.len() < MAX_BATCH {
             next = inbox.try_recv().ok();
         }
     }
-    false
+    taken
+}
+
+/// Commits the parked worker outcomes again; whatever still fails is parked again.
+fn commit_parked(store: &mut dyn WriteStore, parked: &mut Vec<WriteOp>, ctx: &WriterContext) {
+    let mut ops = std::mem::take(parked);
+    let mut replies = ops.iter().map(|_| None).collect();
+    commit(store, &mut ops, &mut replies, ctx, parked);
 }
 
 fn commit(
