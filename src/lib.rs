@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod orders;
+pub mod pipeline;
 pub mod queue;
 pub mod service;
 pub mod shutdown;

@@ -1,5 +1,7 @@
 //! Wires the pieces together in the order the promise needs: storage first (recovered), then
-//! the writer, the workers and the feeder, and only then the listeners. Stops in reverse.
+//! the writer with its commit pipeline, the workers and the feeder, and only then the
+//! listeners. Stops in reverse. This is the one place that knows every layer; the layers
+//! themselves only know the ones below them.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -10,12 +12,12 @@ use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::events::{Broadcaster, EventSink};
 use crate::http::{operations, AppState, BoundListener, HttpServer};
+use crate::pipeline::Pipeline;
 use crate::queue::backoff::Backoff;
 use crate::queue::{Dispatcher, Feeder, Processor, WorkerPool, WorkerSettings};
 use crate::shutdown::Shutdown;
 use crate::stats::{LiveStats, QueueView, StatsSnapshot};
-use crate::store::writer::WriterContext;
-use crate::store::{sqlite, ReadStore, RetentionSweeper, WriteStore, Writer, WriterHandle};
+use crate::store::{self, Faults, FaultyStore, RetentionSweeper, WriteStore, Writer, WriterHandle};
 
 pub struct Service {
     settings: Settings,
@@ -40,28 +42,67 @@ pub struct StopSummary {
     pub dead_total: u64,
 }
 
+/// How to start a [`Service`] with something other than the defaults: another processor
+/// (tests use failing, slow or panicking ones) or a store that fails commits on command.
+pub struct ServiceBuilder {
+    settings: Settings,
+    processor: Option<Arc<dyn Processor>>,
+    faults: Option<Faults>,
+}
+
+impl ServiceBuilder {
+    /// Workers run `processor` instead of the order processor.
+    pub fn processor(mut self, processor: Arc<dyn Processor>) -> Self {
+        self.processor = Some(processor);
+        self
+    }
+
+    /// Commits go through a [`FaultyStore`] switched by `faults` (keep a clone to switch it).
+    pub fn faults(mut self, faults: Faults) -> Self {
+        self.faults = Some(faults);
+        self
+    }
+
+    pub fn start(self) -> Result<Service> {
+        let processor = match self.processor {
+            Some(p) => p,
+            None => crate::orders::processor_for(&self.settings)?,
+        };
+        Service::start_inner(self.settings, processor, self.faults)
+    }
+}
+
 impl Service {
     /// Starts with the order processor.
     pub fn start(settings: Settings) -> Result<Service> {
-        let processor = crate::orders::processor_for(&settings)?;
-        Service::start_with(settings, processor)
+        Service::builder(settings).start()
     }
 
     /// Starts with any processor (tests use failing, slow or panicking ones).
     pub fn start_with(settings: Settings, processor: Arc<dyn Processor>) -> Result<Service> {
+        Service::builder(settings).processor(processor).start()
+    }
+
+    pub fn builder(settings: Settings) -> ServiceBuilder {
+        ServiceBuilder {
+            settings,
+            processor: None,
+            faults: None,
+        }
+    }
+
+    fn start_inner(
+        settings: Settings,
+        processor: Arc<dyn Processor>,
+        faults: Option<Faults>,
+    ) -> Result<Service> {
         let bound = BoundListener::bind(
             &settings.server.listen,
             Duration::from_secs(settings.server.idle_timeout_s),
         )?;
-        let (mut write_store, reader) =
-            sqlite::open(&settings.storage.path, 2).map_err(|e| Error::Storage(e.to_string()))?;
-        let recovered = write_store
-            .recover_in_flight()
-            .map_err(|e| Error::Storage(e.to_string()))?;
-        let reader: Arc<dyn ReadStore> = Arc::new(reader);
-        let counters = reader
-            .counters()
-            .map_err(|e| Error::Storage(e.to_string()))?;
+        let (mut write_store, reader) = store::open(&settings.storage)?;
+        let recovered = write_store.recover_in_flight()?;
+        let counters = reader.counters()?;
         let live = Arc::new(LiveStats::new(&counters));
         let (dispatcher, receivers) = Dispatcher::new(settings.queue.capacity);
         let shutdown = Shutdown::new();
@@ -95,14 +136,17 @@ impl Service {
             (Some(b), sink)
         };
 
-        let write_store: Box<dyn WriteStore> = Box::new(write_store);
+        let write_store: Box<dyn WriteStore> = match faults {
+            Some(faults) => Box::new(FaultyStore::new(write_store, faults)),
+            None => write_store,
+        };
         let (writer, writer_handle) = Writer::start(
             write_store,
-            WriterContext {
-                live: live.clone(),
-                dispatcher: dispatcher.clone(),
-                events: sink.clone(),
-            },
+            Box::new(Pipeline::new(
+                live.clone(),
+                dispatcher.clone(),
+                sink.clone(),
+            )),
         );
         let workers = WorkerPool::start(
             WorkerSettings {

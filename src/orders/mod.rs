@@ -10,7 +10,6 @@
 //! * [`labels`] — label normalisation and the alias table;
 //! * [`markdown`] — Discord markdown removal;
 //! * [`price`] — price strings to minor units + ISO currency;
-//! * [`model`] — the [`Order`] itself;
 //! * [`processor`] — the worker-side [`Processor`](crate::queue::Processor);
 //! * [`csv`] — the spreadsheet export;
 //! * [`reprocess`] — `hookvault reprocess`, re-deriving orders from stored bodies.
@@ -19,12 +18,12 @@ pub mod csv;
 pub mod labels;
 pub mod lines;
 pub mod markdown;
-pub mod model;
 pub mod parser;
 pub mod price;
 pub mod processor;
 pub mod reprocess;
 
-pub use model::Order;
+/// The order's stored shape lives with the store, which keeps a column per field.
+pub use crate::store::Order;
 pub use parser::{OrderParser, ParseError};
 pub use processor::{processor_for, OrderProcessor};

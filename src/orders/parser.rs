@@ -23,8 +23,8 @@ use serde_json::{Map, Value};
 use super::labels::{clean_label, AliasTable, Target};
 use super::lines;
 use super::markdown;
-use super::model::Order;
 use super::price::{parse_price, Price};
+use super::Order;
 
 /// Why a body yields no order. Both variants are permanent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -15,7 +15,7 @@ use super::{OrderParser, OrderProcessor, ParseError};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::store::{
-    sqlite, MessageState, OpOutcome, OrderChange, RawFilter, ReadStore, WriteOp, WriteStore,
+    self, MessageState, OpOutcome, OrderChange, RawFilter, ReadStore, WriteOp, WriteStore,
 };
 use crate::time::{now_ms, parse_rfc3339};
 
@@ -68,8 +68,7 @@ pub fn run(settings: &Settings, since: Option<String>, status: Option<String>) -
     }
     // The same parser, with the same aliases, as the workers of `serve`.
     let processor = OrderProcessor::new(settings)?;
-    let (mut writer, reader) =
-        sqlite::open(&settings.storage.path, 1).map_err(|e| Error::Storage(e.to_string()))?;
+    let (mut writer, reader) = store::open(&settings.storage)?;
     let summary = reprocess(
         processor.parser(),
         &reader,

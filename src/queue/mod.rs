@@ -5,12 +5,11 @@
 pub mod backoff;
 pub mod dispatch;
 pub mod feeder;
-pub mod job;
 pub mod processor;
 pub mod worker_pool;
 
+pub use crate::store::Job;
 pub use dispatch::Dispatcher;
 pub use feeder::Feeder;
-pub use job::Job;
 pub use processor::{JsonCheckProcessor, ProcessError, Processor};
 pub use worker_pool::{StopSignal, WorkerPool, WorkerSettings};

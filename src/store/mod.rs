@@ -1,27 +1,42 @@
-//! Storage behind a narrow seam. The writer thread is the only caller of [`WriteStore`]; HTTP
-//! handlers, the feeder and the stats page use [`ReadStore`]. Nothing outside this module
-//! speaks SQL, so a second backend (PostgreSQL with leases, for several nodes) replaces
-//! `sqlite/` and nothing else.
+//! Storage behind a narrow seam, at the bottom of the crate: it imports nothing from the
+//! layers that use it (queue, events, stats, orders, http), so a change there never ripples
+//! down here. The writer thread is the only caller of [`WriteStore`] and reports each commit
+//! to a [`CommitObserver`] (the `pipeline` above wires it to the workers and the event
+//! stream); HTTP handlers, the feeder and the stats page use [`ReadStore`]. [`open`] is the
+//! one way in and nothing outside this module speaks SQL, so a second backend (PostgreSQL
+//! with leases, for several nodes) replaces `sqlite/` and the body of [`open`], nothing else.
 
+pub mod error;
+pub mod faults;
 pub mod model;
+pub mod observer;
+pub mod order;
 pub mod retention;
-pub mod sqlite;
+mod sqlite;
 pub mod writer;
 
+use std::sync::Arc;
+
+use crate::config::StorageSettings;
+
+pub use error::{StoreError, StoreResult};
+pub use faults::{FaultKind, Faults, FaultyStore};
 pub use model::*;
+pub use observer::CommitObserver;
+pub use order::Order;
 pub use retention::RetentionSweeper;
 pub use writer::{Writer, WriterHandle};
 
-/// Why a storage operation failed: the database could not be read or written (disk full, I/O
-/// error, a stalled commit). Ops that find a message in the wrong state are not errors: they
-/// answer `OpOutcome::NotApplicable`.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum StoreError {
-    #[error("storage unavailable: {0}")]
-    Unavailable(String),
-}
+/// Read connections kept open: the feeder and one HTTP handler at a time without opening more
+/// (the pool opens extra ones when all are busy).
+const READ_CONNECTIONS: usize = 2;
 
-pub type StoreResult<T> = Result<T, StoreError>;
+/// Opens the storage `settings` point at (creating and migrating it if needed) and returns the
+/// write side (for the writer thread, or a command that writes directly) and the read side.
+pub fn open(settings: &StorageSettings) -> StoreResult<(Box<dyn WriteStore>, Arc<dyn ReadStore>)> {
+    let (writer, reader) = sqlite::open(&settings.path, READ_CONNECTIONS)?;
+    Ok((Box::new(writer), Arc::new(reader)))
+}
 
 /// The write side: one implementation, owned by one thread.
 pub trait WriteStore: Send {
@@ -53,12 +68,7 @@ pub trait ReadStore: Send + Sync {
     /// letter" are recorded without a message and are not listed).
     fn actions(&self, message_id: i64) -> StoreResult<Vec<OperatorAction>>;
     /// Due `queued` messages with id above `after_id`, oldest first, for the feeder.
-    fn due_jobs(
-        &self,
-        after_id: i64,
-        now_ms: i64,
-        limit: u32,
-    ) -> StoreResult<Vec<crate::queue::Job>>;
+    fn due_jobs(&self, after_id: i64, now_ms: i64, limit: u32) -> StoreResult<Vec<Job>>;
     fn orders(&self, query: &OrderQuery) -> StoreResult<Vec<StoredOrder>>;
     fn order(&self, order_number: &str) -> StoreResult<Option<StoredOrder>>;
     /// Raw bodies for `reprocess`, id above `after_id`, oldest first.
@@ -71,4 +81,68 @@ pub trait ReadStore: Send + Sync {
     /// How many messages `raw_messages` would return in all.
     fn raw_count(&self, filter: &RawFilter) -> StoreResult<u64>;
     fn file_sizes(&self) -> FileSizes;
+}
+
+/// A boxed store is a store, so wrappers (such as [`FaultyStore`]) and commands can take
+/// whatever [`open`] returned.
+impl<S: WriteStore + ?Sized> WriteStore for Box<S> {
+    fn commit_batch(
+        &mut self,
+        ops: &[WriteOp],
+        now_ms: i64,
+        queue_size_peak: u64,
+    ) -> StoreResult<(Vec<OpOutcome>, CounterDelta)> {
+        (**self).commit_batch(ops, now_ms, queue_size_peak)
+    }
+    fn recover_in_flight(&mut self) -> StoreResult<u64> {
+        (**self).recover_in_flight()
+    }
+    fn maintain(&mut self, idle_for: std::time::Duration) -> StoreResult<()> {
+        (**self).maintain(idle_for)
+    }
+    fn checkpoint(&mut self) -> StoreResult<()> {
+        (**self).checkpoint()
+    }
+}
+
+/// A shared read side is a read side (see [`open`]).
+impl<S: ReadStore + ?Sized> ReadStore for Arc<S> {
+    fn counters(&self) -> StoreResult<DurableCounters> {
+        (**self).counters()
+    }
+    fn message(&self, id: i64) -> StoreResult<Option<MessageDetail>> {
+        (**self).message(id)
+    }
+    fn logs(&self, query: &LogQuery) -> StoreResult<Vec<MessageSummary>> {
+        (**self).logs(query)
+    }
+    fn dead_letters(&self, after_id: Option<i64>, limit: u32) -> StoreResult<Vec<DeadLetter>> {
+        (**self).dead_letters(after_id, limit)
+    }
+    fn actions(&self, message_id: i64) -> StoreResult<Vec<OperatorAction>> {
+        (**self).actions(message_id)
+    }
+    fn due_jobs(&self, after_id: i64, now_ms: i64, limit: u32) -> StoreResult<Vec<Job>> {
+        (**self).due_jobs(after_id, now_ms, limit)
+    }
+    fn orders(&self, query: &OrderQuery) -> StoreResult<Vec<StoredOrder>> {
+        (**self).orders(query)
+    }
+    fn order(&self, order_number: &str) -> StoreResult<Option<StoredOrder>> {
+        (**self).order(order_number)
+    }
+    fn raw_messages(
+        &self,
+        filter: &RawFilter,
+        after_id: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<RawMessage>> {
+        (**self).raw_messages(filter, after_id, limit)
+    }
+    fn raw_count(&self, filter: &RawFilter) -> StoreResult<u64> {
+        (**self).raw_count(filter)
+    }
+    fn file_sizes(&self) -> FileSizes {
+        (**self).file_sizes()
+    }
 }

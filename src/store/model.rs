@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::orders::Order;
+use super::Order;
 
 /// Where a message is in its life; see `docs/architecture.md` for the transitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -38,6 +38,18 @@ impl MessageState {
     pub fn parse(s: &str) -> Option<MessageState> {
         MessageState::ALL.into_iter().find(|st| st.as_str() == s)
     }
+}
+
+/// One message handed to a worker: everything it needs, so the hot path reads nothing back
+/// from the database. It is built from what the store returns (a new message's commit, or
+/// [`ReadStore::due_jobs`](super::ReadStore::due_jobs)), hence its home here.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub id: i64,
+    pub path: String,
+    pub payload: Vec<u8>,
+    /// Attempts already made (persisted); the worker's claim adds one.
+    pub attempts: u32,
 }
 
 /// A webhook as received, before it has an id.

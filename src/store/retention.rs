@@ -102,7 +102,7 @@ fn sweep(
         let n = match writer.submit(op, SUBMIT_TIMEOUT)? {
             OpOutcome::Changed(n) => n,
             other => {
-                return Err(StoreError::Unavailable(format!(
+                return Err(StoreError::Other(format!(
                     "unexpected answer to a purge: {other:?}"
                 )))
             }

@@ -1,19 +1,15 @@
 //! The one thread that writes. Handlers and workers send it ops; it drains whatever is waiting,
 //! commits it as one transaction (one fsync covers the whole batch: group commit), and only
-//! then answers the handlers, hands new messages to the workers and publishes events. This is
-//! what makes "a 2xx means it is on disk" cheap.
+//! then reports the commit to its [`CommitObserver`] and answers the handlers. This is what
+//! makes "a 2xx means it is on disk" cheap. What a commit sets in motion (workers, events,
+//! live figures) is the observer's business, not the store's.
 
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
-use super::{Effect, OpOutcome, OrderChange, StoreError, StoreResult, WriteOp, WriteStore};
-use crate::events::{Event, EventSink};
-use crate::queue::{Dispatcher, Job};
-use crate::stats::LiveStats;
+use super::{CommitObserver, Effect, OpOutcome, StoreError, StoreResult, WriteOp, WriteStore};
 use crate::time::now_ms;
 
 /// Most ops folded into one transaction; bounds how long one commit holds the others.
@@ -51,21 +47,19 @@ impl WriterHandle {
         self.inbox
             .send_deadline(Request::Op(op, Some(tx)), deadline)
             .map_err(|e| match e {
-                crossbeam_channel::SendTimeoutError::Timeout(_) => {
-                    StoreError::Unavailable(format!(
+                crossbeam_channel::SendTimeoutError::Timeout(_) => StoreError::Stalled(format!(
                     "the writer's inbox stayed full for {timeout:?}; the disk is not keeping up"
-                ))
-                }
+                )),
                 crossbeam_channel::SendTimeoutError::Disconnected(_) => {
-                    StoreError::Unavailable("the writer has stopped".into())
+                    StoreError::Stopped("the writer has stopped".into())
                 }
             })?;
         match rx.recv_deadline(deadline) {
             Ok(r) => r,
-            Err(RecvTimeoutError::Timeout) => Err(StoreError::Unavailable(format!(
+            Err(RecvTimeoutError::Timeout) => Err(StoreError::Stalled(format!(
                 "no commit within {timeout:?}; the disk may be stalled"
             ))),
-            Err(RecvTimeoutError::Disconnected) => Err(StoreError::Unavailable(
+            Err(RecvTimeoutError::Disconnected) => Err(StoreError::Stopped(
                 "the writer stopped before committing".into(),
             )),
         }
@@ -85,20 +79,17 @@ pub struct Writer {
     inbox: Sender<Request>,
 }
 
-/// What the writer does after a commit besides answering.
-pub struct WriterContext {
-    pub live: Arc<LiveStats>,
-    pub dispatcher: Dispatcher,
-    pub events: EventSink,
-}
+/// The writer's observer, owned by its thread.
+type Observer = Box<dyn CommitObserver>;
 
 impl Writer {
-    pub fn start(store: Box<dyn WriteStore>, ctx: WriterContext) -> (Writer, WriterHandle) {
+    /// Starts the writer thread on `store`; `observer` hears about every commit.
+    pub fn start(store: Box<dyn WriteStore>, mut observer: Observer) -> (Writer, WriterHandle) {
         let (tx, rx) = bounded(INBOX);
-        ctx.live.writer_running.store(true, Relaxed);
+        observer.writer_running(true);
         let thread = std::thread::Builder::new()
             .name("writer".into())
-            .spawn(move || run(store, rx, ctx))
+            .spawn(move || run(store, rx, observer))
             .expect("spawn writer thread");
         (
             Writer {
@@ -116,7 +107,7 @@ impl Writer {
     }
 }
 
-fn run(mut store: Box<dyn WriteStore>, inbox: Receiver<Request>, ctx: WriterContext) {
+fn run(mut store: Box<dyn WriteStore>, inbox: Receiver<Request>, mut observer: Observer) {
     let mut ops: Vec<WriteOp> = Vec::with_capacity(MAX_BATCH);
     let mut replies: Vec<Option<Reply>> = Vec::with_capacity(MAX_BATCH);
     let mut parked: Vec<WriteOp> = Vec::new();
@@ -129,7 +120,7 @@ fn run(mut store: Box<dyn WriteStore>, inbox: Receiver<Request>, ctx: WriterCont
         if retry_parked {
             last_parked_try = Instant::now();
             let before = parked.len();
-            commit_parked(&mut *store, &mut parked, &ctx);
+            commit_parked(&mut *store, &mut parked, &mut *observer);
             if parked.is_empty() {
                 log::info!("recorded {before} worker outcomes that had waited for the disk");
             }
@@ -162,7 +153,13 @@ fn run(mut store: Box<dyn WriteStore>, inbox: Receiver<Request>, ctx: WriterCont
             }
         }
         let parked_before = parked.len();
-        commit(&mut *store, &mut ops, &mut replies, &ctx, &mut parked);
+        commit(
+            &mut *store,
+            &mut ops,
+            &mut replies,
+            &mut *observer,
+            &mut parked,
+        );
         if parked.len() > parked_before {
             log::warn!(
                 "{} worker outcomes are waiting for the disk; they are retried every {PARKED_RETRY:?} (and survive a restart as queued work)",
@@ -176,7 +173,7 @@ fn run(mut store: Box<dyn WriteStore>, inbox: Receiver<Request>, ctx: WriterCont
     }
     if !parked.is_empty() {
         // One last try; what still fails stays as it was on disk and resumes at the next start.
-        commit_parked(&mut *store, &mut parked, &ctx);
+        commit_parked(&mut *store, &mut parked, &mut *observer);
         if !parked.is_empty() {
             log::warn!(
                 "{} worker outcomes could not be written before the stop; their messages are processed again at the next start",
@@ -187,7 +184,7 @@ fn run(mut store: Box<dyn WriteStore>, inbox: Receiver<Request>, ctx: WriterCont
     if let Err(e) = store.checkpoint() {
         log::warn!("final WAL checkpoint failed: {e}");
     }
-    ctx.live.writer_running.store(false, Relaxed);
+    observer.writer_running(false);
 }
 
 /// What [`take_waiting`] moved into the batch.
@@ -228,39 +225,33 @@ fn take_waiting(
 }
 
 /// Commits the parked worker outcomes again; whatever still fails is parked again.
-fn commit_parked(store: &mut dyn WriteStore, parked: &mut Vec<WriteOp>, ctx: &WriterContext) {
+fn commit_parked(
+    store: &mut dyn WriteStore,
+    parked: &mut Vec<WriteOp>,
+    observer: &mut dyn CommitObserver,
+) {
     let mut ops = std::mem::take(parked);
     let mut replies = ops.iter().map(|_| None).collect();
-    commit(store, &mut ops, &mut replies, ctx, parked);
+    commit(store, &mut ops, &mut replies, observer, parked);
 }
 
 fn commit(
     store: &mut dyn WriteStore,
     ops: &mut Vec<WriteOp>,
     replies: &mut Vec<Option<Reply>>,
-    ctx: &WriterContext,
+    observer: &mut dyn CommitObserver,
     parked: &mut Vec<WriteOp>,
 ) {
     if ops.is_empty() {
         return;
     }
     let started = Instant::now();
-    let peak = ctx
-        .live
-        .queue_size_peak
-        .load(Relaxed)
-        .max(ctx.live.queue_size());
+    let peak = observer.queue_size_peak();
     match store.commit_batch(ops, now_ms(), peak) {
         Ok((outcomes, delta)) => {
-            ctx.live.storage_ok.store(true, Relaxed);
-            ctx.live.apply(&delta);
-            ctx.live.batches.fetch_add(1, Relaxed);
-            ctx.live.batch_ops.fetch_add(ops.len() as u64, Relaxed);
-            ctx.live
-                .batch_size
-                .record(Duration::from_micros(ops.len() as u64));
+            observer.batch_committed(ops.len(), &delta);
             for ((op, outcome), reply) in ops.drain(..).zip(outcomes).zip(replies.drain(..)) {
-                after_commit(op, &outcome, ctx);
+                observer.committed(op, &outcome);
                 if let Some(reply) = reply {
                     let _ = reply.send(Ok(outcome));
                 }
@@ -276,11 +267,11 @@ fn commit(
             let single_replies = std::mem::take(replies);
             for (op, reply) in single_ops.into_iter().zip(single_replies) {
                 let (mut one_op, mut one_reply) = (vec![op], vec![reply]);
-                commit(store, &mut one_op, &mut one_reply, ctx, parked);
+                commit(store, &mut one_op, &mut one_reply, observer, parked);
             }
         }
         Err(e) => {
-            ctx.live.storage_ok.store(false, Relaxed);
+            observer.commit_failed(&e);
             let op = ops.pop();
             let reply = replies.pop().flatten();
             match (&op, reply) {
@@ -293,69 +284,13 @@ fn commit(
                 }
                 (Some(op), None) => {
                     log::error!("could not record {}: {e}; it stays as it was on disk and is retried after a restart", describe(op));
-                    if let Some(id) = finished_id(op) {
-                        ctx.dispatcher.release(id);
-                    }
+                    observer.dropped(op, &e);
                 }
                 (None, None) => {}
             }
         }
     }
     log::trace!("commit took {:?}", started.elapsed());
-}
-
-/// Post-commit effects, in commit order.
-fn after_commit(op: WriteOp, outcome: &OpOutcome, ctx: &WriterContext) {
-    match (op, outcome) {
-        (
-            WriteOp::Append(m),
-            OpOutcome::Appended {
-                id,
-                duplicate: false,
-            },
-        ) => {
-            ctx.events.publish(Event::WebhookReceived { id: *id });
-            ctx.dispatcher.offer(Job {
-                id: *id,
-                path: m.path,
-                payload: m.payload,
-                attempts: 0,
-            });
-        }
-        (WriteOp::Complete { id, .. }, OpOutcome::Completed { order }) => {
-            ctx.dispatcher.finish(id);
-            if let (Some(OrderChange::Created(order)), true) = (order, ctx.events.has_clients()) {
-                ctx.events.publish(Event::OrderCreated {
-                    order: serde_json::to_value(order.as_ref()).unwrap_or_default(),
-                });
-            }
-        }
-        (WriteOp::Dead { id, error }, OpOutcome::Changed(_)) => {
-            ctx.dispatcher.finish(id);
-            ctx.events.publish(Event::WebhookDead { id, error });
-        }
-        (
-            WriteOp::Complete { id, .. } | WriteOp::Dead { id, .. },
-            OpOutcome::NotApplicable { state },
-        ) => {
-            log::warn!("message {id} finished but was {state:?} on disk; outcome ignored");
-            ctx.dispatcher.finish(id);
-        }
-        (WriteOp::RequeueDead { id, .. }, OpOutcome::Changed(n)) if *n > 0 => {
-            ctx.dispatcher.forget(id);
-            ctx.dispatcher.wake_feeder();
-        }
-        _ => {}
-    }
-}
-
-fn finished_id(op: &WriteOp) -> Option<i64> {
-    match op {
-        WriteOp::Complete { id, .. } | WriteOp::Dead { id, .. } | WriteOp::Claim { id } => {
-            Some(*id)
-        }
-        _ => None,
-    }
 }
 
 fn describe(op: &WriteOp) -> String {

@@ -28,7 +28,7 @@ pub fn open(
 ) -> Result<(SqliteWriter, SqliteReader), StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !dir.exists() {
-            return Err(StoreError::Unavailable(format!(
+            return Err(StoreError::Io(format!(
                 "directory {} does not exist; create it or point storage.path elsewhere",
                 dir.display()
             )));
@@ -71,9 +71,60 @@ fn configure(conn: &Connection, read_only: bool) -> rusqlite::Result<()> {
 }
 
 fn unavailable(path: &Path, e: rusqlite::Error) -> StoreError {
-    StoreError::Unavailable(format!("{}: {e}", path.display()))
+    classify(&e, format!("{}: {e}", path.display()))
 }
 
 pub(crate) fn sql_err(e: rusqlite::Error) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+    classify(&e, e.to_string())
+}
+
+/// Sorts an SQLite failure into the kind an operator acts on; `detail` is the message kept.
+fn classify(e: &rusqlite::Error, detail: String) -> StoreError {
+    use rusqlite::ErrorCode as C;
+    match e.sqlite_error_code() {
+        Some(C::DiskFull) => StoreError::DiskFull(detail),
+        Some(C::DatabaseCorrupt | C::NotADatabase) => StoreError::Corrupt(detail),
+        Some(C::DatabaseBusy | C::DatabaseLocked | C::FileLockingProtocolFailed) => {
+            StoreError::Busy(detail)
+        }
+        Some(
+            C::SystemIoFailure
+            | C::CannotOpen
+            | C::PermissionDenied
+            | C::ReadOnly
+            | C::NoLargeFileSupport
+            | C::NotFound,
+        ) => StoreError::Io(detail),
+        _ => StoreError::Other(detail),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_failures_say_which_kind_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no-such-dir").join("x.db");
+        assert!(matches!(open(&missing, 1), Err(StoreError::Io(m)) if m.contains("no-such-dir")));
+
+        let junk = dir.path().join("junk.db");
+        std::fs::write(&junk, vec![0x5a; 8192]).unwrap();
+        assert!(matches!(open(&junk, 1), Err(StoreError::Corrupt(_))));
+
+        let newer = dir.path().join("newer.db");
+        let c = Connection::open(&newer).unwrap();
+        c.pragma_update(None, "user_version", 99).unwrap();
+        drop(c);
+        let e = open(&newer, 1).err().unwrap();
+        assert_eq!(
+            e,
+            StoreError::NewerSchema {
+                found: 99,
+                supported: schema::SCHEMA_VERSION
+            }
+        );
+        assert!(e.to_string().contains("schema version 99"));
+    }
 }

@@ -7,12 +7,10 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
 use super::sql_err;
-use crate::orders::Order;
-use crate::queue::Job;
 use crate::store::{
-    DeadLetter, DurableCounters, FileSizes, LogQuery, MessageDetail, MessageState, MessageSummary,
-    OperatorAction, OrderQuery, RawFilter, RawMessage, ReadStore, StoreError, StoreResult,
-    StoredOrder,
+    DeadLetter, DurableCounters, FileSizes, Job, LogQuery, MessageDetail, MessageState,
+    MessageSummary, OperatorAction, Order, OrderQuery, RawFilter, RawMessage, ReadStore,
+    StoreError, StoreResult, StoredOrder,
 };
 use crate::time::rfc3339;
 

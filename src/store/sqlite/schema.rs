@@ -74,10 +74,10 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(super::sql_err)?;
     if version > SCHEMA_VERSION {
-        return Err(StoreError::Unavailable(format!(
-            "the database has schema version {version}, but this hookvault knows only up to \
-             {SCHEMA_VERSION}; run the newer hookvault that wrote it, or restore a backup"
-        )));
+        return Err(StoreError::NewerSchema {
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
     }
     if version == SCHEMA_VERSION {
         return Ok(());

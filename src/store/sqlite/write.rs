@@ -4,9 +4,8 @@
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::sql_err;
-use crate::orders::Order;
 use crate::store::{
-    CounterDelta, Effect, MessageState, NewMessage, OpOutcome, OrderChange, StoreResult,
+    CounterDelta, Effect, MessageState, NewMessage, OpOutcome, Order, OrderChange, StoreResult,
     StoredOrder, WriteOp, WriteStore,
 };
 use crate::time::rfc3339;

@@ -1,12 +1,13 @@
-//! The order extracted from a webhook body.
+//! The order extracted from a webhook body, in the shape it is stored and read back.
 //!
-//! This is what the worker stores and what downstream consumers read, so it
-//! is plain data (serde both ways) with money as integer minor units and an
-//! ISO 4217 code — never a float — to keep sums and comparisons exact.
+//! It lives with the store because the store keeps one column per field; the parser in
+//! `orders` produces it and the store never needs to know how. Plain data (serde both ways)
+//! with money as integer minor units and an ISO 4217 code — never a float — to keep sums and
+//! comparisons exact.
 
 use std::collections::BTreeMap;
 
-/// One checkout, as extracted by [`crate::orders::OrderParser`].
+/// One checkout, as the order parser extracts it from a webhook body.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Order {
     /// The shop's order number, markdown removed but otherwise as sent

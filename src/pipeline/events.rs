@@ -1,0 +1,42 @@
+//! Which commits the live event stream hears about. Best effort: publishing never blocks and
+//! an order is serialised only when someone is listening.
+
+use crate::events::{Event, EventSink};
+use crate::store::{OpOutcome, OrderChange, WriteOp};
+
+pub struct EventPublisher {
+    sink: EventSink,
+}
+
+impl EventPublisher {
+    pub fn new(sink: EventSink) -> EventPublisher {
+        EventPublisher { sink }
+    }
+
+    pub fn committed(&self, op: &WriteOp, outcome: &OpOutcome) {
+        match (op, outcome) {
+            (
+                WriteOp::Append(_),
+                OpOutcome::Appended {
+                    id,
+                    duplicate: false,
+                },
+            ) => self.sink.publish(Event::WebhookReceived { id: *id }),
+            (
+                WriteOp::Complete { .. },
+                OpOutcome::Completed {
+                    order: Some(OrderChange::Created(order)),
+                },
+            ) if self.sink.has_clients() => self.sink.publish(Event::OrderCreated {
+                order: serde_json::to_value(order.as_ref()).unwrap_or_default(),
+            }),
+            (WriteOp::Dead { id, error }, OpOutcome::Changed(_)) => {
+                self.sink.publish(Event::WebhookDead {
+                    id: *id,
+                    error: error.clone(),
+                })
+            }
+            _ => {}
+        }
+    }
+}
