@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::Order;
+use super::order::Order;
 
 /// Where a message is in its life; see `docs/architecture.md` for the transitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
