@@ -11,11 +11,11 @@
 //! * [`markdown`] — Discord markdown removal;
 //! * [`price`] — price strings to minor units + ISO currency;
 //! * [`model`] — the [`Order`] itself;
-//! * [`processor`] — the worker-side [`Processor`](crate::queue::Processor);
-//! * [`csv`] — the spreadsheet export;
-//! * [`reprocess`] — `hookvault reprocess`, re-deriving orders from stored bodies.
+//! * [`processor`] — the worker-side [`Processor`](crate::queue::Processor).
+//!
+//! What reads or writes the store around orders lives where its I/O is: the CSV export in
+//! `http/csv.rs`, `hookvault reprocess` in `commands/reprocess.rs`.
 
-pub mod csv;
 pub mod labels;
 pub mod lines;
 pub mod markdown;
@@ -23,7 +23,6 @@ pub mod model;
 pub mod parser;
 pub mod price;
 pub mod processor;
-pub mod reprocess;
 
 pub use model::Order;
 pub use parser::{OrderParser, ParseError};

@@ -1,11 +1,12 @@
-//! The stats document served at `/api/v2/webhooks/queue/stats` and pushed over the WebSocket:
-//! the seed's fields with the seed's names, plus extras. Built from atomics only.
+//! The stats document served at `/api/v2/webhooks/queue/stats` and pushed over the WebSocket
+//! (fields and their meaning in `docs/operations.md`). Built from atomics only, so answering
+//! never touches the database.
 
 use std::sync::atomic::Ordering::Relaxed;
 
 use serde::Serialize;
 
-use super::LiveStats;
+use super::{health, LiveStats};
 use crate::store::FileSizes;
 
 /// Above this the WAL is considered too large (checkpoints are falling behind).
@@ -93,19 +94,8 @@ impl StatsSnapshot {
         let workers_running = live.workers_running.load(Relaxed);
         let batches = live.batches.load(Relaxed);
 
-        let mut unhealthy = Vec::new();
-        if workers_running < workers_total {
-            unhealthy.push(format!(
-                "{} of {workers_total} workers are not running",
-                workers_total - workers_running
-            ));
-        }
-        if !live.storage_ok.load(Relaxed) {
-            unhealthy.push("the last database commit failed".to_string());
-        }
-        if !live.writer_running.load(Relaxed) {
-            unhealthy.push("the database writer is not running".to_string());
-        }
+        // Not ready is unhealthy: the same rule as `/readyz`.
+        let mut unhealthy = health::not_ready(live);
         let mut degraded = Vec::new();
         if queue.channel_capacity > 0
             && queue.channel_len as f64 > CONGESTED * queue.channel_capacity as f64
