@@ -632,3 +632,57 @@ fn reject_busy(mut stream: TcpStream) {
         b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handshake(uri: &str, authorization: Option<&str>, peer: &str, token: Option<&str>) -> u16 {
+        let mut req = Request::builder().uri(uri);
+        if let Some(value) = authorization {
+            req = req.header("Authorization", value);
+        }
+        let check = AccessCheck {
+            token: token.map(Arc::from),
+            peer: peer.parse().unwrap(),
+        };
+        match check.on_request(&req.body(()).unwrap(), Response::default()) {
+            Ok(resp) => resp.status().as_u16(),
+            Err(refused) => refused.status().as_u16(),
+        }
+    }
+
+    const REMOTE: &str = "10.0.0.7:4000";
+
+    #[test]
+    fn the_handshake_accepts_the_bearer_scheme_in_any_case_like_the_api() {
+        for scheme in ["Bearer", "bearer"] {
+            let header = format!("{scheme} s3cret");
+            assert_eq!(
+                handshake("/ws", Some(&header), REMOTE, Some("s3cret")),
+                200,
+                "{scheme}"
+            );
+        }
+        assert_eq!(
+            handshake("/ws", Some("bearer nope"), REMOTE, Some("s3cret")),
+            401
+        );
+    }
+
+    #[test]
+    fn the_handshake_takes_a_decoded_query_token() {
+        assert_eq!(
+            handshake("/ws?token=s3%2Fcret", None, REMOTE, Some("s3/cret")),
+            200
+        );
+        assert_eq!(handshake("/ws", None, REMOTE, Some("s3/cret")), 401);
+    }
+
+    #[test]
+    fn without_a_token_only_loopback_peers_upgrade() {
+        assert_eq!(handshake("/ws", None, "127.0.0.1:1", None), 200);
+        assert_eq!(handshake("/ws", None, REMOTE, None), 403);
+        assert_eq!(handshake("/other", None, "127.0.0.1:1", None), 404);
+    }
+}
