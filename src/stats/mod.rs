@@ -6,10 +6,12 @@ pub mod health;
 pub mod latency;
 pub mod live;
 pub mod metrics;
+pub mod queue_view;
 pub mod rate;
+pub mod snapshot;
 
 pub use latency::LatencyHistogram;
 pub use live::LiveStats;
+pub use queue_view::QueueView;
 pub use rate::RateWindow;
-pub mod snapshot;
-pub use snapshot::{QueueView, StatsSnapshot};
+pub use snapshot::StatsSnapshot;
