@@ -5,7 +5,8 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::{LiveStats, QueueView};
+use super::live::LiveStats;
+use super::queue_view::QueueView;
 use crate::store::FileSizes;
 
 /// Above this the WAL is considered too large (checkpoints are falling behind).

@@ -4,7 +4,10 @@
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::{health, LatencyHistogram, LiveStats, QueueView};
+use super::health;
+use super::latency::LatencyHistogram;
+use super::live::LiveStats;
+use super::queue_view::QueueView;
 use crate::store::FileSizes;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -6,7 +6,9 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use serde::Serialize;
 
-use super::{health, LiveStats, QueueView};
+use super::health;
+use super::live::LiveStats;
+use super::queue_view::QueueView;
 use crate::store::FileSizes;
 
 #[derive(Debug, Clone, Serialize)]
