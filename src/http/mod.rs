@@ -2,8 +2,9 @@
 //! body or one request waiting for its commit never stalls the others.
 //!
 //! Layers, bottom to top (each imports only the ones below it):
-//! - [`state`], [`response`], [`call`], [`paging`], [`failure`], [`route`]: what handlers
-//!   may touch, the reply, the request context and the small helpers every handler shares;
+//! - [`state`], [`response`], [`call`], [`paging`], [`failure`], [`message_json`],
+//!   [`route`]: what handlers may touch, the reply, the request context and the small
+//!   helpers handlers share;
 //! - [`auth`]: the rules of [`crate::access`] as HTTP answers;
 //! - handlers, one area each: [`intake`], [`health`], [`dead_letters`], [`logs`],
 //!   [`orders`] (with [`csv`]), [`dashboard`], and [`openapi`] for the API document;
