@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::events::{Broadcaster, EventSink};
-use crate::http::{operations, AppState, BoundListener, HttpServer};
+use crate::http::{AppState, BoundListener, HttpServer};
 use crate::pipeline::Pipeline;
 use crate::queue::backoff::Backoff;
 use crate::queue::{Dispatcher, Feeder, Processor, WorkerPool, WorkerSettings};
@@ -213,7 +213,7 @@ impl Service {
     pub fn stats(&self) -> StatsSnapshot {
         StatsSnapshot::build(
             &self.live,
-            operations::queue_view(&self.state),
+            self.state.queue_view(),
             self.state.reader.file_sizes(),
         )
     }

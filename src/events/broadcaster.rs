@@ -42,7 +42,8 @@ use tungstenite::{
 };
 
 use super::event::Event;
-use crate::http::auth::{constant_time_eq, is_loopback};
+use crate::access::{self, Caller, Denied, Door};
+use crate::text::parse_query;
 
 /// The only path that upgrades; anything else gets a 404 during the handshake.
 const WS_PATH: &str = "/ws";
@@ -168,7 +169,7 @@ impl Broadcaster {
     ///
     /// The thread exits when `shutdown` receives a value or is disconnected,
     /// after sending Close frames to connected clients.
-    /// `admin_token`: the same rule as the admin API (see [`AccessCheck`]).
+    /// `admin_token`: the same rule as the admin API (see [`crate::access::admin`]).
     pub fn start(
         listen: &str,
         admin_token: Option<String>,
@@ -217,13 +218,38 @@ impl Broadcaster {
 }
 
 /// Handshake check: only `/ws` upgrades, and only for whoever may call the admin API —
-/// events carry orders (emails, amounts). With `server.admin_token` set, the token must come
-/// as `?token=` (browsers cannot set headers on a WebSocket) or `Authorization: Bearer`;
-/// without one, only loopback peers are let in. A named type so the pending handshake type is
-/// nameable and storable.
+/// events carry orders (emails, amounts). The rule itself is [`access::admin`] through the
+/// event-stream door. A named type so the pending handshake type is nameable and storable.
 struct AccessCheck {
     token: Option<Arc<str>>,
-    peer_is_loopback: bool,
+    peer: SocketAddr,
+}
+
+/// The handshake request as the access rules read it.
+struct Upgrade<'a> {
+    request: &'a Request,
+    peer: SocketAddr,
+    query: Vec<(String, String)>,
+}
+
+impl Caller for Upgrade<'_> {
+    fn peer(&self) -> Option<SocketAddr> {
+        Some(self.peer)
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+    }
+
+    fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 fn refuse(status: StatusCode, why: &str) -> ErrorResponse {
@@ -239,28 +265,18 @@ impl Callback for AccessCheck {
         if req.uri().path() != WS_PATH {
             return Err(refuse(StatusCode::NOT_FOUND, "not found"));
         }
-        match &self.token {
-            Some(token) => {
-                let from_query = req.uri().query().unwrap_or("").split('&').find_map(|pair| {
-                    pair.strip_prefix("token=")
-                        .map(crate::http::router::percent_decode)
-                });
-                let from_header = req
-                    .headers()
-                    .get("authorization")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer "))
-                    .map(|v| v.trim().to_string());
-                match from_query.or(from_header) {
-                    Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => Ok(resp),
-                    _ => Err(refuse(
-                        StatusCode::UNAUTHORIZED,
-                        "the event stream needs the admin token: ws://host:port/ws?token=<server.admin_token>",
-                    )),
-                }
-            }
-            None if self.peer_is_loopback => Ok(resp),
-            None => Err(refuse(
+        let upgrade = Upgrade {
+            request: req,
+            peer: self.peer,
+            query: parse_query(req.uri().query().unwrap_or("")),
+        };
+        match access::admin(self.token.as_deref(), &upgrade, Door::EventStream) {
+            Ok(()) => Ok(resp),
+            Err(Denied::TokenMissing | Denied::TokenWrong) => Err(refuse(
+                StatusCode::UNAUTHORIZED,
+                "the event stream needs the admin token: ws://host:port/ws?token=<server.admin_token>",
+            )),
+            Err(Denied::LocalOnly) => Err(refuse(
                 StatusCode::FORBIDDEN,
                 "the event stream answers loopback clients only while server.admin_token is unset",
             )),
@@ -452,7 +468,7 @@ impl Loop {
                     let _ = stream.set_nodelay(true);
                     let check = AccessCheck {
                         token: self.token.clone(),
-                        peer_is_loopback: is_loopback(Some(peer)),
+                        peer,
                     };
                     let result =
                         ServerHandshake::start(stream, check, Some(ws_config())).handshake();
@@ -615,4 +631,58 @@ fn reject_busy(mut stream: TcpStream) {
     let _ = stream.write_all(
         b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handshake(uri: &str, authorization: Option<&str>, peer: &str, token: Option<&str>) -> u16 {
+        let mut req = Request::builder().uri(uri);
+        if let Some(value) = authorization {
+            req = req.header("Authorization", value);
+        }
+        let check = AccessCheck {
+            token: token.map(Arc::from),
+            peer: peer.parse().unwrap(),
+        };
+        match check.on_request(&req.body(()).unwrap(), Response::default()) {
+            Ok(resp) => resp.status().as_u16(),
+            Err(refused) => refused.status().as_u16(),
+        }
+    }
+
+    const REMOTE: &str = "10.0.0.7:4000";
+
+    #[test]
+    fn the_handshake_accepts_the_bearer_scheme_in_any_case_like_the_api() {
+        for scheme in ["Bearer", "bearer"] {
+            let header = format!("{scheme} s3cret");
+            assert_eq!(
+                handshake("/ws", Some(&header), REMOTE, Some("s3cret")),
+                200,
+                "{scheme}"
+            );
+        }
+        assert_eq!(
+            handshake("/ws", Some("bearer nope"), REMOTE, Some("s3cret")),
+            401
+        );
+    }
+
+    #[test]
+    fn the_handshake_takes_a_decoded_query_token() {
+        assert_eq!(
+            handshake("/ws?token=s3%2Fcret", None, REMOTE, Some("s3/cret")),
+            200
+        );
+        assert_eq!(handshake("/ws", None, REMOTE, Some("s3/cret")), 401);
+    }
+
+    #[test]
+    fn without_a_token_only_loopback_peers_upgrade() {
+        assert_eq!(handshake("/ws", None, "127.0.0.1:1", None), 200);
+        assert_eq!(handshake("/ws", None, REMOTE, None), 403);
+        assert_eq!(handshake("/other", None, "127.0.0.1:1", None), 404);
+    }
 }

@@ -38,7 +38,7 @@ enum Wire<'a> {
 }
 
 impl Event {
-    /// Serialize to the contract JSON shape.
+    /// Serialize to the JSON shape clients read (`docs/operations.md` lists the events).
     ///
     /// Called once per event by the broadcaster thread (never on the publish
     /// path), and the resulting string is shared by all clients.

@@ -4,8 +4,9 @@
 
 use std::sync::OnceLock;
 
-use super::router::Call;
-use super::{AppState, Reply};
+use super::call::Call;
+use super::response::Reply;
+use super::state::AppState;
 use crate::orders::price::minor_exponent;
 
 const DASHBOARD_HTML: &str = include_str!("dashboard.html");

@@ -1,38 +1,43 @@
 //! The HTTP API on tiny_http: a handful of handler threads share one listener, so one slow
 //! body or one request waiting for its commit never stalls the others.
+//!
+//! Layers, bottom to top (each imports only the ones below it):
+//! - [`state`], [`response`], [`call`], [`paging`], [`failure`], [`message_json`],
+//!   [`route`]: what handlers may touch, the reply, the request context and the small
+//!   helpers handlers share;
+//! - [`auth`]: the rules of [`crate::access`] as HTTP answers;
+//! - handlers, one area each: [`intake`], [`health`], [`dead_letters`], [`logs`],
+//!   [`orders`] (with [`csv`]), [`dashboard`], and [`openapi`] for the API document;
+//! - [`routes`]: the table naming every handler; [`router`]: matching and dispatch;
+//! - [`server`]: the listener and its threads ([`stall_guard`] works around tiny_http).
+//!
+//! A new endpoint is a handler in the module of its area plus a line in [`routes`] (and its
+//! description in [`openapi`]).
 
 pub mod auth;
+pub mod call;
+pub mod csv;
 pub mod dashboard;
+pub mod dead_letters;
+pub mod failure;
+pub mod health;
 pub mod intake;
+pub mod logs;
+pub mod message_json;
 pub mod openapi;
-pub mod operations;
 pub mod orders;
+pub mod paging;
 pub mod response;
+pub mod route;
 pub mod router;
+pub mod routes;
 pub mod server;
 pub mod stall_guard;
+pub mod state;
 
-use std::sync::Arc;
-
-use crate::config::Settings;
-use crate::events::EventSink;
-use crate::queue::Dispatcher;
-use crate::stats::LiveStats;
-use crate::store::{ReadStore, WriterHandle};
-
+pub use call::Call;
 pub use response::Reply;
-pub use router::{Access, Route, ROUTES};
+pub use route::{Access, Route};
+pub use routes::ROUTES;
 pub use server::{BoundListener, HttpServer};
-
-/// Everything a handler may touch. Handlers never hold a write connection: writes go to the
-/// writer thread.
-pub struct AppState {
-    pub settings: Settings,
-    pub writer: WriterHandle,
-    pub reader: Arc<dyn ReadStore>,
-    pub live: Arc<LiveStats>,
-    pub dispatcher: Dispatcher,
-    pub events: EventSink,
-    /// The WebSocket broadcaster's address (None when `websocket.listen = "off"`).
-    pub ws_addr: Option<std::net::SocketAddr>,
-}
+pub use state::AppState;

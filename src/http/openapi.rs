@@ -1,39 +1,25 @@
-//! `/openapi.json` and `/docs`. The document is generated from [`ROUTES`], so every route the
-//! server answers is described (a route without its own description still appears, with its
-//! summary and a generic answer) and nothing is described that the server does not answer.
-
-use std::sync::OnceLock;
+//! The OpenAPI document for a route table, and the `/docs` page that embeds it. The document
+//! is generated from the routes it is given (the server gives it its own table), so every
+//! route the server answers is described (a route without its own description still appears,
+//! with its summary and a generic answer) and nothing is described that the server does not
+//! answer.
 
 use serde_json::{json, Map, Value};
 
-use super::router::{Access, Call, Route, ROUTES};
-use super::{AppState, Reply};
+use super::route::{Access, Route};
 use crate::store::MessageState;
 
 const DOCS_HTML: &str = include_str!("docs.html");
 
-/// The document as JSON text, built once.
-fn document_json() -> &'static str {
-    static DOC: OnceLock<String> = OnceLock::new();
-    DOC.get_or_init(|| document(ROUTES).to_string())
-}
-
-pub fn openapi_json(_state: &AppState, _call: &mut Call) -> Reply {
-    Reply::text(200, "application/json", document_json())
-}
-
-/// The page with the document embedded, so one request (or a saved copy) has everything.
-pub fn docs(_state: &AppState, _call: &mut Call) -> Reply {
-    static PAGE: OnceLock<String> = OnceLock::new();
-    let page = PAGE.get_or_init(|| {
-        // `</` cannot end the script element early once escaped; JSON reads `<\/` as `</`.
-        let spec = document_json().replace("</", "<\\/");
-        DOCS_HTML.replace(
-            "<!--OPENAPI-->",
-            &format!("<script type=\"application/json\" id=\"openapi-spec\">{spec}</script>"),
-        )
-    });
-    Reply::text(200, "text/html; charset=utf-8", page.as_str())
+/// The `/docs` page with `spec` (the document as JSON text) embedded, so one request (or a
+/// saved copy) has everything.
+pub fn docs_page(spec: &str) -> String {
+    // `</` cannot end the script element early once escaped; JSON reads `<\/` as `</`.
+    let spec = spec.replace("</", "<\\/");
+    DOCS_HTML.replace(
+        "<!--OPENAPI-->",
+        &format!("<script type=\"application/json\" id=\"openapi-spec\">{spec}</script>"),
+    )
 }
 
 /// The OpenAPI 3.1 document for `routes`.
@@ -190,7 +176,7 @@ fn int64() -> Value {
 }
 
 /// The parameters, body and answers of each known route (path parameters are added from the
-/// pattern by [`operation`]).
+/// pattern by `operation`).
 pub fn describe(method: &str, path: &str) -> Option<Value> {
     let states: Vec<&str> = MessageState::ALL.iter().map(|s| s.as_str()).collect();
     let v = match (method, path) {
@@ -505,31 +491,4 @@ fn schemas() -> Value {
         }),
     );
     Value::Object(m)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_route_has_its_own_description() {
-        for r in ROUTES {
-            assert!(
-                describe(r.method, r.path).is_some(),
-                "{} {} has no OpenAPI description in http/openapi.rs",
-                r.method,
-                r.path
-            );
-        }
-    }
-
-    #[test]
-    fn path_parameters_follow_the_pattern() {
-        let doc = document(ROUTES);
-        let op = &doc["paths"]["/api/v2/webhooks/logs/{id}"]["get"];
-        assert_eq!(op["parameters"][0]["name"], "id");
-        assert_eq!(op["parameters"][0]["in"], "path");
-        assert_eq!(op["security"][0]["adminBearer"], json!([]));
-        assert!(op["responses"]["401"].is_object());
-    }
 }

@@ -2,10 +2,12 @@
 
 use serde_json::json;
 
-use super::operations::{page_limit, storage_error};
-use super::router::Call;
-use super::{AppState, Reply};
-use crate::orders::csv::CsvExport;
+use super::call::Call;
+use super::csv::CsvExport;
+use super::failure::storage_error;
+use super::paging::{next_cursor, page_limit};
+use super::response::Reply;
+use super::state::AppState;
 use crate::store::OrderQuery;
 
 fn search(call: &Call) -> Option<String> {
@@ -15,6 +17,7 @@ fn search(call: &Call) -> Option<String> {
         .map(str::to_string)
 }
 
+/// `GET /api/v2/orders`: newest first; `next_before_id` continues the listing.
 pub fn list(state: &AppState, call: &mut Call) -> Reply {
     let query = match (page_limit(call), call.query_num::<i64>("before_id")) {
         (Ok(limit), Ok(before_id)) => OrderQuery {
@@ -26,9 +29,7 @@ pub fn list(state: &AppState, call: &mut Call) -> Reply {
     };
     match state.reader.orders(&query) {
         Ok(items) => {
-            let next = (items.len() == query.limit as usize)
-                .then(|| items.last().map(|o| o.id))
-                .flatten();
+            let next = next_cursor(&items, query.limit, |o| o.id);
             Reply::json(
                 200,
                 &json!({"items": items, "count": items.len(), "next_before_id": next}),
@@ -38,6 +39,7 @@ pub fn list(state: &AppState, call: &mut Call) -> Reply {
     }
 }
 
+/// `GET /api/v2/orders/{order_number}`.
 pub fn one(state: &AppState, call: &mut Call) -> Reply {
     let number = call.params.first().cloned().unwrap_or_default();
     match state.reader.order(&number) {
@@ -51,7 +53,8 @@ pub fn one(state: &AppState, call: &mut Call) -> Reply {
     }
 }
 
-pub fn csv(state: &AppState, call: &mut Call) -> Reply {
+/// `GET /api/v2/orders.csv`.
+pub fn csv_export(state: &AppState, call: &mut Call) -> Reply {
     let export = CsvExport::new(state.reader.clone(), search(call));
     Reply::stream(200, "text/csv; charset=utf-8", Box::new(export))
         .with_header("Content-Disposition", "attachment; filename=\"orders.csv\"")

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
 
+use super::router;
 use super::stall_guard::StallGuard;
-use super::{router, AppState};
+use super::state::AppState;
 use crate::error::{Error, Result};
 
 pub struct HttpServer {

@@ -4,7 +4,7 @@
 //! Bots use two layouts, sometimes mixed in one message:
 //!
 //! * one pair per line: `Label: value`, `**Label:** value`, `**Label**: value`;
-//! * alternating lines, label then value (the seed's
+//! * alternating lines, label then value (e.g.
 //!   `Product\nX\nPrice\n$99.99\n…`), possibly with a header line such as
 //!   `Successful checkout!` in front, or `Label:` alone on its line.
 //!

@@ -10,18 +10,18 @@
 //! * [`labels`] — label normalisation and the alias table;
 //! * [`markdown`] — Discord markdown removal;
 //! * [`price`] — price strings to minor units + ISO currency;
-//! * [`processor`] — the worker-side [`Processor`](crate::queue::Processor);
-//! * [`csv`] — the spreadsheet export;
-//! * [`reprocess`] — `hookvault reprocess`, re-deriving orders from stored bodies.
+//! * the [`Order`] itself is the store's (`store/order.rs`), re-exported here;
+//! * [`processor`] — the worker-side [`Processor`](crate::queue::Processor).
+//!
+//! What reads or writes the store around orders lives where its I/O is: the CSV export in
+//! `http/csv.rs`, `hookvault reprocess` in `commands/reprocess.rs`.
 
-pub mod csv;
 pub mod labels;
 pub mod lines;
 pub mod markdown;
 pub mod parser;
 pub mod price;
 pub mod processor;
-pub mod reprocess;
 
 /// The order's stored shape lives with the store, which keeps a column per field.
 pub use crate::store::Order;

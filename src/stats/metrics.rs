@@ -4,7 +4,10 @@
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::{LatencyHistogram, LiveStats, QueueView};
+use super::health;
+use super::latency::LatencyHistogram;
+use super::live::LiveStats;
+use super::queue_view::QueueView;
 use crate::store::FileSizes;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -74,8 +77,9 @@ impl Out {
     }
 }
 
-/// Renders every metric. `ready` is the `/readyz` verdict.
-pub fn render(live: &LiveStats, queue: QueueView, files: FileSizes, ready: bool) -> String {
+/// Renders every metric.
+pub fn render(live: &LiveStats, queue: QueueView, files: FileSizes) -> String {
+    let ready = health::is_ready(live);
     let mut o = Out(String::with_capacity(8 * 1024));
     let n = |a: &std::sync::atomic::AtomicU64| a.load(Relaxed);
 
@@ -253,7 +257,11 @@ mod tests {
             live.ack_latency.record(Duration::from_micros(us));
         }
         live.batch_size.record(Duration::from_micros(3));
-        let text = render(&live, QueueView::default(), FileSizes::default(), true);
+        assert!(render(&live, QueueView::default(), FileSizes::default())
+            .contains("hookvault_ready 0\n"));
+        live.storage_ok.store(true, Relaxed);
+        live.writer_running.store(true, Relaxed);
+        let text = render(&live, QueueView::default(), FileSizes::default());
         let buckets: Vec<u64> = text
             .lines()
             .filter(|l| l.starts_with("hookvault_ack_latency_seconds_bucket"))

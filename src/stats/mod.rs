@@ -2,13 +2,16 @@
 //! durable counters at boot and move only after the commits they describe, so they agree with
 //! the database and answering never scans a table.
 
+pub mod health;
 pub mod latency;
 pub mod live;
 pub mod metrics;
+pub mod queue_view;
 pub mod rate;
+pub mod snapshot;
 
 pub use latency::LatencyHistogram;
 pub use live::LiveStats;
+pub use queue_view::QueueView;
 pub use rate::RateWindow;
-pub mod snapshot;
-pub use snapshot::{QueueView, StatsSnapshot};
+pub use snapshot::StatsSnapshot;

@@ -1,19 +1,15 @@
-//! The stats document served at `/api/v2/webhooks/queue/stats` and pushed over the WebSocket:
-//! the seed's fields with the seed's names, plus extras. Built from atomics only.
+//! The stats document served at `/api/v2/webhooks/queue/stats` and pushed over the WebSocket
+//! (fields and their meaning in `docs/operations.md`). Built from atomics only, so answering
+//! never touches the database.
 
 use std::sync::atomic::Ordering::Relaxed;
 
 use serde::Serialize;
 
-use super::LiveStats;
+use super::health;
+use super::live::LiveStats;
+use super::queue_view::QueueView;
 use crate::store::FileSizes;
-
-/// Above this the WAL is considered too large (checkpoints are falling behind).
-pub const WAL_DEGRADED_BYTES: u64 = 256 * 1024 * 1024;
-/// The share of capacity (channel or backlog) above which the queue counts as congested.
-pub const CONGESTED: f64 = 0.8;
-/// Below this success rate (percent) the service is degraded.
-pub const MIN_SUCCESS_RATE: f64 = 95.0;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StatsSnapshot {
@@ -54,25 +50,6 @@ pub struct StatsSnapshot {
     pub status_reasons: Vec<String>,
 }
 
-/// Queue figures the stats need from outside `LiveStats`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct QueueView {
-    pub channel_len: usize,
-    pub channel_capacity: usize,
-    pub max_backlog: u64,
-}
-
-impl QueueView {
-    /// The channel as it is now, against the configured backlog limit.
-    pub fn of(dispatcher: &crate::queue::Dispatcher, max_backlog: u64) -> QueueView {
-        QueueView {
-            channel_len: dispatcher.channel_len(),
-            channel_capacity: dispatcher.channel_capacity(),
-            max_backlog,
-        }
-    }
-}
-
 fn ms(us: u64) -> f64 {
     (us as f64 / 10.0).round() / 100.0
 }
@@ -93,52 +70,10 @@ impl StatsSnapshot {
         let workers_running = live.workers_running.load(Relaxed);
         let batches = live.batches.load(Relaxed);
 
-        let mut unhealthy = Vec::new();
-        if workers_running < workers_total {
-            unhealthy.push(format!(
-                "{} of {workers_total} workers are not running",
-                workers_total - workers_running
-            ));
-        }
-        if !live.storage_ok.load(Relaxed) {
-            unhealthy.push("the last database commit failed".to_string());
-        }
-        if !live.writer_running.load(Relaxed) {
-            unhealthy.push("the database writer is not running".to_string());
-        }
-        let mut degraded = Vec::new();
-        if queue.channel_capacity > 0
-            && queue.channel_len as f64 > CONGESTED * queue.channel_capacity as f64
-        {
-            degraded.push(format!(
-                "the worker channel is {}/{} full",
-                queue.channel_len, queue.channel_capacity
-            ));
-        }
-        if queue.max_backlog > 0 && queue_size as f64 > CONGESTED * queue.max_backlog as f64 {
-            degraded.push(format!(
-                "the backlog ({queue_size}) is above 80% of queue.max_backlog"
-            ));
-        }
-        if success_rate < MIN_SUCCESS_RATE {
-            degraded.push(format!(
-                "the success rate ({success_rate}%) is below {MIN_SUCCESS_RATE}%"
-            ));
-        }
-        if files.wal_size_bytes > WAL_DEGRADED_BYTES {
-            degraded.push(format!("the WAL is {} MiB", files.wal_size_bytes >> 20));
-        }
-        let status = if !unhealthy.is_empty() {
-            "unhealthy"
-        } else if !degraded.is_empty() {
-            "degraded"
-        } else {
-            "healthy"
-        };
-        unhealthy.extend(degraded);
+        let verdict = health::assess(live, queue, files, success_rate);
 
         StatsSnapshot {
-            status,
+            status: verdict.status,
             queue_size,
             queue_size_peak: live.queue_size_peak.load(Relaxed).max(queue_size),
             total_received: live.received.load(Relaxed),
@@ -180,7 +115,7 @@ impl StatsSnapshot {
             db_size_bytes: files.db_size_bytes,
             wal_size_bytes: files.wal_size_bytes,
             version: env!("CARGO_PKG_VERSION"),
-            status_reasons: unhealthy,
+            status_reasons: verdict.reasons,
         }
     }
 }

@@ -1,10 +1,11 @@
-//! Orders as CSV for spreadsheets (RFC 4180), streamed page by page so an export of a million
-//! orders never sits in memory.
+//! Orders as CSV for spreadsheets (RFC 4180), streamed page by page from the store so an
+//! export of a million orders never sits in memory. It lives with the HTTP API because it
+//! reads the store while the answer is being sent.
 
 use std::io::Read;
 use std::sync::Arc;
 
-use super::price::minor_exponent;
+use crate::orders::price::minor_exponent;
 use crate::store::{OrderQuery, ReadStore, StoredOrder};
 
 pub const HEADER: &str = "id,created_at,order_number,product,amount,currency,amount_cents,email,size,site,quantity,profile,title,message_id,source_path\r\n";

@@ -4,18 +4,21 @@
 //! nothing the second time: an order that parses the same is left as it is.
 //!
 //! It writes to the database directly, so run it while `serve` is stopped (or restart `serve`
-//! afterwards so its live counters re-read the dead-letter count).
+//! afterwards so its live counters re-read the dead-letter count). It is a command, not part
+//! of `orders`, because it opens the database: the parser it drives stays pure.
 
 use std::io::Write;
 use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::{OrderParser, OrderProcessor, ParseError};
-use crate::config::Settings;
+use super::load_settings;
+use crate::config::Sources;
 use crate::error::{Error, Result};
+use crate::orders::{Order, OrderParser, OrderProcessor, ParseError};
 use crate::store::{
-    self, MessageState, OpOutcome, OrderChange, RawFilter, ReadStore, WriteOp, WriteStore,
+    self, MessageState, OpOutcome, OrderChange, RawFilter, RawMessage, ReadStore, WriteOp,
+    WriteStore,
 };
 use crate::time::{now_ms, parse_rfc3339};
 
@@ -38,28 +41,9 @@ pub struct Summary {
     pub sample_errors: Vec<(i64, String)>,
 }
 
-pub fn run(settings: &Settings, since: Option<String>, status: Option<String>) -> Result<()> {
-    let filter = RawFilter {
-        since_ms: match since {
-            Some(s) => Some(parse_rfc3339(&s).ok_or_else(|| {
-                Error::Usage(format!(
-                    "--since {s:?} is not a date like 2026-11-28 or 2026-11-28T12:00:00Z"
-                ))
-            })?),
-            None => None,
-        },
-        status: match status.as_deref() {
-            None => None,
-            Some(s) => match MessageState::parse(s) {
-                Some(st @ (MessageState::Processed | MessageState::Dead)) => Some(st),
-                _ => {
-                    return Err(Error::Usage(format!(
-                        "--status {s:?}: reprocess reads processed or dead messages"
-                    )))
-                }
-            },
-        },
-    };
+pub fn run(sources: Sources, since: Option<String>, status: Option<String>) -> Result<()> {
+    let settings = &load_settings(sources)?;
+    let filter = filter(since, status)?;
     if !settings.storage.path.exists() {
         return Err(Error::Storage(format!(
             "no database at {}; pass --db or set storage.path",
@@ -78,6 +62,30 @@ pub fn run(settings: &Settings, since: Option<String>, status: Option<String>) -
     )?;
     print_summary(&summary);
     Ok(())
+}
+
+/// `--since` and `--status` as a filter on the stored messages.
+fn filter(since: Option<String>, status: Option<String>) -> Result<RawFilter> {
+    let since_ms = match since {
+        Some(s) => Some(parse_rfc3339(&s).ok_or_else(|| {
+            Error::Usage(format!(
+                "--since {s:?} is not a date like 2026-11-28 or 2026-11-28T12:00:00Z"
+            ))
+        })?),
+        None => None,
+    };
+    let status = match status.as_deref() {
+        None => None,
+        Some(s) => match MessageState::parse(s) {
+            Some(st @ (MessageState::Processed | MessageState::Dead)) => Some(st),
+            _ => {
+                return Err(Error::Usage(format!(
+                    "--status {s:?}: reprocess reads processed or dead messages"
+                )))
+            }
+        },
+    };
+    Ok(RawFilter { since_ms, status })
 }
 
 /// The work itself, separate from argument handling so tests can drive it.
@@ -101,46 +109,12 @@ pub fn reprocess(
             .map_err(|e| Error::Storage(e.to_string()))?;
         let Some(last) = page.last() else { break };
         cursor = last.id;
-        let parsed: Vec<(
-            i64,
-            MessageState,
-            std::result::Result<super::Order, ParseError>,
-        )> = page
-            .par_iter()
-            .map(|m| (m.id, m.state, parser.parse(&m.payload)))
-            .collect();
-        let mut ops = Vec::with_capacity(parsed.len());
-        for (id, state, result) in parsed {
-            summary.examined += 1;
-            match result {
-                Ok(order) => {
-                    summary.parsed += 1;
-                    if state == MessageState::Dead {
-                        summary.revived += 1;
-                    }
-                    ops.push(WriteOp::Rederive { id, order });
-                }
-                Err(e) => {
-                    summary.still_failing += 1;
-                    if summary.sample_errors.len() < 5 {
-                        summary.sample_errors.push((id, e.to_string()));
-                    }
-                }
-            }
-        }
+        let ops = parse_page(parser, &page, &mut summary);
         if !ops.is_empty() {
             let (outcomes, _) = writer
                 .commit_batch(&ops, now_ms(), 0)
                 .map_err(|e| Error::Storage(e.to_string()))?;
-            for outcome in outcomes {
-                match outcome {
-                    OpOutcome::Rederived(OrderChange::Created(_)) => summary.new += 1,
-                    OpOutcome::Rederived(OrderChange::Changed) => summary.changed += 1,
-                    OpOutcome::Rederived(OrderChange::Unchanged) => summary.unchanged += 1,
-                    OpOutcome::Rederived(OrderChange::Duplicate { .. }) => summary.duplicates += 1,
-                    _ => {}
-                }
-            }
+            count_changes(&outcomes, &mut summary);
         }
         if last_report.elapsed().as_secs_f64() >= 1.0 {
             last_report = Instant::now();
@@ -167,6 +141,48 @@ pub fn reprocess(
         started.elapsed().as_secs_f64()
     );
     Ok(summary)
+}
+
+/// Parses a page in parallel (rayon) and counts what parsed; the orders come back as the
+/// writes that store them.
+fn parse_page(parser: &OrderParser, page: &[RawMessage], summary: &mut Summary) -> Vec<WriteOp> {
+    let parsed: Vec<(i64, MessageState, std::result::Result<Order, ParseError>)> = page
+        .par_iter()
+        .map(|m| (m.id, m.state, parser.parse(&m.payload)))
+        .collect();
+    let mut ops = Vec::with_capacity(parsed.len());
+    for (id, state, result) in parsed {
+        summary.examined += 1;
+        match result {
+            Ok(order) => {
+                summary.parsed += 1;
+                if state == MessageState::Dead {
+                    summary.revived += 1;
+                }
+                ops.push(WriteOp::Rederive { id, order });
+            }
+            Err(e) => {
+                summary.still_failing += 1;
+                if summary.sample_errors.len() < 5 {
+                    summary.sample_errors.push((id, e.to_string()));
+                }
+            }
+        }
+    }
+    ops
+}
+
+/// Counts what each committed re-derivation did to the orders table.
+fn count_changes(outcomes: &[OpOutcome], summary: &mut Summary) {
+    for outcome in outcomes {
+        match outcome {
+            OpOutcome::Rederived(OrderChange::Created(_)) => summary.new += 1,
+            OpOutcome::Rederived(OrderChange::Changed) => summary.changed += 1,
+            OpOutcome::Rederived(OrderChange::Unchanged) => summary.unchanged += 1,
+            OpOutcome::Rederived(OrderChange::Duplicate { .. }) => summary.duplicates += 1,
+            _ => {}
+        }
+    }
 }
 
 fn print_summary(s: &Summary) {

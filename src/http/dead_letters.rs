@@ -1,0 +1,125 @@
+//! Dead letters for operators: list them, put them back in the queue, discard them. Every
+//! action goes through the writer and is recorded with who asked (the caller's address).
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::call::Call;
+use super::failure::{storage_error, unexpected};
+use super::message_json::dead_letter_json;
+use super::paging::{next_cursor, page_limit};
+use super::response::Reply;
+use super::state::AppState;
+use crate::store::{MessageState, OpOutcome, WriteOp};
+
+/// How long an operator action waits for its commit.
+const ACTION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Who did an operator action, for the `operator_actions` record.
+fn actor(call: &Call) -> String {
+    call.remote
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// `GET /api/v2/webhooks/queue/dead-letters`: oldest first, `?after_id=` pages forward.
+pub fn list(state: &AppState, call: &mut Call) -> Reply {
+    let (limit, after_id) = match (page_limit(call), call.query_num::<i64>("after_id")) {
+        (Ok(l), Ok(a)) => (l, a),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    match state.reader.dead_letters(after_id, limit) {
+        Ok(items) => {
+            let next = next_cursor(&items, limit, |d| d.id);
+            let items: Vec<Value> = items.iter().map(dead_letter_json).collect();
+            Reply::json(
+                200,
+                &json!({
+                    "count": items.len(),
+                    "items": items,
+                    "total": state.live.dead_now.load(Relaxed).max(0),
+                    "next_after_id": next,
+                }),
+            )
+        }
+        Err(e) => storage_error(&e),
+    }
+}
+
+/// `POST /api/v2/webhooks/queue/retry-failed`: every dead letter back to `queued`.
+pub fn retry_failed(state: &AppState, call: &mut Call) -> Reply {
+    let op = WriteOp::RequeueDead {
+        id: None,
+        actor: actor(call),
+    };
+    match state.writer.submit(op, ACTION_TIMEOUT) {
+        Ok(OpOutcome::Changed(n)) => {
+            if n > 0 {
+                log::info!("{} requeued {n} dead letters", actor(call));
+            }
+            Reply::json(200, &json!({"requeued": n}))
+        }
+        Ok(other) => unexpected(&other),
+        Err(e) => storage_error(&e),
+    }
+}
+
+/// `POST /api/v2/webhooks/queue/dead-letters/{id}/retry`.
+pub fn retry_one(state: &AppState, call: &mut Call) -> Reply {
+    let id = match call.param_id(0) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let op = WriteOp::RequeueDead {
+        id: Some(id),
+        actor: actor(call),
+    };
+    match state.writer.submit(op, ACTION_TIMEOUT) {
+        Ok(OpOutcome::Changed(_)) => {
+            log::info!("{} requeued dead letter {id}", actor(call));
+            Reply::json(200, &json!({"requeued": 1, "id": id}))
+        }
+        Ok(OpOutcome::NotApplicable { state }) => not_dead(id, state, "retried"),
+        Ok(other) => unexpected(&other),
+        Err(e) => storage_error(&e),
+    }
+}
+
+/// `DELETE /api/v2/webhooks/queue/dead-letters/{id}`: `dead → discarded`, kept in the log.
+pub fn discard(state: &AppState, call: &mut Call) -> Reply {
+    let id = match call.param_id(0) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let op = WriteOp::Discard {
+        id,
+        actor: actor(call),
+    };
+    match state.writer.submit(op, ACTION_TIMEOUT) {
+        Ok(OpOutcome::Changed(_)) => {
+            log::info!("{} discarded dead letter {id}", actor(call));
+            Reply::json(200, &json!({"discarded": 1, "id": id}))
+        }
+        Ok(OpOutcome::NotApplicable { state }) => not_dead(id, state, "discarded"),
+        Ok(other) => unexpected(&other),
+        Err(e) => storage_error(&e),
+    }
+}
+
+/// 404 either way (see `docs/operations.md`); the error code tells `not_found` (no such
+/// message) from `not_dead` (the message names its state).
+fn not_dead(id: i64, state: Option<MessageState>, verb: &str) -> Reply {
+    match state {
+        None => Reply::error(404, "not_found", &format!("no message with id {id}")),
+        Some(s) => Reply::error(
+            404,
+            "not_dead",
+            &format!(
+                "message {id} is {}, not dead; only dead letters can be {verb}",
+                s.as_str()
+            ),
+        ),
+    }
+}

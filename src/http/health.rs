@@ -1,0 +1,38 @@
+//! How the service is doing, for probes and dashboards: liveness, readiness, the stats
+//! document and Prometheus metrics. The readiness rule itself is [`crate::stats::health`], so
+//! `/readyz`, the stats `status` and `hookvault_ready` cannot disagree.
+
+use serde_json::json;
+
+use super::call::Call;
+use super::response::Reply;
+use super::state::AppState;
+use crate::stats::{health, metrics, StatsSnapshot};
+
+/// `GET /api/v2/webhooks/queue/stats`.
+pub fn stats(state: &AppState, _call: &mut Call) -> Reply {
+    let snapshot = StatsSnapshot::build(&state.live, state.queue_view(), state.reader.file_sizes());
+    Reply::json(200, &snapshot)
+}
+
+/// `GET /healthz`: answered while the process is up.
+pub fn healthz(_state: &AppState, _call: &mut Call) -> Reply {
+    Reply::json(200, &json!({"status": "ok"}))
+}
+
+/// `GET /readyz`: `503` with the reasons while [`health::not_ready`] finds any.
+pub fn readyz(state: &AppState, _call: &mut Call) -> Reply {
+    let reasons = health::not_ready(&state.live);
+    if reasons.is_empty() {
+        Reply::json(200, &json!({"status": "ready"}))
+    } else {
+        Reply::json(503, &json!({"status": "not_ready", "reasons": reasons}))
+            .with_header("Retry-After", "5")
+    }
+}
+
+/// `GET /metrics`.
+pub fn metrics(state: &AppState, _call: &mut Call) -> Reply {
+    let text = metrics::render(&state.live, state.queue_view(), state.reader.file_sizes());
+    Reply::text(200, metrics::CONTENT_TYPE, text)
+}

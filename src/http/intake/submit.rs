@@ -1,0 +1,110 @@
+//! The last step: the message as it is stored, handed to the writer, and the answer once its
+//! commit is known (`queued` or `duplicate` with the id, or `503` when it could not be kept).
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::{Refusal, Step};
+use crate::http::call::Call;
+use crate::http::failure::unexpected;
+use crate::http::response::Reply;
+use crate::http::state::AppState;
+use crate::store::{NewMessage, OpOutcome, WriteOp};
+use crate::time::now_ms;
+
+/// How long a handler waits for its commit before answering 503 (the message may still be
+/// committed; the sender's retry is then answered `duplicate` if it carries a key).
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_STORED_HEADERS: usize = 16 * 1024;
+/// Headers never written to disk: secrets, and transport details that say nothing about the
+/// webhook (every stored byte is written several times over, see docs/performance.md).
+const SKIPPED_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-webhook-token",
+    "host",
+    "content-length",
+    "connection",
+    "accept",
+    "accept-encoding",
+    "transfer-encoding",
+    "expect",
+];
+
+/// The message to store: the body, where and when it came from, and the headers worth an
+/// audit.
+pub(super) fn message(call: &Call, payload: Vec<u8>, idem_key: Option<String>) -> NewMessage {
+    NewMessage {
+        received_at_ms: now_ms(),
+        path: call
+            .request
+            .url()
+            .split('?')
+            .next()
+            .unwrap_or("")
+            .to_string(),
+        remote_addr: call.remote.map(|a| a.to_string()),
+        headers_json: stored_headers(call.request),
+        payload,
+        idem_key,
+    }
+}
+
+/// Waits for the commit; `Ok` only once the message is on disk (or a duplicate of one that is).
+pub(super) fn commit(state: &AppState, message: NewMessage) -> Step<Reply> {
+    let stored = |id: i64, status: &str| {
+        Ok(Reply::json(
+            200,
+            &serde_json::json!({"status": status, "id": id}),
+        ))
+    };
+    match state
+        .writer
+        .submit(WriteOp::Append(message), COMMIT_TIMEOUT)
+    {
+        Ok(OpOutcome::Appended {
+            id,
+            duplicate: false,
+        }) => stored(id, "queued"),
+        Ok(OpOutcome::Appended {
+            id,
+            duplicate: true,
+        }) => stored(id, "duplicate"),
+        Ok(other) => Err((Refusal::Storage, unexpected(&other))),
+        Err(e) => {
+            log::error!("could not store a webhook: {e}");
+            Err((
+                Refusal::Storage,
+                Reply::unavailable(
+                    "storage_unavailable",
+                    &format!(
+                        "the webhook could not be stored ({e}); nothing was kept, retry later"
+                    ),
+                    2,
+                ),
+            ))
+        }
+    }
+}
+
+/// Headers worth keeping for an audit (content type, user agent, signatures, ids), as a
+/// JSON object; secrets and transport headers are left out and the total is bounded.
+fn stored_headers(request: &tiny_http::Request) -> String {
+    let mut map = Map::new();
+    let mut total = 0;
+    for h in request.headers() {
+        let name = h.field.as_str().as_str().to_ascii_lowercase();
+        if SKIPPED_HEADERS.contains(&name.as_str()) {
+            continue;
+        }
+        let value = h.value.as_str();
+        total += name.len() + value.len();
+        if total > MAX_STORED_HEADERS {
+            break;
+        }
+        map.insert(name, Value::String(value.to_string()));
+    }
+    Value::Object(map).to_string()
+}

@@ -1,0 +1,181 @@
+//! The route table. It is data, not a `match`, so the OpenAPI document and its test can be
+//! checked against exactly the routes the server answers. It is the one module that knows
+//! every handler; handlers know nothing of it.
+
+use std::sync::OnceLock;
+
+use super::call::Call;
+use super::response::Reply;
+use super::route::{Access, Route};
+use super::state::AppState;
+use super::{dashboard, dead_letters, health, intake, logs, openapi, orders};
+
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: "POST",
+        path: "/api/v2/webhooks/orders",
+        access: Access::Ingest,
+        handler: intake::receive,
+        summary: "Receive a webhook; 200 only once it is committed to disk",
+    },
+    Route {
+        method: "GET",
+        path: "/api/v2/webhooks/queue/stats",
+        access: Access::Admin,
+        handler: health::stats,
+        summary: "Queue statistics from durable counters",
+    },
+    Route {
+        method: "GET",
+        path: "/api/v2/webhooks/queue/dead-letters",
+        access: Access::Admin,
+        handler: dead_letters::list,
+        summary: "Dead letters, oldest first, paged by after_id",
+    },
+    Route {
+        method: "POST",
+        path: "/api/v2/webhooks/queue/retry-failed",
+        access: Access::Admin,
+        handler: dead_letters::retry_failed,
+        summary: "Requeue every dead letter",
+    },
+    Route {
+        method: "POST",
+        path: "/api/v2/webhooks/queue/dead-letters/{id}/retry",
+        access: Access::Admin,
+        handler: dead_letters::retry_one,
+        summary: "Requeue one dead letter",
+    },
+    Route {
+        method: "DELETE",
+        path: "/api/v2/webhooks/queue/dead-letters/{id}",
+        access: Access::Admin,
+        handler: dead_letters::discard,
+        summary: "Discard one dead letter (it stays in the audit log)",
+    },
+    Route {
+        method: "GET",
+        path: "/api/v2/webhooks/logs",
+        access: Access::Admin,
+        handler: logs::list,
+        summary: "The audit log, newest first, paged by before_id, filtered by status",
+    },
+    Route {
+        method: "GET",
+        path: "/api/v2/webhooks/logs/{id}",
+        access: Access::Admin,
+        handler: logs::one,
+        summary: "One message whole: state, attempts, headers and payload",
+    },
+    Route {
+        method: "GET",
+        path: "/api/v2/orders",
+        access: Access::Admin,
+        handler: orders::list,
+        summary: "Orders, newest first; ?limit=, ?before_id=, ?q= (order number, email or product)",
+    },
+    Route {
+        method: "GET",
+        path: "/api/v2/orders.csv",
+        access: Access::Admin,
+        handler: orders::csv_export,
+        summary: "Every order as CSV for spreadsheets; ?q= filters",
+    },
+    Route {
+        method: "GET",
+        path: "/api/v2/orders/{order_number}",
+        access: Access::Admin,
+        handler: orders::one,
+        summary: "One order by its order number",
+    },
+    Route {
+        method: "GET",
+        path: "/healthz",
+        access: Access::Open,
+        handler: health::healthz,
+        summary: "Liveness: 200 while the process is up",
+    },
+    Route {
+        method: "GET",
+        path: "/readyz",
+        access: Access::Open,
+        handler: health::readyz,
+        summary: "Readiness: 200 when the database is writable and every worker runs, else 503",
+    },
+    Route {
+        method: "GET",
+        path: "/metrics",
+        access: Access::Admin,
+        handler: health::metrics,
+        summary: "Prometheus metrics: counters, gauges, latency histograms",
+    },
+    Route {
+        method: "GET",
+        path: "/openapi.json",
+        access: Access::Admin,
+        handler: openapi_json,
+        summary: "This API as an OpenAPI 3.1 document",
+    },
+    Route {
+        method: "GET",
+        path: "/docs",
+        access: Access::Admin,
+        handler: docs,
+        summary: "The API documentation as a self-contained HTML page",
+    },
+    Route {
+        method: "GET",
+        path: "/dashboard",
+        access: Access::Open,
+        handler: dashboard::page,
+        summary: "A small self-contained operator dashboard (it reads the admin API)",
+    },
+];
+
+/// The OpenAPI document of [`ROUTES`] as JSON text, built once.
+fn document_json() -> &'static str {
+    static DOC: OnceLock<String> = OnceLock::new();
+    DOC.get_or_init(|| openapi::document(ROUTES).to_string())
+}
+
+/// `GET /openapi.json`.
+fn openapi_json(_state: &AppState, _call: &mut Call) -> Reply {
+    Reply::text(200, "application/json", document_json())
+}
+
+/// `GET /docs`: the page with the document embedded, so one request (or a saved copy) has
+/// everything.
+fn docs(_state: &AppState, _call: &mut Call) -> Reply {
+    static PAGE: OnceLock<String> = OnceLock::new();
+    let page = PAGE.get_or_init(|| openapi::docs_page(document_json()));
+    Reply::text(200, "text/html; charset=utf-8", page.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::openapi::{describe, document};
+    use serde_json::json;
+
+    #[test]
+    fn every_route_has_its_own_description() {
+        for r in ROUTES {
+            assert!(
+                describe(r.method, r.path).is_some(),
+                "{} {} has no OpenAPI description in src/http/openapi.rs",
+                r.method,
+                r.path
+            );
+        }
+    }
+
+    #[test]
+    fn path_parameters_follow_the_pattern() {
+        let doc = document(ROUTES);
+        let op = &doc["paths"]["/api/v2/webhooks/logs/{id}"]["get"];
+        assert_eq!(op["parameters"][0]["name"], "id");
+        assert_eq!(op["parameters"][0]["in"], "path");
+        assert_eq!(op["security"][0]["adminBearer"], json!([]));
+        assert!(op["responses"]["401"].is_object());
+    }
+}

@@ -1,0 +1,29 @@
+//! What every handler may touch, built once by the service. Handlers never hold a write
+//! connection: writes go to the writer thread.
+
+use std::sync::Arc;
+
+use crate::config::Settings;
+use crate::events::EventSink;
+use crate::queue::Dispatcher;
+use crate::stats::{LiveStats, QueueView};
+use crate::store::{ReadStore, WriterHandle};
+
+/// Everything a handler may touch.
+pub struct AppState {
+    pub settings: Settings,
+    pub writer: WriterHandle,
+    pub reader: Arc<dyn ReadStore>,
+    pub live: Arc<LiveStats>,
+    pub dispatcher: Dispatcher,
+    pub events: EventSink,
+    /// The WebSocket broadcaster's address (None when `websocket.listen = "off"`).
+    pub ws_addr: Option<std::net::SocketAddr>,
+}
+
+impl AppState {
+    /// The worker channel as it is now, against the configured backlog limit.
+    pub fn queue_view(&self) -> QueueView {
+        QueueView::of(&self.dispatcher, self.settings.queue.max_backlog)
+    }
+}
