@@ -168,7 +168,7 @@ impl Broadcaster {
     ///
     /// The thread exits when `shutdown` receives a value or is disconnected,
     /// after sending Close frames to connected clients.
-    /// `admin_token`: the same rule as the admin API (see [`AccessCheck`]).
+    /// `admin_token`: the same rule as the admin API (see `AccessCheck`).
     pub fn start(
         listen: &str,
         admin_token: Option<String>,

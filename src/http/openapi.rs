@@ -190,7 +190,7 @@ fn int64() -> Value {
 }
 
 /// The parameters, body and answers of each known route (path parameters are added from the
-/// pattern by [`operation`]).
+/// pattern by `operation`).
 pub fn describe(method: &str, path: &str) -> Option<Value> {
     let states: Vec<&str> = MessageState::ALL.iter().map(|s| s.as_str()).collect();
     let v = match (method, path) {
