@@ -322,7 +322,7 @@ fn first_matching(samples: &[String], prefix: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The seed's three summary lines: `Sent N webhooks in Xs`, `Success: K/N`, `Rate: R webhooks/sec`.
+/// The three summary lines `--scenario seed-100` prints first: `Sent N webhooks in Xs`, `Success: K/N`, `Rate: R webhooks/sec`.
 pub fn seed_lines(report: &Report) -> String {
     format!(
         "Sent {} webhooks in {:.2}s\nSuccess: {}/{}\nRate: {:.2} webhooks/sec\n",

@@ -84,7 +84,7 @@ fn every_fixture_matches_its_expected_order() {
 #[test]
 #[ignore]
 fn throughput_description_pairs_body() {
-    let body = webhook_fixture("seed_description_pairs").body;
+    let body = webhook_fixture("description_pairs").body;
     let parser = OrderParser::default();
     let n = 200_000u32;
     let start = Instant::now();
