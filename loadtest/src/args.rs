@@ -31,7 +31,7 @@ hookvault-loadtest: load generator and HTTP baseline for hookvault
 
 USAGE:
     hookvault-loadtest [OPTIONS]                       run a load test
-    hookvault-loadtest --scenario NAME [OPTIONS]       run one of the seed's scenarios
+    hookvault-loadtest --scenario NAME [OPTIONS]       run one of the named scenarios
     hookvault-loadtest baseline-server [--listen ADDR] [--threads N]
     hookvault-loadtest --help
 
@@ -58,7 +58,7 @@ so a stalled server cannot hide latency through coordinated omission):
                             senders fall behind schedule (the report says by how much)
 
 SCENARIOS (--scenario NAME):
-    seed-100                100 concurrent requests (closed loop, -c 100); prints the seed's
+    seed-100                100 concurrent requests (closed loop, -c 100); prints three
                             'Sent/Success/Rate' lines, then the report (not with --json)
     black-friday            500 webhooks over 5 minutes, open loop
     bot-drop                300 webhooks over 10 seconds, open loop
@@ -68,7 +68,7 @@ SCENARIOS (--scenario NAME):
     -c may override the sender count of the open-loop ones.
 
 PAYLOAD:
-    (default)               unique seed-shaped Discord order bodies, order number
+    (default)               unique Discord order bodies (label/value description lines), order number
                             LT-<run id>-<seq>; every one must end 'processed'
     --body FILE             send FILE's bytes every time (expected to end 'dead' when a
                             sibling FILE.expected.json holds \"invalid\")

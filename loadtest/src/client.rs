@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use ureq::Agent;
 
-use crate::verify::{AdminApi, LogEntry, Stats};
+use crate::admin::{AdminApi, LogEntry, Stats};
+use crate::text::clip;
 
 /// Ingest path, relative to the base URL.
 pub const INGEST_PATH: &str = "/api/v2/webhooks/orders";
@@ -161,16 +162,6 @@ impl AdminApi for HttpAdmin {
     }
 }
 
-/// At most 200 characters of `s` on one line, for error messages.
-pub fn clip(s: &str) -> String {
-    let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut out: String = one_line.chars().take(200).collect();
-    if out.len() < one_line.len() {
-        out.push_str("...");
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,13 +178,6 @@ mod tests {
         );
         assert_eq!(parse_ack(r#"{"status":"ok"}"#), None);
         assert_eq!(parse_ack("<html>"), None);
-    }
-
-    #[test]
-    fn clip_is_one_short_line() {
-        assert_eq!(clip("a\n  b"), "a b");
-        let long = "x".repeat(500);
-        assert_eq!(clip(&long).len(), 203);
     }
 
     #[test]

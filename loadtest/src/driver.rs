@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use crate::client::{clip, parse_ack, AckKind, Transport};
+use crate::client::{parse_ack, AckKind, Transport};
 use crate::payload::Payloads;
 use crate::report::{new_histogram, record};
 use crate::schedule::{lag, latency, Schedule};
+use crate::text::clip;
 use crate::verify::Ack;
 
 /// How requests are paced.

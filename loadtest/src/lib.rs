@@ -7,6 +7,7 @@
 //! assert!(report.ok && report.verified && report.lost == 0, "{}", report.to_text());
 //! ```
 
+pub mod admin;
 pub mod args;
 pub mod baseline;
 pub mod client;
@@ -15,17 +16,19 @@ pub mod payload;
 pub mod report;
 pub mod scenario;
 pub mod schedule;
+pub mod text;
 pub mod verify;
 
 use std::time::Duration;
 
+pub use admin::AdminApi;
 pub use baseline::BaselineServer;
 pub use driver::{Load, SendOutcome};
 pub use payload::{Expect, PayloadSpec, Payloads};
 pub use report::{LatencySummary, Report, ScheduleLag};
 pub use scenario::Scenario;
 pub use schedule::Schedule;
-pub use verify::{AdminApi, Verification, VerifyConfig};
+pub use verify::{Verification, VerifyConfig};
 
 use client::{HttpAdmin, HttpTransport, Transport};
 use report::status_list;
@@ -192,7 +195,7 @@ pub fn run_with<'t>(
         let mut next_tick = Duration::from_secs(1);
         let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
         let mut printed = false;
-        let mut on_poll = |s: &verify::Stats, elapsed: Duration| {
+        let mut on_poll = |s: &admin::Stats, elapsed: Duration| {
             if opts.progress && elapsed >= next_tick {
                 next_tick = elapsed + Duration::from_secs(1);
                 driver::progress_line(
@@ -319,7 +322,7 @@ fn first_matching(samples: &[String], prefix: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The seed's three summary lines: `Sent N webhooks in Xs`, `Success: K/N`, `Rate: R webhooks/sec`.
+/// The three summary lines `--scenario seed-100` prints first: `Sent N webhooks in Xs`, `Success: K/N`, `Rate: R webhooks/sec`.
 pub fn seed_lines(report: &Report) -> String {
     format!(
         "Sent {} webhooks in {:.2}s\nSuccess: {}/{}\nRate: {:.2} webhooks/sec\n",

@@ -1,4 +1,4 @@
-//! Request bodies: unique seed-shaped orders (default), one fixed body, or fixture replay.
+//! Request bodies: unique generated orders (default), one fixed body, or fixture replay.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -18,7 +18,7 @@ pub enum Expect {
 /// Where bodies come from, as given on the command line.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum PayloadSpec {
-    /// Unique seed-shaped Discord order bodies, order number `LT-<run id>-<seq>`.
+    /// Unique Discord order bodies ([`order_body`]), order number `LT-<run id>-<seq>`.
     #[default]
     Generated,
     /// The same file's bytes every time (`--body FILE`).
@@ -157,7 +157,9 @@ pub fn order_number(run_id: &str, seq: u64) -> String {
     format!("LT-{run_id}-{seq}")
 }
 
-/// A seed-shaped Discord webhook body with a unique order number.
+/// A Discord webhook body with a unique order number: one embed whose description holds label
+/// and value on alternate lines (`Product`, `Price`, `Order Number`, `Email`), the form of
+/// `tests/fixtures/webhooks/description_pairs.json`.
 pub fn order_body(run_id: &str, seq: u64) -> String {
     let mut description = String::with_capacity(128);
     let _ = write!(
@@ -239,7 +241,7 @@ mod tests {
     use std::collections::HashSet;
 
     #[test]
-    fn generated_bodies_are_unique_and_seed_shaped() {
+    fn generated_bodies_are_unique_and_in_the_description_pairs_form() {
         let p = Payloads::generated("RUN1");
         let mut seen = HashSet::new();
         for seq in 0..1000 {

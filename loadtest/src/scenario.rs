@@ -1,14 +1,15 @@
-//! The seed's named load scenarios.
+//! The named load scenarios (`--scenario NAME`).
 
 use std::time::Duration;
 
 use crate::driver::Load;
 use crate::schedule::Schedule;
 
-/// A named load shape from the seed.
+/// A named load shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scenario {
-    /// 100 concurrent requests (closed loop, concurrency 100); prints the seed's three lines.
+    /// 100 concurrent requests (closed loop, concurrency 100); prints three summary lines
+    /// (see [`crate::seed_lines`]).
     Seed100,
     /// 500 webhooks over 5 minutes, open loop.
     BlackFriday,

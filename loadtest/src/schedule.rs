@@ -97,7 +97,7 @@ mod tests {
     }
 
     #[test]
-    fn seed_scenarios_have_the_right_spacing() {
+    fn named_scenarios_have_the_right_spacing() {
         // black-friday: 500 over 5 minutes -> one every 600 ms
         let bf = Schedule::new(500, Duration::from_secs(300));
         assert_eq!(bf.offset(1), Duration::from_millis(600));

@@ -4,8 +4,8 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use hookvault_loadtest::admin::{LogEntry, Stats};
 use hookvault_loadtest::client::{Reply, Transport};
-use hookvault_loadtest::verify::{LogEntry, Stats};
 use hookvault_loadtest::{run_with, AdminApi, Options};
 
 /// A fake hookvault: acks with increasing ids and "processes" all but `lose` of them instantly.

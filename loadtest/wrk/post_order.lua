@@ -1,4 +1,5 @@
--- wrk script: POST a unique seed-shaped order to hookvault's ingest path.
+-- wrk script: POST a unique order (the form of tests/fixtures/webhooks/description_pairs.json)
+-- to hookvault's ingest path.
 --   wrk -t2 -c32 -d10s --latency -s loadtest/wrk/post_order.lua http://127.0.0.1:8001
 -- Optional arguments after `--`: the order-number label (default "Order Number") and how many
 -- answers each wrk thread waits for before it stops (default: until -d runs out):

@@ -2,20 +2,18 @@
 //! while several clients post; after a restart on the same database every webhook that got
 //! a 200 is processed, and none is stored twice.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::{order_body, Binary};
+use crate::harness::{order_body, Hookvault, Http};
 
 const SENDERS: u64 = 6;
 const PER_SENDER: u64 = 800;
 
 /// Posts from several threads until told to stop or done; returns the acknowledged ids.
-fn flood(http: &common::Http, stop: &AtomicBool, acked_count: &AtomicUsize) -> Vec<(i64, u64)> {
+fn flood(http: &Http, stop: &AtomicBool, acked_count: &AtomicUsize) -> Vec<(i64, u64)> {
     let acked = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for t in 0..SENDERS {
@@ -46,7 +44,7 @@ fn flood(http: &common::Http, stop: &AtomicBool, acked_count: &AtomicUsize) -> V
 }
 
 fn check_all_processed_once(db: &std::path::Path, acked: &[(i64, u64)]) {
-    let again = Binary::start(db, &[]);
+    let again = Hookvault::new().database(db).spawn();
     let stats = again.http.wait_drained(Duration::from_secs(60));
     let ids: HashSet<i64> = acked.iter().map(|(id, _)| *id).collect();
     assert_eq!(ids.len(), acked.len(), "two acks carried the same id");
@@ -79,7 +77,10 @@ fn check_all_processed_once(db: &std::path::Path, acked: &[(i64, u64)]) {
 fn kill_9_mid_stream_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("crash.db");
-    let mut server = Binary::start(&db, &[("HOOKVAULT_QUEUE_WORKERS", "2")]);
+    let mut server = Hookvault::new()
+        .database(&db)
+        .settings(|s| s.queue.workers = 2)
+        .spawn();
     let stop = AtomicBool::new(false);
     let count = AtomicUsize::new(0);
     let http = server.http.clone();
@@ -108,7 +109,10 @@ fn kill_9_mid_stream_loses_nothing_acknowledged() {
 fn sigterm_mid_stream_exits_0_and_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("term.db");
-    let mut server = Binary::start(&db, &[("HOOKVAULT_QUEUE_WORKERS", "2")]);
+    let mut server = Hookvault::new()
+        .database(&db)
+        .settings(|s| s.queue.workers = 2)
+        .spawn();
     let stop = AtomicBool::new(false);
     let count = AtomicUsize::new(0);
     let http = server.http.clone();
@@ -140,7 +144,7 @@ fn a_database_from_a_newer_version_is_refused_with_a_clear_message() {
         let c = rusqlite_free_set_user_version(&db, 99);
         assert!(c, "could not prepare the database");
     }
-    let out = common::serve_command(&db).output().unwrap();
+    let out = Hookvault::new().database(&db).spawn_refused();
     assert_eq!(out.status.code(), Some(74), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("schema version 99"), "{err}");
@@ -149,7 +153,7 @@ fn a_database_from_a_newer_version_is_refused_with_a_clear_message() {
 /// Sets `PRAGMA user_version` by writing the SQLite header field directly: a fresh database
 /// file made by the binary itself, then byte 60..64 patched (big-endian), no SQL driver needed.
 fn rusqlite_free_set_user_version(db: &std::path::Path, version: u32) -> bool {
-    let mut s = Binary::start(db, &[]);
+    let mut s = Hookvault::new().database(db).spawn();
     s.sigterm();
     if s.wait_exit(Duration::from_secs(15)).is_none() {
         return false;

@@ -1,48 +1,14 @@
-//! Every webhook fixture in `tests/fixtures/webhooks/` against its
-//! `.expected.json`. New fixtures are picked up automatically: drop in
-//! `NAME.json` + `NAME.expected.json`.
-//!
-//! An expected file lists the order fields that must match (fields not listed
-//! are free), or is `{"invalid": "..."}` for a body that must fail; the text
-//! says which error: `not valid JSON...` -> `ParseError::InvalidJson`,
+//! Every webhook fixture in `tests/fixtures/webhooks/` against its `.expected.json`, through
+//! the parser alone (the format is described in the harness's fixture loader). An `invalid`
+//! text names the error: `not valid JSON...` -> `ParseError::InvalidJson`,
 //! `no order number...` -> `ParseError::NoOrderNumber`.
 
-use std::fs;
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use hookvault::orders::{OrderParser, ParseError};
 use serde_json::Value;
 
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/webhooks")
-}
-
-/// (name, body path, expected path) for every fixture, sorted by name.
-fn fixtures() -> Vec<(String, PathBuf, PathBuf)> {
-    let dir = fixture_dir();
-    let mut out = Vec::new();
-    for entry in fs::read_dir(&dir).expect("fixture dir readable") {
-        let path = entry.expect("dir entry").path();
-        let Some(file) = path.file_name().and_then(|f| f.to_str()) else {
-            continue;
-        };
-        let Some(name) = file.strip_suffix(".json") else {
-            continue;
-        };
-        if name.ends_with(".expected") {
-            continue;
-        }
-        let expected = dir.join(format!("{name}.expected.json"));
-        assert!(
-            expected.exists(),
-            "fixture {name} has no {name}.expected.json"
-        );
-        out.push((name.to_owned(), path.clone(), expected));
-    }
-    out.sort();
-    out
-}
+use crate::harness::{webhook_fixture, webhook_fixtures, Fixture};
 
 #[derive(Debug, PartialEq)]
 enum Want {
@@ -64,20 +30,15 @@ fn want_error(name: &str, text: &str) -> Want {
 #[test]
 fn every_fixture_matches_its_expected_order() {
     let parser = OrderParser::default();
-    let all = fixtures();
-    assert!(
-        all.len() >= 8,
-        "only {} fixtures in {}: the test would pass vacuously",
-        all.len(),
-        fixture_dir().display()
-    );
+    let all = webhook_fixtures();
     let mut failures = Vec::new();
-    for (name, body_path, expected_path) in &all {
-        let body = fs::read(body_path).expect("read body");
-        let expected: Value =
-            serde_json::from_slice(&fs::read(expected_path).expect("read expected"))
-                .unwrap_or_else(|e| panic!("{name}.expected.json is not JSON: {e}"));
-        let result = parser.parse(&body);
+    for Fixture {
+        name,
+        body,
+        expected,
+    } in &all
+    {
+        let result = parser.parse(body);
         if let Some(invalid) = expected.get("invalid") {
             let want = want_error(name, invalid.as_str().unwrap_or(""));
             match (&want, &result) {
@@ -118,12 +79,12 @@ fn every_fixture_matches_its_expected_order() {
     );
 }
 
-/// Rough throughput on the seed body; run with
-/// `cargo test --release --test orders_fixtures -- --ignored --nocapture`.
+/// Rough throughput on the label-then-value description body; run with
+/// `cargo test --release --test integration orders_fixtures::throughput -- --ignored --nocapture`.
 #[test]
 #[ignore]
-fn throughput_seed_body() {
-    let body = fs::read(fixture_dir().join("seed_description_pairs.json")).expect("seed fixture");
+fn throughput_description_pairs_body() {
+    let body = webhook_fixture("description_pairs").body;
     let parser = OrderParser::default();
     let n = 200_000u32;
     let start = Instant::now();
@@ -131,13 +92,13 @@ fn throughput_seed_body() {
     for _ in 0..n {
         let o = parser
             .parse(std::hint::black_box(&body))
-            .expect("seed parses");
+            .expect("the fixture parses");
         total += o.amount_cents.unwrap_or(0);
     }
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(total, 9999 * i64::from(n));
     println!(
-        "parsed {n} seed orders in {secs:.3}s: {:.0} orders/s ({:.2} us/order)",
+        "parsed {n} orders in {secs:.3}s: {:.0} orders/s ({:.2} us/order)",
         f64::from(n) / secs,
         secs * 1e6 / f64::from(n)
     );

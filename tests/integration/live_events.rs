@@ -1,14 +1,13 @@
 //! The live event stream of a running service: a WebSocket client sees each webhook arrive,
 //! each order created, each dead letter, and the stats once a second.
 
-mod common;
-
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{order_body, InProcess};
 use serde_json::Value;
 use tungstenite::WebSocket;
+
+use crate::harness::{order_body, ws_connect, Hookvault};
 
 fn next_json(ws: &mut WebSocket<TcpStream>) -> Value {
     loop {
@@ -33,13 +32,9 @@ fn wait_for(ws: &mut WebSocket<TcpStream>, what: &str, pred: impl Fn(&Value) -> 
 
 #[test]
 fn events_follow_webhooks_through_their_life() {
-    let s = InProcess::start(|c| c.websocket.listen = "127.0.0.1:0".into());
-    let addr = s.service.as_ref().unwrap().ws_addr().expect("websocket on");
-    let stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let (mut ws, _) = tungstenite::client(format!("ws://{addr}/ws"), stream).expect("handshake");
+    let s = Hookvault::new().websocket().start();
+    let addr = s.service().ws_addr().expect("websocket on");
+    let mut ws = ws_connect(addr, "/ws").expect("handshake");
 
     // The first stats frame proves the broadcaster counts us as a client.
     let stats = wait_for(&mut ws, "stats", |e| e["type"] == "stats");
@@ -71,24 +66,17 @@ fn events_follow_webhooks_through_their_life() {
 
 #[test]
 fn with_an_admin_token_the_stream_is_closed_to_strangers() {
-    let s = InProcess::start(|c| {
-        c.websocket.listen = "127.0.0.1:0".into();
-        c.server.admin_token = Some("t0ken".into());
-    });
-    let addr = s.service.as_ref().unwrap().ws_addr().unwrap();
+    let s = Hookvault::new()
+        .websocket()
+        .settings(|c| c.server.admin_token = Some("t0ken".into()))
+        .start();
+    let addr = s.service().ws_addr().unwrap();
     // The handshake's HTTP status when refused.
     let open = |path: &str| -> Result<WebSocket<TcpStream>, u16> {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        match tungstenite::client(format!("ws://{addr}{path}"), stream) {
-            Ok((ws, _)) => Ok(ws),
-            Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
-                Err(resp.status().as_u16())
-            }
-            Err(e) => panic!("{path}: {e}"),
-        }
+        ws_connect(addr, path).map_err(|e| match *e {
+            tungstenite::Error::Http(resp) => resp.status().as_u16(),
+            e => panic!("{path}: {e}"),
+        })
     };
     assert_eq!(open("/ws").err(), Some(401));
     assert_eq!(open("/ws?token=nope").err(), Some(401));

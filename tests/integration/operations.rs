@@ -1,16 +1,15 @@
 //! The operations API through real HTTP: dead letters, retries, discards, the audit log,
 //! readiness, metrics, the OpenAPI document, admin auth and retention.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{order_body, Http, InProcess};
 use hookvault::queue::{Job, JsonCheckProcessor, ProcessError, Processor};
 use hookvault::store::{Effect, RetentionSweeper};
 use serde_json::Value;
+
+use crate::harness::{order_body, Answer, Hookvault, Http};
 
 const INGEST: &str = "/api/v2/webhooks/orders";
 const DEAD: &str = "/api/v2/webhooks/queue/dead-letters";
@@ -50,7 +49,7 @@ fn ingest_id(http: &Http, body: &[u8]) -> i64 {
     a.json["id"].as_i64().unwrap()
 }
 
-fn assert_error(a: &common::Answer, status: u16, code: &str) {
+fn assert_error(a: &Answer, status: u16, code: &str) {
     assert_eq!(a.status, status, "{}", a.text);
     assert_eq!(a.json["error"], code, "{}", a.text);
     assert!(a.json["message"].as_str().is_some_and(|m| !m.is_empty()));
@@ -58,7 +57,9 @@ fn assert_error(a: &common::Answer, status: u16, code: &str) {
 
 #[test]
 fn dead_letters_page_retry_and_discard() {
-    let s = InProcess::start_with(|_| {}, Some(Arc::new(FailFirst::default())));
+    let s = Hookvault::new()
+        .processor(Arc::new(FailFirst::default()))
+        .start();
     let http = &s.http;
     let mut dead: Vec<i64> = (0..5)
         .map(|n| ingest_id(http, order_body(n).as_bytes()))
@@ -68,7 +69,7 @@ fn dead_letters_page_retry_and_discard() {
         http.wait_status(*id, "dead", WAIT);
     }
 
-    // The whole list, oldest first, with the contract's fields.
+    // The whole list, oldest first, with the fields docs/operations.md lists.
     let all = http.get(DEAD);
     assert_eq!(all.status, 200, "{}", all.text);
     assert_eq!(ids(&all.json), dead);
@@ -126,7 +127,7 @@ fn dead_letters_page_retry_and_discard() {
         .as_str()
         .unwrap()
         .starts_with("127.0.0.1:"));
-    // Not dead any more: 404 `not_dead` naming the state (the contract's 404). No such message: 404. Not an id: 400.
+    // Not dead any more: 404 `not_dead` naming the state (docs/operations.md). No such message: 404. Not an id: 400.
     let again = http.post(&format!("{DEAD}/{}/retry", dead[0]), b"");
     assert_error(&again, 404, "not_dead");
     assert!(again.json["message"]
@@ -192,7 +193,7 @@ fn dead_letters_page_retry_and_discard() {
 
 #[test]
 fn logs_page_newest_first_and_filter_by_status() {
-    let s = InProcess::start(|_| {});
+    let s = Hookvault::new().start();
     let http = &s.http;
     let mut all: Vec<i64> = (0..7)
         .map(|n| ingest_id(http, order_body(100 + n).as_bytes()))
@@ -274,7 +275,7 @@ fn logs_page_newest_first_and_filter_by_status() {
 
 #[test]
 fn health_readiness_and_received_rate() {
-    let s = InProcess::start(|_| {});
+    let s = Hookvault::new().start();
     let http = &s.http;
     let h = http.get("/healthz");
     assert_eq!(h.status, 200);
@@ -413,7 +414,9 @@ fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
 #[test]
 fn metrics_are_valid_prometheus_text() {
     // The JSON-only processor keeps the figures independent of the order parser.
-    let s = InProcess::start_with(|_| {}, Some(Arc::new(JsonCheckProcessor)));
+    let s = Hookvault::new()
+        .processor(Arc::new(JsonCheckProcessor))
+        .start();
     let http = &s.http;
     for n in 0..3 {
         ingest_id(http, order_body(300 + n).as_bytes());
@@ -466,7 +469,7 @@ fn metrics_are_valid_prometheus_text() {
 
 #[test]
 fn openapi_describes_exactly_the_routes_and_docs_are_self_contained() {
-    let s = InProcess::start(|_| {});
+    let s = Hookvault::new().start();
     let http = &s.http;
     let doc = http.get("/openapi.json");
     assert_eq!(doc.status, 200);
@@ -576,12 +579,14 @@ const ADMIN_GETS: &[&str] = &[
     "/openapi.json",
     "/docs",
 ];
-/// The contract opens only the health endpoints to all.
+/// Only the health endpoints are open to all (docs/operations.md, "Access").
 const OPEN_GETS: &[&str] = &["/healthz", "/readyz"];
 
 #[test]
 fn admin_token_guards_admin_endpoints_only() {
-    let s = InProcess::start(|s| s.server.admin_token = Some("s3cret-token".into()));
+    let s = Hookvault::new()
+        .settings(|s| s.server.admin_token = Some("s3cret-token".into()))
+        .start();
     let http = &s.http;
     ingest_id(http, order_body(400).as_bytes());
     let good = [("Authorization", "Bearer s3cret-token")];
@@ -611,7 +616,7 @@ fn admin_token_guards_admin_endpoints_only() {
 
 #[test]
 fn without_a_token_loopback_clients_are_admins() {
-    let s = InProcess::start(|_| {});
+    let s = Hookvault::new().start();
     for path in ADMIN_GETS.iter().chain(OPEN_GETS) {
         let path = if *path == "/api/v2/webhooks/logs/1" {
             "/api/v2/webhooks/logs"
@@ -639,8 +644,10 @@ fn without_a_token_other_clients_get_403_but_health_stays_open() {
         eprintln!("skipped: this machine has no non-loopback address");
         return;
     };
-    let s = InProcess::start(|s| s.server.listen = "0.0.0.0:0".into());
-    let port = s.service.as_ref().unwrap().http_addr().port();
+    let s = Hookvault::new()
+        .settings(|s| s.server.listen = "0.0.0.0:0".into())
+        .start();
+    let port = s.service().http_addr().port();
     let remote = Http::new(std::net::SocketAddr::new(ip, port));
     for path in ADMIN_GETS {
         assert_error(&remote.get(path), 403, "forbidden");
@@ -654,14 +661,14 @@ fn without_a_token_other_clients_get_403_but_health_stays_open() {
 
 #[test]
 fn retention_removes_old_processed_messages_only() {
-    let s = InProcess::start(|_| {});
+    let s = Hookvault::new().start();
     let http = &s.http;
     let processed: Vec<i64> = (0..3)
         .map(|n| ingest_id(http, order_body(600 + n).as_bytes()))
         .collect();
     let dead = ingest_id(http, b"not json");
     let before = http.wait_drained(WAIT);
-    let writer = s.service.as_ref().unwrap().writer();
+    let writer = s.service().writer();
     let now = hookvault::time::now_ms();
     const DAY: i64 = 86_400_000;
 
@@ -699,7 +706,10 @@ fn retention_removes_old_processed_messages_only() {
 
 #[test]
 fn retention_sweeps_in_batches_until_a_short_one() {
-    let s = InProcess::start_with(|s| s.queue.workers = 2, Some(Arc::new(JsonCheckProcessor)));
+    let s = Hookvault::new()
+        .settings(|s| s.queue.workers = 2)
+        .processor(Arc::new(JsonCheckProcessor))
+        .start();
     let http = &s.http;
     let n = 2 * hookvault::store::retention::BATCH as usize + 7;
     std::thread::scope(|scope| {
@@ -712,7 +722,7 @@ fn retention_sweeps_in_batches_until_a_short_one() {
         }
     });
     http.wait_drained(Duration::from_secs(60));
-    let writer = s.service.as_ref().unwrap().writer();
+    let writer = s.service().writer();
     let later = hookvault::time::now_ms() + 2 * 86_400_000;
     assert_eq!(
         RetentionSweeper::run_once(&writer, 1, later).unwrap(),
@@ -724,8 +734,8 @@ fn retention_sweeps_in_batches_until_a_short_one() {
 
 #[test]
 fn the_sweeper_stops_when_shutdown_begins() {
-    let s = InProcess::start(|_| {});
-    let writer = s.service.as_ref().unwrap().writer();
+    let s = Hookvault::new().start();
+    let writer = s.service().writer();
     let (tx, rx) = crossbeam_channel::bounded::<()>(0);
     let sweeper = RetentionSweeper::start_with(
         writer,

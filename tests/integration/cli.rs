@@ -1,16 +1,7 @@
 //! The command line as a user meets it: help, version, check-config, settings precedence, and
 //! clear failures with the documented exit codes.
 
-use std::process::{Command, Output};
-
-fn hookvault(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookvault"));
-    cmd.args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run hookvault")
-}
+use crate::harness::run_cli;
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -18,13 +9,13 @@ fn text(b: &[u8]) -> String {
 
 #[test]
 fn version_and_help() {
-    let out = hookvault(&["--version"], &[]);
+    let out = run_cli(&["--version"], &[]);
     assert!(out.status.success());
     assert_eq!(
         text(&out.stdout).trim(),
         format!("hookvault {}", env!("CARGO_PKG_VERSION"))
     );
-    let out = hookvault(&["--help"], &[]);
+    let out = run_cli(&["--help"], &[]);
     assert!(out.status.success());
     for word in [
         "serve",
@@ -42,10 +33,10 @@ fn version_and_help() {
 
 #[test]
 fn usage_errors_exit_64_and_say_what_to_do() {
-    let out = hookvault(&[], &[]);
+    let out = run_cli(&[], &[]);
     assert_eq!(out.status.code(), Some(64));
     assert!(text(&out.stderr).contains("hookvault serve"));
-    let out = hookvault(&["serve", "--wrkers", "3"], &[]);
+    let out = run_cli(&["serve", "--wrkers", "3"], &[]);
     assert_eq!(out.status.code(), Some(64));
     assert!(text(&out.stderr).contains("--wrkers"));
 }
@@ -60,7 +51,7 @@ fn check_config_prints_the_merged_settings_with_secrets_masked() {
     )
     .unwrap();
     let f = file.to_str().unwrap();
-    let out = hookvault(
+    let out = run_cli(
         &["check-config", "--config", f],
         &[("HOOKVAULT_QUEUE_WORKERS", "5")],
     );
@@ -82,21 +73,21 @@ fn check_config_exits_1_naming_the_bad_key() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("c.toml");
     std::fs::write(&file, "[queue]\nwokers = 2\n").unwrap();
-    let out = hookvault(&["check-config", "--config", file.to_str().unwrap()], &[]);
+    let out = run_cli(&["check-config", "--config", file.to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("queue.wokers"),
         "{}",
         text(&out.stderr)
     );
-    let out = hookvault(&["check-config"], &[("HOOKVAULT_QUEUE_MAX_RETRIES", "-1")]);
+    let out = run_cli(&["check-config"], &[("HOOKVAULT_QUEUE_MAX_RETRIES", "-1")]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("HOOKVAULT_QUEUE_MAX_RETRIES"),
         "{}",
         text(&out.stderr)
     );
-    let out = hookvault(
+    let out = run_cli(
         &["check-config", "--config", "/nonexistent/hookvault.toml"],
         &[],
     );
@@ -108,7 +99,7 @@ fn check_config_exits_1_naming_the_bad_key() {
 fn serve_refuses_bad_config_and_busy_ports_with_their_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("x.db");
-    let out = hookvault(
+    let out = run_cli(
         &["serve", "--db", db.to_str().unwrap(), "--workers", "0"],
         &[],
     );
@@ -117,7 +108,7 @@ fn serve_refuses_bad_config_and_busy_ports_with_their_exit_codes() {
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let out = hookvault(
+    let out = run_cli(
         &[
             "serve",
             "--db",
@@ -132,7 +123,7 @@ fn serve_refuses_bad_config_and_busy_ports_with_their_exit_codes() {
     assert_eq!(out.status.code(), Some(69), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains(&addr) && text(&out.stderr).contains("--listen"));
 
-    let out = hookvault(
+    let out = run_cli(
         &[
             "serve",
             "--db",

@@ -2,24 +2,22 @@
 //! tmpfs, the failures exactly where the test wants them. A refused webhook is answered 503
 //! with Retry-After and nothing of it is kept; an acknowledged one is never lost.
 
-mod common;
-
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{order_body, test_settings, Answer, Http};
 use hookvault::store::Faults;
-use hookvault::Service;
+
+use crate::harness::{order_body, Answer, Hookvault, Http, InProcess};
 
 /// The library's server on `dir`'s database, its commits switched by `faults`.
-fn start(dir: &Path, faults: &Faults) -> (Service, Http) {
-    let service = Service::builder(test_settings(dir))
-        .faults(faults.clone())
-        .start()
-        .expect("service starts");
-    let http = Http::new(service.http_addr());
-    (service, http)
+fn start(dir: &Path, faults: &Faults) -> (InProcess, Http) {
+    let server = Hookvault::new()
+        .database(&dir.join("hookvault.db"))
+        .faults(faults)
+        .start();
+    let http = server.http.clone();
+    (server, http)
 }
 
 fn assert_refused_for_storage(a: &Answer) {
@@ -35,7 +33,7 @@ fn assert_refused_for_storage(a: &Answer) {
 fn every_third_commit_failing_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let faults = Faults::new();
-    let (service, http) = start(dir.path(), &faults);
+    let (mut service, http) = start(dir.path(), &faults);
     faults.fail_every(3);
 
     // 6 clients × 50 posts, each a distinct order.
@@ -115,7 +113,7 @@ fn every_third_commit_failing_loses_nothing_acknowledged() {
     );
     service.stop();
 
-    let (service, http) = start(dir.path(), &Faults::new());
+    let (mut service, http) = start(dir.path(), &Faults::new());
     http.wait_drained(Duration::from_secs(30));
     for id in &acked {
         assert_eq!(
@@ -132,7 +130,7 @@ fn every_third_commit_failing_loses_nothing_acknowledged() {
 fn a_failing_disk_answers_503_until_it_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let faults = Faults::new();
-    let (service, http) = start(dir.path(), &faults);
+    let (mut service, http) = start(dir.path(), &faults);
 
     let before = http.ingest(&order_body(1));
     assert_eq!(before.status, 200, "{}", before.text);

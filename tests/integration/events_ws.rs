@@ -1,4 +1,4 @@
-//! Integration tests for the live event broadcaster, over real sockets on
+//! The live event broadcaster on its own (no server around it), over real sockets on
 //! ephemeral ports.
 
 use std::io::{ErrorKind, Read};
@@ -10,19 +10,22 @@ use crossbeam_channel::{bounded, Sender};
 use hookvault::events::{Broadcaster, Event, EventSink};
 use serde_json::{json, Value};
 use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::{Error as WsError, HandshakeError, Message, WebSocket};
+use tungstenite::{Error as WsError, Message, WebSocket};
 
-struct Harness {
+use crate::harness::ws_connect;
+
+/// A broadcaster under test, with its sink and its shutdown sender.
+struct Running {
     bc: Broadcaster,
     sink: EventSink,
     shutdown: Sender<()>,
 }
 
-fn start() -> Harness {
+fn start() -> Running {
     start_with_token(None)
 }
 
-fn start_with_token(token: Option<&str>) -> Harness {
+fn start_with_token(token: Option<&str>) -> Running {
     let (shutdown, shutdown_rx) = bounded(1);
     let (bc, sink) = Broadcaster::start(
         "127.0.0.1:0",
@@ -31,10 +34,10 @@ fn start_with_token(token: Option<&str>) -> Harness {
         shutdown_rx,
     )
     .expect("start broadcaster");
-    Harness { bc, sink, shutdown }
+    Running { bc, sink, shutdown }
 }
 
-impl Harness {
+impl Running {
     fn addr(&self) -> SocketAddr {
         self.bc.local_addr()
     }
@@ -44,18 +47,6 @@ impl Harness {
         self.shutdown.send(()).unwrap();
         self.bc.join();
         t.elapsed()
-    }
-}
-
-fn connect(addr: SocketAddr, path: &str) -> Result<WebSocket<TcpStream>, Box<WsError>> {
-    let stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    match tungstenite::client(format!("ws://{addr}{path}"), stream) {
-        Ok((ws, _resp)) => Ok(ws),
-        Err(HandshakeError::Failure(e)) => Err(Box::new(e)),
-        Err(HandshakeError::Interrupted(_)) => unreachable!("blocking stream"),
     }
 }
 
@@ -84,9 +75,9 @@ fn next_event(ws: &mut WebSocket<TcpStream>) -> String {
 }
 
 #[test]
-fn events_arrive_with_exact_contract_json() {
+fn events_arrive_with_exactly_the_documented_json() {
     let h = start();
-    let mut ws = connect(h.addr(), "/ws").unwrap();
+    let mut ws = ws_connect(h.addr(), "/ws").unwrap();
     wait_clients(&h.sink, 1);
 
     h.sink.publish(Event::WebhookReceived { id: 17 });
@@ -118,7 +109,7 @@ fn events_arrive_with_exact_contract_json() {
 fn stats_frame_arrives_within_1_5s() {
     let h = start();
     let t = Instant::now();
-    let mut ws = connect(h.addr(), "/ws").unwrap();
+    let mut ws = ws_connect(h.addr(), "/ws").unwrap();
     let frame = loop {
         if let Message::Text(t) = ws.read().unwrap() {
             break t.as_str().to_owned();
@@ -136,7 +127,7 @@ fn stats_frame_arrives_within_1_5s() {
 #[test]
 fn wrong_path_is_refused_with_404() {
     let h = start();
-    match connect(h.addr(), "/nope").map_err(|e| *e) {
+    match ws_connect(h.addr(), "/nope").map_err(|e| *e) {
         Err(WsError::Http(resp)) => assert_eq!(resp.status(), 404),
         Err(e) => panic!("expected HTTP 404, got {e}"),
         Ok(_) => panic!("/nope must not upgrade"),
@@ -150,7 +141,7 @@ fn wrong_path_is_refused_with_404() {
 fn with_an_admin_token_the_stream_needs_it() {
     let h = start_with_token(Some("s3cret"));
     for path in ["/ws", "/ws?token=wrong"] {
-        match connect(h.addr(), path) {
+        match ws_connect(h.addr(), path) {
             Err(e) => match *e {
                 WsError::Http(resp) => assert_eq!(resp.status(), 401, "{path}"),
                 other => panic!("{path}: expected HTTP 401, got {other:?}"),
@@ -158,7 +149,7 @@ fn with_an_admin_token_the_stream_needs_it() {
             Ok(_) => panic!("{path}: connected without the right token"),
         }
     }
-    let mut ws = connect(h.addr(), "/ws?token=s3cret").expect("the right token is let in");
+    let mut ws = ws_connect(h.addr(), "/ws?token=s3cret").expect("the right token is let in");
     wait_clients(&h.sink, 1);
     h.sink.publish(Event::WebhookReceived { id: 3 });
     assert_eq!(next_event(&mut ws), r#"{"type":"webhook.received","id":3}"#);
@@ -172,7 +163,7 @@ fn silent_connection_does_not_stall_the_broadcaster() {
     thread::sleep(Duration::from_millis(100));
 
     let t = Instant::now();
-    let mut ws = connect(h.addr(), "/ws").unwrap();
+    let mut ws = ws_connect(h.addr(), "/ws").unwrap();
     wait_clients(&h.sink, 1);
     h.sink.publish(Event::WebhookReceived { id: 1 });
     assert_eq!(next_event(&mut ws), r#"{"type":"webhook.received","id":1}"#);
@@ -194,7 +185,7 @@ fn silent_connection_does_not_stall_the_broadcaster() {
 #[test]
 fn client_close_is_handled() {
     let h = start();
-    let mut ws = connect(h.addr(), "/ws").unwrap();
+    let mut ws = ws_connect(h.addr(), "/ws").unwrap();
     wait_clients(&h.sink, 1);
     ws.close(None).unwrap();
     loop {
@@ -211,7 +202,7 @@ fn client_close_is_handled() {
 #[test]
 fn ping_is_answered() {
     let h = start();
-    let mut ws = connect(h.addr(), "/ws").unwrap();
+    let mut ws = ws_connect(h.addr(), "/ws").unwrap();
     wait_clients(&h.sink, 1);
     ws.send(Message::Ping(b"hi".to_vec().into())).unwrap();
     loop {
@@ -226,8 +217,8 @@ fn ping_is_answered() {
 #[test]
 fn slow_client_is_dropped_and_publish_never_blocks() {
     let h = start();
-    let _dead = connect(h.addr(), "/ws").unwrap(); // never read
-    let mut reader = connect(h.addr(), "/ws").unwrap();
+    let _dead = ws_connect(h.addr(), "/ws").unwrap(); // never read
+    let mut reader = ws_connect(h.addr(), "/ws").unwrap();
     wait_clients(&h.sink, 2);
 
     let reader_thread = thread::spawn(move || {
@@ -306,7 +297,7 @@ fn slow_client_is_dropped_and_publish_never_blocks() {
 #[test]
 fn shutdown_closes_clients_and_join_is_prompt() {
     let h = start();
-    let mut ws = connect(h.addr(), "/ws").unwrap();
+    let mut ws = ws_connect(h.addr(), "/ws").unwrap();
     wait_clients(&h.sink, 1);
 
     let took = h.stop();

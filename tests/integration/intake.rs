@@ -1,16 +1,14 @@
 //! Ingest through real HTTP against the library's server.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{order_body, InProcess};
+use crate::harness::{order_body, Hookvault};
 
 const INGEST: &str = "/api/v2/webhooks/orders";
 
 #[test]
 fn a_posted_webhook_is_processed_and_logged() {
-    let s = InProcess::start(|_| {});
+    let s = Hookvault::new().start();
     let a = s.http.ingest(&order_body(1));
     assert_eq!(a.status, 200, "{}", a.text);
     assert_eq!(a.json["status"], "queued");
@@ -26,7 +24,7 @@ fn a_posted_webhook_is_processed_and_logged() {
 
 #[test]
 fn duplicate_idempotency_key_answers_the_first_id_and_stores_once() {
-    let s = InProcess::start(|_| {});
+    let s = Hookvault::new().start();
     let first = s.http.post_with(
         INGEST,
         order_body(2).as_bytes(),
@@ -54,7 +52,7 @@ fn duplicate_idempotency_key_answers_the_first_id_and_stores_once() {
 
 #[test]
 fn concurrent_duplicates_are_stored_once() {
-    let s = InProcess::start(|_| {});
+    let s = Hookvault::new().start();
     let ids: Vec<i64> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..8)
             .map(|_| {
@@ -76,7 +74,7 @@ fn concurrent_duplicates_are_stored_once() {
 
 #[test]
 fn invalid_json_is_stored_then_dead_with_the_parse_error() {
-    let s = InProcess::start(|_| {});
+    let s = Hookvault::new().start();
     let a = s
         .http
         .ingest(r#"{"embeds":[{"description":"Product\nBroken"#);
@@ -93,7 +91,9 @@ fn invalid_json_is_stored_then_dead_with_the_parse_error() {
 
 #[test]
 fn oversized_bodies_get_413_and_nothing_is_stored() {
-    let s = InProcess::start(|c| c.server.max_body_bytes = 100);
+    let s = Hookvault::new()
+        .settings(|c| c.server.max_body_bytes = 100)
+        .start();
     let a = s.http.post(INGEST, &[b'x'; 101]);
     assert_eq!(a.status, 413);
     assert_eq!(a.json["error"], "payload_too_large");
@@ -108,7 +108,7 @@ fn oversized_bodies_get_413_and_nothing_is_stored() {
 
 #[test]
 fn non_utf8_payloads_are_kept_byte_for_byte() {
-    let s = InProcess::start(|_| {});
+    let s = Hookvault::new().start();
     let a = s.http.post(INGEST, &[0xff, 0xfe, 0x00, 0x41]);
     assert_eq!(a.status, 200);
     let entry = s.http.wait_status(
@@ -122,7 +122,7 @@ fn non_utf8_payloads_are_kept_byte_for_byte() {
 
 #[test]
 fn unknown_paths_and_wrong_methods_get_json_errors() {
-    let s = InProcess::start(|_| {});
+    let s = Hookvault::new().start();
     let a = s.http.get("/nope");
     assert_eq!(a.status, 404);
     assert_eq!(a.json["error"], "not_found");
@@ -137,7 +137,9 @@ fn unknown_paths_and_wrong_methods_get_json_errors() {
 
 #[test]
 fn ingest_token_is_required_when_configured() {
-    let s = InProcess::start(|c| c.ingest.token = Some("s3cret".into()));
+    let s = Hookvault::new()
+        .settings(|c| c.ingest.token = Some("s3cret".into()))
+        .start();
     let a = s.http.ingest("{}");
     assert_eq!(a.status, 401);
     assert!(a.json["message"]
@@ -164,7 +166,9 @@ fn ingest_token_is_required_when_configured() {
 #[test]
 fn idle_connections_are_closed_after_the_idle_timeout() {
     use std::io::{Read, Write};
-    let s = InProcess::start(|c| c.server.idle_timeout_s = 1);
+    let s = Hookvault::new()
+        .settings(|c| c.server.idle_timeout_s = 1)
+        .start();
     let addr = s.http.base.trim_start_matches("http://").to_string();
     // A keep-alive connection that is used, then left idle.
     let mut conn = std::net::TcpStream::connect(&addr).unwrap();
@@ -201,7 +205,9 @@ fn idle_connections_are_closed_after_the_idle_timeout() {
 #[test]
 fn a_stalled_body_gets_408_and_nothing_is_stored() {
     use std::io::{Read, Write};
-    let s = InProcess::start(|c| c.server.idle_timeout_s = 1);
+    let s = Hookvault::new()
+        .settings(|c| c.server.idle_timeout_s = 1)
+        .start();
     let addr = s.http.base.trim_start_matches("http://").to_string();
     let mut conn = std::net::TcpStream::connect(&addr).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(10)))

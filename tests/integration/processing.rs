@@ -1,16 +1,15 @@
 //! Workers: retries with backoff, dead letters, contained panics, backpressure. Each test
 //! plugs a processor with a known behaviour into the library's server.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::InProcess;
 use hookvault::queue::{Job, ProcessError, Processor};
 use hookvault::store::Effect;
+
+use crate::harness::{order_body, Hookvault};
 
 /// Fails transiently the first `fail_first` attempts of every message, then succeeds;
 /// counts attempts per message.
@@ -44,7 +43,10 @@ fn flaky(fail_first: u32) -> Arc<Flaky> {
 #[test]
 fn a_transient_failure_succeeds_on_retry() {
     let p = flaky(2);
-    let s = InProcess::start_with(|c| c.queue.max_retries = 3, Some(p.clone()));
+    let s = Hookvault::new()
+        .settings(|c| c.queue.max_retries = 3)
+        .processor(p.clone())
+        .start();
     let id = s.http.ingest("{}").json["id"].as_i64().unwrap();
     let entry = s.http.wait_status(id, "processed", Duration::from_secs(10));
     assert_eq!(entry["attempts"], 3);
@@ -57,7 +59,10 @@ fn a_transient_failure_succeeds_on_retry() {
 #[test]
 fn always_failing_ends_dead_after_exactly_max_retries_retries() {
     let p = flaky(u32::MAX);
-    let s = InProcess::start_with(|c| c.queue.max_retries = 3, Some(p.clone()));
+    let s = Hookvault::new()
+        .settings(|c| c.queue.max_retries = 3)
+        .processor(p.clone())
+        .start();
     let id = s.http.ingest("{}").json["id"].as_i64().unwrap();
     let entry = s.http.wait_status(id, "dead", Duration::from_secs(10));
     assert_eq!(entry["attempts"], 4, "1 attempt + 3 retries");
@@ -74,13 +79,13 @@ fn always_failing_ends_dead_after_exactly_max_retries_retries() {
 fn backoff_waits_between_attempts() {
     let p = flaky(2);
     // 100 ms, then 200 ms (±10%): at least ~270 ms in all.
-    let s = InProcess::start_with(
-        |c| {
+    let s = Hookvault::new()
+        .settings(|c| {
             c.queue.backoff_base_ms = 100;
             c.queue.backoff_max_ms = 1000;
-        },
-        Some(p),
-    );
+        })
+        .processor(p)
+        .start();
     let started = Instant::now();
     let id = s.http.ingest("{}").json["id"].as_i64().unwrap();
     s.http.wait_status(id, "processed", Duration::from_secs(10));
@@ -103,7 +108,7 @@ impl Processor for Permanent {
 #[test]
 fn a_permanent_error_is_dead_after_one_attempt() {
     let p = Arc::new(Permanent(AtomicU32::new(0)));
-    let s = InProcess::start_with(|_| {}, Some(p.clone()));
+    let s = Hookvault::new().processor(p.clone()).start();
     let id = s.http.ingest("{}").json["id"].as_i64().unwrap();
     let entry = s.http.wait_status(id, "dead", Duration::from_secs(10));
     assert_eq!(entry["attempts"], 1);
@@ -126,7 +131,10 @@ impl Processor for Panicky {
 
 #[test]
 fn a_panic_is_contained_to_its_message() {
-    let s = InProcess::start_with(|c| c.queue.workers = 1, Some(Arc::new(Panicky)));
+    let s = Hookvault::new()
+        .settings(|c| c.queue.workers = 1)
+        .processor(Arc::new(Panicky))
+        .start();
     let bad = s.http.ingest(r#"{"x":"boom"}"#).json["id"]
         .as_i64()
         .unwrap();
@@ -160,14 +168,14 @@ impl Processor for Gate {
 #[test]
 fn a_full_backlog_answers_503_then_recovers() {
     let gate = Arc::new(Gate(Mutex::new(false), std::sync::Condvar::new()));
-    let s = InProcess::start_with(
-        |c| {
+    let s = Hookvault::new()
+        .settings(|c| {
             c.queue.max_backlog = 5;
             c.queue.workers = 1;
             c.queue.capacity = 2;
-        },
-        Some(gate.clone()),
-    );
+        })
+        .processor(gate.clone())
+        .start();
     let mut acked = Vec::new();
     for _ in 0..5 {
         let a = s.http.ingest("{}");
@@ -203,16 +211,14 @@ fn a_full_backlog_answers_503_then_recovers() {
 #[test]
 fn more_messages_than_the_channel_holds_all_get_processed() {
     // capacity 4: most messages overflow the channel and reach workers through the feeder.
-    let s = InProcess::start(|c| {
-        c.queue.capacity = 4;
-        c.queue.workers = 2;
-    });
-    let ids: Vec<i64> = (0..300)
-        .map(|n| {
-            s.http.ingest(&common::order_body(n)).json["id"]
-                .as_i64()
-                .unwrap()
+    let s = Hookvault::new()
+        .settings(|c| {
+            c.queue.capacity = 4;
+            c.queue.workers = 2;
         })
+        .start();
+    let ids: Vec<i64> = (0..300)
+        .map(|n| s.http.ingest(&order_body(n)).json["id"].as_i64().unwrap())
         .collect();
     let stats = s.http.wait_drained(Duration::from_secs(30));
     assert_eq!(stats["total_processed"], 300, "{stats}");
@@ -224,13 +230,13 @@ fn more_messages_than_the_channel_holds_all_get_processed() {
 #[test]
 fn graceful_stop_leaves_unfinished_work_queued_and_resumes_it() {
     let gate = Arc::new(Gate(Mutex::new(false), std::sync::Condvar::new()));
-    let mut s = InProcess::start_with(
-        |c| {
+    let mut s = Hookvault::new()
+        .settings(|c| {
             c.queue.workers = 1;
             c.queue.shutdown_timeout_s = 0;
-        },
-        Some(gate.clone()),
-    );
+        })
+        .processor(gate.clone())
+        .start();
     let ids: Vec<i64> = (0..5)
         .map(|_| s.http.ingest("{}").json["id"].as_i64().unwrap())
         .collect();
@@ -249,18 +255,14 @@ fn graceful_stop_leaves_unfinished_work_queued_and_resumes_it() {
     assert!(summary.left_queued >= 3, "{summary:?}");
 
     // Restart on the same database with a normal processor: everything finishes.
-    let settings = {
-        let mut c = common::test_settings(s.dir.path());
-        c.queue.workers = 2;
-        c
-    };
-    let again =
-        hookvault::Service::start_with(settings, Arc::new(hookvault::queue::JsonCheckProcessor))
-            .unwrap();
-    let http = common::Http::new(again.http_addr());
-    http.wait_drained(Duration::from_secs(10));
+    let mut again = Hookvault::new()
+        .database(s.database())
+        .settings(|c| c.queue.workers = 2)
+        .processor(Arc::new(hookvault::queue::JsonCheckProcessor))
+        .start();
+    again.http.wait_drained(Duration::from_secs(10));
     for id in ids {
-        assert_eq!(http.status_of(id), "processed", "message {id}");
+        assert_eq!(again.http.status_of(id), "processed", "message {id}");
     }
     again.stop();
 }

@@ -1,39 +1,19 @@
 //! Orders end to end: every fixture through the real server, re-sent orders stored once, the
 //! orders API and CSV, and `hookvault reprocess` turning a dead letter into an order.
 
-mod common;
-
-use std::path::Path;
 use std::time::Duration;
 
-use common::{order_body, Binary, InProcess};
 use serde_json::Value;
 
-fn fixtures() -> Vec<(String, Vec<u8>, Value)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/webhooks");
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        if !name.ends_with(".json") || name.ends_with(".expected.json") {
-            continue;
-        }
-        let expected_path = path.with_extension("expected.json");
-        let expected: Value =
-            serde_json::from_slice(&std::fs::read(&expected_path).unwrap()).unwrap();
-        out.push((name, std::fs::read(&path).unwrap(), expected));
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    assert!(out.len() >= 8, "fixtures missing: {}", out.len());
-    out
-}
+use crate::harness::{command, order_body, run_cli, webhook_fixtures, Hookvault};
 
 #[test]
 fn every_fixture_yields_its_expected_order_or_dead_letter() {
-    let s = InProcess::start(|_| {});
-    let sent: Vec<(String, i64, Value)> = fixtures()
+    let s = Hookvault::new().start();
+    let sent: Vec<(String, i64, Value)> = webhook_fixtures()
         .into_iter()
-        .map(|(name, body, expected)| {
+        .map(|fixture| {
+            let (name, body, expected) = (fixture.name, fixture.body, fixture.expected);
             let a = s.http.post("/api/v2/webhooks/orders", &body);
             assert_eq!(a.status, 200, "{name}: {}", a.text);
             (name, a.json["id"].as_i64().unwrap(), expected)
@@ -75,7 +55,7 @@ fn every_fixture_yields_its_expected_order_or_dead_letter() {
 
 #[test]
 fn a_resent_order_is_stored_once() {
-    let s = InProcess::start(|_| {});
+    let s = Hookvault::new().start();
     let first = s.http.ingest(&order_body(42)).json["id"].as_i64().unwrap();
     let second = s.http.ingest(&order_body(42)).json["id"].as_i64().unwrap();
     assert_ne!(first, second, "no idempotency key: two messages");
@@ -99,7 +79,7 @@ fn a_resent_order_is_stored_once() {
 
 #[test]
 fn orders_list_pages_searches_and_exports_csv() {
-    let s = InProcess::start(|_| {});
+    let s = Hookvault::new().start();
     for n in 1..=7 {
         s.http.ingest(&order_body(n));
     }
@@ -156,7 +136,7 @@ fn orders_list_pages_searches_and_exports_csv() {
 
 #[test]
 fn csv_export_streams_more_than_one_page() {
-    let s = InProcess::start(|c| c.queue.workers = 2);
+    let s = Hookvault::new().settings(|c| c.queue.workers = 2).start();
     for n in 0..1203 {
         s.http.ingest(&order_body(n));
     }
@@ -173,7 +153,7 @@ fn reprocess_after_adding_an_alias_turns_a_dead_letter_into_an_order() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("r.db");
     let body = r#"{"embeds":[{"description":"Bestellnummer: DE-777\nProdukt: Gazelle\nPrice: 89,95 €\nEmail: k@example.de"}]}"#;
-    let mut server = Binary::start(&db, &[]);
+    let mut server = Hookvault::new().database(&db).spawn();
     let id = server.http.ingest(body).json["id"].as_i64().unwrap();
     let ok = server.http.ingest(&order_body(5)).json["id"]
         .as_i64()
@@ -201,7 +181,7 @@ fn reprocess_after_adding_an_alias_turns_a_dead_letter_into_an_order() {
     )
     .unwrap();
     let reprocess = || {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookvault"))
+        let out = command()
             .args(["reprocess", "--config"])
             .arg(&config)
             .arg("--db")
@@ -230,7 +210,7 @@ fn reprocess_after_adding_an_alias_turns_a_dead_letter_into_an_order() {
         "{second}"
     );
 
-    let server = Binary::start(&db, &[]);
+    let server = Hookvault::new().database(&db).spawn();
     let order = server.http.get("/api/v2/orders/DE-777");
     assert_eq!(order.status, 200, "{}", order.text);
     assert_eq!(order.json["product"], "Gazelle");
@@ -244,12 +224,7 @@ fn reprocess_after_adding_an_alias_turns_a_dead_letter_into_an_order() {
 
 #[test]
 fn reprocess_rejects_bad_arguments_clearly() {
-    let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_hookvault"))
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| run_cli(args, &[]);
     let out = run(&[
         "reprocess",
         "--status",

@@ -4,13 +4,11 @@
 //!
 //! Needs root to mount a tmpfs: skipped with a reason elsewhere, required under CI=true.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::InProcess;
+use crate::harness::Hookvault;
 
 struct Mount(PathBuf);
 
@@ -60,10 +58,10 @@ fn a_full_disk_answers_503_and_loses_nothing_acknowledged() {
     let filler = mnt.join("filler");
     std::fs::write(&filler, vec![0u8; 2 * 1024 * 1024]).unwrap();
 
-    let s = InProcess::start(|c| {
-        c.storage.path = mnt.join("hv.db");
-        c.queue.workers = 2;
-    });
+    let s = Hookvault::new()
+        .database(&mnt.join("hv.db"))
+        .settings(|c| c.queue.workers = 2)
+        .start();
     let mut acked = Vec::new();
     let refused = loop {
         let a = s.http.ingest(&padded_order(acked.len() as u64, 16 * 1024));

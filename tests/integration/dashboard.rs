@@ -1,11 +1,9 @@
 //! `GET /dashboard`: one self-contained page (no external loads), the WebSocket port filled
 //! in when the stream is on, and a script that at least parses.
 
-mod common;
-
 use std::process::Command;
 
-use common::InProcess;
+use crate::harness::{Hookvault, InProcess};
 
 fn page(s: &InProcess) -> String {
     let a = s.http.get("/dashboard");
@@ -39,8 +37,8 @@ fn references(html: &str) -> Vec<String> {
 
 #[test]
 fn dashboard_is_self_contained_and_knows_the_websocket_port() {
-    let s = InProcess::start(|c| c.websocket.listen = "127.0.0.1:0".into());
-    let port = s.service.as_ref().unwrap().ws_addr().unwrap().port();
+    let s = Hookvault::new().websocket().start();
+    let port = s.service().ws_addr().unwrap().port();
     let html = page(&s);
 
     assert!(!html.contains("{{"), "a placeholder is left");
@@ -77,7 +75,9 @@ fn dashboard_is_self_contained_and_knows_the_websocket_port() {
 
 #[test]
 fn dashboard_with_the_websocket_off_says_so() {
-    let s = InProcess::start(|c| c.websocket.listen = "off".into());
+    let s = Hookvault::new()
+        .settings(|c| c.websocket.listen = "off".into())
+        .start();
     let html = page(&s);
     assert!(!html.contains("{{"), "a placeholder is left");
     assert!(html.contains(r#"data-ws-port="""#));
@@ -86,7 +86,9 @@ fn dashboard_with_the_websocket_off_says_so() {
 
 #[test]
 fn dashboard_is_open_even_with_an_admin_token() {
-    let s = InProcess::start(|c| c.server.admin_token = Some("s3cret".into()));
+    let s = Hookvault::new()
+        .settings(|c| c.server.admin_token = Some("s3cret".into()))
+        .start();
     page(&s);
     assert_eq!(s.http.get("/api/v2/webhooks/queue/stats").status, 401);
 }
