@@ -421,7 +421,7 @@ mod tests {
     }
 
     #[test]
-    fn defaults_match_the_contract() {
+    fn defaults_match_the_documented_table() {
         let s = load(None, &[], &[]).unwrap();
         assert_eq!(s.server.listen, "127.0.0.1:8001");
         assert_eq!(s.server.max_body_bytes, 1_048_576);

@@ -230,7 +230,7 @@ mod tests {
     }
 
     #[test]
-    fn alternating_seed_form() {
+    fn alternating_label_value_form() {
         let got = collect("Product\nTest Product 7\nPrice\n$99.99\nOrder Number\nTEST-7\nEmail\ntest7@example.com");
         assert_eq!(got.len(), 4);
         assert_eq!(

@@ -371,7 +371,7 @@ mod tests {
     }
 
     #[test]
-    fn seed_body() {
+    fn description_pairs_body() {
         let o = parse(r#"{"embeds":[{"author":{"name":"Test Order 7"},"description":"Product\nTest Product 7\nPrice\n$99.99\nOrder Number\nTEST-7\nEmail\ntest7@example.com"}]}"#)
             .expect("parses");
         assert_eq!(o.order_number, "TEST-7");
