@@ -3,8 +3,8 @@
 # install it as a new versioned file beside the old ones, switch one symlink, install the unit
 # and a config (an existing config is never touched), check the config on the host, restart,
 # wait for /readyz, and switch the symlink back if the new binary does not come up.
-# A rollback is therefore one symlink switch and one restart. See `--help` and
-# docs/operations.md ("Deploying with deploy/deploy.sh").
+# A rollback is therefore one symlink switch and one restart. See `--help` and the Upgrades
+# section of docs/operations.md; tests/deploy_ssh.rs runs it against a real sshd.
 set -euo pipefail
 
 usage() {
