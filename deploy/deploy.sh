@@ -115,7 +115,9 @@ esac
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 UNIT_SRC="$REPO/systemd/hookvault.service"
 CONFIG_SRC="$REPO/config.example.toml"
-[ -f "$UNIT_SRC" ] && [ -f "$CONFIG_SRC" ] || fail "run from a hookvault checkout (missing $UNIT_SRC or $CONFIG_SRC)"
+if [ ! -f "$UNIT_SRC" ] || [ ! -f "$CONFIG_SRC" ]; then
+    fail "run from a hookvault checkout (missing $UNIT_SRC or $CONFIG_SRC)"
+fi
 
 # Paths on the host. The unit and README use the prefix-less ones.
 BIN_LINK="$PREFIX/usr/local/bin/hookvault"
@@ -209,7 +211,11 @@ build() {
                 fail "no cross, no cargo zigbuild and no $linker_prefix-gcc: install one (Debian: apt install gcc-$linker_prefix), or pass --binary"
             env_vars=("CARGO_TARGET_${upper}_LINKER=$linker_prefix-gcc" "CC_${gnu_target//-/_}=$linker_prefix-gcc")
         fi
-        local_step env "${env_vars[@]}" cargo build --release --locked --target "$gnu_target" --bin hookvault
+        if [ ${#env_vars[@]} -gt 0 ]; then
+            local_step env "${env_vars[@]}" cargo build --release --locked --target "$gnu_target" --bin hookvault
+        else
+            local_step cargo build --release --locked --target "$gnu_target" --bin hookvault
+        fi
         BINARY="$REPO/target/$gnu_target/release/hookvault"
     fi
     [ "$DRY_RUN" = 1 ] || [ -f "$BINARY" ] || fail "the build left no $BINARY"
@@ -349,7 +355,9 @@ if [ "$SERVICE_MANAGER" = none ]; then
     exit 0
 fi
 
-if wait_ready; then
+if [ "$DRY_RUN" = 1 ]; then
+    wait_ready
+elif wait_ready; then
     say "deployed $(basename "$VERSION_FILE") to $HOST: ready ($(elapsed) s)"
 else
     echo "deploy: $(basename "$VERSION_FILE") did not become ready within ${READY_TIMEOUT}s on $HOST" >&2
@@ -370,3 +378,4 @@ fi
 
 # --- 5. prune old versions (never the current or the previous one) ---------------------------
 change "cd $(q "$VERSIONS_DIR") && ls -1t | grep -E '^hookvault-' | grep -v -x -F -e $(q "$(basename "$VERSION_FILE")") -e $(q "$(basename "${PREVIOUS:-none}")") | tail -n +$((KEEP - 1)) | while read -r old; do rm -f -- \"\$old\"; done"
+[ "$DRY_RUN" = 0 ] || say "dry run: nothing was changed on $HOST ($(elapsed) s)"

@@ -484,7 +484,18 @@ fn deploy_installs_upgrades_and_rolls_back_over_ssh() {
         took.as_secs_f64()
     );
 
-    // (d) After three more runs the operator's config is still theirs.
+    // Going back to the first build on purpose reuses its file on the host; `--keep 2` then
+    // removes every version but the current and the previous one (the broken build goes).
+    let (out, _) = deploy.run(&build1, &["--keep", "2"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(deploy.link(), v1);
+    assert_eq!(service.running_exe().as_deref(), Some(v1.as_path()));
+    let file_name = |p: &Path| p.file_name().unwrap().to_string_lossy().into_owned();
+    let mut expected = vec![file_name(&v1), file_name(&v2)];
+    expected.sort();
+    assert_eq!(deploy.versions(), expected);
+
+    // (d) After all these runs the operator's config is still theirs.
     assert_eq!(std::fs::read_to_string(&config).unwrap(), edited);
 }
 
