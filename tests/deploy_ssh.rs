@@ -104,7 +104,7 @@ impl Sshd {
         )
         .unwrap();
         // As root, sshd insists on its privilege-separation directory.
-        if unsafe_free_is_root() {
+        if running_as_root() {
             std::fs::create_dir_all("/run/sshd").unwrap();
         }
         let log = dir.join("sshd.log");
@@ -171,7 +171,7 @@ impl Drop for Sshd {
 }
 
 /// Whether this process runs as root, read from /proc (no libc call needed).
-fn unsafe_free_is_root() -> bool {
+fn running_as_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .map(|s| {
             s.lines()
