@@ -365,7 +365,7 @@ impl Answer {
 
 /// Reads one answer: its head, then `Content-Length` bytes of body, or everything until the
 /// peer closes when there is no length.
-fn read_answer(tls: &mut Tls) -> std::io::Result<Answer> {
+fn read_answer(tls: &mut impl Read) -> std::io::Result<Answer> {
     let mut raw = Vec::new();
     let mut buf = [0u8; 16 << 10];
     let mut expected_total = None;
@@ -745,4 +745,149 @@ fn malformed_and_oversized_requests_stop_at_nginx() {
         1,
         "only the body within the limit is stored"
     );
+}
+
+/// The figures in docs/deploy.md: hookvault's exposure directly on its port and behind nginx.
+/// A measurement, not a check; run it with
+/// `cargo test --release --test edge_nginx edge_figures -- --ignored --nocapture`.
+#[test]
+#[ignore = "measurement for docs/deploy.md; run with --ignored --nocapture"]
+fn edge_figures() {
+    // RSS under one 64 MiB header line.
+    for via_nginx in [false, true] {
+        let Some(edge) = Edge::start() else { return };
+        let pid = edge.hookvault_pid();
+        let before = rss_kib(pid);
+        let mut stream: Box<dyn Write> = if via_nginx {
+            Box::new(edge.connect(None).expect("TLS"))
+        } else {
+            Box::new(TcpStream::connect(edge.direct).expect("connect"))
+        };
+        stream
+            .write_all(b"POST /api/v2/webhooks/orders HTTP/1.1\r\nHost: localhost\r\nX-Big: ")
+            .unwrap();
+        let chunk = vec![b'a'; 64 << 10];
+        let started = Instant::now();
+        for _ in 0..1024 {
+            if stream.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+        let _ = stream.flush();
+        let sent_in = started.elapsed();
+        std::thread::sleep(Duration::from_secs(1));
+        let open = rss_kib(pid);
+        let peak = proc_status_field(pid, "VmHWM:");
+        drop(stream);
+        std::thread::sleep(Duration::from_secs(1));
+        let closed = rss_kib(pid);
+        eprintln!(
+            "FIGURE header-64MiB {}: RSS before {before} KiB, with the line sent {open} KiB (+{} MiB), \
+             peak {peak} KiB, after close {closed} KiB; sent in {sent_in:?}",
+            if via_nginx { "nginx" } else { "direct" },
+            (open.saturating_sub(before)) / 1024
+        );
+    }
+
+    // A normal webhook's latency while 100 clients trickle bodies (1 byte a second into a
+    // declared 100000 bytes); 10 s is the longest a normal webhook is waited for.
+    for via_nginx in [false, true] {
+        let Some(edge) = Edge::start() else { return };
+        let head = b"POST /api/v2/webhooks/orders HTTP/1.1\r\nHost: localhost\r\n\
+            Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"content\":\"";
+        let mut slow: Vec<Box<dyn Write + Send>> = (0..100)
+            .map(|i| {
+                let mut s: Box<dyn Write + Send> = if via_nginx {
+                    // 10 per address: under the file's limit of 32 per client address.
+                    let source = Ipv4Addr::new(127, 0, 1, 1 + (i % 10) as u8);
+                    Box::new(edge.connect(Some(source)).expect("TLS"))
+                } else {
+                    Box::new(TcpStream::connect(edge.direct).expect("connect"))
+                };
+                s.write_all(head).unwrap();
+                s.flush().unwrap();
+                s
+            })
+            .collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let trickler = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    for s in &mut slow {
+                        let _ = s.write_all(b"x").and_then(|()| s.flush());
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                slow
+            })
+        };
+        std::thread::sleep(Duration::from_secs(1));
+        let mut latencies = Vec::new();
+        for i in 0..5 {
+            let body = format!("{{\"content\":\"normal {i}\"}}");
+            let request = post_request(INGEST, body.as_bytes());
+            let sent = Instant::now();
+            let answer = if via_nginx {
+                edge.connect(None).and_then(|mut tls| {
+                    tls.write_all(&request)?;
+                    tls.flush()?;
+                    tls.sock.set_read_timeout(Some(Duration::from_secs(10)))?;
+                    read_answer(&mut tls)
+                })
+            } else {
+                TcpStream::connect(edge.direct).and_then(|mut tcp| {
+                    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+                    tcp.write_all(&request)?;
+                    read_answer(&mut tcp)
+                })
+            };
+            latencies.push(match answer {
+                Ok(a) => format!("{} in {:?}", a.status, sent.elapsed()),
+                Err(e) => format!("no answer after {:?} ({})", sent.elapsed(), e.kind()),
+            });
+        }
+        stop.store(true, Ordering::SeqCst);
+        drop(trickler.join());
+        eprintln!(
+            "FIGURE trickle-100 {}: normal webhooks: {}",
+            if via_nginx { "nginx" } else { "direct" },
+            latencies.join("; ")
+        );
+    }
+
+    // hookvault's threads under 1,000 idle connections (connected, nothing sent).
+    for via_nginx in [false, true] {
+        let Some(edge) = Edge::start() else { return };
+        let pid = edge.hookvault_pid();
+        let target = if via_nginx {
+            SocketAddr::from(([127, 0, 0, 1], edge.https_port))
+        } else {
+            edge.direct
+        };
+        let before = thread_count(pid);
+        let idle: Vec<TcpStream> = (0..1000)
+            .map(|_| TcpStream::connect(target).expect("connect"))
+            .collect();
+        std::thread::sleep(Duration::from_secs(2));
+        let during = thread_count(pid);
+        let rss = rss_kib(pid);
+        let sent = Instant::now();
+        let answer = if via_nginx {
+            edge.post(b"{\"content\":\"while idle\"}").status
+        } else {
+            let mut tcp = TcpStream::connect(edge.direct).expect("connect");
+            tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            tcp.write_all(&post_request(INGEST, b"{\"content\":\"while idle\"}"))
+                .unwrap();
+            read_answer(&mut tcp).map(|a| a.status).unwrap_or(0)
+        };
+        let took = sent.elapsed();
+        drop(idle);
+        eprintln!(
+            "FIGURE idle-1000 {}: hookvault threads {before} -> {during}, RSS {rss} KiB; \
+             a webhook meanwhile: {answer} in {took:?}",
+            if via_nginx { "nginx" } else { "direct" }
+        );
+    }
 }
