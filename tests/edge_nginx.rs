@@ -340,9 +340,10 @@ fn start_nginx(
         if running.0.try_wait().expect("nginx status").is_some() {
             return None;
         }
-        if TcpStream::connect(("127.0.0.1", https_port)).is_ok()
-            && TcpStream::connect(("127.0.0.1", http_port)).is_ok()
-        {
+        // nginx writes its pid file once its sockets are bound: a port answering is not
+        // enough, since a port taken by another test's nginx answers too.
+        let pid = fs::read_to_string(dir.join("nginx.pid")).unwrap_or_default();
+        if pid.trim() == running.0.id().to_string() {
             return Some(running);
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -650,8 +651,24 @@ fn one_address_cannot_hold_more_than_32_requests() {
             tls
         })
         .collect();
-    // nginx counts a connection once its request header is read; give it a moment.
-    std::thread::sleep(Duration::from_millis(300));
+    // nginx counts a connection once it has read its request header: wait until a request
+    // that stores nothing is refused, so the count is known to be full.
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let health = edge.https_from(
+            source,
+            b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        );
+        if health.status == 429 {
+            break;
+        }
+        assert_eq!(health.status, 200, "{health:?}");
+        assert!(
+            Instant::now() < until,
+            "nginx did not count 32 open requests"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let refused = edge.https_from(source, &post_request(INGEST, b"{}"));
     assert_eq!(refused.status, 429, "{refused:?}");
     assert_eq!(refused.json()["error"], "too_many_connections");
