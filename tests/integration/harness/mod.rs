@@ -8,6 +8,7 @@ mod binary;
 mod fixtures;
 mod http;
 mod in_process;
+mod tools;
 mod ws;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ pub use binary::{command, run_cli, Binary};
 pub use fixtures::{order_body, webhook_fixture, webhook_fixtures, Fixture};
 pub use http::{Answer, Http};
 pub use in_process::InProcess;
+pub use tools::{require, skip_or_fail};
 pub use ws::ws_connect;
 
 /// One change to the settings.
