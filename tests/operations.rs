@@ -446,7 +446,7 @@ fn metrics_are_valid_prometheus_text() {
     );
     assert_eq!(get("hookvault_queue_size"), 0.0);
     assert_eq!(get("hookvault_dead_letters"), 1.0);
-    assert_eq!(get("hookvault_workers_total"), 4.0);
+    assert_eq!(get("hookvault_workers_configured"), 4.0);
     assert_eq!(get("hookvault_workers_running"), 4.0);
     assert_eq!(get("hookvault_ready"), 1.0);
     assert_eq!(get("hookvault_ack_latency_seconds_count"), 6.0);
