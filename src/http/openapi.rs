@@ -1,6 +1,10 @@
 //! `/openapi.json` and `/docs`. The document is generated from [`ROUTES`], so every route the
 //! server answers is described (a route without its own description still appears, with its
 //! summary and a generic answer) and nothing is described that the server does not answer.
+//!
+//! Who may call a route depends on the configuration (an admin token, an ingest token), so the
+//! document's `security` follows the running server's settings: a client generated from it, or
+//! a tool that checks the server against it, reads what this server enforces.
 
 use std::sync::OnceLock;
 
@@ -8,26 +12,66 @@ use serde_json::{json, Map, Value};
 
 use super::router::{Access, Call, Route, ROUTES};
 use super::{AppState, Reply};
+use crate::config::Settings;
 use crate::store::MessageState;
 
 const DOCS_HTML: &str = include_str!("docs.html");
 
-/// The document as JSON text, built once.
-fn document_json() -> &'static str {
-    static DOC: OnceLock<String> = OnceLock::new();
-    DOC.get_or_init(|| document(ROUTES).to_string())
+/// Which credentials the server asks for, as far as the document is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthMode {
+    /// `server.admin_token` is set: admin routes need `Authorization: Bearer`. When it is not,
+    /// admin routes answer loopback clients without credentials and others with 403.
+    pub admin_token: bool,
+    /// `ingest.token` is set: ingest needs `?token=` or `X-Webhook-Token`.
+    pub ingest_token: bool,
 }
 
-pub fn openapi_json(_state: &AppState, _call: &mut Call) -> Reply {
-    Reply::text(200, "application/json", document_json())
+impl AuthMode {
+    pub fn of(settings: &Settings) -> AuthMode {
+        AuthMode {
+            admin_token: settings.server.admin_token.is_some(),
+            ingest_token: settings.ingest.token.is_some(),
+        }
+    }
+
+    /// One of four cached documents.
+    fn slot(self) -> usize {
+        usize::from(self.admin_token) * 2 + usize::from(self.ingest_token)
+    }
+}
+
+/// The document as JSON text, built once per [`AuthMode`].
+fn document_json(mode: AuthMode) -> &'static str {
+    static DOCS: [OnceLock<String>; 4] = [
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+    ];
+    DOCS[mode.slot()].get_or_init(|| document(ROUTES, mode).to_string())
+}
+
+pub fn openapi_json(state: &AppState, _call: &mut Call) -> Reply {
+    Reply::text(
+        200,
+        "application/json",
+        document_json(AuthMode::of(&state.settings)),
+    )
 }
 
 /// The page with the document embedded, so one request (or a saved copy) has everything.
-pub fn docs(_state: &AppState, _call: &mut Call) -> Reply {
-    static PAGE: OnceLock<String> = OnceLock::new();
-    let page = PAGE.get_or_init(|| {
+pub fn docs(state: &AppState, _call: &mut Call) -> Reply {
+    static PAGES: [OnceLock<String>; 4] = [
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+    ];
+    let mode = AuthMode::of(&state.settings);
+    let page = PAGES[mode.slot()].get_or_init(|| {
         // `</` cannot end the script element early once escaped; JSON reads `<\/` as `</`.
-        let spec = document_json().replace("</", "<\\/");
+        let spec = document_json(mode).replace("</", "<\\/");
         DOCS_HTML.replace(
             "<!--OPENAPI-->",
             &format!("<script type=\"application/json\" id=\"openapi-spec\">{spec}</script>"),
@@ -36,25 +80,31 @@ pub fn docs(_state: &AppState, _call: &mut Call) -> Reply {
     Reply::text(200, "text/html; charset=utf-8", page.as_str())
 }
 
-/// The OpenAPI 3.1 document for `routes`.
-pub fn document(routes: &[Route]) -> Value {
+/// The OpenAPI 3.1 document for `routes` as a server with `mode`'s credentials answers them.
+pub fn document(routes: &[Route], mode: AuthMode) -> Value {
     let mut paths = Map::new();
     for route in routes {
         let item = paths
             .entry(route.path.to_string())
             .or_insert_with(|| json!({}));
-        item[route.method.to_ascii_lowercase()] = operation(route);
+        item[route.method.to_ascii_lowercase()] = operation(route, mode);
     }
+    let access = if mode.admin_token {
+        "Admin endpoints take `Authorization: Bearer <server.admin_token>` (401 without it)."
+    } else {
+        "This server has no `server.admin_token`: admin endpoints answer loopback clients \
+            without credentials and every other client with 403 (set a token to manage it \
+            remotely; then they take `Authorization: Bearer <server.admin_token>`)."
+    };
     json!({
         "openapi": "3.1.0",
         "info": {
             "title": "hookvault",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Durable webhook intake: a webhook is answered 2xx only once it is \
-                committed to SQLite, then processed by a fixed pool of workers with retries \
-                and dead letters. Admin endpoints take `Authorization: Bearer \
-                <server.admin_token>`; with no token configured they answer loopback clients \
-                only (403 for others). Every error body is `{\"error\", \"message\"}`.",
+            "description": format!("Durable webhook intake: a webhook is answered 2xx only \
+                once it is committed to SQLite, then processed by a fixed pool of workers with \
+                retries and dead letters. {access} Every error body is \
+                `{{\"error\", \"message\"}}`."),
             "license": {"name": "MIT", "identifier": "MIT"}
         },
         "paths": paths,
@@ -63,8 +113,9 @@ pub fn document(routes: &[Route]) -> Value {
                 "adminBearer": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "server.admin_token. When unset, admin endpoints answer \
-                        loopback clients only."
+                    "description": "`server.admin_token`, required by admin endpoints when it \
+                        is set. While it is unset, admin operations list the empty requirement \
+                        `{}` instead: loopback clients need no credentials, others get 403."
                 },
                 "ingestTokenQuery": {
                     "type": "apiKey", "in": "query", "name": "token",
@@ -86,13 +137,15 @@ pub fn document(routes: &[Route]) -> Value {
     })
 }
 
-fn operation(route: &Route) -> Value {
+fn operation(route: &Route, mode: AuthMode) -> Value {
     let mut op = describe(route.method, route.path).unwrap_or_else(|| {
         json!({"responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}}})
     });
     op["summary"] = json!(route.summary);
     op["operationId"] = json!(operation_id(route));
-    let (tag, security) = match route.access {
+    // `security: []` and `[{}]` both mean "no credentials"; `x-hookvault-access` says in words
+    // who may call, for /docs and for readers (the loopback rule has no OpenAPI scheme).
+    let (tag, security, access, errors): (&str, Value, &str, &[&str]) = match route.access {
         Access::Open => (
             if route.path.starts_with("/api/") {
                 "operations"
@@ -100,15 +153,32 @@ fn operation(route: &Route) -> Value {
                 "service"
             },
             json!([]),
+            "open",
+            &[],
         ),
-        Access::Ingest => (
+        Access::Ingest if mode.ingest_token => (
             "ingest",
-            json!([{}, {"ingestTokenQuery": []}, {"ingestTokenHeader": []}]),
+            json!([{"ingestTokenQuery": []}, {"ingestTokenHeader": []}]),
+            "ingest token (`?token=` or `X-Webhook-Token`)",
+            &["401"],
         ),
-        Access::Admin => ("operations", json!([{"adminBearer": []}])),
+        Access::Ingest => ("ingest", json!([{}]), "open (no ingest.token set)", &[]),
+        Access::Admin if mode.admin_token => (
+            "operations",
+            json!([{"adminBearer": []}]),
+            "admin: bearer token",
+            &["401"],
+        ),
+        Access::Admin => (
+            "operations",
+            json!([{}]),
+            "admin: loopback clients only (no server.admin_token set)",
+            &["403"],
+        ),
     };
     op["tags"] = json!([tag]);
     op["security"] = security;
+    op["x-hookvault-access"] = json!(access);
     // Path parameters come from the pattern, so they always match it.
     let mut params: Vec<Value> = route
         .path
@@ -130,11 +200,6 @@ fn operation(route: &Route) -> Value {
         op["parameters"] = Value::Array(params);
     }
     let responses = op["responses"].as_object_mut().expect("responses");
-    let errors: &[&str] = match route.access {
-        Access::Open => &[],
-        Access::Ingest => &["401"],
-        Access::Admin => &["401", "403"],
-    };
     if route.path.contains("{id}") {
         responses
             .entry("400".to_string())
@@ -180,7 +245,7 @@ fn query(name: &str, description: &str, schema: Value) -> Value {
 fn limit_param() -> Value {
     query(
         "limit",
-        "Page size (default 100, larger values are capped at 1000)",
+        "Page size, 1 to 1000 (default 100); a value outside is answered 400",
         json!({"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}),
     )
 }
@@ -213,7 +278,7 @@ pub fn describe(method: &str, path: &str) -> Option<Value> {
             },
             "responses": {
                 "200": ok("Committed to disk (`queued`), or a duplicate of an earlier idempotency key", schema_ref("IngestAnswer")),
-                "400": error("Unreadable body or an over-long idempotency key"),
+                "400": error("An empty body, a body that ends before its `Content-Length`, or an over-long idempotency key; nothing stored"),
                 "413": error("Body larger than server.max_body_bytes; nothing stored"),
                 "503": {"description": "Cannot store (backlog full, storage error); nothing stored, retry after `Retry-After`",
                         "headers": {"Retry-After": {"schema": {"type": "integer"}}},
@@ -523,13 +588,71 @@ mod tests {
         }
     }
 
+    const TOKENS: AuthMode = AuthMode {
+        admin_token: true,
+        ingest_token: true,
+    };
+    const NO_TOKENS: AuthMode = AuthMode {
+        admin_token: false,
+        ingest_token: false,
+    };
+
     #[test]
     fn path_parameters_follow_the_pattern() {
-        let doc = document(ROUTES);
+        let doc = document(ROUTES, TOKENS);
         let op = &doc["paths"]["/api/v2/webhooks/logs/{id}"]["get"];
         assert_eq!(op["parameters"][0]["name"], "id");
         assert_eq!(op["parameters"][0]["in"], "path");
-        assert_eq!(op["security"][0]["adminBearer"], json!([]));
+    }
+
+    #[test]
+    fn security_follows_the_configured_tokens() {
+        let stats = "/api/v2/webhooks/queue/stats";
+        let ingest = "/api/v2/webhooks/orders";
+
+        let doc = document(ROUTES, TOKENS);
+        let op = &doc["paths"][stats]["get"];
+        assert_eq!(op["security"], json!([{"adminBearer": []}]));
+        assert!(op["responses"]["401"].is_object() && op["responses"]["403"].is_null());
+        let op = &doc["paths"][ingest]["post"];
+        assert_eq!(
+            op["security"],
+            json!([{"ingestTokenQuery": []}, {"ingestTokenHeader": []}])
+        );
         assert!(op["responses"]["401"].is_object());
+
+        // No admin token: loopback clients need nothing, others get 403 (never 401).
+        let doc = document(ROUTES, NO_TOKENS);
+        let op = &doc["paths"][stats]["get"];
+        assert_eq!(op["security"], json!([{}]));
+        assert!(op["responses"]["403"].is_object() && op["responses"]["401"].is_null());
+        assert!(op["x-hookvault-access"]
+            .as_str()
+            .unwrap()
+            .contains("loopback"));
+        assert!(doc["info"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("loopback"));
+        let op = &doc["paths"][ingest]["post"];
+        assert_eq!(op["security"], json!([{}]));
+        assert!(op["responses"]["401"].is_null());
+    }
+
+    #[test]
+    fn limits_and_bodies_are_bounded_in_the_document() {
+        let doc = document(ROUTES, NO_TOKENS);
+        for path in [
+            "/api/v2/webhooks/logs",
+            "/api/v2/webhooks/queue/dead-letters",
+            "/api/v2/orders",
+        ] {
+            let params = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
+            let limit = params.iter().find(|p| p["name"] == "limit").unwrap();
+            assert_eq!(limit["schema"]["maximum"], 1000, "{path}");
+            assert_eq!(limit["schema"]["minimum"], 1, "{path}");
+        }
+        let body = &doc["paths"]["/api/v2/webhooks/orders"]["post"]["requestBody"];
+        assert_eq!(body["required"], true);
     }
 }
