@@ -4,7 +4,7 @@
 //!
 //! promtool comes from Debian's `prometheus` package (`.ci/run` installs it). Without it the
 //! test skips with a note, except under `CI=true`, where a missing tool is a failure.
-//! `HOOKVAULT_PROMTOOL` names the binary when it is not on `PATH`.
+//! `PROMTOOL_BIN` names the binary when it is not on `PATH`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -16,7 +16,8 @@ fn tools_required() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
-/// The tool named by `env_var`, else `name` found on `PATH`.
+/// The tool named by `env_var`, else `name` found on `PATH`. (The variable must not start
+/// with `HOOKVAULT_`: the server reads those as settings and refuses unknown ones.)
 fn find_tool(env_var: &str, name: &str) -> Option<PathBuf> {
     if let Some(path) = std::env::var_os(env_var).map(PathBuf::from) {
         return path.is_file().then_some(path);
@@ -144,7 +145,7 @@ const ORDER: &str = r#"{"embeds":[{"author":{"name":"Test Order"},"description":
 
 #[test]
 fn metrics_pass_promtool_check_metrics() {
-    let Some(promtool) = find_tool("HOOKVAULT_PROMTOOL", "promtool") else {
+    let Some(promtool) = find_tool("PROMTOOL_BIN", "promtool") else {
         assert!(
             !tools_required(),
             "CI=true and promtool is missing (.ci/run installs Debian's prometheus package)"
