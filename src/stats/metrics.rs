@@ -176,7 +176,7 @@ pub fn render(live: &LiveStats, queue: QueueView, files: FileSizes) -> String {
         live.workers_running.load(Relaxed),
     );
     o.gauge(
-        "hookvault_workers_total",
+        "hookvault_workers_configured",
         "Worker threads configured.",
         live.workers_total.load(Relaxed),
     );

@@ -449,7 +449,7 @@ fn metrics_are_valid_prometheus_text() {
     );
     assert_eq!(get("hookvault_queue_size"), 0.0);
     assert_eq!(get("hookvault_dead_letters"), 1.0);
-    assert_eq!(get("hookvault_workers_total"), 4.0);
+    assert_eq!(get("hookvault_workers_configured"), 4.0);
     assert_eq!(get("hookvault_workers_running"), 4.0);
     assert_eq!(get("hookvault_ready"), 1.0);
     assert_eq!(get("hookvault_ack_latency_seconds_count"), 6.0);
@@ -555,7 +555,15 @@ fn openapi_describes_exactly_the_routes_and_docs_are_self_contained() {
     let html = page.text.to_ascii_lowercase();
     assert!(html.contains("openapi.json"));
     assert!(!html.contains("http://") && !html.contains("https://"));
-    assert!(!html.contains("<script src") && !html.contains("<link"));
+    assert!(!html.contains("<script src"));
+    // The only <link> is the favicon, inline as a data: URL.
+    for link in html.split("<link").skip(1) {
+        assert!(
+            link.trim_start().starts_with(r#"rel="icon" href="data:"#),
+            "a <link> that loads something: <link{}",
+            &link[..link.len().min(80)]
+        );
+    }
     assert!(!html.contains("@import") && !html.contains("url("));
     // The document itself rides in the page, so a saved copy works offline.
     let start = page
