@@ -48,6 +48,7 @@ pub fn not_ready_reasons(live: &LiveStats) -> Vec<String> {
     if running != total {
         reasons.push(format!("{running} of {total} workers are running"));
     }
+    reasons.extend(live.stuck_work());
     reasons
 }
 

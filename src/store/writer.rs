@@ -4,6 +4,7 @@
 //! makes "a 2xx means it is on disk" cheap. What a commit sets in motion (workers, events,
 //! live figures) is the observer's business, not the store's.
 
+use std::collections::HashSet;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -242,6 +243,7 @@ fn commit(
     observer: &mut dyn CommitObserver,
     parked: &mut Vec<WriteOp>,
 ) {
+    hold_back(ops, replies, parked);
     if ops.is_empty() {
         return;
     }
@@ -293,10 +295,54 @@ fn commit(
     log::trace!("commit took {:?}", started.elapsed());
 }
 
+/// The message a worker's op is about (claims and outcomes; nobody waits on those).
+fn worker_message(op: &WriteOp) -> Option<i64> {
+    match op {
+        WriteOp::Claim { id, .. }
+        | WriteOp::Complete { id, .. }
+        | WriteOp::Retry { id, .. }
+        | WriteOp::Dead { id, .. } => Some(*id),
+        _ => None,
+    }
+}
+
+/// Per-message order: a worker's op for a message that already has an op parked (waiting for
+/// the disk) is parked behind it instead of being applied first. Without this, an attempt's
+/// outcome could land before its own claim, or a retry's next attempt before the retry; the
+/// attempt numbers the ops carry make such a late op do nothing, and this keeps it from
+/// being late in the first place.
+fn hold_back(ops: &mut Vec<WriteOp>, replies: &mut Vec<Option<Reply>>, parked: &mut Vec<WriteOp>) {
+    if parked.is_empty() {
+        return;
+    }
+    let waiting: HashSet<i64> = parked.iter().filter_map(worker_message).collect();
+    if !ops
+        .iter()
+        .any(|op| worker_message(op).is_some_and(|id| waiting.contains(&id)))
+    {
+        return;
+    }
+    let mut kept_ops = Vec::with_capacity(ops.len());
+    let mut kept_replies = Vec::with_capacity(ops.len());
+    for (op, reply) in ops.drain(..).zip(replies.drain(..)) {
+        match (worker_message(&op), &reply) {
+            (Some(id), None) if waiting.contains(&id) => parked.push(op),
+            _ => {
+                kept_ops.push(op);
+                kept_replies.push(reply);
+            }
+        }
+    }
+    *ops = kept_ops;
+    *replies = kept_replies;
+}
+
 fn describe(op: &WriteOp) -> String {
     match op {
         WriteOp::Append(_) => "a new message".into(),
-        WriteOp::Claim { id } => format!("the start of an attempt on message {id}"),
+        WriteOp::Claim { id, attempt, .. } => {
+            format!("the start of attempt {attempt} on message {id}")
+        }
         WriteOp::Complete { id, effect, .. } => match effect {
             Effect::Nothing => format!("message {id} as processed"),
             Effect::Order(o) => format!("order {} of message {id}", o.order_number),
@@ -307,5 +353,6 @@ fn describe(op: &WriteOp) -> String {
         WriteOp::Discard { id, .. } => format!("the discard of message {id}"),
         WriteOp::PurgeProcessed { .. } => "a retention purge".into(),
         WriteOp::Rederive { id, .. } => format!("a re-derived order of message {id}"),
+        WriteOp::RenewLeases { .. } => "a lease renewal".into(),
     }
 }
