@@ -264,8 +264,16 @@ impl Settings {
         if self.queue.lease_s == 0 {
             return bad("queue.lease_s", "must be at least 1 (seconds)");
         }
-        if self.node.id.as_deref().is_some_and(|id| id.trim().is_empty()) {
-            return bad("node.id", "is empty; remove the key to use the host name and port");
+        if self
+            .node
+            .id
+            .as_deref()
+            .is_some_and(|id| id.trim().is_empty())
+        {
+            return bad(
+                "node.id",
+                "is empty; remove the key to use the host name and port",
+            );
         }
         if self.queue.max_backlog == 0 {
             return bad("queue.max_backlog", "must be at least 1");

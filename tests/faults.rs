@@ -149,7 +149,10 @@ fn assert_nothing_stuck(o: &Outcome) {
 #[test]
 fn every_third_commit_failing_leaves_nothing_acknowledged_unfinished() {
     let o = intermittent(3, 6, 50, Duration::from_secs(30));
-    assert!(o.refused > 0, "every post acknowledged despite failing commits: {o:?}");
+    assert!(
+        o.refused > 0,
+        "every post acknowledged despite failing commits: {o:?}"
+    );
     assert_nothing_stuck(&o);
 }
 

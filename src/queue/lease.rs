@@ -61,7 +61,10 @@ impl LeaseKeeping {
                 );
             }
             Ok(_) => {}
-            Err(e) => log::warn!("could not renew leases: {e}; trying again in {:?}", self.tick()),
+            Err(e) => log::warn!(
+                "could not renew leases: {e}; trying again in {:?}",
+                self.tick()
+            ),
         }
         match self.reader.expired_leases(now_ms()) {
             Ok(n) => self.live.stale_leases.store(n, Relaxed),

@@ -111,7 +111,9 @@ impl LiveStats {
         let lease_s = self.lease_s.load(Relaxed);
         let age = self.oldest_attempt_age().as_secs();
         (lease_s > 0 && age > lease_s).then(|| {
-            format!("an attempt has been running for {age}s, longer than queue.lease_s ({lease_s}s)")
+            format!(
+                "an attempt has been running for {age}s, longer than queue.lease_s ({lease_s}s)"
+            )
         })
     }
 

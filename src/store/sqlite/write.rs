@@ -7,8 +7,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 
 use super::sql_err;
 use crate::store::{
-    CounterDelta, Effect, Lease, MessageState, NewMessage, OpOutcome, Order, OrderChange, StoreResult,
-    StoredOrder, WriteOp, WriteStore,
+    CounterDelta, Effect, Lease, MessageState, NewMessage, OpOutcome, Order, OrderChange,
+    StoreResult, StoredOrder, WriteOp, WriteStore,
 };
 use crate::time::rfc3339;
 
@@ -211,12 +211,7 @@ fn apply(
                     "UPDATE messages SET state = 'processing', attempts = ?2, lease_owner = ?3, \
                      lease_until = ?4 WHERE id = ?1 AND state = 'queued' AND attempts = ?2 - 1",
                 )?
-                .execute(params![
-                    id,
-                    attempt,
-                    &*lease.owner,
-                    now + lease.duration_ms
-                ])?;
+                .execute(params![id, attempt, &*lease.owner, now + lease.duration_ms])?;
             if n == 0 {
                 return not_applicable(tx, *id);
             }
@@ -775,7 +770,11 @@ mod tests {
         assert_eq!(state(&r, 2), (MessageState::Queued, 1), "attempts kept");
         assert_eq!(lease_of(&w, 2), (None, None));
         assert_eq!(r.expired_leases(40_000).unwrap(), 0);
-        assert_eq!(r.expired_leases(80_000).unwrap(), 1, "1's lease ends at 70 s");
+        assert_eq!(
+            r.expired_leases(80_000).unwrap(),
+            1,
+            "1's lease ends at 70 s"
+        );
         // A late outcome of 2's attempt still counts (the attempt did finish).
         let (o, _) = w.commit_batch(&[done(2, 1)], 41_000, 0).unwrap();
         assert_eq!(o[0], OpOutcome::Completed { order: None });
