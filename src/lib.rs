@@ -5,6 +5,7 @@
 //! `main.rs` only calls [`run`]; tests use [`Service`] directly.
 
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod error;
 pub mod events;
@@ -55,6 +56,12 @@ pub fn run(args: Vec<String>) -> i32 {
             };
         }
         Command::Serve(sources) => serve(sources),
+        Command::Check { sources, repair } => {
+            match load_settings(sources).and_then(|s| commands::check::run(&s, repair)) {
+                Ok(code) => return code,
+                Err(e) => Err(e),
+            }
+        }
         Command::Reprocess {
             sources,
             since,

@@ -6,6 +6,7 @@
 //! one way in and nothing outside this module speaks SQL, so a second backend (PostgreSQL
 //! with leases, for several nodes) replaces `sqlite/` and the body of [`open`], nothing else.
 
+pub mod consistency;
 pub mod error;
 pub mod faults;
 pub mod model;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 
 use crate::config::StorageSettings;
 
+pub use consistency::{Check, ConsistencyReport};
 pub use error::{StoreError, StoreResult};
 pub use faults::{FaultKind, Faults, FaultyStore};
 pub use model::*;
@@ -36,6 +38,13 @@ const READ_CONNECTIONS: usize = 2;
 pub fn open(settings: &StorageSettings) -> StoreResult<(Box<dyn WriteStore>, Arc<dyn ReadStore>)> {
     let (writer, reader) = sqlite::open(&settings.path, READ_CONNECTIONS)?;
     Ok((Box::new(writer), Arc::new(reader)))
+}
+
+/// `hookvault check`: the durable counters against the tables and the state and lease rules
+/// (see `sqlite/check.rs` for the list); with `repair`, rebuilds what the tables can tell
+/// first, under the write lock. The database must exist (it is migrated if older).
+pub fn check(settings: &StorageSettings, repair: bool) -> StoreResult<ConsistencyReport> {
+    sqlite::check::run(&settings.path, repair)
 }
 
 /// The write side: one implementation, owned by one thread.

@@ -31,6 +31,13 @@ impl SqliteWriter {
     }
 }
 
+impl SqliteWriter {
+    /// The write connection itself, for `check --repair`, which writes outside the writer's ops.
+    pub(super) fn into_connection(self) -> Connection {
+        self.conn
+    }
+}
+
 /// When to copy the WAL back into the database file. A checkpoint writes each page changed
 /// since the last one once, however often it changed, so checkpointing seldom writes far less
 /// (SD cards wear by the byte): after a second with no commit, or once enough has piled up
