@@ -3,7 +3,7 @@
 //! in-flight set, requeued dead letters may be handed over again.
 
 use crate::queue::{Dispatcher, Job};
-use crate::store::{OpOutcome, WriteOp};
+use crate::store::{MessageState, OpOutcome, WriteOp};
 
 pub struct JobHandoff {
     dispatcher: Dispatcher,
@@ -35,7 +35,14 @@ impl JobHandoff {
                 OpOutcome::NotApplicable { state },
             ) => {
                 log::warn!("message {id} finished but was {state:?} on disk; outcome ignored");
-                self.dispatcher.finish(id);
+                // Still waiting on disk: it may be handed over again (never remembered as
+                // finished, which would keep it from the feeder); otherwise it is done here.
+                match state {
+                    Some(MessageState::Queued | MessageState::Processing) => {
+                        self.dispatcher.release(id)
+                    }
+                    _ => self.dispatcher.finish(id),
+                }
             }
             // Messages whose lease ran out are queued again; none of them is in a worker's
             // hands (the keeper spared those), and one that finished while its row stayed
