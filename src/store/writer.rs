@@ -356,3 +356,90 @@ fn describe(op: &WriteOp) -> String {
         WriteOp::RenewLeases { .. } => "a lease renewal".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{CounterDelta, Faults, FaultyStore, Lease, MessageState, NewMessage};
+
+    struct Quiet;
+
+    impl CommitObserver for Quiet {
+        fn writer_running(&mut self, _: bool) {}
+        fn queue_size_peak(&self) -> u64 {
+            0
+        }
+        fn batch_committed(&mut self, _: usize, _: &CounterDelta) {}
+        fn committed(&mut self, _: WriteOp, _: &OpOutcome) {}
+        fn commit_failed(&mut self, _: &StoreError) {}
+        fn dropped(&mut self, _: &WriteOp, _: &StoreError) {}
+    }
+
+    fn run_batch(store: &mut dyn WriteStore, ops: Vec<WriteOp>, parked: &mut Vec<WriteOp>) {
+        let mut replies = ops.iter().map(|_| None).collect();
+        let mut ops = ops;
+        commit(store, &mut ops, &mut replies, &mut Quiet, parked);
+    }
+
+    /// A retry parked by a failed commit must land before the next attempt's claim and
+    /// outcome, which arrive meanwhile: they wait behind it and all three land in order.
+    #[test]
+    fn worker_ops_wait_behind_a_parked_op_of_the_same_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = crate::config::StorageSettings {
+            path: dir.path().join("w.db"),
+            ..Default::default()
+        };
+        let (inner, reader) = crate::store::open(&settings).unwrap();
+        let faults = Faults::new();
+        let mut store = FaultyStore::new(inner, faults.clone());
+        let lease = Lease {
+            owner: "n:1".into(),
+            duration_ms: 30_000,
+        };
+        let claim = |attempt| WriteOp::Claim {
+            id: 1,
+            attempt,
+            lease: lease.clone(),
+        };
+        let mut parked = Vec::new();
+        run_batch(
+            &mut store,
+            vec![WriteOp::Append(NewMessage {
+                received_at_ms: 1,
+                path: "/p".into(),
+                remote_addr: None,
+                headers_json: "{}".into(),
+                payload: b"{}".to_vec(),
+                idem_key: None,
+            })],
+            &mut parked,
+        );
+        run_batch(&mut store, vec![claim(1)], &mut parked);
+        faults.fail_next(1);
+        let retry = WriteOp::Retry {
+            id: 1,
+            attempt: 1,
+            error: "later".into(),
+            next_attempt_at_ms: 0,
+        };
+        run_batch(&mut store, vec![retry], &mut parked);
+        assert_eq!(parked.len(), 1, "the failed retry is parked");
+        let done = WriteOp::Complete {
+            id: 1,
+            attempt: 2,
+            effect: crate::store::Effect::Nothing,
+            processing_ms: 1,
+        };
+        run_batch(&mut store, vec![claim(2), done], &mut parked);
+        assert_eq!(parked.len(), 3, "the next attempt waits behind the retry");
+        assert_eq!(
+            reader.message(1).unwrap().unwrap().summary.status,
+            MessageState::Processing
+        );
+        commit_parked(&mut store, &mut parked, &mut Quiet);
+        assert!(parked.is_empty());
+        let m = reader.message(1).unwrap().unwrap().summary;
+        assert_eq!((m.status, m.attempts), (MessageState::Processed, 2));
+    }
+}
