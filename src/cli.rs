@@ -188,5 +188,14 @@ mod tests {
         assert!(
             matches!(parse(&args("reprocess --status dead")).unwrap(), Command::Reprocess { status: Some(s), .. } if s == "dead")
         );
+        assert!(matches!(
+            parse(&args("check --repair --db x.db")).unwrap(),
+            Command::Check { repair: true, sources } if sources.flags.len() == 1
+        ));
+        assert!(matches!(
+            parse(&args("check")).unwrap(),
+            Command::Check { repair: false, .. }
+        ));
+        assert!(parse(&args("check --workers 2")).is_err());
     }
 }
