@@ -336,8 +336,10 @@ fn apply(
         } => {
             let ids: Vec<i64> = tx
                 .prepare_cached(
-                    "SELECT id FROM messages WHERE state = 'processed' AND finished_at < ?1 \
-                     ORDER BY finished_at LIMIT ?2",
+                    // Named, not left to the planner: without statistics it prefers the
+                    // (state, id) index and sorts every processed row by finish time.
+                    "SELECT id FROM messages INDEXED BY messages_processed_finished \
+                     WHERE state = 'processed' AND finished_at < ?1 ORDER BY finished_at LIMIT ?2",
                 )?
                 .query_map(params![finished_before_ms, limit], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
