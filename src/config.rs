@@ -18,6 +18,7 @@ pub struct Settings {
     pub ingest: IngestSettings,
     pub queue: QueueSettings,
     pub storage: StorageSettings,
+    pub node: NodeSettings,
     pub websocket: WebsocketSettings,
     pub log: LogSettings,
     pub orders: OrdersSettings,
@@ -55,6 +56,17 @@ pub struct QueueSettings {
     pub backoff_max_ms: u64,
     pub max_backlog: u64,
     pub shutdown_timeout_s: u64,
+    /// How long a `processing` message stays leased to this node without a renewal; see
+    /// `src/queue/lease.rs`.
+    pub lease_s: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeSettings {
+    /// Names this node in leases; unset means [`Settings::node_id`]'s default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -109,6 +121,7 @@ impl Default for QueueSettings {
             backoff_max_ms: 60_000,
             max_backlog: 1_000_000,
             shutdown_timeout_s: 20,
+            lease_s: 30,
         }
     }
 }
@@ -248,6 +261,20 @@ impl Settings {
                 "must not be below queue.backoff_base_ms",
             );
         }
+        if self.queue.lease_s == 0 {
+            return bad("queue.lease_s", "must be at least 1 (seconds)");
+        }
+        if self
+            .node
+            .id
+            .as_deref()
+            .is_some_and(|id| id.trim().is_empty())
+        {
+            return bad(
+                "node.id",
+                "is empty; remove the key to use the host name and port",
+            );
+        }
         if self.queue.max_backlog == 0 {
             return bad("queue.max_backlog", "must be at least 1");
         }
@@ -285,6 +312,20 @@ impl Settings {
         Ok(())
     }
 
+    /// This node's name in leases: `node.id`, or the host name and the port of `server.listen`.
+    pub fn node_id(&self) -> String {
+        if let Some(id) = &self.node.id {
+            return id.clone();
+        }
+        let port = self
+            .server
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .map(|a| a.port())
+            .unwrap_or(0);
+        format!("{}:{port}", host_name())
+    }
+
     /// The effective configuration as TOML, secrets masked, for `check-config`.
     pub fn to_display_toml(&self) -> String {
         let mut shown = self.clone();
@@ -297,6 +338,16 @@ impl Settings {
         mask(&mut shown.ingest.token);
         toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
     }
+}
+
+/// The kernel's host name (Linux), else `$HOSTNAME`, else "localhost".
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 fn read_file_table(path: &Path) -> Result<Table> {
@@ -327,6 +378,7 @@ const SECTIONS: &[&str] = &[
     "ingest",
     "queue",
     "storage",
+    "node",
     "websocket",
     "log",
     "orders",
@@ -383,6 +435,7 @@ const OPTIONAL_KEYS: &[(&str, &str)] = &[
     ("server", "admin_token"),
     ("ingest", "token"),
     ("orders", "default_currency"),
+    ("node", "id"),
 ];
 
 /// Environment values are text; the key decides what the text means. A key whose value is a
@@ -462,6 +515,9 @@ mod tests {
         );
         assert_eq!(s.queue.max_backlog, 1_000_000);
         assert_eq!(s.queue.shutdown_timeout_s, 20);
+        assert_eq!(s.queue.lease_s, 30);
+        let host = s.node_id();
+        assert!(host.ends_with(":8001") && host.len() > 5, "{host}");
         assert_eq!(s.storage.path, PathBuf::from("hookvault.db"));
         assert_eq!(s.storage.retention_days, 30);
         assert_eq!(s.websocket.listen, "127.0.0.1:8002");

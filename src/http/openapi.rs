@@ -470,6 +470,7 @@ fn schemas() -> Value {
             "in_flight": int, "received_per_s": num, "queued": int, "channel_len": int,
             "channel_capacity": int, "total_duplicates": int, "total_retried": int,
             "total_requeued": int, "total_discarded": int, "total_orders": int, "rejected": int,
+            "total_leases_expired": int, "stale_leases": int, "oldest_processing_age_s": int,
             "uptime_s": int, "ack_latency_p50_ms": num, "ack_latency_p99_ms": num,
             "processing_time_p50_ms": num, "processing_time_p99_ms": num, "avg_batch_size": num,
             "db_size_bytes": int, "wal_size_bytes": int, "version": {"type": "string"}

@@ -30,7 +30,8 @@ pub struct Verdict {
 /// `healthy`.
 pub fn assess(live: &LiveStats, queue: QueueView, files: FileSizes, success_rate: f64) -> Verdict {
     let mut unhealthy = not_ready(live);
-    let degraded = degradation(live.queue_size(), queue, files, success_rate);
+    let mut degraded = degradation(live.queue_size(), queue, files, success_rate);
+    degraded.extend(live.long_attempt());
     let status = if !unhealthy.is_empty() {
         "unhealthy"
     } else if !degraded.is_empty() {
@@ -77,7 +78,8 @@ fn degradation(
 }
 
 /// Why the service is not ready (empty when it is): the last commit failed, the writer is
-/// gone, or a worker thread is not running.
+/// gone, a worker thread is not running, or work is stuck (a `processing` message whose lease
+/// ran out could not be queued again).
 pub fn not_ready(live: &LiveStats) -> Vec<String> {
     let mut reasons = Vec::new();
     if !live.storage_ok.load(Relaxed) {
@@ -93,6 +95,7 @@ pub fn not_ready(live: &LiveStats) -> Vec<String> {
     if running < total {
         reasons.push(format!("{running} of {total} workers are running"));
     }
+    reasons.extend(live.stuck_work());
     reasons
 }
 

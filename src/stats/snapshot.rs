@@ -36,6 +36,12 @@ pub struct StatsSnapshot {
     pub total_requeued: u64,
     pub total_discarded: u64,
     pub total_orders: u64,
+    /// `processing` messages put back to `queued` because their lease ran out; durable.
+    pub total_leases_expired: u64,
+    /// `processing` messages whose lease ran out and that are not queued again yet.
+    pub stale_leases: u64,
+    /// How long the oldest attempt in a worker's hands has been running (0 when none is).
+    pub oldest_processing_age_s: u64,
     pub rejected: u64,
     pub uptime_s: u64,
     pub ack_latency_p50_ms: f64,
@@ -99,6 +105,9 @@ impl StatsSnapshot {
             total_requeued: live.requeued.load(Relaxed),
             total_discarded: live.discarded.load(Relaxed),
             total_orders: live.orders_created.load(Relaxed),
+            total_leases_expired: live.leases_expired.load(Relaxed),
+            stale_leases: live.stale_leases.load(Relaxed),
+            oldest_processing_age_s: live.oldest_attempt_age().as_secs(),
             rejected: live.rejected_backlog.load(Relaxed)
                 + live.rejected_storage.load(Relaxed)
                 + live.rejected_other.load(Relaxed),

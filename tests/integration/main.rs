@@ -9,6 +9,7 @@
 
 mod harness;
 
+mod check;
 mod cli;
 mod crash;
 mod dashboard;
@@ -16,9 +17,11 @@ mod disk_full;
 mod events_ws;
 mod faults;
 mod intake;
+mod leases;
 mod live_events;
 mod operations;
 mod orders;
 mod orders_fixtures;
 mod parser_props;
 mod processing;
+mod retention_scale;

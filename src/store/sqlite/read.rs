@@ -119,6 +119,7 @@ impl ReadStore for SqliteReader {
                     "requeued" => out.requeued = v,
                     "discarded" => out.discarded = v,
                     "purged" => out.purged = v,
+                    "leases_expired" => out.leases_expired = v,
                     "orders_created" => out.orders_created = v,
                     "processing_ms_total" => out.processing_ms_total = v,
                     "queue_size_peak" => out.queue_size_peak = v,
@@ -215,6 +216,17 @@ impl ReadStore for SqliteReader {
                 })
             })?
             .collect()
+        })
+    }
+
+    fn expired_leases(&self, now_ms: i64) -> StoreResult<u64> {
+        self.with(|c| {
+            c.prepare_cached(
+                "SELECT COUNT(*) FROM messages WHERE state = 'processing' \
+                 AND (lease_until IS NULL OR lease_until < ?1)",
+            )?
+            .query_row([now_ms], |r| r.get::<_, i64>(0))
+            .map(|n| n.max(0) as u64)
         })
     }
 
