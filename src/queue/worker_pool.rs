@@ -156,7 +156,7 @@ impl Worker {
                     self.writer.send(WriteOp::Complete {
                         id: job.id,
                         effect,
-                        processing_ms: took.as_millis() as u64,
+                        processing_us: took.as_micros() as u64,
                     });
                     return;
                 }

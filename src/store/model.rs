@@ -83,7 +83,8 @@ pub enum WriteOp {
     Complete {
         id: i64,
         effect: Effect,
-        processing_ms: u64,
+        /// How long the attempt took, in microseconds (sub-millisecond work is common).
+        processing_us: u64,
     },
     /// The attempt failed and will be tried again: `processing → queued`.
     Retry {
@@ -167,7 +168,8 @@ pub struct DurableCounters {
     pub discarded: u64,
     pub purged: u64,
     pub orders_created: u64,
-    pub processing_ms_total: u64,
+    /// Time spent in successful attempts, in microseconds.
+    pub processing_us_total: u64,
     pub queue_size_peak: u64,
     /// Gauges: messages in each live state now.
     pub queued: u64,
@@ -279,7 +281,7 @@ pub struct CounterDelta {
     pub discarded: i64,
     pub purged: i64,
     pub orders_created: i64,
-    pub processing_ms: i64,
+    pub processing_us: i64,
     pub queued: i64,
     pub processing: i64,
     pub dead_now: i64,
@@ -298,7 +300,7 @@ impl CounterDelta {
             ("discarded", self.discarded),
             ("purged", self.purged),
             ("orders_created", self.orders_created),
-            ("processing_ms_total", self.processing_ms),
+            ("processing_us_total", self.processing_us),
         ]
     }
 }

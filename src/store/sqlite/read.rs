@@ -120,7 +120,9 @@ impl ReadStore for SqliteReader {
                     "discarded" => out.discarded = v,
                     "purged" => out.purged = v,
                     "orders_created" => out.orders_created = v,
-                    "processing_ms_total" => out.processing_ms_total = v,
+                    "processing_us_total" => out.processing_us_total += v,
+                    // Whole milliseconds, as databases from before microseconds counted.
+                    "processing_ms_total" => out.processing_us_total += v * 1000,
                     "queue_size_peak" => out.queue_size_peak = v,
                     _ => {}
                 }

@@ -202,7 +202,7 @@ fn apply(
         WriteOp::Complete {
             id,
             effect,
-            processing_ms,
+            processing_us,
         } => {
             let path: Option<String> = tx
                 .prepare_cached(
@@ -216,7 +216,7 @@ fn apply(
             };
             leave_from(d);
             d.processed += 1;
-            d.processing_ms += *processing_ms as i64;
+            d.processing_us += *processing_us as i64;
             let order = match effect {
                 Effect::Nothing => None,
                 Effect::Order(order) => Some(insert_order(tx, *id, &path, order, now, d)?),
@@ -550,7 +550,7 @@ mod tests {
         let done = |id| WriteOp::Complete {
             id,
             effect: Effect::Nothing,
-            processing_ms: 1,
+            processing_us: 1,
         };
         let retry = |id| WriteOp::Retry {
             id,
