@@ -247,8 +247,8 @@ mod tests {
         let body = &doc["paths"]["/api/v2/webhooks/orders"]["post"]["requestBody"];
         assert_eq!(body["required"], true);
         // The orders list links to one order, by an operation that exists.
-        let link = &doc["paths"]["/api/v2/orders"]["get"]["responses"]["200"]["links"]
-            ["GetFirstOrder"];
+        let link =
+            &doc["paths"]["/api/v2/orders"]["get"]["responses"]["200"]["links"]["GetFirstOrder"];
         assert_eq!(
             link["operationId"],
             doc["paths"]["/api/v2/orders/{order_number}"]["get"]["operationId"]

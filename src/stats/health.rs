@@ -120,7 +120,11 @@ fn degradation(signs: Signs, queue: QueueView, files: FileSizes) -> Vec<String> 
         ));
     }
     if dead_now > 0 {
-        let letters = if dead_now == 1 { "letter waits" } else { "letters wait" };
+        let letters = if dead_now == 1 {
+            "letter waits"
+        } else {
+            "letters wait"
+        };
         degraded.push(format!(
             "{dead_now} dead {letters} for an operator (retry or discard)"
         ));

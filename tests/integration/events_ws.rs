@@ -361,7 +361,10 @@ fn a_plain_get_is_answered_426_upgrade_required() {
     );
     let headers = head.to_ascii_lowercase();
     assert!(headers.contains("\r\nupgrade: websocket\r\n"), "{head}");
-    assert!(headers.contains("\r\ncontent-type: application/json\r\n"), "{head}");
+    assert!(
+        headers.contains("\r\ncontent-type: application/json\r\n"),
+        "{head}"
+    );
     let body: Value = serde_json::from_str(body).unwrap();
     assert_eq!(body["error"], "upgrade_required");
     assert!(body["message"].as_str().unwrap().contains("WebSocket"));

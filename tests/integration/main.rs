@@ -22,3 +22,4 @@ mod orders;
 mod orders_fixtures;
 mod parser_props;
 mod processing;
+mod status;

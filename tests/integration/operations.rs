@@ -108,7 +108,11 @@ fn dead_letters_page_retry_and_discard() {
     assert_eq!(http.get(&format!("{DEAD}?limit=1000")).status, 200);
     for list in [DEAD, "/api/v2/webhooks/logs", "/api/v2/orders"] {
         for limit in ["1001", "5000", "0"] {
-            assert_error(&http.get(&format!("{list}?limit={limit}")), 400, "bad_request");
+            assert_error(
+                &http.get(&format!("{list}?limit={limit}")),
+                400,
+                "bad_request",
+            );
         }
     }
     assert_error(&http.get(&format!("{DEAD}?limit=0")), 400, "bad_request");
