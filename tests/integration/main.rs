@@ -9,6 +9,7 @@
 
 mod harness;
 
+mod browser;
 mod cli;
 mod crash;
 mod dashboard;
@@ -22,4 +23,6 @@ mod orders;
 mod orders_fixtures;
 mod parser_props;
 mod processing;
+mod promtool;
+mod schemathesis;
 mod status;
