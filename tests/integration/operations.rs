@@ -273,6 +273,8 @@ fn logs_page_newest_first_and_filter_by_status() {
     for state in ["queued", "processing", "processed", "dead", "discarded"] {
         assert!(msg.contains(state), "{msg}");
     }
+    // An empty value is not a state either (schemathesis sends `?status=`).
+    assert_error(&http.get(&format!("{LOGS}?status=")), 400, "bad_request");
     assert_error(
         &http.get(&format!("{LOGS}?before_id=x")),
         400,
