@@ -237,6 +237,7 @@ fn dashboard_shows_orders_live_and_retries_a_dead_letter() {
         "document.querySelector('#badge').textContent === 'healthy' && document.querySelector('#reasons').textContent === ''",
     );
     let healthy = clicked.elapsed();
+    keep_screenshot("dashboard-healthy.png", &page.screenshot());
     assert_eq!(
         wait_status(&server, dead, "discarded")["status"],
         "discarded"
