@@ -206,6 +206,12 @@ fn ok(description: &str, schema: Value) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": schema}}})
 }
 
+/// A response with OpenAPI `links` (how a value in it feeds another operation).
+fn with_links(mut response: Value, links: Value) -> Value {
+    response["links"] = links;
+    response
+}
+
 fn error(description: &str) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": schema_ref("Error")}}})
 }
@@ -320,12 +326,18 @@ pub fn describe(method: &str, path: &str) -> Option<Value> {
                 query("q", "Substring of order number, email or product", json!({"type": "string"}))
             ],
             "responses": {
-                "200": ok("Orders, newest first", json!({
+                "200": with_links(ok("Orders, newest first", json!({
                     "type": "object", "required": ["items"],
                     "properties": {
                         "items": {"type": "array", "items": schema_ref("Order")},
                         "count": {"type": "integer"},
                         "next_before_id": {"type": ["integer", "null"], "description": "`before_id` of the next page; null on the last"}
+                    }
+                })), json!({
+                    "GetFirstOrder": {
+                        "operationId": "get_api_v2_orders_order_number",
+                        "parameters": {"order_number": "$response.body#/items/0/order_number"},
+                        "description": "The first listed order on its own"
                     }
                 })),
                 "400": error("A bad query parameter")
@@ -377,6 +389,14 @@ pub fn describe(method: &str, path: &str) -> Option<Value> {
             "responses": {"200": {
                 "description": "The dashboard page",
                 "content": {"text/html": {"schema": {"type": "string"}}}
+            }}
+        }),
+        ("GET", "/favicon.ico") => json!({
+            "description": "The icon the dashboard and /docs carry inline, for browsers that \
+                ask for /favicon.ico anyway. SVG, whatever the name says.",
+            "responses": {"200": {
+                "description": "The icon",
+                "content": {"image/svg+xml": {"schema": {"type": "string"}}}
             }}
         }),
         _ => return None,
@@ -453,20 +473,21 @@ fn schemas() -> Value {
             }}}
         }
     }));
-    m.insert("Stats".into(), json!({
-        "type": "object",
-        "required": ["status", "queue_size", "queue_size_peak", "total_received", "total_processed",
-            "total_failed", "dead_letter_queue_size", "workers_running", "workers_total",
-            "avg_processing_time_ms", "is_running", "success_rate"],
-        "properties": {
+    // The fields every version has answered, then the extras (two literals: one would pass
+    // serde_json's macro recursion limit).
+    let mut properties = json!({
             "status": {"type": "string", "enum": ["healthy", "degraded", "unhealthy"]},
             "status_reasons": {"type": "array", "items": {"type": "string"}},
             "queue_size": int, "queue_size_peak": int, "total_received": int,
             "total_processed": int,
-            "total_failed": {"type": "integer", "description": "Messages that went to dead letters"},
+            "total_failed": {"type": "integer", "description": "Messages in dead letters now or discarded, each once"},
             "dead_letter_queue_size": int, "workers_running": int, "workers_total": int,
             "avg_processing_time_ms": num, "is_running": {"type": "boolean"},
-            "success_rate": {"type": "number", "description": "Percent of finished messages that succeeded"},
+            "success_rate": {"type": "number", "description": "Percent of finished messages that ended processed, each message once"},
+            "recent_success_rate": {"type": "number", "description": "The same over messages finished in the last 15 minutes"},
+            "recent_finished": int
+    });
+    let extras = json!({
             "in_flight": int, "received_per_s": num, "queued": int, "channel_len": int,
             "channel_capacity": int, "total_duplicates": int, "total_retried": int,
             "total_requeued": int, "total_discarded": int, "total_orders": int, "rejected": int,
@@ -474,7 +495,16 @@ fn schemas() -> Value {
             "uptime_s": int, "ack_latency_p50_ms": num, "ack_latency_p99_ms": num,
             "processing_time_p50_ms": num, "processing_time_p99_ms": num, "avg_batch_size": num,
             "db_size_bytes": int, "wal_size_bytes": int, "version": {"type": "string"}
-        }
+    });
+    if let (Some(p), Value::Object(e)) = (properties.as_object_mut(), extras) {
+        p.extend(e);
+    }
+    m.insert("Stats".into(), json!({
+        "type": "object",
+        "required": ["status", "queue_size", "queue_size_peak", "total_received", "total_processed",
+            "total_failed", "dead_letter_queue_size", "workers_running", "workers_total",
+            "avg_processing_time_ms", "is_running", "success_rate"],
+        "properties": properties
     }));
     m.insert("DeadLetter".into(), json!({
         "type": "object",

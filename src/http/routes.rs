@@ -9,7 +9,7 @@ use super::openapi::AuthMode;
 use super::response::Reply;
 use super::route::{Access, Route};
 use super::state::AppState;
-use super::{dashboard, dead_letters, health, intake, logs, openapi, orders};
+use super::{dashboard, dead_letters, favicon, health, intake, logs, openapi, orders};
 
 pub const ROUTES: &[Route] = &[
     Route {
@@ -131,6 +131,13 @@ pub const ROUTES: &[Route] = &[
         handler: dashboard::page,
         summary: "A small self-contained operator dashboard (it reads the admin API)",
     },
+    Route {
+        method: "GET",
+        path: "/favicon.ico",
+        access: Access::Open,
+        handler: favicon::icon,
+        summary: "The pages' icon (SVG)",
+    },
 ];
 
 /// The OpenAPI document of [`ROUTES`] as JSON text for a server with `mode`'s credentials,
@@ -239,5 +246,12 @@ mod tests {
         }
         let body = &doc["paths"]["/api/v2/webhooks/orders"]["post"]["requestBody"];
         assert_eq!(body["required"], true);
+        // The orders list links to one order, by an operation that exists.
+        let link =
+            &doc["paths"]["/api/v2/orders"]["get"]["responses"]["200"]["links"]["GetFirstOrder"];
+        assert_eq!(
+            link["operationId"],
+            doc["paths"]["/api/v2/orders/{order_number}"]["get"]["operationId"]
+        );
     }
 }

@@ -169,7 +169,7 @@ impl Worker {
                         id: job.id,
                         attempt,
                         effect,
-                        processing_ms: took.as_millis() as u64,
+                        processing_us: took.as_micros() as u64,
                     });
                     return;
                 }

@@ -3,7 +3,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering:
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{LatencyHistogram, RateWindow};
+use super::{LatencyHistogram, RateWindow, RecentOutcomes};
 use crate::store::{CounterDelta, DurableCounters};
 
 /// Figures shared by every thread. Written with relaxed atomics: each figure is exact on its
@@ -20,7 +20,8 @@ pub struct LiveStats {
     pub purged: AtomicU64,
     pub leases_expired: AtomicU64,
     pub orders_created: AtomicU64,
-    pub processing_ms_total: AtomicU64,
+    /// Time spent in successful attempts, in microseconds.
+    pub processing_us_total: AtomicU64,
     pub queued: AtomicI64,
     pub processing: AtomicI64,
     pub dead_now: AtomicI64,
@@ -36,6 +37,8 @@ pub struct LiveStats {
     pub batch_size: LatencyHistogram,
     /// Newly stored messages per second over the last minute (fed at commit time).
     pub received_rate: RateWindow,
+    /// How the messages that finished in the last 15 minutes ended (the status rule).
+    pub recent: RecentOutcomes,
     pub workers_total: AtomicUsize,
     pub workers_running: AtomicUsize,
     pub workers_busy: AtomicUsize,
@@ -67,7 +70,7 @@ impl LiveStats {
             purged: AtomicU64::new(c.purged),
             leases_expired: AtomicU64::new(c.leases_expired),
             orders_created: AtomicU64::new(c.orders_created),
-            processing_ms_total: AtomicU64::new(c.processing_ms_total),
+            processing_us_total: AtomicU64::new(c.processing_us_total),
             // Counted after recovery: what is still `processing` is leased elsewhere.
             queued: AtomicI64::new(c.queued as i64),
             processing: AtomicI64::new(c.processing as i64),
@@ -82,6 +85,7 @@ impl LiveStats {
             processing_time: LatencyHistogram::default(),
             batch_size: LatencyHistogram::default(),
             received_rate: RateWindow::new(started),
+            recent: RecentOutcomes::new(started),
             workers_total: AtomicUsize::new(0),
             workers_running: AtomicUsize::new(0),
             workers_busy: AtomicUsize::new(0),
@@ -160,7 +164,12 @@ impl LiveStats {
         add(&self.purged, d.purged);
         add(&self.leases_expired, d.leases_expired);
         add(&self.orders_created, d.orders_created);
-        add(&self.processing_ms_total, d.processing_ms);
+        add(&self.processing_us_total, d.processing_us);
+        // Dead letters that left the dead state other than by a discard (retried, or their
+        // order derived by `reprocess`): no longer failures.
+        let resolved = (d.dead - d.dead_now - d.discarded).max(0) as u64;
+        self.recent
+            .record(d.processed.max(0) as u64, d.dead.max(0) as u64, resolved);
         self.queued.fetch_add(d.queued, Relaxed);
         self.processing.fetch_add(d.processing, Relaxed);
         self.dead_now.fetch_add(d.dead_now, Relaxed);

@@ -104,7 +104,8 @@ pub enum WriteOp {
         id: i64,
         attempt: u32,
         effect: Effect,
-        processing_ms: u64,
+        /// How long the attempt took, in microseconds (sub-millisecond work is common).
+        processing_us: u64,
     },
     /// Attempt `attempt` failed and will be tried again: `processing → queued`.
     Retry {
@@ -208,7 +209,8 @@ pub struct DurableCounters {
     /// `processing` messages put back to `queued` because their lease ran out.
     pub leases_expired: u64,
     pub orders_created: u64,
-    pub processing_ms_total: u64,
+    /// Time spent in successful attempts, in microseconds.
+    pub processing_us_total: u64,
     pub queue_size_peak: u64,
     /// Gauges: messages in each live state now.
     pub queued: u64,
@@ -321,7 +323,7 @@ pub struct CounterDelta {
     pub purged: i64,
     pub leases_expired: i64,
     pub orders_created: i64,
-    pub processing_ms: i64,
+    pub processing_us: i64,
     pub queued: i64,
     pub processing: i64,
     pub dead_now: i64,
@@ -341,7 +343,7 @@ impl CounterDelta {
             ("purged", self.purged),
             ("leases_expired", self.leases_expired),
             ("orders_created", self.orders_created),
-            ("processing_ms_total", self.processing_ms),
+            ("processing_us_total", self.processing_us),
         ]
     }
 }

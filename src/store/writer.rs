@@ -429,7 +429,7 @@ mod tests {
             id: 1,
             attempt: 2,
             effect: crate::store::Effect::Nothing,
-            processing_ms: 1,
+            processing_us: 1,
         };
         run_batch(&mut store, vec![claim(2), done], &mut parked);
         assert_eq!(parked.len(), 3, "the next attempt waits behind the retry");

@@ -9,6 +9,7 @@
 
 mod harness;
 
+mod browser;
 mod check;
 mod cli;
 mod crash;
@@ -24,4 +25,7 @@ mod orders;
 mod orders_fixtures;
 mod parser_props;
 mod processing;
+mod promtool;
 mod retention_scale;
+mod schemathesis;
+mod status;

@@ -104,8 +104,17 @@ fn dead_letters_page_retry_and_discard() {
     let p2 = http.get(&format!("{DEAD}?limit=4&after_id={next}"));
     assert_eq!(ids(&p2.json), dead[4..]);
     assert_eq!(p2.json["next_after_id"], Value::Null);
-    // A limit above the maximum is capped, not refused.
-    assert_eq!(http.get(&format!("{DEAD}?limit=5000")).status, 200);
+    // A limit outside 1..=1000 is refused on every paged list, as the OpenAPI document says.
+    assert_eq!(http.get(&format!("{DEAD}?limit=1000")).status, 200);
+    for list in [DEAD, "/api/v2/webhooks/logs", "/api/v2/orders"] {
+        for limit in ["1001", "5000", "0"] {
+            assert_error(
+                &http.get(&format!("{list}?limit={limit}")),
+                400,
+                "bad_request",
+            );
+        }
+    }
     assert_error(&http.get(&format!("{DEAD}?limit=0")), 400, "bad_request");
     assert_error(&http.get(&format!("{DEAD}?limit=ten")), 400, "bad_request");
     assert_error(&http.get(&format!("{DEAD}?after_id=x")), 400, "bad_request");
@@ -264,6 +273,8 @@ fn logs_page_newest_first_and_filter_by_status() {
     for state in ["queued", "processing", "processed", "dead", "discarded"] {
         assert!(msg.contains(state), "{msg}");
     }
+    // An empty value is not a state either (schemathesis sends `?status=`).
+    assert_error(&http.get(&format!("{LOGS}?status=")), 400, "bad_request");
     assert_error(
         &http.get(&format!("{LOGS}?before_id=x")),
         400,

@@ -121,7 +121,9 @@ impl ReadStore for SqliteReader {
                     "purged" => out.purged = v,
                     "leases_expired" => out.leases_expired = v,
                     "orders_created" => out.orders_created = v,
-                    "processing_ms_total" => out.processing_ms_total = v,
+                    "processing_us_total" => out.processing_us_total += v,
+                    // Whole milliseconds, as databases from before microseconds counted.
+                    "processing_ms_total" => out.processing_us_total += v * 1000,
                     "queue_size_peak" => out.queue_size_peak = v,
                     _ => {}
                 }

@@ -230,7 +230,7 @@ fn apply(
             id,
             attempt,
             effect,
-            processing_ms,
+            processing_us,
         } => {
             let Some((from, path)) = attempt_row(tx, *id, *attempt)? else {
                 return not_applicable(tx, *id);
@@ -242,7 +242,7 @@ fn apply(
             .execute(params![id, now, attempt])?;
             leave(from, d);
             d.processed += 1;
-            d.processing_ms += *processing_ms as i64;
+            d.processing_us += *processing_us as i64;
             let order = match effect {
                 Effect::Nothing => None,
                 Effect::Order(order) => Some(insert_order(tx, *id, &path, order, now, d)?),
@@ -628,7 +628,7 @@ mod tests {
             id,
             attempt,
             effect: Effect::Nothing,
-            processing_ms: 1,
+            processing_us: 1,
         }
     }
 
