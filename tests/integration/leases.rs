@@ -121,7 +121,7 @@ impl Processor for Slow {
 }
 
 /// A live worker renews its lease: an attempt running five times the lease is not taken
-/// from it (an attempt running five times the lease: one attempt, nothing expired), and shows as a long attempt while it runs.
+/// from it (one attempt, nothing expired), and shows as a long attempt while it runs.
 #[test]
 fn a_live_attempt_longer_than_the_lease_keeps_it() {
     let dir = tempfile::tempdir().unwrap();
