@@ -14,7 +14,7 @@ use crate::events::{Broadcaster, EventSink};
 use crate::http::{AppState, BoundListener, HttpServer};
 use crate::pipeline::Pipeline;
 use crate::queue::backoff::Backoff;
-use crate::queue::{Dispatcher, Feeder, Processor, WorkerPool, WorkerSettings};
+use crate::queue::{BodyLoader, Dispatcher, Feeder, Processor, WorkerPool, WorkerSettings};
 use crate::shutdown::Shutdown;
 use crate::stats::{LiveStats, QueueView, StatsSnapshot};
 use crate::store::{self, Faults, FaultyStore, RetentionSweeper, WriteStore, Writer, WriterHandle};
@@ -159,6 +159,7 @@ impl Service {
             },
             processor,
             receivers.jobs,
+            BodyLoader::new(reader.clone(), dispatcher.clone()),
             writer_handle.clone(),
             shutdown.signal(),
             live.clone(),

@@ -67,8 +67,12 @@ pub trait ReadStore: Send + Sync {
     /// Operator actions recorded for one message, oldest first (retries of "every dead
     /// letter" are recorded without a message and are not listed).
     fn actions(&self, message_id: i64) -> StoreResult<Vec<OperatorAction>>;
-    /// Due `queued` messages with id above `after_id`, oldest first, for the feeder.
-    fn due_jobs(&self, after_id: i64, now_ms: i64, limit: u32) -> StoreResult<Vec<Job>>;
+    /// Due `queued` messages with id above `after_id`, oldest first, for the feeder: tickets
+    /// only, never bodies.
+    fn due_jobs(&self, after_id: i64, now_ms: i64, limit: u32) -> StoreResult<Vec<QueuedJob>>;
+    /// One message's body, for the worker starting an attempt; `None` when the message (or
+    /// its body) is gone.
+    fn payload(&self, id: i64) -> StoreResult<Option<Vec<u8>>>;
     fn orders(&self, query: &OrderQuery) -> StoreResult<Vec<StoredOrder>>;
     fn order(&self, order_number: &str) -> StoreResult<Option<StoredOrder>>;
     /// Raw bodies for `reprocess`, id above `after_id`, oldest first.
@@ -122,8 +126,11 @@ impl<S: ReadStore + ?Sized> ReadStore for Arc<S> {
     fn actions(&self, message_id: i64) -> StoreResult<Vec<OperatorAction>> {
         (**self).actions(message_id)
     }
-    fn due_jobs(&self, after_id: i64, now_ms: i64, limit: u32) -> StoreResult<Vec<Job>> {
+    fn due_jobs(&self, after_id: i64, now_ms: i64, limit: u32) -> StoreResult<Vec<QueuedJob>> {
         (**self).due_jobs(after_id, now_ms, limit)
+    }
+    fn payload(&self, id: i64) -> StoreResult<Option<Vec<u8>>> {
+        (**self).payload(id)
     }
     fn orders(&self, query: &OrderQuery) -> StoreResult<Vec<StoredOrder>> {
         (**self).orders(query)

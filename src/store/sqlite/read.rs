@@ -8,8 +8,8 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
 use super::sql_err;
 use crate::store::{
-    DeadLetter, DurableCounters, FileSizes, Job, LogQuery, MessageDetail, MessageState,
-    MessageSummary, OperatorAction, Order, OrderQuery, RawFilter, RawMessage, ReadStore,
+    DeadLetter, DurableCounters, FileSizes, LogQuery, MessageDetail, MessageState,
+    MessageSummary, OperatorAction, Order, OrderQuery, QueuedJob, RawFilter, RawMessage, ReadStore,
     StoreError, StoreResult, StoredOrder,
 };
 use crate::time::rfc3339;
@@ -218,23 +218,30 @@ impl ReadStore for SqliteReader {
         })
     }
 
-    fn due_jobs(&self, after_id: i64, now_ms: i64, limit: u32) -> StoreResult<Vec<Job>> {
+    fn due_jobs(&self, after_id: i64, now_ms: i64, limit: u32) -> StoreResult<Vec<QueuedJob>> {
         self.with(|c| {
             c.prepare_cached(
-                "SELECT m.id, m.path, m.attempts, b.payload FROM messages m \
-                 JOIN bodies b ON b.message_id = m.id \
+                "SELECT m.id, m.path, m.attempts, m.size FROM messages m \
                  WHERE m.state = 'queued' AND m.id > ?1 AND m.next_attempt_at <= ?2 \
                  ORDER BY m.id LIMIT ?3",
             )?
             .query_map(params![after_id, now_ms, limit], |r| {
-                Ok(Job {
+                Ok(QueuedJob {
                     id: r.get(0)?,
                     path: r.get(1)?,
                     attempts: r.get(2)?,
-                    payload: r.get(3)?,
+                    size: r.get::<_, i64>(3)?.max(0) as u64,
                 })
             })?
             .collect()
+        })
+    }
+
+    fn payload(&self, id: i64) -> StoreResult<Option<Vec<u8>>> {
+        self.with(|c| {
+            c.prepare_cached("SELECT payload FROM bodies WHERE message_id = ?1")?
+                .query_row([id], |r| r.get(0))
+                .optional()
         })
     }
 
