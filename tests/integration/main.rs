@@ -17,6 +17,7 @@ mod events_ws;
 mod faults;
 mod intake;
 mod live_events;
+mod memory;
 mod operations;
 mod orders;
 mod orders_fixtures;
