@@ -227,8 +227,15 @@ pub struct DeadLetter {
     pub attempts: u32,
     pub last_error: Option<String>,
     pub failed_at: Option<String>,
-    pub payload: Vec<u8>,
+    /// The first [`PAYLOAD_PREVIEW_BYTES`] of the body, never more: a listing's size is bounded
+    /// by its `limit`, whatever was posted. The whole body is in [`MessageDetail`].
+    pub payload_preview: Vec<u8>,
+    /// The whole body's size in bytes.
+    pub payload_size: u64,
 }
+
+/// How much of each body a listing carries (see [`DeadLetter::payload_preview`]).
+pub const PAYLOAD_PREVIEW_BYTES: usize = 256;
 
 #[derive(Debug, Clone, Default)]
 pub struct LogQuery {

@@ -16,6 +16,7 @@ mod disk_full;
 mod events_ws;
 mod faults;
 mod intake;
+mod listings;
 mod live_events;
 mod memory;
 mod operations;

@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use super::sql_err;
 use crate::store::{
     DeadLetter, DurableCounters, FileSizes, LogQuery, MessageDetail, MessageState,
-    MessageSummary, OperatorAction, Order, OrderQuery, QueuedJob, RawFilter, RawMessage, ReadStore,
+    MessageSummary, OperatorAction, Order, OrderQuery, QueuedJob, PAYLOAD_PREVIEW_BYTES, RawFilter, RawMessage, ReadStore,
     StoreError, StoreResult, StoredOrder,
 };
 use crate::time::rfc3339;
@@ -180,22 +180,28 @@ impl ReadStore for SqliteReader {
     }
 
     fn dead_letters(&self, after_id: Option<i64>, limit: u32) -> StoreResult<Vec<DeadLetter>> {
+        // The preview is cut in SQL: the whole body never reaches this process for a listing.
         self.with(|c| {
             c.prepare_cached(
-                "SELECT m.id, m.received_at, m.attempts, m.last_error, m.finished_at, b.payload \
+                "SELECT m.id, m.received_at, m.attempts, m.last_error, m.finished_at, \
+                 substr(b.payload, 1, ?3), m.size \
                  FROM messages m LEFT JOIN bodies b ON b.message_id = m.id \
                  WHERE m.state = 'dead' AND m.id > ?1 ORDER BY m.id LIMIT ?2",
             )?
-            .query_map(params![after_id.unwrap_or(0), limit], |r| {
-                Ok(DeadLetter {
-                    id: r.get(0)?,
-                    received_at: rfc3339(r.get(1)?),
-                    attempts: r.get(2)?,
-                    last_error: r.get(3)?,
-                    failed_at: r.get::<_, Option<i64>>(4)?.map(rfc3339),
-                    payload: r.get::<_, Option<Vec<u8>>>(5)?.unwrap_or_default(),
-                })
-            })?
+            .query_map(
+                params![after_id.unwrap_or(0), limit, PAYLOAD_PREVIEW_BYTES as i64],
+                |r| {
+                    Ok(DeadLetter {
+                        id: r.get(0)?,
+                        received_at: rfc3339(r.get(1)?),
+                        attempts: r.get(2)?,
+                        last_error: r.get(3)?,
+                        failed_at: r.get::<_, Option<i64>>(4)?.map(rfc3339),
+                        payload_preview: r.get::<_, Option<Vec<u8>>>(5)?.unwrap_or_default(),
+                        payload_size: r.get::<_, i64>(6)?.max(0) as u64,
+                    })
+                },
+            )?
             .collect()
         })
     }
