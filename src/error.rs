@@ -9,6 +9,9 @@ pub const EXIT_USAGE: i32 = 64;
 pub const EXIT_CONFIG: i32 = 78;
 /// Exit code for a storage failure at start-up (EX_IOERR).
 pub const EXIT_STORAGE: i32 = 74;
+/// Exit code when another process holds the database's instance lock (EX_TEMPFAIL: try again
+/// once it has stopped).
+pub const EXIT_IN_USE: i32 = 75;
 /// Exit code when a listening socket cannot be bound (EX_UNAVAILABLE).
 pub const EXIT_UNAVAILABLE: i32 = 69;
 /// Exit code for any other failure (EX_SOFTWARE).
@@ -22,6 +25,8 @@ pub enum Error {
     Config(String),
     #[error("storage: {0}")]
     Storage(String),
+    #[error("{0}")]
+    InUse(String),
     #[error("cannot listen on {addr}: {source} (is another process using that port? set another address with --listen or server.listen)")]
     Bind { addr: String, source: io::Error },
     #[error("{0}")]
@@ -34,6 +39,7 @@ impl Error {
             Error::Usage(_) => EXIT_USAGE,
             Error::Config(_) => EXIT_CONFIG,
             Error::Storage(_) => EXIT_STORAGE,
+            Error::InUse(_) => EXIT_IN_USE,
             Error::Bind { .. } => EXIT_UNAVAILABLE,
             Error::Other(_) => EXIT_SOFTWARE,
         }

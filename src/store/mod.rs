@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod faults;
+pub mod instance_lock;
 pub mod model;
 pub mod observer;
 pub mod order;
@@ -21,6 +22,7 @@ use crate::config::StorageSettings;
 
 pub use error::{StoreError, StoreResult};
 pub use faults::{FaultKind, Faults, FaultyStore};
+pub use instance_lock::InstanceLock;
 pub use model::*;
 pub use observer::CommitObserver;
 pub use order::Order;
@@ -33,6 +35,8 @@ const READ_CONNECTIONS: usize = 2;
 
 /// Opens the storage `settings` point at (creating and migrating it if needed) and returns the
 /// write side (for the writer thread, or a command that writes directly) and the read side.
+/// The write side holds the database's [`InstanceLock`]: while it lives, another `open` of the
+/// same database (in this process or another) fails with [`StoreError::InUse`].
 pub fn open(settings: &StorageSettings) -> StoreResult<(Box<dyn WriteStore>, Arc<dyn ReadStore>)> {
     let (writer, reader) = sqlite::open(&settings.path, READ_CONNECTIONS)?;
     Ok((Box::new(writer), Arc::new(reader)))

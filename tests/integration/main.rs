@@ -15,6 +15,7 @@ mod dashboard;
 mod disk_full;
 mod events_ws;
 mod faults;
+mod instance_lock;
 mod intake;
 mod listings;
 mod live_events;
