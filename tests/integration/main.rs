@@ -25,3 +25,4 @@ mod orders;
 mod orders_fixtures;
 mod parser_props;
 mod processing;
+mod ws_slots;
