@@ -14,6 +14,9 @@ pub const EXIT_STORAGE: i32 = 74;
 pub const EXIT_IN_USE: i32 = 75;
 /// Exit code when a listening socket cannot be bound (EX_UNAVAILABLE).
 pub const EXIT_UNAVAILABLE: i32 = 69;
+/// Exit code when the HTTP listener stopped answering while serving (EX_OSERR: typically a
+/// thread or file-descriptor limit); systemd's `Restart=on-failure` starts a new process.
+pub const EXIT_LISTENER_DEAD: i32 = 71;
 /// Exit code for any other failure (EX_SOFTWARE).
 pub const EXIT_SOFTWARE: i32 = 70;
 

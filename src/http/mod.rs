@@ -22,6 +22,7 @@ pub mod dead_letters;
 pub mod failure;
 pub mod health;
 pub mod intake;
+pub mod listener_watchdog;
 pub mod logs;
 pub mod message_json;
 pub mod openapi;

@@ -25,4 +25,5 @@ mod orders;
 mod orders_fixtures;
 mod parser_props;
 mod processing;
+mod watchdog;
 mod ws_slots;

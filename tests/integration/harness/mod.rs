@@ -35,6 +35,8 @@ pub struct Hookvault<'a> {
     processor: Option<Arc<dyn Processor>>,
     database: Option<PathBuf>,
     faults: Option<Faults>,
+    env: Vec<(String, String)>,
+    run_under: Vec<String>,
 }
 
 impl<'a> Hookvault<'a> {
@@ -73,6 +75,18 @@ impl<'a> Hookvault<'a> {
         self
     }
 
+    /// Sets an environment variable for the real binary (spawn only; e.g. `NOTIFY_SOCKET`).
+    pub fn env(mut self, name: &str, value: &str) -> Hookvault<'a> {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// Runs the real binary under a wrapper command (spawn only; e.g. `prlimit --nofile=40`).
+    pub fn run_under(mut self, wrapper: &[&str]) -> Hookvault<'a> {
+        self.run_under = wrapper.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
     /// The library's [`Service`] in this process, with settings tuned for tests: 4 workers,
     /// 8 handler threads, 20-200 ms backoff, a 5 s shutdown timeout.
     pub fn start(self) -> InProcess {
@@ -100,9 +114,11 @@ impl<'a> Hookvault<'a> {
 
     /// The real binary (`hookvault serve --config FILE`, the file written from these
     /// settings) with the shipped defaults but a 10 s shutdown timeout; waits until it listens.
-    pub fn spawn(self) -> Binary {
+    pub fn spawn(mut self) -> Binary {
+        let env = std::mem::take(&mut self.env);
+        let wrapper = std::mem::take(&mut self.run_under);
         let (config, dir) = self.write_config();
-        Binary::spawn(config, dir)
+        Binary::spawn(config, dir, &env, &wrapper)
     }
 
     /// Like [`spawn`](Hookvault::spawn) for a server that must refuse to start: its output.
