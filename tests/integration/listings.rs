@@ -17,10 +17,17 @@ fn junk() -> Vec<u8> {
 fn dashboard_poll_bytes(count: usize) -> (usize, usize) {
     let server = Hookvault::new().start();
     let body = junk();
-    for _ in 0..count {
-        // A 503 (the disk not keeping up with 1 MiB commits) stored nothing: send again.
+    for i in 0..count {
+        // A 503 (the disk not keeping up with 1 MiB commits) asks for a retry; the key keeps a
+        // retry of a commit that landed late from counting twice.
+        let key = format!("junk-{i}");
         let mut tries = 0;
-        while server.http.post("/api/v2/webhooks/orders", &body).status != 200 {
+        while server
+            .http
+            .post_with("/api/v2/webhooks/orders", &body, &[("Idempotency-Key", &key)])
+            .status
+            != 200
+        {
             tries += 1;
             assert!(tries < 100, "refused 100 times in a row");
             std::thread::sleep(Duration::from_millis(200));
