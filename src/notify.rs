@@ -102,7 +102,9 @@ mod tests {
         let name = format!("hookvault-test-{}", std::process::id());
         let rx = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap())
             .unwrap();
-        Notifier::to(&format!("@{name}")).unwrap().send("WATCHDOG=1");
+        Notifier::to(&format!("@{name}"))
+            .unwrap()
+            .send("WATCHDOG=1");
         let mut buf = [0u8; 64];
         let n = rx.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"WATCHDOG=1");

@@ -137,11 +137,15 @@ pub fn loopback(listen: SocketAddr) -> SocketAddr {
 /// One check: an HTTP status line in answer to `GET /healthz` within [`ANSWER_WITHIN`].
 fn check(target: SocketAddr) -> Result<(), String> {
     let started = Instant::now();
-    let mut conn = TcpStream::connect_timeout(&target, ANSWER_WITHIN)
-        .map_err(|e| format!("connect: {e}"))?;
-    let left = ANSWER_WITHIN.saturating_sub(started.elapsed()).max(Duration::from_millis(10));
-    conn.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
-    conn.set_write_timeout(Some(left)).map_err(|e| e.to_string())?;
+    let mut conn =
+        TcpStream::connect_timeout(&target, ANSWER_WITHIN).map_err(|e| format!("connect: {e}"))?;
+    let left = ANSWER_WITHIN
+        .saturating_sub(started.elapsed())
+        .max(Duration::from_millis(10));
+    conn.set_read_timeout(Some(left))
+        .map_err(|e| e.to_string())?;
+    conn.set_write_timeout(Some(left))
+        .map_err(|e| e.to_string())?;
     conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: hookvault\r\nConnection: close\r\n\r\n")
         .map_err(|e| format!("send: {e}"))?;
     let mut head = [0u8; 12];
@@ -156,6 +160,9 @@ fn check(target: SocketAddr) -> Result<(), String> {
     if head.starts_with(b"HTTP/1.") {
         Ok(())
     } else {
-        Err(format!("not an HTTP answer: {:?}", String::from_utf8_lossy(&head)))
+        Err(format!(
+            "not an HTTP answer: {:?}",
+            String::from_utf8_lossy(&head)
+        ))
     }
 }

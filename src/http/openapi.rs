@@ -355,8 +355,10 @@ fn schemas() -> Value {
         "description": "Selected request headers (secrets are never stored)"});
     detail_props["payload"] = json!({"type": "string", "description": "The whole body"});
     detail_props["payload_encoding"] = json!({"type": "string", "enum": ["utf-8", "base64"]});
-    detail_props["payload_truncated"] = json!({"type": "boolean", "description": "Always false here"});
-    detail_props["payload_size"] = json!({"type": "integer", "description": "The body's size in bytes"});
+    detail_props["payload_truncated"] =
+        json!({"type": "boolean", "description": "Always false here"});
+    detail_props["payload_size"] =
+        json!({"type": "integer", "description": "The body's size in bytes"});
     detail_props["next_attempt_at"] = opt_time.clone();
     detail_props["actions"] =
         json!({"type": "array", "items": {"$ref": "#/components/schemas/OperatorAction"}});

@@ -58,11 +58,7 @@ impl InstanceLock {
             }
             Err(TryLockError::Error(e)) => return Err(io(e)),
         }
-        let me = format!(
-            "pid {} started {}\n",
-            std::process::id(),
-            rfc3339(now_ms())
-        );
+        let me = format!("pid {} started {}\n", std::process::id(), rfc3339(now_ms()));
         file.set_len(0).map_err(io)?;
         file.rewind().map_err(io)?;
         file.write_all(me.as_bytes()).map_err(io)?;

@@ -24,7 +24,11 @@ fn dashboard_poll_bytes(count: usize) -> (usize, usize) {
         let mut tries = 0;
         while server
             .http
-            .post_with("/api/v2/webhooks/orders", &body, &[("Idempotency-Key", &key)])
+            .post_with(
+                "/api/v2/webhooks/orders",
+                &body,
+                &[("Idempotency-Key", &key)],
+            )
             .status
             != 200
         {
@@ -61,7 +65,9 @@ fn dashboard_poll_bytes(count: usize) -> (usize, usize) {
 #[test]
 fn the_dead_letter_listing_stays_small_whatever_was_posted() {
     let (dead, others) = dashboard_poll_bytes(30);
-    eprintln!("30 x 1 MiB junk: dead letters limit=20 {dead} bytes, rest of the poll {others} bytes");
+    eprintln!(
+        "30 x 1 MiB junk: dead letters limit=20 {dead} bytes, rest of the poll {others} bytes"
+    );
     assert!(dead < 64 * 1024, "dead-letter page is {dead} bytes");
     assert!(others < 16 * 1024, "orders and stats are {others} bytes");
 }
@@ -72,6 +78,8 @@ fn the_dead_letter_listing_stays_small_whatever_was_posted() {
 #[ignore = "measurement: writes 1 GB; run by hand"]
 fn measure_1000() {
     let (dead, others) = dashboard_poll_bytes(1000);
-    eprintln!("1000 x 1 MiB junk: dead letters limit=20 {dead} bytes, rest of the poll {others} bytes");
+    eprintln!(
+        "1000 x 1 MiB junk: dead letters limit=20 {dead} bytes, rest of the poll {others} bytes"
+    );
     assert!(dead < 64 * 1024);
 }

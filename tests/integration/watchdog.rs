@@ -68,7 +68,10 @@ fn systemd_hears_ready_watchdog_and_stopping() {
         seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
     };
     next(&mut seen);
-    assert!(seen[0].starts_with("READY=1\nSTATUS=serving on http://"), "{seen:?}");
+    assert!(
+        seen[0].starts_with("READY=1\nSTATUS=serving on http://"),
+        "{seen:?}"
+    );
     while !seen.iter().any(|m| m == "WATCHDOG=1") {
         next(&mut seen);
     }
@@ -76,5 +79,8 @@ fn systemd_hears_ready_watchdog_and_stopping() {
     while !seen.iter().any(|m| m.starts_with("STOPPING=1")) {
         next(&mut seen);
     }
-    assert_eq!(server.wait_exit(Duration::from_secs(15)).unwrap().code(), Some(0));
+    assert_eq!(
+        server.wait_exit(Duration::from_secs(15)).unwrap().code(),
+        Some(0)
+    );
 }

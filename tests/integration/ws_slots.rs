@@ -24,7 +24,8 @@ fn idle_sockets_cannot_lock_out_a_client_with_the_token() {
     // A socket that sent nothing is closed by the handshake deadline (~2 s).
     let started = Instant::now();
     let mut last = idle.into_iter().last().unwrap();
-    last.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    last.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut buf = [0u8; 64];
     let n = last.read(&mut buf).unwrap_or(0);
     assert_eq!(n, 0, "expected the idle socket to be closed");

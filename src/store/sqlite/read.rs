@@ -8,9 +8,9 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
 use super::sql_err;
 use crate::store::{
-    DeadLetter, DurableCounters, FileSizes, LogQuery, MessageDetail, MessageState,
-    MessageSummary, OperatorAction, Order, OrderQuery, QueuedJob, PAYLOAD_PREVIEW_BYTES, RawFilter, RawMessage, ReadStore,
-    StoreError, StoreResult, StoredOrder,
+    DeadLetter, DurableCounters, FileSizes, LogQuery, MessageDetail, MessageState, MessageSummary,
+    OperatorAction, Order, OrderQuery, QueuedJob, RawFilter, RawMessage, ReadStore, StoreError,
+    StoreResult, StoredOrder, PAYLOAD_PREVIEW_BYTES,
 };
 use crate::time::rfc3339;
 
