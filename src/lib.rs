@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod notify;
 pub mod orders;
 pub mod pipeline;
 pub mod queue;

@@ -11,11 +11,13 @@ use std::time::{Duration, Instant};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::events::{Broadcaster, EventSink};
+use crate::http::listener_watchdog::OnDead;
 use crate::http::{AppState, BoundListener, HttpServer};
 use crate::pipeline::Pipeline;
 use crate::queue::backoff::Backoff;
 use crate::queue::{
-    Dispatcher, Feeder, LeaseKeeper, LeaseKeeping, Processor, WorkerPool, WorkerSettings,
+    BodyLoader, Dispatcher, Feeder, LeaseKeeper, LeaseKeeping, Processor, WorkerPool,
+    WorkerSettings,
 };
 use crate::shutdown::Shutdown;
 use crate::stats::{LiveStats, QueueView, StatsSnapshot};
@@ -54,9 +56,17 @@ pub struct ServiceBuilder {
     settings: Settings,
     processor: Option<Arc<dyn Processor>>,
     faults: Option<Faults>,
+    on_listener_dead: Option<OnDead>,
 }
 
 impl ServiceBuilder {
+    /// What to do when the HTTP listener stops answering (after the watchdog logged why). The
+    /// default ends the process with exit code 71, so a service manager restarts it.
+    pub fn on_listener_dead(mut self, action: OnDead) -> Self {
+        self.on_listener_dead = Some(action);
+        self
+    }
+
     /// Workers run `processor` instead of the order processor.
     pub fn processor(mut self, processor: Arc<dyn Processor>) -> Self {
         self.processor = Some(processor);
@@ -74,7 +84,10 @@ impl ServiceBuilder {
             Some(p) => p,
             None => crate::orders::processor_for(&self.settings)?,
         };
-        Service::start_inner(self.settings, processor, self.faults)
+        let on_dead = self.on_listener_dead.unwrap_or_else(|| {
+            Arc::new(|_why: &str| std::process::exit(crate::error::EXIT_LISTENER_DEAD))
+        });
+        Service::start_inner(self.settings, processor, self.faults, on_dead)
     }
 }
 
@@ -94,6 +107,7 @@ impl Service {
             settings,
             processor: None,
             faults: None,
+            on_listener_dead: None,
         }
     }
 
@@ -101,6 +115,7 @@ impl Service {
         settings: Settings,
         processor: Arc<dyn Processor>,
         faults: Option<Faults>,
+        on_listener_dead: OnDead,
     ) -> Result<Service> {
         let bound = BoundListener::bind(
             &settings.server.listen,
@@ -170,6 +185,7 @@ impl Service {
             },
             processor,
             receivers.jobs,
+            BodyLoader::new(reader.clone(), dispatcher.clone()),
             writer_handle.clone(),
             shutdown.signal(),
             live.clone(),
@@ -204,7 +220,12 @@ impl Service {
             events: sink,
             ws_addr: events.as_ref().map(Broadcaster::local_addr),
         });
-        let http = HttpServer::start(bound, settings.server.handler_threads, state.clone());
+        let http = HttpServer::start(
+            bound,
+            settings.server.handler_threads,
+            state.clone(),
+            on_listener_dead,
+        );
         live.is_running.store(true, Relaxed);
         if recovered > 0 {
             log::info!("recovered {recovered} messages that were in flight at the last stop; they are queued again");

@@ -20,6 +20,12 @@
 //! * **Handshakes are driven as a state machine in the same loop** (tungstenite
 //!   `MidHandshake`) with a deadline, so a peer that connects and sends nothing
 //!   costs one pending slot for two seconds instead of stalling the loop.
+//! * **Slots are counted after authentication.** `MAX_CLIENTS` counts only
+//!   clients whose handshake passed the access check. Handshakes in progress
+//!   have their own bounded list; when it is full the oldest one is closed to
+//!   make room, so sockets that connect and never finish a handshake cannot
+//!   lock out a client with the right token (it finishes its handshake in one
+//!   loop turn; they wait out their deadline at the front of the list).
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -50,10 +56,11 @@ const WS_PATH: &str = "/ws";
 /// Events buffered between producers and the broadcaster thread. Large enough
 /// to absorb bursts between two loop iterations, small enough to bound memory.
 const EVENT_QUEUE: usize = 8192;
-/// Established + handshaking connections.
+/// Established (authenticated) connections.
 const MAX_CLIENTS: usize = 64;
-/// Connections allowed to sit in the handshake at once.
-const MAX_PENDING_HANDSHAKES: usize = 16;
+/// Connections allowed to sit in the handshake at once; a new one past this closes the
+/// oldest.
+const MAX_PENDING_HANDSHAKES: usize = 64;
 /// A peer must complete the HTTP upgrade within this time.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Upper bound on how long the loop sleeps: accept/handshake/read latency and
@@ -500,12 +507,18 @@ impl Loop {
         loop {
             match self.listener.accept() {
                 Ok((stream, peer)) => {
-                    if self.clients.len() + self.pending.len() >= MAX_CLIENTS
-                        || self.pending.len() >= MAX_PENDING_HANDSHAKES
-                    {
+                    if self.clients.len() >= MAX_CLIENTS {
                         warn!("events: rejecting {peer}: too many clients");
                         reject_busy(stream);
                         continue;
+                    }
+                    if self.pending.len() >= MAX_PENDING_HANDSHAKES {
+                        // The oldest has had the longest to finish and has not: it goes.
+                        let oldest = self.pending.remove(0);
+                        debug!(
+                            "events: closing {}: handshake unfinished and {peer} is waiting",
+                            oldest.peer
+                        );
                     }
                     if let Err(e) = stream.set_nonblocking(true) {
                         warn!("events: rejecting {peer}: set_nonblocking: {e}");

@@ -23,6 +23,7 @@ pub mod failure;
 pub mod favicon;
 pub mod health;
 pub mod intake;
+pub mod listener_watchdog;
 pub mod logs;
 pub mod message_json;
 pub mod openapi;

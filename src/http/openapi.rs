@@ -424,8 +424,12 @@ fn schemas() -> Value {
     let mut detail_props = summary_props.clone();
     detail_props["headers"] = json!({"type": "object", "additionalProperties": {"type": "string"},
         "description": "Selected request headers (secrets are never stored)"});
-    detail_props["payload"] = json!({"type": "string"});
+    detail_props["payload"] = json!({"type": "string", "description": "The whole body"});
     detail_props["payload_encoding"] = json!({"type": "string", "enum": ["utf-8", "base64"]});
+    detail_props["payload_truncated"] =
+        json!({"type": "boolean", "description": "Always false here"});
+    detail_props["payload_size"] =
+        json!({"type": "integer", "description": "The body's size in bytes"});
     detail_props["next_attempt_at"] = opt_time.clone();
     detail_props["actions"] =
         json!({"type": "array", "items": {"$ref": "#/components/schemas/OperatorAction"}});
@@ -508,12 +512,15 @@ fn schemas() -> Value {
     }));
     m.insert("DeadLetter".into(), json!({
         "type": "object",
-        "required": ["id", "received_at", "attempts", "last_error", "failed_at", "payload", "payload_encoding"],
+        "required": ["id", "received_at", "attempts", "last_error", "failed_at", "payload", "payload_encoding",
+                     "payload_truncated", "payload_size"],
         "properties": {
             "id": int64(), "received_at": time, "attempts": int, "last_error": opt_str,
             "failed_at": opt_time,
-            "payload": {"type": "string"},
-            "payload_encoding": {"type": "string", "enum": ["utf-8", "base64"]}
+            "payload": {"type": "string", "description": "A preview: the first 256 bytes of the body (a UTF-8 character cut at the end is left out); the whole body is in GET /api/v2/webhooks/logs/{id}"},
+            "payload_encoding": {"type": "string", "enum": ["utf-8", "base64"]},
+            "payload_truncated": {"type": "boolean", "description": "True when `payload` is shorter than the body"},
+            "payload_size": {"type": "integer", "description": "The whole body's size in bytes"}
         }
     }));
     m.insert("DeadLetterPage".into(), json!({

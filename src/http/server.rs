@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
 
+use super::listener_watchdog::{ListenerWatchdog, OnDead};
 use super::router;
 use super::stall_guard::StallGuard;
 use super::state::AppState;
@@ -16,6 +17,7 @@ use crate::error::{Error, Result};
 pub struct HttpServer {
     server: Arc<tiny_http::Server>,
     guard: Option<(StallGuard, crossbeam_channel::Sender<()>)>,
+    watchdog: Option<(ListenerWatchdog, crossbeam_channel::Sender<()>)>,
     threads: Vec<JoinHandle<()>>,
     stopping: Arc<AtomicBool>,
     addr: SocketAddr,
@@ -67,27 +69,39 @@ impl BoundListener {
 }
 
 impl HttpServer {
-    pub fn start(bound: BoundListener, threads: usize, state: Arc<AppState>) -> HttpServer {
+    /// `on_dead`: what to do when the listener stops answering (see
+    /// [`super::listener_watchdog`]).
+    pub fn start(
+        bound: BoundListener,
+        threads: usize,
+        state: Arc<AppState>,
+        on_dead: OnDead,
+    ) -> HttpServer {
         let BoundListener { server, addr } = bound;
         let server = Arc::new(server);
         let stopping = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(AtomicU64::new(0));
+        let (accept_died_tx, accept_died) = crossbeam_channel::bounded(1);
         let threads = (0..threads)
             .map(|i| {
                 let (server, state, stopping) = (server.clone(), state.clone(), stopping.clone());
                 let requests = requests.clone();
+                let accept_died = accept_died_tx.clone();
                 std::thread::Builder::new()
                     .name(format!("http-{i}"))
                     .stack_size(512 * 1024)
-                    .spawn(move || serve(&server, &state, &stopping, &requests))
+                    .spawn(move || serve(&server, &state, &stopping, &requests, &accept_died))
                     .expect("spawn http thread")
             })
             .collect();
         let (guard_stop, guard_rx) = crossbeam_channel::bounded(0);
         let guard = StallGuard::start(addr, requests, guard_rx);
+        let (watchdog_stop, watchdog_rx) = crossbeam_channel::bounded(0);
+        let watchdog = ListenerWatchdog::start(addr, on_dead, accept_died, watchdog_rx);
         HttpServer {
             server,
             guard: Some((guard, guard_stop)),
+            watchdog: Some((watchdog, watchdog_stop)),
             threads,
             stopping,
             addr,
@@ -101,6 +115,11 @@ impl HttpServer {
     /// Stops taking requests. Requests already handed to a thread are answered first; the
     /// listener closes when the last thread is done.
     pub fn stop(mut self) {
+        // First, so closing the listener on purpose is not taken for an outage.
+        if let Some((watchdog, stop)) = self.watchdog.take() {
+            drop(stop);
+            watchdog.join();
+        }
         if let Some((guard, stop)) = self.guard.take() {
             drop(stop);
             guard.join();
@@ -120,6 +139,7 @@ fn serve(
     state: &AppState,
     stopping: &AtomicBool,
     requests: &AtomicU64,
+    accept_died: &crossbeam_channel::Sender<String>,
 ) {
     loop {
         match server.recv() {
@@ -133,7 +153,12 @@ fn serve(
                 }
             }
             Err(_) if stopping.load(Ordering::SeqCst) => return,
-            Err(e) => log::warn!("http: {e}"),
+            // tiny_http hands out an error only when its accept loop has ended: the listener
+            // is gone. The watchdog decides what happens next.
+            Err(e) => {
+                log::error!("http: the listener stopped accepting: {e}");
+                let _ = accept_died.try_send(e.to_string());
+            }
         }
     }
 }

@@ -1,8 +1,10 @@
 //! Between the commit and the workers: a newly stored message is offered to them at once
 //! (the fast path; what does not fit stays `queued` for the feeder), a finished one leaves the
-//! in-flight set, requeued dead letters may be handed over again.
+//! in-flight set, requeued dead letters may be handed over again. The offered job is a ticket
+//! without the body: the appended payload is dropped with the op here, after the commit, and
+//! the worker reads it back when it starts (see `queue::bodies`).
 
-use crate::queue::{Dispatcher, Job};
+use crate::queue::{Dispatcher, QueuedJob};
 use crate::store::{MessageState, OpOutcome, WriteOp};
 
 pub struct JobHandoff {
@@ -22,11 +24,11 @@ impl JobHandoff {
                     id,
                     duplicate: false,
                 },
-            ) => self.dispatcher.offer(Job {
+            ) => self.dispatcher.offer(QueuedJob {
                 id: *id,
                 path: m.path,
-                payload: m.payload,
                 attempts: 0,
+                size: m.payload.len() as u64,
             }),
             (WriteOp::Complete { id, .. }, OpOutcome::Completed { .. })
             | (WriteOp::Dead { id, .. }, OpOutcome::Changed(_)) => self.dispatcher.finish(id),

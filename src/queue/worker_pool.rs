@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, RecvTimeoutError};
 
 use super::backoff::Backoff;
-use super::{Job, ProcessError, Processor};
+use super::{BodyLoader, ProcessError, Processor, QueuedJob};
 use crate::stats::LiveStats;
 use crate::store::{Lease, WriteOp, WriterHandle};
 use crate::time::now_ms;
@@ -41,7 +41,8 @@ pub struct WorkerPool {
 struct Worker {
     settings: WorkerSettings,
     processor: Arc<dyn Processor>,
-    jobs: Receiver<Job>,
+    jobs: Receiver<QueuedJob>,
+    bodies: BodyLoader,
     writer: WriterHandle,
     signal: StopSignal,
     live: Arc<LiveStats>,
@@ -51,7 +52,8 @@ impl WorkerPool {
     pub fn start(
         settings: WorkerSettings,
         processor: Arc<dyn Processor>,
-        jobs: Receiver<Job>,
+        jobs: Receiver<QueuedJob>,
+        bodies: BodyLoader,
         writer: WriterHandle,
         signal: StopSignal,
         live: Arc<LiveStats>,
@@ -65,6 +67,7 @@ impl WorkerPool {
                     settings: settings.clone(),
                     processor: processor.clone(),
                     jobs: jobs.clone(),
+                    bodies: bodies.clone(),
                     writer: writer.clone(),
                     signal: signal.clone(),
                     live: live.clone(),
@@ -144,7 +147,11 @@ impl Worker {
 
     /// Runs attempts on one message until it is finished, dead, or shutdown interrupts its
     /// backoff (then it simply stays `queued` on disk).
-    fn handle(&self, job: Job) {
+    fn handle(&self, ticket: QueuedJob) {
+        // The body is read now, on this thread, not carried through the channel.
+        let Some(job) = self.bodies.load(ticket) else {
+            return;
+        };
         let mut attempt = job.attempts;
         loop {
             attempt += 1;

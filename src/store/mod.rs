@@ -9,6 +9,7 @@
 pub mod consistency;
 pub mod error;
 pub mod faults;
+pub mod instance_lock;
 pub mod model;
 pub mod observer;
 pub mod order;
@@ -23,6 +24,7 @@ use crate::config::StorageSettings;
 pub use consistency::{Check, ConsistencyReport};
 pub use error::{StoreError, StoreResult};
 pub use faults::{FaultKind, Faults, FaultyStore};
+pub use instance_lock::InstanceLock;
 pub use model::*;
 pub use observer::CommitObserver;
 pub use order::Order;
@@ -35,6 +37,8 @@ const READ_CONNECTIONS: usize = 2;
 
 /// Opens the storage `settings` point at (creating and migrating it if needed) and returns the
 /// write side (for the writer thread, or a command that writes directly) and the read side.
+/// The write side holds the database's [`InstanceLock`]: while it lives, another `open` of the
+/// same database (in this process or another) fails with [`StoreError::InUse`].
 pub fn open(settings: &StorageSettings) -> StoreResult<(Box<dyn WriteStore>, Arc<dyn ReadStore>)> {
     let (writer, reader) = sqlite::open(&settings.path, READ_CONNECTIONS)?;
     Ok((Box::new(writer), Arc::new(reader)))
@@ -78,8 +82,12 @@ pub trait ReadStore: Send + Sync {
     /// Operator actions recorded for one message, oldest first (retries of "every dead
     /// letter" are recorded without a message and are not listed).
     fn actions(&self, message_id: i64) -> StoreResult<Vec<OperatorAction>>;
-    /// Due `queued` messages with id above `after_id`, oldest first, for the feeder.
-    fn due_jobs(&self, after_id: i64, now_ms: i64, limit: u32) -> StoreResult<Vec<Job>>;
+    /// Due `queued` messages with id above `after_id`, oldest first, for the feeder: tickets
+    /// only, never bodies.
+    fn due_jobs(&self, after_id: i64, now_ms: i64, limit: u32) -> StoreResult<Vec<QueuedJob>>;
+    /// One message's body, for the worker starting an attempt; `None` when the message (or
+    /// its body) is gone.
+    fn payload(&self, id: i64) -> StoreResult<Option<Vec<u8>>>;
     fn orders(&self, query: &OrderQuery) -> StoreResult<Vec<StoredOrder>>;
     fn order(&self, order_number: &str) -> StoreResult<Option<StoredOrder>>;
     /// Raw bodies for `reprocess`, id above `after_id`, oldest first.
@@ -136,8 +144,11 @@ impl<S: ReadStore + ?Sized> ReadStore for Arc<S> {
     fn actions(&self, message_id: i64) -> StoreResult<Vec<OperatorAction>> {
         (**self).actions(message_id)
     }
-    fn due_jobs(&self, after_id: i64, now_ms: i64, limit: u32) -> StoreResult<Vec<Job>> {
+    fn due_jobs(&self, after_id: i64, now_ms: i64, limit: u32) -> StoreResult<Vec<QueuedJob>> {
         (**self).due_jobs(after_id, now_ms, limit)
+    }
+    fn payload(&self, id: i64) -> StoreResult<Option<Vec<u8>>> {
+        (**self).payload(id)
     }
     fn orders(&self, query: &OrderQuery) -> StoreResult<Vec<StoredOrder>> {
         (**self).orders(query)

@@ -40,9 +40,22 @@ impl MessageState {
     }
 }
 
-/// One message handed to a worker: everything it needs, so the hot path reads nothing back
-/// from the database. It is built from what the store returns (a new message's commit, or
-/// [`ReadStore::due_jobs`](super::ReadStore::due_jobs)), hence its home here.
+/// What travels through the job channel: a few dozen bytes whatever the body's size, so the
+/// channel's memory is bounded by `queue.capacity`, not by what senders post. The worker reads
+/// the body itself ([`ReadStore::payload`](super::ReadStore::payload)) when it starts the
+/// attempt, turning the ticket into a [`Job`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedJob {
+    pub id: i64,
+    pub path: String,
+    /// Attempts already made (persisted); the worker's claim adds one.
+    pub attempts: u32,
+    /// The body's size in bytes (for logs and figures; the body itself stays on disk).
+    pub size: u64,
+}
+
+/// One message in a worker's hands: the ticket plus its body, read by the worker that runs
+/// it. Only one exists per busy worker, so payload memory is bounded by `queue.workers`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
     pub id: i64,
@@ -257,8 +270,15 @@ pub struct DeadLetter {
     pub attempts: u32,
     pub last_error: Option<String>,
     pub failed_at: Option<String>,
-    pub payload: Vec<u8>,
+    /// The first [`PAYLOAD_PREVIEW_BYTES`] of the body, never more: a listing's size is bounded
+    /// by its `limit`, whatever was posted. The whole body is in [`MessageDetail`].
+    pub payload_preview: Vec<u8>,
+    /// The whole body's size in bytes.
+    pub payload_size: u64,
 }
+
+/// How much of each body a listing carries (see [`DeadLetter::payload_preview`]).
+pub const PAYLOAD_PREVIEW_BYTES: usize = 256;
 
 #[derive(Debug, Clone, Default)]
 pub struct LogQuery {

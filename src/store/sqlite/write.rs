@@ -14,6 +14,8 @@ use crate::time::rfc3339;
 
 pub struct SqliteWriter {
     conn: Connection,
+    /// Held as long as this writer lives (see `store::instance_lock`).
+    pub(super) instance_lock: Option<crate::store::InstanceLock>,
     commits_since_checkpoint: u32,
     ops_since_checkpoint: usize,
 }
@@ -25,6 +27,7 @@ impl SqliteWriter {
             .map_err(sql_err)?;
         Ok(SqliteWriter {
             conn,
+            instance_lock: None,
             commits_since_checkpoint: 0,
             ops_since_checkpoint: 0,
         })

@@ -62,16 +62,28 @@ pub struct Binary {
 
 impl Binary {
     /// Starts `hookvault serve --config FILE` and waits for its "listening" line.
+    /// `env`: extra variables; `wrapper`: a command the binary runs under (may be empty).
     pub(super) fn spawn(
         config: PathBuf,
         dir: tempfile::TempDir,
         env: &[(String, String)],
+        wrapper: &[String],
     ) -> Binary {
         let stderr_log = dir.path().join("stderr.log");
-        let mut child = command()
+        let mut cmd = command();
+        if let Some((program, args)) = wrapper.split_first() {
+            let binary = cmd.get_program().to_owned();
+            let mut wrapped = Command::new(program);
+            wrapped.args(args).arg(binary);
+            for (name, _) in cmd.get_envs() {
+                wrapped.env_remove(name);
+            }
+            cmd = wrapped;
+        }
+        let mut child = cmd
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .args(["serve", "--config"])
             .arg(&config)
-            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr_log).unwrap())
             .spawn()
@@ -95,6 +107,11 @@ impl Binary {
             stderr_log,
             _dir: dir,
         }
+    }
+
+    /// The child's process id (for `/proc/PID/...`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn kill9(&mut self) {

@@ -38,6 +38,7 @@ pub struct Hookvault<'a> {
     database: Option<PathBuf>,
     faults: Option<Faults>,
     env: Vec<(String, String)>,
+    run_under: Vec<String>,
 }
 
 impl<'a> Hookvault<'a> {
@@ -70,7 +71,8 @@ impl<'a> Hookvault<'a> {
     }
 
     /// Sets an environment variable for the real binary (only [`spawn`](Hookvault::spawn)):
-    /// for what only the environment can say, such as a `HOOKVAULT_*` value's type.
+    /// for what only the environment can say, such as a `HOOKVAULT_*` value's type or
+    /// `NOTIFY_SOCKET`.
     pub fn env(mut self, name: &str, value: &str) -> Hookvault<'a> {
         self.env.push((name.to_string(), value.to_string()));
         self
@@ -80,6 +82,12 @@ impl<'a> Hookvault<'a> {
     /// a fresh one in the server's temp directory.
     pub fn database(mut self, path: &Path) -> Hookvault<'a> {
         self.database = Some(path.to_path_buf());
+        self
+    }
+
+    /// Runs the real binary under a wrapper command (spawn only; e.g. `prlimit --nofile=40`).
+    pub fn run_under(mut self, wrapper: &[&str]) -> Hookvault<'a> {
+        self.run_under = wrapper.iter().map(|s| s.to_string()).collect();
         self
     }
 
@@ -114,10 +122,11 @@ impl<'a> Hookvault<'a> {
 
     /// The real binary (`hookvault serve --config FILE`, the file written from these
     /// settings) with the shipped defaults but a 10 s shutdown timeout; waits until it listens.
-    pub fn spawn(self) -> Binary {
-        let env = self.env.clone();
+    pub fn spawn(mut self) -> Binary {
+        let env = std::mem::take(&mut self.env);
+        let wrapper = std::mem::take(&mut self.run_under);
         let (config, dir) = self.write_config();
-        Binary::spawn(config, dir, &env)
+        Binary::spawn(config, dir, &env, &wrapper)
     }
 
     /// Like [`spawn`](Hookvault::spawn) for a server that must refuse to start: its output.
