@@ -129,7 +129,7 @@ impl Faults {
             plan.next -= 1;
             true
         } else {
-            plan.every > 0 && plan.since_set % plan.every == 0
+            plan.every > 0 && plan.since_set.is_multiple_of(plan.every)
         };
         if !fail {
             return None;
