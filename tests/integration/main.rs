@@ -4,14 +4,18 @@
 //! A new area is a file here plus a `mod` line below. Start servers with
 //! `harness::Hookvault` (settings go through `.settings(..)`, not environment variables: all
 //! tests share one process), read fixtures with `harness::webhook_fixtures`, and run the
-//! command line with `harness::run_cli`. A helper only one area needs stays in that area's
-//! file; the compiler reports harness items no test uses.
+//! command line with `harness::run_cli`. A test that needs a tool a machine may lack (sshd,
+//! qemu, nginx, a browser) starts with `if !harness::require(&[..], why) { return; }`: it
+//! skips with one line, or fails under `CI=true`. A helper only one area needs stays in that
+//! area's file; the compiler reports harness items no test uses.
 
 mod harness;
 
+mod armv7_smoke;
 mod cli;
 mod crash;
 mod dashboard;
+mod deploy_ssh;
 mod disk_full;
 mod events_ws;
 mod faults;
@@ -22,3 +26,5 @@ mod orders;
 mod orders_fixtures;
 mod parser_props;
 mod processing;
+mod systemd_units;
+mod upgrade;

@@ -8,6 +8,7 @@ mod binary;
 mod fixtures;
 mod http;
 mod in_process;
+mod tools;
 mod ws;
 
 use std::path::{Path, PathBuf};
@@ -21,7 +22,17 @@ pub use binary::{command, run_cli, Binary};
 pub use fixtures::{order_body, webhook_fixture, webhook_fixtures, Fixture};
 pub use http::{Answer, Http};
 pub use in_process::InProcess;
+pub use tools::require;
 pub use ws::ws_connect;
+
+/// A loopback port free right now, for a server the harness does not start itself (sshd, a
+/// binary for another CPU under qemu) and that must be told its port up front.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("an ephemeral loopback port")
+        .port()
+}
 
 /// One change to the settings.
 type Tweak<'a> = Box<dyn FnOnce(&mut Settings) + 'a>;
