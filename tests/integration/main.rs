@@ -12,6 +12,7 @@
 mod harness;
 
 mod armv7_smoke;
+mod backup;
 mod cli;
 mod crash;
 mod dashboard;
