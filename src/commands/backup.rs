@@ -21,12 +21,15 @@ pub fn run(sources: Sources, target: PathBuf, force: bool) -> Result<()> {
     let mut line = ProgressLine::new(started);
     let summary = store::backup(&settings.storage, &target, force, &mut |p| line.update(p))?;
     line.finish();
+    let total = started.elapsed().as_secs_f64();
+    let copied = line.copied_after.map_or(total, |d| d.as_secs_f64());
     println!(
-        "backup: {} -> {} ({:.1} MB) in {:.1}s, verified (integrity_check ok)",
+        "backup: {} -> {} ({:.1} MB) in {total:.1}s (copy {copied:.1}s, verify {:.1}s), \
+         verified (integrity_check ok)",
         settings.storage.path.display(),
         target.display(),
         summary.bytes as f64 / 1e6,
-        started.elapsed().as_secs_f64()
+        total - copied
     );
     print_summary(&summary);
     Ok(())
@@ -58,6 +61,9 @@ struct ProgressLine {
     started: Instant,
     last_print: Option<Instant>,
     last: Option<BackupProgress>,
+    printed: Option<BackupProgress>,
+    /// When the last page was copied (the rest is verification).
+    copied_after: Option<Duration>,
 }
 
 impl ProgressLine {
@@ -66,11 +72,16 @@ impl ProgressLine {
             started,
             last_print: None,
             last: None,
+            printed: None,
+            copied_after: None,
         }
     }
 
     fn update(&mut self, p: BackupProgress) {
         self.last = Some(p);
+        if p.pages_done == p.pages_total && self.copied_after.is_none() {
+            self.copied_after = Some(self.started.elapsed());
+        }
         if self
             .last_print
             .is_none_or(|at| at.elapsed() >= PROGRESS_EVERY)
@@ -81,12 +92,13 @@ impl ProgressLine {
     }
 
     fn finish(&mut self) {
-        if let Some(p) = self.last {
+        if let Some(p) = self.last.filter(|p| self.printed != Some(*p)) {
             self.print(p);
         }
     }
 
-    fn print(&self, p: BackupProgress) {
+    fn print(&mut self, p: BackupProgress) {
+        self.printed = Some(p);
         let secs = self.started.elapsed().as_secs_f64().max(1e-6);
         let mb = p.pages_done as f64 * f64::from(p.page_size) / 1e6;
         let _ = writeln!(
