@@ -3,7 +3,8 @@
 # docs/operations.md: the binary creates the schema (so the file is exactly what `serve` makes,
 # 1 KiB pages, WAL), then one SQL transaction fills it with realistic rows: processed webhooks
 # of about 1.4 KB each (a Discord order embed with a footer of hex noise so pages do not
-# compress), their headers, and one order per webhook.
+# compress), their headers, and one order per webhook, one a second up to now (so retention,
+# 30 days by default, leaves them alone).
 #
 #   loadtest/large-db.sh DB [ROWS]      # ROWS 600000 (default) makes about 1.1 GB
 #
@@ -35,9 +36,9 @@ PRAGMA synchronous = OFF;
 BEGIN;
 WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < $rows)
 INSERT INTO messages (id, received_at, path, remote_addr, size, state, attempts, finished_at)
-SELECT n, 1764000000000 + n * 1000, '/api/v2/webhooks/orders', '203.0.113.' || (n % 250),
-       1400, 'processed', 1, 1764000000000 + n * 1000 + 3
-FROM seq;
+SELECT n, now - ($rows - n) * 1000, '/api/v2/webhooks/orders', '203.0.113.' || (n % 250),
+       1400, 'processed', 1, now - ($rows - n) * 1000 + 3
+FROM seq, (SELECT CAST(strftime('%s', 'now') AS INTEGER) * 1000 AS now);
 INSERT INTO bodies (message_id, headers, payload)
 SELECT id,
        '{"content-type":"application/json","user-agent":"Discord-Webhook/1.0","x-forwarded-for":"' || remote_addr || '"}',
