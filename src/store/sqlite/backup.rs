@@ -52,6 +52,10 @@ pub fn copy_live(
     .map_err(|e| unavailable(source, e))?;
 
     let mut dst = Connection::open(target).map_err(|e| unavailable(target, e))?;
+    // Synced after every step (SQLite itself commits the copy only at the end): a gigabyte of
+    // dirty pages flushed at once would queue `serve`'s own fsyncs behind it for seconds, and
+    // a small box has no memory to spare for them.
+    let flush = std::fs::File::open(target).map_err(|e| file_err(target, e))?;
     // The copy is written under a temporary name and synced as a whole at the end; a journal
     // would only double its writes.
     dst.pragma_update(None, "journal_mode", "OFF")
@@ -74,7 +78,10 @@ pub fn copy_live(
             });
             match step {
                 StepResult::Done => break,
-                StepResult::More => busy_since = None,
+                StepResult::More => {
+                    busy_since = None;
+                    flush.sync_data().map_err(|e| file_err(target, e))?;
+                }
                 StepResult::Busy | StepResult::Locked => {
                     let since = *busy_since.get_or_insert_with(std::time::Instant::now);
                     if since.elapsed() > BUSY_LIMIT {
@@ -97,6 +104,15 @@ pub fn copy_live(
     src.execute_batch("COMMIT")
         .map_err(|e| unavailable(source, e))?;
     Ok(())
+}
+
+fn file_err(path: &Path, e: std::io::Error) -> StoreError {
+    let detail = format!("{}: {e}", path.display());
+    if e.kind() == std::io::ErrorKind::StorageFull {
+        StoreError::DiskFull(detail)
+    } else {
+        StoreError::Io(detail)
+    }
 }
 
 /// Opens the copy at `path` read-only and checks it: `PRAGMA integrity_check` must say `ok`,
