@@ -22,7 +22,7 @@ pub use binary::{command, run_cli, Binary};
 pub use fixtures::{order_body, webhook_fixture, webhook_fixtures, Fixture};
 pub use http::{Answer, Http};
 pub use in_process::InProcess;
-pub use tools::require;
+pub use tools::{require, skip_or_fail};
 pub use ws::ws_connect;
 
 /// A loopback port free right now, for a server the harness does not start itself (sshd, a

@@ -1,15 +1,31 @@
-//! Tests that need something a developer's machine may lack (sshd, qemu, systemd-analyze,
-//! nginx, a browser, PostgreSQL): [`require`] says whether it is there. Missing, the test skips
-//! with one line naming what is missing; under `CI=true` a missing tool fails the test instead,
-//! since `.ci/run` installs everything the tests use.
+//! Tests that run a real component beside hookvault (nginx, caddy, sshd, promtool, Chromium,
+//! PostgreSQL ...) ask [`require`] first. On a developer's machine a missing component skips the
+//! test with one line saying what to install; under `CI=true` `.ci/run` has installed it, so its
+//! absence is a failure, never a silent pass.
 
 use std::path::{Path, PathBuf};
 
-/// Whether every tool in `tools` is here: a name is looked up on `PATH`, a path (anything with
-/// a `/`) must be an executable file. When one is missing: prints
-/// `skipped <test>: missing <tools> (<why>)` and returns false, or panics under `CI=true`.
-/// `why` says what the tools are for and how to get them, e.g.
-/// `"the deploy test's SSH server; Debian: apt-get install openssh-server"`.
+/// True when `CI=true`: every real component must be present.
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Where an executable is: an absolute path as given, else the first match on `PATH` (and the
+/// sbin directories, which a non-login root shell may lack).
+fn find(tool: &str) -> Option<PathBuf> {
+    let direct = Path::new(tool);
+    if direct.is_absolute() {
+        return direct.is_file().then(|| direct.to_path_buf());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join(tool))
+        .find(|p| p.is_file())
+}
+
+/// True when every tool is found. Otherwise prints `skipped: <test>: <why>` and returns false,
+/// or panics under `CI=true`.
 pub fn require(tools: &[&str], why: &str) -> bool {
     let missing: Vec<&str> = tools
         .iter()
@@ -19,33 +35,19 @@ pub fn require(tools: &[&str], why: &str) -> bool {
     if missing.is_empty() {
         return true;
     }
+    skip_or_fail(&format!("{} not found ({why})", missing.join(", ")))
+}
+
+/// For a requirement that is not an executable (a reachable server, a built cross binary):
+/// prints the reason and returns false, or panics under `CI=true`.
+pub fn skip_or_fail(reason: &str) -> bool {
     let test = std::thread::current()
         .name()
-        .unwrap_or("this test")
+        .unwrap_or("a test")
         .to_string();
-    let reason = format!("skipped {test}: missing {} ({why})", missing.join(", "));
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{reason}; under CI=true this is a failure: .ci/run must install it");
+    if in_ci() {
+        panic!("{test}: {reason}; CI=true requires it (.ci/run installs it)");
     }
-    eprintln!("{reason}");
+    eprintln!("skipped: {test}: {reason}");
     false
-}
-
-/// Where `tool` is: itself when it is a path to an executable file, else the first executable
-/// of that name on `PATH`.
-pub fn find(tool: &str) -> Option<PathBuf> {
-    if tool.contains('/') {
-        return is_executable(Path::new(tool)).then(|| PathBuf::from(tool));
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(tool))
-        .find(|candidate| is_executable(candidate))
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
 }
