@@ -59,6 +59,12 @@ pub fn run(args: Vec<String>) -> i32 {
             };
         }
         Command::Serve(sources) => commands::serve::run(sources),
+        Command::Check { sources, repair } => {
+            match commands::load_settings(sources).and_then(|s| commands::check::run(&s, repair)) {
+                Ok(code) => return code,
+                Err(e) => Err(e),
+            }
+        }
         Command::Reprocess {
             sources,
             since,

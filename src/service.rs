@@ -14,16 +14,22 @@ use crate::events::{Broadcaster, EventSink};
 use crate::http::{AppState, BoundListener, HttpServer};
 use crate::pipeline::Pipeline;
 use crate::queue::backoff::Backoff;
-use crate::queue::{Dispatcher, Feeder, Processor, WorkerPool, WorkerSettings};
+use crate::queue::{
+    Dispatcher, Feeder, LeaseKeeper, LeaseKeeping, Processor, WorkerPool, WorkerSettings,
+};
 use crate::shutdown::Shutdown;
 use crate::stats::{LiveStats, QueueView, StatsSnapshot};
-use crate::store::{self, Faults, FaultyStore, RetentionSweeper, WriteStore, Writer, WriterHandle};
+use crate::store::{
+    self, Faults, FaultyStore, Lease, RetentionSweeper, WriteStore, Writer, WriterHandle,
+};
+use crate::time::now_ms;
 
 pub struct Service {
     settings: Settings,
     http: HttpServer,
     events: Option<Broadcaster>,
     feeder: Feeder,
+    leases: LeaseKeeper,
     retention: RetentionSweeper,
     workers: WorkerPool,
     writer: Writer,
@@ -101,7 +107,11 @@ impl Service {
             Duration::from_secs(settings.server.idle_timeout_s),
         )?;
         let (mut write_store, reader) = store::open(&settings.storage)?;
-        let recovered = write_store.recover_in_flight()?;
+        let lease = Lease {
+            owner: settings.node_id().into(),
+            duration_ms: settings.queue.lease_s.saturating_mul(1000) as i64,
+        };
+        let recovered = write_store.recover_in_flight(&lease.owner, now_ms())?;
         let counters = reader.counters()?;
         let live = Arc::new(LiveStats::new(&counters));
         let (dispatcher, receivers) = Dispatcher::new(settings.queue.capacity);
@@ -151,6 +161,7 @@ impl Service {
         let workers = WorkerPool::start(
             WorkerSettings {
                 workers: settings.queue.workers,
+                lease: lease.clone(),
                 max_retries: settings.queue.max_retries,
                 backoff: Backoff {
                     base_ms: settings.queue.backoff_base_ms,
@@ -167,6 +178,16 @@ impl Service {
             reader.clone(),
             dispatcher.clone(),
             receivers.wake,
+            shutdown.receiver(),
+        );
+        let leases = LeaseKeeper::start(
+            LeaseKeeping {
+                lease,
+                writer: writer_handle.clone(),
+                reader: reader.clone(),
+                dispatcher: dispatcher.clone(),
+                live: live.clone(),
+            },
             shutdown.receiver(),
         );
         let retention = RetentionSweeper::start(
@@ -193,6 +214,7 @@ impl Service {
             http,
             events,
             feeder,
+            leases,
             retention,
             workers,
             writer,
@@ -236,6 +258,7 @@ impl Service {
             log::warn!("{left_behind} workers were still busy at the deadline; their messages resume at the next start");
         }
         self.feeder.join();
+        self.leases.join();
         self.retention.join();
         if let Some(events) = self.events.take() {
             events.join();

@@ -2,6 +2,7 @@
 //! the command line named and loads the settings itself, the same way for every command.
 
 pub mod backup;
+pub mod check;
 pub mod check_config;
 pub mod logging;
 pub mod reprocess;
@@ -12,6 +13,6 @@ use crate::config::{Settings, Sources};
 use crate::error::Result;
 
 /// Settings from the named sources plus the process environment (`HOOKVAULT_*`).
-fn load_settings(sources: Sources) -> Result<Settings> {
+pub(crate) fn load_settings(sources: Sources) -> Result<Settings> {
     Settings::load(&sources.with_process_env())
 }

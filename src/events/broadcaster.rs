@@ -302,6 +302,41 @@ struct Pending {
     mid: MidHandshake<ServerHandshake<TcpStream, AccessCheck>>,
     peer: SocketAddr,
     deadline: Instant,
+    /// The same socket, to answer a plain HTTP request that tungstenite refuses without a
+    /// word (see [`answer_upgrade_required`]).
+    reply: Option<TcpStream>,
+}
+
+/// A request to `/ws` that is not a WebSocket upgrade (no `Upgrade`/`Connection` headers or
+/// key, e.g. a browser or `curl` opening the URL) gets `426 Upgrade Required` with
+/// `Upgrade: websocket` and a JSON error, instead of a closed connection.
+fn answer_upgrade_required(e: &WsError, reply: Option<TcpStream>) {
+    use tungstenite::error::ProtocolError as P;
+    let not_an_upgrade = matches!(
+        e,
+        WsError::Protocol(
+            P::MissingConnectionUpgradeHeader
+                | P::MissingUpgradeWebSocketHeader
+                | P::MissingSecWebSocketVersionHeader
+                | P::MissingSecWebSocketKey
+        )
+    );
+    let Some(mut stream) = reply.filter(|_| not_an_upgrade) else {
+        return;
+    };
+    let body = serde_json::json!({
+        "error": "upgrade_required",
+        "message": "this is the live event stream: connect with a WebSocket client (Upgrade: websocket)",
+    })
+    .to_string();
+    let head = format!(
+        "HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    // A few hundred bytes on a fresh socket fit its send buffer: one non-blocking write.
+    let _ = stream.write_all(format!("{head}{body}").as_bytes());
+    let _ = stream.shutdown(std::net::Shutdown::Write);
 }
 
 struct Client {
@@ -335,6 +370,17 @@ impl Client {
                 Ok(_) => {}
                 Err(e) if would_block(&e) => return Ok(()),
                 Err(WsError::ConnectionClosed) => return Err(Gone::Closed),
+                // A frame or message over `ws_config`'s limits: say so with close code 1009
+                // (RFC 6455 "message too big") before the socket is dropped.
+                Err(WsError::Capacity(e)) => {
+                    let close = CloseFrame {
+                        code: CloseCode::Size,
+                        reason: "message too big".into(),
+                    };
+                    let _ = self.ws.close(Some(close));
+                    let _ = self.ws.flush();
+                    return Err(Gone::Dropped(format!("read: {e} (closed with 1009)")));
+                }
                 Err(WsError::Protocol(
                     tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
                 )) => return Err(Gone::Closed),
@@ -470,9 +516,10 @@ impl Loop {
                         token: self.token.clone(),
                         peer,
                     };
+                    let reply = stream.try_clone().ok();
                     let result =
                         ServerHandshake::start(stream, check, Some(ws_config())).handshake();
-                    self.handshake_step(result, peer, now + HANDSHAKE_TIMEOUT);
+                    self.handshake_step(result, peer, now + HANDSHAKE_TIMEOUT, reply);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -492,7 +539,7 @@ impl Loop {
                 continue;
             }
             let result = p.mid.handshake();
-            self.handshake_step(result, p.peer, p.deadline);
+            self.handshake_step(result, p.peer, p.deadline, p.reply);
         }
     }
 
@@ -504,6 +551,7 @@ impl Loop {
         >,
         peer: SocketAddr,
         deadline: Instant,
+        reply: Option<TcpStream>,
     ) {
         match result {
             Ok(mut ws) => {
@@ -523,9 +571,11 @@ impl Loop {
                 mid,
                 peer,
                 deadline,
+                reply,
             }),
             Err(HandshakeError::Failure(e)) => {
                 debug!("events: handshake with {peer} failed: {e}");
+                answer_upgrade_required(&e, reply);
             }
         }
     }

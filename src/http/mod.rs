@@ -20,6 +20,7 @@ pub mod csv;
 pub mod dashboard;
 pub mod dead_letters;
 pub mod failure;
+pub mod favicon;
 pub mod health;
 pub mod intake;
 pub mod logs;

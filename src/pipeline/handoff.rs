@@ -3,7 +3,7 @@
 //! in-flight set, requeued dead letters may be handed over again.
 
 use crate::queue::{Dispatcher, Job};
-use crate::store::{OpOutcome, WriteOp};
+use crate::store::{MessageState, OpOutcome, WriteOp};
 
 pub struct JobHandoff {
     dispatcher: Dispatcher,
@@ -35,7 +35,25 @@ impl JobHandoff {
                 OpOutcome::NotApplicable { state },
             ) => {
                 log::warn!("message {id} finished but was {state:?} on disk; outcome ignored");
-                self.dispatcher.finish(id);
+                // Still waiting on disk: it may be handed over again (never remembered as
+                // finished, which would keep it from the feeder); otherwise it is done here.
+                match state {
+                    Some(MessageState::Queued | MessageState::Processing) => {
+                        self.dispatcher.release(id)
+                    }
+                    _ => self.dispatcher.finish(id),
+                }
+            }
+            // Messages whose lease ran out are queued again; none of them is in a worker's
+            // hands (the keeper spared those), and one that finished while its row stayed
+            // `processing` may go out again.
+            (WriteOp::RenewLeases { .. }, OpOutcome::LeasesRenewed { requeued, .. })
+                if !requeued.is_empty() =>
+            {
+                for id in requeued {
+                    self.dispatcher.forget(Some(*id));
+                }
+                self.dispatcher.wake_feeder();
             }
             (WriteOp::RequeueDead { id, .. }, OpOutcome::Changed(n)) if *n > 0 => {
                 self.dispatcher.forget(id);
@@ -48,7 +66,8 @@ impl JobHandoff {
     /// A worker's outcome (or claim) could not be recorded and was given up: its message leaves
     /// the in-flight set so the feeder may hand it over again.
     pub fn dropped(&self, op: &WriteOp) {
-        if let WriteOp::Complete { id, .. } | WriteOp::Dead { id, .. } | WriteOp::Claim { id } = op
+        if let WriteOp::Complete { id, .. } | WriteOp::Dead { id, .. } | WriteOp::Claim { id, .. } =
+            op
         {
             self.dispatcher.release(*id);
         }

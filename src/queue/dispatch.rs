@@ -135,6 +135,18 @@ impl Dispatcher {
         }
     }
 
+    /// The messages handed over and not yet finished (in the channel, in a worker's hands, or
+    /// with an outcome on its way to the disk), sorted: the lease keeper renews their leases.
+    pub fn in_flight_ids(&self) -> Vec<i64> {
+        let mut ids: Vec<i64> = self
+            .flight
+            .lock()
+            .map(|f| f.in_flight.iter().copied().collect())
+            .unwrap_or_default();
+        ids.sort_unstable();
+        ids
+    }
+
     /// How many messages have finished so far: a reader holding rows read before more than
     /// [`RECENT`] finished since must read them again.
     pub fn finished(&self) -> u64 {

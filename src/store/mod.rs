@@ -7,6 +7,7 @@
 //! with leases, for several nodes) replaces `sqlite/` and the body of [`open`], nothing else.
 
 pub mod backup;
+pub mod consistency;
 pub mod error;
 pub mod faults;
 pub mod model;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use crate::config::StorageSettings;
 
 pub use backup::{backup, restore, BackupProgress, CopySummary, Restored};
+pub use consistency::{Check, ConsistencyReport};
 pub use error::{StoreError, StoreResult};
 pub use faults::{FaultKind, Faults, FaultyStore};
 pub use model::*;
@@ -40,6 +42,13 @@ pub fn open(settings: &StorageSettings) -> StoreResult<(Box<dyn WriteStore>, Arc
     Ok((Box::new(writer), Arc::new(reader)))
 }
 
+/// `hookvault check`: the durable counters against the tables and the state and lease rules
+/// (see `sqlite/check.rs` for the list); with `repair`, rebuilds what the tables can tell
+/// first, under the write lock. The database must exist (it is migrated if older).
+pub fn check(settings: &StorageSettings, repair: bool) -> StoreResult<ConsistencyReport> {
+    sqlite::check::run(&settings.path, repair)
+}
+
 /// The write side: one implementation, owned by one thread.
 pub trait WriteStore: Send {
     /// Applies every op in one transaction and commits it (one fsync); the results line up
@@ -51,8 +60,10 @@ pub trait WriteStore: Send {
         now_ms: i64,
         queue_size_peak: u64,
     ) -> StoreResult<(Vec<OpOutcome>, CounterDelta)>;
-    /// Moves messages a crash left `processing` back to `queued`; returns how many.
-    fn recover_in_flight(&mut self) -> StoreResult<u64>;
+    /// At start: moves back to `queued` the `processing` messages this node (`owner`) held when
+    /// it stopped, those nobody holds, and those whose lease ran out before `now_ms`; returns
+    /// how many. Another node's live leases are left to it.
+    fn recover_in_flight(&mut self, owner: &str, now_ms: i64) -> StoreResult<u64>;
     /// Housekeeping between batches (WAL checkpoints); `idle_for` is how long no commit has
     /// been asked for (zero right after a commit).
     fn maintain(&mut self, idle_for: std::time::Duration) -> StoreResult<()>;
@@ -83,6 +94,9 @@ pub trait ReadStore: Send + Sync {
     /// How many messages `raw_messages` would return in all.
     fn raw_count(&self, filter: &RawFilter) -> StoreResult<u64>;
     fn file_sizes(&self) -> FileSizes;
+    /// `processing` messages whose lease ran out before `now_ms` (or that have none): work
+    /// nobody is doing. Reads the `processing` rows only.
+    fn expired_leases(&self, now_ms: i64) -> StoreResult<u64>;
 }
 
 /// A boxed store is a store, so wrappers (such as [`FaultyStore`]) and commands can take
@@ -96,8 +110,8 @@ impl<S: WriteStore + ?Sized> WriteStore for Box<S> {
     ) -> StoreResult<(Vec<OpOutcome>, CounterDelta)> {
         (**self).commit_batch(ops, now_ms, queue_size_peak)
     }
-    fn recover_in_flight(&mut self) -> StoreResult<u64> {
-        (**self).recover_in_flight()
+    fn recover_in_flight(&mut self, owner: &str, now_ms: i64) -> StoreResult<u64> {
+        (**self).recover_in_flight(owner, now_ms)
     }
     fn maintain(&mut self, idle_for: std::time::Duration) -> StoreResult<()> {
         (**self).maintain(idle_for)
@@ -146,5 +160,8 @@ impl<S: ReadStore + ?Sized> ReadStore for Arc<S> {
     }
     fn file_sizes(&self) -> FileSizes {
         (**self).file_sizes()
+    }
+    fn expired_leases(&self, now_ms: i64) -> StoreResult<u64> {
+        (**self).expired_leases(now_ms)
     }
 }

@@ -93,19 +93,14 @@ fn dashboard_is_open_even_with_an_admin_token() {
     assert_eq!(s.http.get("/api/v2/webhooks/queue/stats").status, 401);
 }
 
-/// The inline script parses (`node --check`). Skipped with a reason when node is missing.
+/// The inline script parses (`node --check`). Skipped with a reason when node is missing,
+/// except under `CI=true`.
 #[test]
 fn dashboard_script_parses() {
-    let node_ok = Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !node_ok {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        eprintln!(
-            "skipped: `node` is not installed{}; the script was not syntax-checked",
-            if ci { " on this CI machine" } else { "" }
-        );
+    if !crate::harness::require(
+        &["node"],
+        "the dashboard script is syntax-checked with node",
+    ) {
         return;
     }
     let html = hookvault::http::dashboard::render(Some("127.0.0.1:8002".parse().unwrap()));

@@ -3,6 +3,7 @@
 //! `synchronous=FULL` makes every commit survive a power cut, which is the promise.
 
 pub mod backup;
+pub(super) mod check;
 mod read;
 mod schema;
 mod write;

@@ -119,8 +119,11 @@ impl ReadStore for SqliteReader {
                     "requeued" => out.requeued = v,
                     "discarded" => out.discarded = v,
                     "purged" => out.purged = v,
+                    "leases_expired" => out.leases_expired = v,
                     "orders_created" => out.orders_created = v,
-                    "processing_ms_total" => out.processing_ms_total = v,
+                    "processing_us_total" => out.processing_us_total += v,
+                    // Whole milliseconds, as databases from before microseconds counted.
+                    "processing_ms_total" => out.processing_us_total += v * 1000,
                     "queue_size_peak" => out.queue_size_peak = v,
                     _ => {}
                 }
@@ -215,6 +218,17 @@ impl ReadStore for SqliteReader {
                 })
             })?
             .collect()
+        })
+    }
+
+    fn expired_leases(&self, now_ms: i64) -> StoreResult<u64> {
+        self.with(|c| {
+            c.prepare_cached(
+                "SELECT COUNT(*) FROM messages WHERE state = 'processing' \
+                 AND (lease_until IS NULL OR lease_until < ?1)",
+            )?
+            .query_row([now_ms], |r| r.get::<_, i64>(0))
+            .map(|n| n.max(0) as u64)
         })
     }
 

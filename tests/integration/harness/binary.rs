@@ -62,11 +62,16 @@ pub struct Binary {
 
 impl Binary {
     /// Starts `hookvault serve --config FILE` and waits for its "listening" line.
-    pub(super) fn spawn(config: PathBuf, dir: tempfile::TempDir) -> Binary {
+    pub(super) fn spawn(
+        config: PathBuf,
+        dir: tempfile::TempDir,
+        env: &[(String, String)],
+    ) -> Binary {
         let stderr_log = dir.path().join("stderr.log");
         let mut child = command()
             .args(["serve", "--config"])
             .arg(&config)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr_log).unwrap())
             .spawn()

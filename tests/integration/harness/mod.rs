@@ -22,7 +22,7 @@ pub use binary::{command, run_cli, Binary};
 pub use fixtures::{order_body, webhook_fixture, webhook_fixtures, Fixture};
 pub use http::{Answer, Http};
 pub use in_process::InProcess;
-pub use tools::{require, skip_or_fail};
+pub use tools::{require, skip_or_fail, tool};
 pub use ws::ws_connect;
 
 /// A loopback port free right now, for a server the harness does not start itself (sshd, a
@@ -46,6 +46,7 @@ pub struct Hookvault<'a> {
     processor: Option<Arc<dyn Processor>>,
     database: Option<PathBuf>,
     faults: Option<Faults>,
+    env: Vec<(String, String)>,
 }
 
 impl<'a> Hookvault<'a> {
@@ -77,6 +78,13 @@ impl<'a> Hookvault<'a> {
         self
     }
 
+    /// Sets an environment variable for the real binary (only [`spawn`](Hookvault::spawn)):
+    /// for what only the environment can say, such as a `HOOKVAULT_*` value's type.
+    pub fn env(mut self, name: &str, value: &str) -> Hookvault<'a> {
+        self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+
     /// Uses this database file (e.g. to start again on one a previous server left) instead of
     /// a fresh one in the server's temp directory.
     pub fn database(mut self, path: &Path) -> Hookvault<'a> {
@@ -96,6 +104,10 @@ impl<'a> Hookvault<'a> {
         settings.queue.shutdown_timeout_s = 5;
         let processor = self.processor.clone();
         let faults = self.faults.clone();
+        assert!(
+            self.env.is_empty(),
+            "environment variables reach only the real binary (Hookvault::spawn)"
+        );
         let settings = self.finish(settings, dir.path());
         let database = settings.storage.path.clone();
         let mut builder = Service::builder(settings);
@@ -112,8 +124,9 @@ impl<'a> Hookvault<'a> {
     /// The real binary (`hookvault serve --config FILE`, the file written from these
     /// settings) with the shipped defaults but a 10 s shutdown timeout; waits until it listens.
     pub fn spawn(self) -> Binary {
+        let env = self.env.clone();
         let (config, dir) = self.write_config();
-        Binary::spawn(config, dir)
+        Binary::spawn(config, dir, &env)
     }
 
     /// Like [`spawn`](Hookvault::spawn) for a server that must refuse to start: its output.

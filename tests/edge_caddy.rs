@@ -1,0 +1,129 @@
+//! The shipped `deploy/Caddyfile` is a configuration Caddy accepts, and it says what
+//! docs/deploy.md says it does. Needs `caddy` (Debian package `caddy`): without it the test
+//! skips with a one-line reason, except under `CI=true`, where `.ci/run` installs it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn caddy() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .map(|dir| dir.join("caddy"))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("caddy is not installed, and CI=true requires it (.ci/run installs it)");
+        }
+        eprintln!("skipping: caddy is not installed (Debian: apt-get install caddy)");
+    }
+    found
+}
+
+/// Runs caddy with its home, data and config directories in `home`, so it neither reads nor
+/// writes the user's.
+fn run(caddy: &Path, home: &Path, args: &[&str]) -> Output {
+    let caddyfile = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/Caddyfile");
+    Command::new(caddy)
+        .args(args)
+        .args(["--config", caddyfile, "--adapter", "caddyfile"])
+        .env("HOME", home)
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .output()
+        .expect("run caddy")
+}
+
+#[test]
+fn caddy_validates_the_shipped_caddyfile() {
+    let Some(caddy) = caddy() else { return };
+    let home = tempfile::tempdir().expect("temp dir");
+    let out = run(&caddy, home.path(), &["validate"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "caddy validate failed:\n{log}");
+    assert!(
+        !log.contains("not formatted"),
+        "run `caddy fmt --overwrite deploy/Caddyfile`:\n{log}"
+    );
+}
+
+#[test]
+fn the_caddyfile_routes_only_ingest_and_health_with_the_bounds() {
+    let Some(caddy) = caddy() else { return };
+    let home = tempfile::tempdir().expect("temp dir");
+    let out = run(&caddy, home.path(), &["adapt"]);
+    assert!(
+        out.status.success(),
+        "caddy adapt failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config: Value = serde_json::from_slice(&out.stdout).expect("caddy adapt prints JSON");
+    let server = &config["apps"]["http"]["servers"]["srv0"];
+    assert_eq!(server["read_header_timeout"], 10_000_000_000u64);
+    assert_eq!(server["read_timeout"], 10_000_000_000u64);
+    assert_eq!(server["max_header_bytes"], 32 * 1024);
+
+    // Walk every handler; collect what the policy is made of.
+    let mut proxies = Vec::new();
+    let mut proxied_paths = Vec::new();
+    let mut body_limits = Vec::new();
+    collect(server, &mut proxies, &mut proxied_paths, &mut body_limits);
+
+    assert_eq!(proxies.len(), 1, "exactly one reverse_proxy: {proxies:?}");
+    let proxy = &proxies[0];
+    assert_eq!(proxy["upstreams"][0]["dial"], "127.0.0.1:8001");
+    assert_eq!(proxy["buffer_requests"], true);
+    assert_eq!(proxy["max_buffer_size"], 1_048_576);
+    assert_eq!(proxy["transport"]["max_conns_per_host"], 16);
+    assert_eq!(
+        proxied_paths,
+        vec![vec![
+            "/api/v2/webhooks/orders".to_string(),
+            "/healthz".to_string()
+        ]]
+    );
+    assert_eq!(body_limits, vec![1_048_576]);
+}
+
+/// Finds reverse_proxy handlers, the path matchers of the routes holding them, and
+/// request_body limits, anywhere in the adapted configuration.
+fn collect(
+    node: &Value,
+    proxies: &mut Vec<Value>,
+    paths: &mut Vec<Vec<String>>,
+    limits: &mut Vec<u64>,
+) {
+    match node {
+        Value::Object(map) => {
+            if map.get("handler").and_then(Value::as_str) == Some("reverse_proxy") {
+                proxies.push(node.clone());
+            }
+            if map.get("handler").and_then(Value::as_str) == Some("request_body") {
+                limits.extend(map.get("max_size").and_then(Value::as_u64));
+            }
+            if let (Some(matchers), Some(handle)) = (map.get("match"), map.get("handle")) {
+                let mut inner = Vec::new();
+                collect(handle, &mut inner, &mut Vec::new(), &mut Vec::new());
+                if !inner.is_empty() {
+                    for m in matchers.as_array().into_iter().flatten() {
+                        if let Some(p) = m["path"].as_array() {
+                            paths.push(
+                                p.iter()
+                                    .filter_map(|s| s.as_str().map(str::to_string))
+                                    .collect(),
+                            );
+                        }
+                    }
+                }
+            }
+            for value in map.values() {
+                collect(value, proxies, paths, limits);
+            }
+        }
+        Value::Array(items) => items
+            .iter()
+            .for_each(|v| collect(v, proxies, paths, limits)),
+        _ => {}
+    }
+}
