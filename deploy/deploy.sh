@@ -4,7 +4,7 @@
 # and a config (an existing config is never touched), check the config on the host, restart,
 # wait for /readyz, and switch the symlink back if the new binary does not come up.
 # A rollback is therefore one symlink switch and one restart. See `--help` and the Upgrades
-# section of docs/operations.md; tests/deploy_ssh.rs runs it against a real sshd.
+# section of docs/operations.md; tests/integration/deploy_ssh.rs runs it against a real sshd.
 set -euo pipefail
 
 usage() {

@@ -19,6 +19,10 @@ USAGE:
                                              consistent, 1 when not; --repair rebuilds the counters
     hookvault reprocess [--config FILE] [--db PATH] [--since DATE] [--status STATE]
                                              re-derive orders from stored webhooks
+    hookvault backup PATH [--config FILE] [--db PATH] [--force]
+                                             copy the live database to PATH (beside a running serve)
+    hookvault restore BACKUP [--config FILE] [--db PATH] [--force]
+                                             put a backup in place (serve stopped)
     hookvault --version | --help
 
 OPTIONS:
@@ -29,6 +33,8 @@ OPTIONS:
     --workers N        worker threads (queue.workers, default 10)
     --since DATE       reprocess: only webhooks received at or after DATE (2026-11-28 or RFC 3339)
     --status STATE     reprocess: only webhooks in STATE (e.g. dead)
+    --force            backup: replace an existing PATH; restore: move the current database
+                       aside (to <db>.before-restore-<time>) and put the backup in its place
 
 Settings precedence: defaults < config file < HOOKVAULT_<SECTION>_<KEY> environment < flags.
 Docs: README.md, docs/operations.md, and /docs on the running server.
@@ -46,6 +52,16 @@ pub enum Command {
         sources: Sources,
         since: Option<String>,
         status: Option<String>,
+    },
+    Backup {
+        sources: Sources,
+        target: PathBuf,
+        force: bool,
+    },
+    Restore {
+        sources: Sources,
+        backup: PathBuf,
+        force: bool,
     },
     Version,
     Help,
@@ -87,8 +103,64 @@ pub fn parse(args: &[String]) -> Result<Command> {
                 status: get("--status"),
             })
         }
+        "backup" => {
+            let (sources, path, force) = parse_path_command("backup", "PATH", rest)?;
+            Ok(Command::Backup {
+                sources,
+                target: path,
+                force,
+            })
+        }
+        "restore" => {
+            let (sources, path, force) = parse_path_command("restore", "BACKUP", rest)?;
+            Ok(Command::Restore {
+                sources,
+                backup: path,
+                force,
+            })
+        }
         other => Err(Error::Usage(format!(
-            "unknown command `{other}`; the commands are serve, check-config, check, reprocess"
+            "unknown command `{other}`; the commands are serve, check-config, check, \
+             reprocess, backup, restore"
+        ))),
+    }
+}
+
+/// `COMMAND PATH [--config FILE] [--db PATH] [--force]`: one file argument, the `--force`
+/// switch, and the usual flags in any order.
+fn parse_path_command(
+    command: &str,
+    what: &str,
+    args: &[String],
+) -> Result<(Sources, PathBuf, bool)> {
+    let mut force = false;
+    let mut paths = Vec::new();
+    let mut flags = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        if arg == "--force" {
+            force = true;
+        } else if arg.starts_with("--") {
+            flags.push(arg.clone());
+            if !arg.contains('=') {
+                if let Some(value) = args.get(i + 1) {
+                    flags.push(value.clone());
+                    i += 1;
+                }
+            }
+        } else {
+            paths.push(arg.clone());
+        }
+        i += 1;
+    }
+    let (sources, _) = parse_flags(&flags, &["--db"])?;
+    match paths.as_slice() {
+        [one] => Ok((sources, PathBuf::from(one), force)),
+        [] => Err(Error::Usage(format!("`{command}` needs a {what}"))),
+        _ => Err(Error::Usage(format!(
+            "`{command}` takes one {what}, got {}",
+            paths.join(" ")
         ))),
     }
 }
@@ -197,5 +269,42 @@ mod tests {
             Command::Check { repair: false, .. }
         ));
         assert!(parse(&args("check --workers 2")).is_err());
+        for bad in [
+            "backup",
+            "backup a.db b.db",
+            "backup --config",
+            "backup a.db --listen x",
+            "restore",
+            "restore --force",
+        ] {
+            let e = parse(&args(bad)).unwrap_err();
+            assert_eq!(e.exit_code(), crate::error::EXIT_USAGE, "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn backup_and_restore_take_a_path_the_force_switch_and_the_usual_flags() {
+        let Command::Backup {
+            sources,
+            target,
+            force,
+        } = parse(&args("backup --config c.toml /b/x.db --db=/d/h.db")).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(target, PathBuf::from("/b/x.db"));
+        assert!(!force);
+        assert_eq!(sources.file, Some(PathBuf::from("c.toml")));
+        assert_eq!(
+            sources.flags,
+            vec![("storage.path".into(), Value::String("/d/h.db".into()))]
+        );
+        let Command::Restore { backup, force, .. } =
+            parse(&args("restore --force /b/x.db")).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(backup, PathBuf::from("/b/x.db"));
+        assert!(force);
     }
 }

@@ -71,6 +71,16 @@ pub fn run(args: Vec<String>) -> i32 {
             since,
             status,
         } => commands::reprocess::run(sources, since, status),
+        Command::Backup {
+            sources,
+            target,
+            force,
+        } => commands::backup::run(sources, target, force),
+        Command::Restore {
+            sources,
+            backup,
+            force,
+        } => commands::restore::run(sources, backup, force),
     };
     match result {
         Ok(()) => 0,

@@ -1,10 +1,12 @@
 //! The commands of the `hookvault` binary, one per file. Each takes the configuration sources
 //! the command line named and loads the settings itself, the same way for every command.
 
+pub mod backup;
 pub mod check;
 pub mod check_config;
 pub mod logging;
 pub mod reprocess;
+pub mod restore;
 pub mod serve;
 
 use crate::config::{Settings, Sources};

@@ -6,6 +6,7 @@
 //! one way in and nothing outside this module speaks SQL, so a second backend (PostgreSQL
 //! with leases, for several nodes) replaces `sqlite/` and the body of [`open`], nothing else.
 
+pub mod backup;
 pub mod consistency;
 pub mod error;
 pub mod faults;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 
 use crate::config::StorageSettings;
 
+pub use backup::{backup, restore, BackupProgress, CopySummary, Restored};
 pub use consistency::{Check, ConsistencyReport};
 pub use error::{StoreError, StoreResult};
 pub use faults::{FaultKind, Faults, FaultyStore};

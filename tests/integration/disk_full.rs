@@ -1,6 +1,7 @@
 //! "No 2xx, no promise" when the disk fills up: on a small tmpfs, ingest answers 503 with
 //! Retry-After once SQLite cannot write, readiness says why, everything acknowledged before is
-//! intact, and ingest resumes when space comes back.
+//! intact, and ingest resumes when space comes back. A backup onto a full disk fails and
+//! removes its partial file.
 //!
 //! Needs root to mount a tmpfs: skipped with a reason elsewhere, required under CI=true.
 
@@ -8,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::harness::Hookvault;
+use crate::harness::{run_cli, skip_or_fail, Hookvault};
 
 struct Mount(PathBuf);
 
@@ -34,6 +35,18 @@ fn mount_tmpfs(dir: &Path, size: &str) -> Result<Mount, String> {
     }
 }
 
+/// A small tmpfs at `dir`, or None (with the reason printed) where this is not root; under
+/// `CI=true` no mount is a failure.
+fn mount_or_skip(dir: &Path, size: &str) -> Option<Mount> {
+    match mount_tmpfs(dir, size) {
+        Ok(m) => Some(m),
+        Err(why) => {
+            skip_or_fail(&format!("needs root to mount a tmpfs ({why})"));
+            None
+        }
+    }
+}
+
 fn padded_order(n: u64, pad: usize) -> String {
     format!(
         r#"{{"embeds":[{{"description":"Product\nDisk Filler {n}\nPrice\n$1.00\nOrder Number\nFULL-{n}\nEmail\nf{n}@example.com"}}],"pad":"{}"}}"#,
@@ -46,12 +59,8 @@ fn a_full_disk_answers_503_and_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let mnt = dir.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
-    let _mount = match mount_tmpfs(&mnt, "3m") {
-        Ok(m) => m,
-        Err(why) => {
-            crate::harness::skip_or_fail(&format!("needs root to mount a tmpfs ({why})"));
-            return;
-        }
+    let Some(_mount) = mount_or_skip(&mnt, "3m") else {
+        return;
     };
     // Leave a little room after the filler; deleting it later brings space back.
     let filler = mnt.join("filler");
@@ -103,4 +112,37 @@ fn a_full_disk_answers_503_and_loses_nothing_acknowledged() {
         );
     }
     assert_eq!(s.http.get("/readyz").status, 200);
+}
+
+#[test]
+fn a_backup_that_fills_the_disk_fails_and_leaves_no_partial_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("live.db");
+    {
+        let mut s = Hookvault::new().database(&db).spawn();
+        for n in 0..120 {
+            assert_eq!(s.http.ingest(&padded_order(n, 32 * 1024)).status, 200);
+        }
+        s.stop();
+    }
+    let mnt = dir.path().join("backups");
+    std::fs::create_dir(&mnt).unwrap();
+    let Some(_mount) = mount_or_skip(&mnt, "1m") else {
+        return;
+    };
+    let target = mnt.join("nightly.db");
+    let out = run_cli(
+        &[
+            "backup",
+            "--db",
+            db.to_str().unwrap(),
+            target.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(74), "{err}");
+    assert!(err.contains("disk is full"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&mnt).unwrap().collect();
+    assert!(left.is_empty(), "the partial backup was left: {left:?}");
 }

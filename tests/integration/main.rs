@@ -4,16 +4,21 @@
 //! A new area is a file here plus a `mod` line below. Start servers with
 //! `harness::Hookvault` (settings go through `.settings(..)`, not environment variables: all
 //! tests share one process), read fixtures with `harness::webhook_fixtures`, and run the
-//! command line with `harness::run_cli`. A helper only one area needs stays in that area's
-//! file; the compiler reports harness items no test uses.
+//! command line with `harness::run_cli`. A test that needs a tool a machine may lack (sshd,
+//! qemu, nginx, a browser) starts with `if !harness::require(&[..], why) { return; }`: it
+//! skips with one line, or fails under `CI=true`. A helper only one area needs stays in that
+//! area's file; the compiler reports harness items no test uses.
 
 mod harness;
 
+mod armv7_smoke;
+mod backup;
 mod browser;
 mod check;
 mod cli;
 mod crash;
 mod dashboard;
+mod deploy_ssh;
 mod disk_full;
 mod events_ws;
 mod faults;
@@ -32,5 +37,7 @@ mod promtool;
 mod retention_scale;
 mod schemathesis;
 mod status;
+mod systemd_units;
+mod upgrade;
 mod watchdog;
 mod ws_slots;

@@ -2,6 +2,7 @@
 //! pool of read-only connections. WAL lets readers run beside the writer without blocking it;
 //! `synchronous=FULL` makes every commit survive a power cut, which is the promise.
 
+pub mod backup;
 pub(super) mod check;
 mod read;
 mod schema;

@@ -125,6 +125,20 @@ impl Binary {
             .status();
     }
 
+    /// SIGTERM, then waits (up to 30 s) for a clean exit: the graceful stop that checkpoints
+    /// the WAL. Panics if it does not exit, or exits with an error.
+    pub fn stop(&mut self) {
+        self.sigterm();
+        let status = self
+            .wait_exit(Duration::from_secs(30))
+            .expect("hookvault did not stop within 30 s of SIGTERM");
+        assert!(
+            status.success(),
+            "hookvault stopped with {status}; stderr:\n{}",
+            self.stderr()
+        );
+    }
+
     /// Waits for the process to exit; None if it is still running after `limit`.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
         let until = Instant::now() + limit;

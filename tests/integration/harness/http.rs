@@ -88,6 +88,28 @@ impl Http {
         self.try_post(path, body, headers).expect("POST failed")
     }
 
+    /// A GET that may fail at the transport level (the server is not up yet, or gone).
+    pub fn try_get(&self, path: &str) -> Result<Answer, String> {
+        Self::finish(self.agent.get(format!("{}{path}", self.base)).call())
+    }
+
+    /// Waits until `/readyz` answers 200 (panics after `limit`), e.g. for a server started
+    /// outside the harness or one still opening a large database.
+    pub fn wait_ready(&self, limit: Duration) {
+        let until = Instant::now() + limit;
+        loop {
+            match self.try_get("/readyz") {
+                Ok(a) if a.status == 200 => return,
+                other => assert!(
+                    Instant::now() < until,
+                    "{} not ready within {limit:?}: {other:?}",
+                    self.base
+                ),
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Answer {
         let mut req = self.agent.get(format!("{}{path}", self.base));
         for (k, v) in headers {

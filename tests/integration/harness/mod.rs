@@ -25,6 +25,15 @@ pub use in_process::InProcess;
 pub use tools::{require, skip_or_fail, tool};
 pub use ws::ws_connect;
 
+/// A loopback port free right now, for a server the harness does not start itself (sshd, a
+/// binary for another CPU under qemu) and that must be told its port up front.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("an ephemeral loopback port")
+        .port()
+}
+
 /// One change to the settings.
 type Tweak<'a> = Box<dyn FnOnce(&mut Settings) + 'a>;
 

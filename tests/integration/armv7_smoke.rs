@@ -14,16 +14,17 @@
 //! Without the binary, qemu or the armhf C library the test skips with the reason; under
 //! `CI=true` it fails instead, since `.ci/run` builds and installs all three.
 
-use std::io::Read;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::harness::{free_port, require, skip_or_fail, Http};
 
 const TARGET: &str = "armv7-unknown-linux-gnueabihf";
 const QEMU: &str = "qemu-arm-static";
 /// The armhf C library from Debian's libc6-armhf-cross: qemu's `-L` root for the dynamic loader.
 const ARMHF_ROOT: &str = "/usr/arm-linux-gnueabihf";
+const ARMHF_LOADER: &str = "/usr/arm-linux-gnueabihf/lib/ld-linux-armhf.so.3";
 
 fn binary() -> PathBuf {
     if let Ok(p) = std::env::var("HOOKVAULT_ARMV7_BIN") {
@@ -36,80 +37,32 @@ fn binary() -> PathBuf {
     target_dir.join(TARGET).join("release/hookvault")
 }
 
-fn missing() -> Option<String> {
-    let mut missing = Vec::new();
-    let bin = binary();
-    if !bin.exists() {
-        missing.push(format!(
-            "{} (build it: see tests/armv7_smoke.rs)",
-            bin.display()
-        ));
-    }
-    let qemu = Command::new(QEMU)
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !qemu {
-        missing.push(format!("{QEMU} (Debian: qemu-user-static)"));
-    }
-    if !Path::new(ARMHF_ROOT)
-        .join("lib/ld-linux-armhf.so.3")
-        .exists()
-    {
-        missing.push(format!("{ARMHF_ROOT} (Debian: libc6-armhf-cross)"));
-    }
-    if missing.is_empty() {
-        return None;
-    }
-    let reason = format!("armv7_smoke: skipped: missing {}", missing.join(", "));
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{reason}; under CI=true .ci/run must provide them");
-    }
-    Some(reason)
-}
-
-struct Emulated {
-    child: Child,
-    port: u16,
-    agent: ureq::Agent,
-}
-
-impl Emulated {
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn get(&self, path: &str) -> (u16, serde_json::Value) {
-        match self.agent.get(&self.url(path)).call() {
-            Ok(mut resp) => {
-                let status = resp.status().as_u16();
-                let mut text = String::new();
-                let _ = resp.body_mut().as_reader().read_to_string(&mut text);
-                (
-                    status,
-                    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
-                )
-            }
-            Err(_) => (0, serde_json::Value::Null),
-        }
-    }
-}
+/// Kills the emulated server when the test ends, however it ends.
+struct Emulated(Child);
 
 impl Drop for Emulated {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
 #[test]
 fn armv7_binary_serves_and_processes_a_webhook_under_qemu() {
-    if let Some(reason) = missing() {
-        eprintln!("{reason}");
+    if !require(
+        &[QEMU, ARMHF_LOADER],
+        "runs the armv7 build; Debian: apt-get install qemu-user-static libc6-armhf-cross",
+    ) {
         return;
     }
     let bin = binary();
+    if !bin.exists() {
+        skip_or_fail(&format!(
+            "{} not built (the command is at the top of this file and in .ci/run)",
+            bin.display()
+        ));
+        return;
+    }
     let file = Command::new("file").arg(&bin).output();
     if let Ok(out) = file {
         let said = String::from_utf8_lossy(&out.stdout).to_string();
@@ -126,11 +79,7 @@ fn armv7_binary_serves_and_processes_a_webhook_under_qemu() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let started = Instant::now();
     let child = Command::new(QEMU)
         .args(["-L", ARMHF_ROOT])
@@ -143,19 +92,12 @@ fn armv7_binary_serves_and_processes_a_webhook_under_qemu() {
         .stdin(Stdio::null())
         .spawn()
         .expect("start qemu-arm-static");
-    let mut vm = Emulated {
-        child,
-        port,
-        agent: ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(20)))
-            .build()
-            .into(),
-    };
+    let mut vm = Emulated(child);
+    let http = Http::new(format!("127.0.0.1:{port}").parse().unwrap());
     // Emulation is slow, and CI shares its cores: a generous bound.
     let deadline = Instant::now() + Duration::from_secs(90);
-    while vm.get("/readyz").0 != 200 {
-        if let Some(status) = vm.child.try_wait().unwrap() {
+    while http.try_get("/readyz").map(|a| a.status) != Ok(200) {
+        if let Some(status) = vm.0.try_wait().unwrap() {
             panic!("the armv7 binary exited with {status} under qemu");
         }
         assert!(
@@ -170,17 +112,16 @@ fn armv7_binary_serves_and_processes_a_webhook_under_qemu() {
     );
 
     let body = r#"{"embeds":[{"description":"Product\nPi Zero Case\nPrice\n$7.00\nOrder Number\nARMV7-1\nEmail\npi@example.com"}]}"#;
-    let resp = vm
-        .agent
-        .post(&vm.url("/api/v2/webhooks/orders"))
-        .header("Content-Type", "application/json")
-        .send(body.as_bytes())
-        .expect("post");
-    assert_eq!(resp.status().as_u16(), 200, "ingest under qemu");
+    let resp = http.post_with(
+        "/api/v2/webhooks/orders",
+        body.as_bytes(),
+        &[("Content-Type", "application/json")],
+    );
+    assert_eq!(resp.status, 200, "ingest under qemu: {}", resp.text);
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let stats = loop {
-        let (_, stats) = vm.get("/api/v2/webhooks/queue/stats");
+        let stats = http.stats();
         if stats["total_processed"] == 1 {
             break stats;
         }
@@ -192,10 +133,10 @@ fn armv7_binary_serves_and_processes_a_webhook_under_qemu() {
     };
     assert_eq!(stats["total_received"], 1, "{stats}");
     assert_eq!(stats["total_failed"], 0, "{stats}");
-    let (status, order) = vm.get("/api/v2/orders/ARMV7-1");
-    assert_eq!(status, 200, "{order}");
-    assert_eq!(order["product"], "Pi Zero Case", "{order}");
-    assert_eq!(order["email"], "pi@example.com", "{order}");
+    let order = http.get("/api/v2/orders/ARMV7-1");
+    assert_eq!(order.status, 200, "{}", order.text);
+    assert_eq!(order.json["product"], "Pi Zero Case", "{}", order.text);
+    assert_eq!(order.json["email"], "pi@example.com", "{}", order.text);
     eprintln!(
         "armv7 under qemu: served, stored and processed in {:.2} s in all",
         started.elapsed().as_secs_f64()

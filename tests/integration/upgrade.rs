@@ -8,15 +8,14 @@
 //! schema change made without a migration.
 //!
 //! The other direction, an older binary refusing a newer database with a clear message, is
-//! `a_database_from_a_newer_version_is_refused_with_a_clear_message` in `tests/crash.rs`.
+//! `a_database_from_a_newer_version_is_refused_with_a_clear_message` in `crash.rs` beside this file.
 
-use std::io::Read;
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
+
+use crate::harness::{Binary, Hookvault};
 
 /// The schema of `PRAGMA user_version = 1`, as hookvault 0.1.0 created it.
 const V1_SCHEMA: &str = r#"
@@ -228,110 +227,27 @@ fn schema_shape(path: &Path) -> (i64, Vec<String>) {
     (version, shape)
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `hookvault serve` on a database, stopped with SIGTERM on drop.
-struct Serve {
-    child: Child,
-    port: u16,
-    agent: ureq::Agent,
-}
-
-impl Serve {
-    fn start(db: &Path) -> Serve {
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_hookvault"))
-            .arg("serve")
-            .arg("--db")
-            .arg(db)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--ws-listen", "off", "--workers", "2"])
-            .env("HOOKVAULT_LOG_LEVEL", "warn")
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build()
-            .into();
-        let mut serve = Serve { child, port, agent };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while serve.get("/readyz").0 != 200 {
-            if let Some(status) = serve.child.try_wait().unwrap() {
-                panic!("serve exited with {status} before it was ready");
-            }
-            assert!(Instant::now() < deadline, "not ready within 30 s");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        serve
-    }
-
-    fn get(&self, path: &str) -> (u16, serde_json::Value) {
-        match self
-            .agent
-            .get(&format!("http://127.0.0.1:{}{path}", self.port))
-            .call()
-        {
-            Ok(mut resp) => {
-                let status = resp.status().as_u16();
-                let mut text = String::new();
-                let _ = resp.body_mut().as_reader().read_to_string(&mut text);
-                (
-                    status,
-                    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
-                )
-            }
-            Err(_) => (0, serde_json::Value::Null),
-        }
-    }
-
-    /// SIGTERM and wait: the graceful stop checkpoints the WAL.
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "serve stopped with {status}");
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 #[test]
 fn a_version_1_database_is_migrated_in_place_and_served() {
     let dir = tempfile::tempdir().unwrap();
     let old = dir.path().join("old.db");
     make_v1_database(&old);
 
-    let serve = Serve::start(&old);
+    let mut serve = serve_on(&old);
     // What the old version stored is served as it was.
-    let (status, order) = serve.get("/api/v2/orders/OLD-1");
-    assert_eq!(status, 200, "{order}");
-    assert_eq!(order["product"], "Old Product", "{order}");
-    let (status, dead) = serve.get("/api/v2/webhooks/logs/2");
-    assert_eq!(status, 200, "{dead}");
-    assert_eq!(dead["status"], "dead", "{dead}");
-    assert_eq!(dead["payload"], "not json at all", "{dead}");
+    let order = serve.http.get("/api/v2/orders/OLD-1");
+    assert_eq!(order.status, 200, "{}", order.text);
+    assert_eq!(order.json["product"], "Old Product", "{}", order.text);
+    let dead = serve.http.get("/api/v2/webhooks/logs/2");
+    assert_eq!(dead.status, 200, "{}", dead.text);
+    assert_eq!(dead.json["status"], "dead", "{}", dead.text);
+    assert_eq!(dead.json["payload"], "not json at all", "{}", dead.text);
     // What it left queued is processed by the new binary.
     let deadline = Instant::now() + Duration::from_secs(30);
     let order3 = loop {
-        let (status, body) = serve.get("/api/v2/orders/OLD-3");
-        if status == 200 {
-            break body;
+        let answer = serve.http.get("/api/v2/orders/OLD-3");
+        if answer.status == 200 {
+            break answer.json;
         }
         assert!(
             Instant::now() < deadline,
@@ -341,7 +257,7 @@ fn a_version_1_database_is_migrated_in_place_and_served() {
     };
     assert_eq!(order3["product"], "Queued Before Upgrade", "{order3}");
     // The durable counters carried over and moved on.
-    let (_, stats) = serve.get("/api/v2/webhooks/queue/stats");
+    let stats = serve.http.stats();
     assert_eq!(stats["total_received"], 3, "{stats}");
     assert_eq!(stats["total_processed"], 2, "{stats}");
     assert_eq!(stats["total_failed"], 1, "{stats}");
@@ -350,7 +266,7 @@ fn a_version_1_database_is_migrated_in_place_and_served() {
 
     // The migrated database has exactly the shape a new one gets.
     let fresh = dir.path().join("fresh.db");
-    Serve::start(&fresh).stop();
+    serve_on(&fresh).stop();
     let (fresh_version, fresh_shape) = schema_shape(&fresh);
     let (old_version, old_shape) = schema_shape(&old);
     assert_eq!(old_version, fresh_version, "user_version after the upgrade");
@@ -362,4 +278,14 @@ fn a_version_1_database_is_migrated_in_place_and_served() {
         old_shape, fresh_shape,
         "a migrated database differs from a new one: a schema change without a migration?"
     );
+}
+
+/// The real binary serving `db` (2 workers), once it answers `/readyz`.
+fn serve_on(db: &Path) -> Binary {
+    let serve = Hookvault::new()
+        .database(db)
+        .settings(|s| s.queue.workers = 2)
+        .spawn();
+    serve.http.wait_ready(Duration::from_secs(30));
+    serve
 }

@@ -9,51 +9,13 @@
 //! Needs `/usr/sbin/sshd` (Debian's openssh-server), `ssh`, `ssh-keygen` and `curl`; without
 //! them it skips, except under `CI=true`, where `.ci/run` installs them.
 
-use std::io::Read;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::harness::{free_port, require, Http};
+
 const SSHD: &str = "/usr/sbin/sshd";
-
-/// Returns the reason the test cannot run here, if any; panics instead under `CI=true`.
-fn missing_tools() -> Option<String> {
-    let mut missing = Vec::new();
-    if !Path::new(SSHD).exists() {
-        missing.push(SSHD.to_string());
-    }
-    for tool in ["ssh", "ssh-keygen", "curl", "bash", "sha256sum"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .stdout(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if !found {
-            missing.push(tool.to_string());
-        }
-    }
-    if missing.is_empty() {
-        return None;
-    }
-    let reason = format!(
-        "deploy_ssh: skipped: {} missing (Debian: apt-get install openssh-server openssh-client curl)",
-        missing.join(", ")
-    );
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{reason}; under CI=true .ci/run must install them");
-    }
-    Some(reason)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn run_ok(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -186,6 +148,7 @@ fn running_as_root() -> bool {
 struct Service {
     run_dir: PathBuf,
     port: u16,
+    http: Http,
 }
 
 impl Service {
@@ -216,40 +179,27 @@ impl Service {
         std::fs::read_link(format!("/proc/{}/exe", self.pid()?)).ok()
     }
 
-    fn get(&self, path: &str) -> Option<(u16, String)> {
-        let url = format!("http://127.0.0.1:{}{path}", self.port);
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(5)))
-            .build()
-            .into();
-        let mut resp = agent.get(&url).call().ok()?;
-        let status = resp.status().as_u16();
-        let mut body = String::new();
-        resp.body_mut().as_reader().read_to_string(&mut body).ok()?;
-        Some((status, body))
+    /// The status of `GET path`; None while nothing answers on the port.
+    fn status(&self, path: &str) -> Option<u16> {
+        self.http.try_get(path).ok().map(|a| a.status)
     }
 
     fn post_order(&self, n: u32) -> u16 {
-        let url = format!("http://127.0.0.1:{}/api/v2/webhooks/orders", self.port);
         let body = format!(
             r#"{{"embeds":[{{"description":"Product\nDeploy Test\nPrice\n$9.99\nOrder Number\nDEPLOY-{n}\nEmail\nd{n}@example.com"}}]}}"#
         );
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        agent
-            .post(&url)
-            .header("Content-Type", "application/json")
-            .send(body.as_bytes())
-            .map(|r| r.status().as_u16())
-            .unwrap_or(0)
+        self.http
+            .try_post(
+                "/api/v2/webhooks/orders",
+                body.as_bytes(),
+                &[("Content-Type", "application/json")],
+            )
+            .map_or(0, |a| a.status)
     }
 
     fn wait_for_order(&self, n: u32) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while self.get(&format!("/api/v2/orders/DEPLOY-{n}")).map(|r| r.0) != Some(200) {
+        while self.status(&format!("/api/v2/orders/DEPLOY-{n}")) != Some(200) {
             assert!(Instant::now() < deadline, "order DEPLOY-{n} never appeared");
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -349,8 +299,11 @@ fn text(out: &Output) -> String {
 
 #[test]
 fn deploy_installs_upgrades_and_rolls_back_over_ssh() {
-    if let Some(reason) = missing_tools() {
-        eprintln!("{reason}");
+    if !require(
+        &[SSHD, "ssh", "ssh-keygen", "curl", "bash", "sha256sum"],
+        "a real SSH server on loopback for deploy/deploy.sh; Debian: apt-get install \
+         openssh-server openssh-client curl",
+    ) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -362,9 +315,11 @@ fn deploy_installs_upgrades_and_rolls_back_over_ssh() {
         std::fs::create_dir_all(d).unwrap();
     }
     let sshd = Sshd::start(&keys);
+    let port = free_port();
     let service = Service {
         run_dir,
-        port: free_port(),
+        port,
+        http: Http::new(format!("127.0.0.1:{port}").parse().unwrap()),
     };
     let deploy = Deploy {
         sshd: &sshd,
@@ -380,7 +335,7 @@ fn deploy_installs_upgrades_and_rolls_back_over_ssh() {
     let v1 = versions_dir.join(format!("hookvault-0.1.0-{}", sha12(&build1)));
     assert_eq!(deploy.link(), v1);
     assert_eq!(service.running_exe().as_deref(), Some(v1.as_path()));
-    assert_eq!(service.get("/readyz").map(|r| r.0), Some(200));
+    assert_eq!(service.status("/readyz"), Some(200));
     let config = prefix.join("etc/hookvault/config.toml");
     assert_eq!(
         std::fs::read_to_string(&config).unwrap(),
@@ -449,9 +404,9 @@ fn deploy_installs_upgrades_and_rolls_back_over_ssh() {
     assert_eq!(deploy.link(), v2);
     assert_ne!(service.pid(), pid_before, "the upgrade did not restart");
     assert_eq!(service.running_exe().as_deref(), Some(v2.as_path()));
-    assert_eq!(service.get("/readyz").map(|r| r.0), Some(200));
+    assert_eq!(service.status("/readyz"), Some(200));
     assert_eq!(
-        service.get("/api/v2/orders/DEPLOY-1").map(|r| r.0),
+        service.status("/api/v2/orders/DEPLOY-1"),
         Some(200),
         "data from before the upgrade"
     );
@@ -476,7 +431,7 @@ fn deploy_installs_upgrades_and_rolls_back_over_ssh() {
         "the link points back at the previous build"
     );
     assert_eq!(service.running_exe().as_deref(), Some(v2.as_path()));
-    assert_eq!(service.get("/readyz").map(|r| r.0), Some(200));
+    assert_eq!(service.status("/readyz"), Some(200));
     assert_eq!(service.post_order(2), 200);
     service.wait_for_order(2);
     eprintln!(

@@ -7,20 +7,14 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::harness::require;
+
 #[test]
 fn units_pass_systemd_analyze_verify() {
-    let present = Command::new("systemd-analyze")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !present {
-        let reason =
-            "systemd_units: skipped: systemd-analyze missing (Debian: apt-get install systemd)";
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{reason}; under CI=true .ci/run must install it");
-        }
-        eprintln!("{reason}");
+    if !require(
+        &["systemd-analyze"],
+        "verifies the units in systemd/; Debian: apt-get install systemd",
+    ) {
         return;
     }
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd");
