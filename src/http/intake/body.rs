@@ -1,5 +1,6 @@
 //! Reading the body, bounded: never more than `server.max_body_bytes` in memory, and a body
-//! that stops arriving ends with `408` instead of holding a handler thread.
+//! that stops arriving ends with `408` instead of holding a handler thread, and an empty one
+//! is refused (`empty_body`): there is nothing to store.
 
 use std::io::{ErrorKind, Read};
 
@@ -28,6 +29,16 @@ pub(super) fn read(state: &AppState, call: &mut Call) -> Step<Vec<u8>> {
     }
     if payload.len() as u64 > limit {
         return Err((Refusal::Client, too_large(limit)));
+    }
+    if payload.is_empty() {
+        return Err((
+            Refusal::Client,
+            Reply::error(
+                400,
+                "empty_body",
+                "the request has no body; a webhook is its body, so nothing was stored",
+            ),
+        ));
     }
     Ok(payload)
 }
