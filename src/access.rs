@@ -119,7 +119,11 @@ fn check_token(token: &str, given: Option<&str>) -> Result<(), Denied> {
     }
 }
 
-fn loopback_trust(allowed_hosts: &[String], caller: &impl Caller, door: Door) -> Result<(), Denied> {
+fn loopback_trust(
+    allowed_hosts: &[String],
+    caller: &impl Caller,
+    door: Door,
+) -> Result<(), Denied> {
     if !is_loopback(caller.peer()) {
         return Err(Denied::LocalOnly);
     }
@@ -129,13 +133,12 @@ fn loopback_trust(allowed_hosts: &[String], caller: &impl Caller, door: Door) ->
     // No Host at all is no browser (every browser sends one): nothing to rebind.
     let host = caller.header("Host").map(host_name);
     if let Some(host) = host {
-        if !is_loopback_host(host) && !allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
-        {
+        if !is_loopback_host(host) && !allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
             return Err(Denied::ForeignHost);
         }
     }
-    let checks_origin = door == Door::EventStream
-        || matches!(caller.method(), "POST" | "PUT" | "PATCH" | "DELETE");
+    let checks_origin =
+        door == Door::EventStream || matches!(caller.method(), "POST" | "PUT" | "PATCH" | "DELETE");
     if checks_origin {
         if let Some(origin) = caller.header("Origin") {
             if !same_host(origin, host) {
@@ -174,7 +177,8 @@ fn is_loopback_host(host: &str) -> bool {
         return true;
     }
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    bare.parse::<IpAddr>().is_ok_and(|ip| is_loopback(Some(SocketAddr::new(ip, 0))))
+    bare.parse::<IpAddr>()
+        .is_ok_and(|ip| is_loopback(Some(SocketAddr::new(ip, 0))))
 }
 
 /// Whether `origin` (`http://127.0.0.1:8001`) names the same host as the request's `Host`.
@@ -418,7 +422,11 @@ mod tests {
         for name in FORWARDING_HEADERS {
             let relayed = from(LOCAL).header(name, "203.0.113.7");
             for door in [Door::Api, Door::EventStream] {
-                assert_eq!(admin(None, &relayed, door), Err(Denied::Forwarded), "{name}");
+                assert_eq!(
+                    admin(None, &relayed, door),
+                    Err(Denied::Forwarded),
+                    "{name}"
+                );
             }
             assert!(!is_local(&relayed));
             // The token still works, relayed or not.
@@ -429,13 +437,30 @@ mod tests {
 
     #[test]
     fn loopback_trust_needs_a_loopback_or_allowed_host() {
-        for host in ["localhost", "LOCALHOST:8001", "127.0.0.1", "127.0.0.1:8001", "[::1]", "[::1]:8001", "127.1.2.3:9"] {
+        for host in [
+            "localhost",
+            "LOCALHOST:8001",
+            "127.0.0.1",
+            "127.0.0.1:8001",
+            "[::1]",
+            "[::1]:8001",
+            "127.1.2.3:9",
+        ] {
             let caller = from(LOCAL).header("Host", host);
             assert_eq!(admin(None, &caller, Door::Api), Ok(()), "{host}");
         }
-        for host in ["evil.example", "evil.example:8001", "127.0.0.1.evil.example", "[::2]:8001"] {
+        for host in [
+            "evil.example",
+            "evil.example:8001",
+            "127.0.0.1.evil.example",
+            "[::2]:8001",
+        ] {
             let caller = from(LOCAL).header("Host", host);
-            assert_eq!(admin(None, &caller, Door::Api), Err(Denied::ForeignHost), "{host}");
+            assert_eq!(
+                admin(None, &caller, Door::Api),
+                Err(Denied::ForeignHost),
+                "{host}"
+            );
         }
         let allowed = vec!["hookvault.internal".to_string()];
         let caller = from(LOCAL).header("Host", "hookvault.internal:8001");
@@ -453,13 +478,29 @@ mod tests {
     fn a_state_change_or_handshake_from_another_origin_is_refused() {
         let base = || from(LOCAL).header("Host", "127.0.0.1:8001");
         for method in ["POST", "PUT", "PATCH", "DELETE"] {
-            let foreign = base().method(method).header("Origin", "http://evil.example");
-            assert_eq!(admin(None, &foreign, Door::Api), Err(Denied::CrossOrigin), "{method}");
+            let foreign = base()
+                .method(method)
+                .header("Origin", "http://evil.example");
+            assert_eq!(
+                admin(None, &foreign, Door::Api),
+                Err(Denied::CrossOrigin),
+                "{method}"
+            );
             let null = base().method(method).header("Origin", "null");
-            assert_eq!(admin(None, &null, Door::Api), Err(Denied::CrossOrigin), "{method}");
-            let same = base().method(method).header("Origin", "http://127.0.0.1:8001");
+            assert_eq!(
+                admin(None, &null, Door::Api),
+                Err(Denied::CrossOrigin),
+                "{method}"
+            );
+            let same = base()
+                .method(method)
+                .header("Origin", "http://127.0.0.1:8001");
             assert_eq!(admin(None, &same, Door::Api), Ok(()), "{method}");
-            assert_eq!(admin(None, &base().method(method), Door::Api), Ok(()), "{method}");
+            assert_eq!(
+                admin(None, &base().method(method), Door::Api),
+                Ok(()),
+                "{method}"
+            );
         }
         // A read with a foreign Origin is let through (the browser does not show it the answer
         // without CORS headers, which hookvault never sends).
@@ -469,7 +510,10 @@ mod tests {
         // stream's, and that is the same host.
         let ws = from(LOCAL).header("Host", "127.0.0.1:8002");
         let foreign = ws.header("Origin", "http://evil.example");
-        assert_eq!(admin(None, &foreign, Door::EventStream), Err(Denied::CrossOrigin));
+        assert_eq!(
+            admin(None, &foreign, Door::EventStream),
+            Err(Denied::CrossOrigin)
+        );
         let dashboard = from(LOCAL)
             .header("Host", "127.0.0.1:8002")
             .header("Origin", "http://127.0.0.1:8001");
@@ -486,16 +530,31 @@ mod tests {
         assert_eq!(client_address(&untrusted, &[]).as_deref(), Some(LOCAL));
         // Through one: the rightmost hop that is not a trusted proxy.
         let one = from(LOCAL).header("X-Forwarded-For", "203.0.113.7");
-        assert_eq!(client_address(&one, &proxies).as_deref(), Some("203.0.113.7"));
+        assert_eq!(
+            client_address(&one, &proxies).as_deref(),
+            Some("203.0.113.7")
+        );
         let chain = from(LOCAL).header("X-Forwarded-For", "198.51.100.1, 203.0.113.7, 10.1.1.1");
-        assert_eq!(client_address(&chain, &proxies).as_deref(), Some("203.0.113.7"));
+        assert_eq!(
+            client_address(&chain, &proxies).as_deref(),
+            Some("203.0.113.7")
+        );
         let v6 = from(LOCAL).header("X-Forwarded-For", "2001:db8::1");
-        assert_eq!(client_address(&v6, &proxies).as_deref(), Some("2001:db8::1"));
+        assert_eq!(
+            client_address(&v6, &proxies).as_deref(),
+            Some("2001:db8::1")
+        );
         // No header, or only proxies in it: the nearest proxy we can name.
-        assert_eq!(client_address(&from(LOCAL), &proxies).as_deref(), Some(LOCAL));
+        assert_eq!(
+            client_address(&from(LOCAL), &proxies).as_deref(),
+            Some(LOCAL)
+        );
         let only = from(LOCAL).header("X-Forwarded-For", "10.0.0.9");
         assert_eq!(client_address(&only, &proxies).as_deref(), Some("10.0.0.9"));
         let junk = from(LOCAL).header("X-Forwarded-For", "unknown, 203.0.113.7");
-        assert_eq!(client_address(&junk, &proxies).as_deref(), Some("203.0.113.7"));
+        assert_eq!(
+            client_address(&junk, &proxies).as_deref(),
+            Some("203.0.113.7")
+        );
     }
 }

@@ -52,9 +52,11 @@ impl FromStr for Cidr {
         let width = if network.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => width,
-            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
-                p.parse::<u8>().ok().filter(|&n| n <= width).ok_or_else(bad)?
-            }
+            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|&n| n <= width)
+                .ok_or_else(bad)?,
             Some(_) => return Err(bad()),
         };
         Ok(Cidr { network, prefix })
@@ -86,7 +88,15 @@ mod tests {
 
     #[test]
     fn malformed_entries_are_refused() {
-        for bad in ["", "localhost", "10.0.0.0/33", "10.0.0.0/", "10.0.0.0/-1", "::/129", "1.2.3"] {
+        for bad in [
+            "",
+            "localhost",
+            "10.0.0.0/33",
+            "10.0.0.0/",
+            "10.0.0.0/-1",
+            "::/129",
+            "1.2.3",
+        ] {
             assert!(bad.parse::<Cidr>().is_err(), "{bad:?}");
         }
     }
