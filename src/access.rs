@@ -522,7 +522,10 @@ mod tests {
 
     #[test]
     fn the_client_address_comes_from_a_trusted_proxy_only() {
-        let proxies: Vec<Cidr> = vec!["127.0.0.1".parse().unwrap(), "10.0.0.0/8".parse().unwrap()];
+        let proxies: Vec<Cidr> = vec![
+            "127.0.0.1".parse().unwrap(),
+            "192.168.0.0/16".parse().unwrap(),
+        ];
         // Not through a trusted proxy: the peer, whatever the header says.
         let direct = from(REMOTE).header("X-Forwarded-For", "203.0.113.7");
         assert_eq!(client_address(&direct, &proxies).as_deref(), Some(REMOTE));
@@ -534,7 +537,7 @@ mod tests {
             client_address(&one, &proxies).as_deref(),
             Some("203.0.113.7")
         );
-        let chain = from(LOCAL).header("X-Forwarded-For", "198.51.100.1, 203.0.113.7, 10.1.1.1");
+        let chain = from(LOCAL).header("X-Forwarded-For", "198.51.100.1, 203.0.113.7, 192.168.1.1");
         assert_eq!(
             client_address(&chain, &proxies).as_deref(),
             Some("203.0.113.7")
@@ -549,8 +552,11 @@ mod tests {
             client_address(&from(LOCAL), &proxies).as_deref(),
             Some(LOCAL)
         );
-        let only = from(LOCAL).header("X-Forwarded-For", "10.0.0.9");
-        assert_eq!(client_address(&only, &proxies).as_deref(), Some("10.0.0.9"));
+        let only = from(LOCAL).header("X-Forwarded-For", "192.168.0.9");
+        assert_eq!(
+            client_address(&only, &proxies).as_deref(),
+            Some("192.168.0.9")
+        );
         let junk = from(LOCAL).header("X-Forwarded-For", "unknown, 203.0.113.7");
         assert_eq!(
             client_address(&junk, &proxies).as_deref(),

@@ -316,13 +316,15 @@ impl<'a> Connection<'a> {
     fn need(&mut self, len: usize, deadline: Instant, what: &str) -> Result<(), End> {
         while self.buf.len() < len {
             match self.fill(Some(deadline)) {
-                Ok(0) => return Err(refuse(
-                    400,
-                    "incomplete_body",
-                    format!(
+                Ok(0) => {
+                    return Err(refuse(
+                        400,
+                        "incomplete_body",
+                        format!(
                         "the connection ended before the {what} was complete; nothing was stored"
                     ),
-                )),
+                    ))
+                }
                 Ok(_) => {}
                 Err(stall) => return Err(stall.answer(&self.limits)),
             }
