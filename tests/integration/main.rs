@@ -13,6 +13,7 @@ mod cli;
 mod crash;
 mod dashboard;
 mod disk_full;
+mod edge;
 mod events_ws;
 mod faults;
 mod intake;
