@@ -14,6 +14,8 @@ mod crash;
 mod dashboard;
 mod disk_full;
 mod edge;
+mod edge_caddy;
+mod edge_nginx;
 mod events_ws;
 mod faults;
 mod intake;

@@ -92,6 +92,11 @@ impl Binary {
         }
     }
 
+    /// The process id, for /proc figures (RSS, threads).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn kill9(&mut self) {
         let _ = self.child.kill(); // SIGKILL
         let _ = self.child.wait();
