@@ -810,6 +810,8 @@ fn edge_figures() {
             })
         };
         std::thread::sleep(Duration::from_secs(1));
+        let pid = edge.hookvault_pid();
+        let (threads, rss) = (thread_count(pid), rss_kib(pid));
         let mut latencies = Vec::new();
         for i in 0..5 {
             let body = format!("{{\"content\":\"normal {i}\"}}");
@@ -837,7 +839,7 @@ fn edge_figures() {
         stop.store(true, Ordering::SeqCst);
         drop(trickler.join());
         eprintln!(
-            "FIGURE trickle-100 {}: normal webhooks: {}",
+            "FIGURE trickle-100 {}: hookvault threads {threads}, RSS {rss} KiB; normal webhooks: {}",
             if via_nginx { "nginx" } else { "direct" },
             latencies.join("; ")
         );
