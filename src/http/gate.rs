@@ -422,7 +422,7 @@ impl<'a> Connection<'a> {
             if size == 0 {
                 break;
             }
-            if body.len() as u64 + size > max {
+            if size > max.saturating_sub(body.len() as u64) {
                 return Err(too_large(max));
             }
             let size = size as usize;

@@ -179,6 +179,14 @@ fn chunked_bodies_are_stored_whole() {
           Transfer-Encoding: chunked\r\n\r\n6\r\n{\"a\":1\r\n6\r\n23456}\r\n0\r\n\r\n",
     );
     assert_eq!(answer.status, 413, "{answer:?}");
+    // A chunk size at the top of 64 bits must not wrap the running total past the check.
+    let answer = raw(
+        &s.http,
+        b"POST /api/v2/webhooks/orders HTTP/1.1\r\nHost: localhost\r\n\
+          Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\nffffffffffffffff\r\nxx\r\n0\r\n\r\n",
+    );
+    assert_eq!(answer.status, 413, "{answer:?}");
+    assert_eq!(received(&s.http), 0);
 }
 
 #[test]
