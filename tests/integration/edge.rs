@@ -202,10 +202,8 @@ fn keep_alive_and_pipelined_requests_are_answered_in_order() {
     };
     conn.write_all(format!("{}{}{}", one(1), one(2), one(1)).as_bytes())
         .unwrap();
-    conn.write_all(
-        format!("GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .unwrap();
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let text = {
         conn.set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
