@@ -523,3 +523,43 @@ fn a_trusted_proxy_names_the_client_in_the_audit_trail() {
     let recorded = s.http.get(&format!("/api/v2/webhooks/logs/{id}")).json["remote_addr"].clone();
     assert_eq!(recorded, "203.0.113.7");
 }
+
+/// This machine's first non-loopback IPv4 address, from the routing table's view of a UDP
+/// "connection" (nothing is sent).
+fn non_loopback_ipv4() -> Option<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[test]
+fn a_remote_client_through_the_gate_is_not_taken_for_loopback() {
+    // tiny_http sees every request come from the gate on 127.0.0.1; the client's own address
+    // must be the one the access rules and the audit trail see.
+    let Some(ip) = non_loopback_ipv4() else {
+        eprintln!("skipped: no non-loopback IPv4 address on this machine");
+        return;
+    };
+    let s = Hookvault::new()
+        .settings(|c| c.server.listen = "0.0.0.0:0".into())
+        .start();
+    let remote = Http::new(SocketAddr::new(ip, addr(&s.http).port()));
+    let answer = remote.get(STATS);
+    assert_eq!(answer.status, 403, "{answer:?}");
+    assert_eq!(answer.json["error"], "forbidden");
+    let stored = remote.ingest("{\"content\":\"from afar\"}");
+    let id = stored.json["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{stored:?}"));
+    // (s.http names 0.0.0.0 as its Host, which loopback trust does not take.)
+    let local = Http::new(SocketAddr::from(([127, 0, 0, 1], addr(&s.http).port())));
+    let recorded = local.get(&format!("/api/v2/webhooks/logs/{id}")).json["remote_addr"].clone();
+    assert!(
+        recorded
+            .as_str()
+            .unwrap_or("")
+            .starts_with(&format!("{ip}:")),
+        "recorded {recorded}, not {ip}"
+    );
+}
