@@ -14,6 +14,9 @@ hookvault — durable webhook intake: a 2xx means it is stored
 USAGE:
     hookvault serve [--config FILE] [--listen ADDR] [--ws-listen ADDR] [--db PATH] [--workers N]
     hookvault check-config [--config FILE]   validate, print the effective config, exit 0/1
+    hookvault check [--config FILE] [--db PATH] [--repair]
+                                             counters and states against the tables; exit 0 when
+                                             consistent, 1 when not; --repair rebuilds the counters
     hookvault reprocess [--config FILE] [--db PATH] [--since DATE] [--status STATE]
                                              re-derive orders from stored webhooks
     hookvault --version | --help
@@ -35,6 +38,10 @@ Docs: README.md, docs/operations.md, and /docs on the running server.
 pub enum Command {
     Serve(Sources),
     CheckConfig(Sources),
+    Check {
+        sources: Sources,
+        repair: bool,
+    },
     Reprocess {
         sources: Sources,
         since: Option<String>,
@@ -61,6 +68,11 @@ pub fn parse(args: &[String]) -> Result<Command> {
         "serve" => parse_flags(rest, &["--listen", "--ws-listen", "--db", "--workers"])
             .map(|(s, _)| Command::Serve(s)),
         "check-config" => parse_flags(rest, &[]).map(|(s, _)| Command::CheckConfig(s)),
+        "check" => {
+            let repair = rest.iter().any(|a| a == "--repair");
+            let rest: Vec<String> = rest.iter().filter(|a| *a != "--repair").cloned().collect();
+            parse_flags(&rest, &["--db"]).map(|(sources, _)| Command::Check { sources, repair })
+        }
         "reprocess" => {
             let (sources, extra) = parse_flags(rest, &["--db", "--since", "--status"])?;
             let get = |name: &str| {
@@ -76,7 +88,7 @@ pub fn parse(args: &[String]) -> Result<Command> {
             })
         }
         other => Err(Error::Usage(format!(
-            "unknown command `{other}`; the commands are serve, check-config, reprocess"
+            "unknown command `{other}`; the commands are serve, check-config, check, reprocess"
         ))),
     }
 }
@@ -176,5 +188,14 @@ mod tests {
         assert!(
             matches!(parse(&args("reprocess --status dead")).unwrap(), Command::Reprocess { status: Some(s), .. } if s == "dead")
         );
+        assert!(matches!(
+            parse(&args("check --repair --db x.db")).unwrap(),
+            Command::Check { repair: true, sources } if sources.flags.len() == 1
+        ));
+        assert!(matches!(
+            parse(&args("check")).unwrap(),
+            Command::Check { repair: false, .. }
+        ));
+        assert!(parse(&args("check --workers 2")).is_err());
     }
 }

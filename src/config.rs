@@ -18,6 +18,7 @@ pub struct Settings {
     pub ingest: IngestSettings,
     pub queue: QueueSettings,
     pub storage: StorageSettings,
+    pub node: NodeSettings,
     pub websocket: WebsocketSettings,
     pub log: LogSettings,
     pub orders: OrdersSettings,
@@ -64,6 +65,17 @@ pub struct QueueSettings {
     pub backoff_max_ms: u64,
     pub max_backlog: u64,
     pub shutdown_timeout_s: u64,
+    /// How long a `processing` message stays leased to this node without a renewal; see
+    /// `src/queue/lease.rs`.
+    pub lease_s: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeSettings {
+    /// Names this node in leases; unset means [`Settings::node_id`]'s default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -121,6 +133,7 @@ impl Default for QueueSettings {
             backoff_max_ms: 60_000,
             max_backlog: 1_000_000,
             shutdown_timeout_s: 20,
+            lease_s: 30,
         }
     }
 }
@@ -195,7 +208,7 @@ impl Settings {
                 &mut merged,
                 &section,
                 &key,
-                parse_env_value(raw),
+                env_value(&section, &key, raw),
                 &format!("environment variable {name}"),
             )?;
         }
@@ -276,6 +289,20 @@ impl Settings {
                 "must not be below queue.backoff_base_ms",
             );
         }
+        if self.queue.lease_s == 0 {
+            return bad("queue.lease_s", "must be at least 1 (seconds)");
+        }
+        if self
+            .node
+            .id
+            .as_deref()
+            .is_some_and(|id| id.trim().is_empty())
+        {
+            return bad(
+                "node.id",
+                "is empty; remove the key to use the host name and port",
+            );
+        }
         if self.queue.max_backlog == 0 {
             return bad("queue.max_backlog", "must be at least 1");
         }
@@ -313,6 +340,20 @@ impl Settings {
         Ok(())
     }
 
+    /// This node's name in leases: `node.id`, or the host name and the port of `server.listen`.
+    pub fn node_id(&self) -> String {
+        if let Some(id) = &self.node.id {
+            return id.clone();
+        }
+        let port = self
+            .server
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .map(|a| a.port())
+            .unwrap_or(0);
+        format!("{}:{port}", host_name())
+    }
+
     /// The effective configuration as TOML, secrets masked, for `check-config`.
     pub fn to_display_toml(&self) -> String {
         let mut shown = self.clone();
@@ -325,6 +366,16 @@ impl Settings {
         mask(&mut shown.ingest.token);
         toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
     }
+}
+
+/// The kernel's host name (Linux), else `$HOSTNAME`, else "localhost".
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 fn read_file_table(path: &Path) -> Result<Table> {
@@ -355,6 +406,7 @@ const SECTIONS: &[&str] = &[
     "ingest",
     "queue",
     "storage",
+    "node",
     "websocket",
     "log",
     "orders",
@@ -411,18 +463,47 @@ const OPTIONAL_KEYS: &[(&str, &str)] = &[
     ("server", "admin_token"),
     ("ingest", "token"),
     ("orders", "default_currency"),
+    ("node", "id"),
 ];
 
-/// Environment values are strings; numbers and booleans are recognised so that
-/// `HOOKVAULT_QUEUE_WORKERS=4` means the number 4.
-fn parse_env_value(raw: &str) -> Value {
-    if let Ok(i) = raw.parse::<i64>() {
-        return Value::Integer(i);
+/// Environment values are text; the key decides what the text means. A key whose value is a
+/// string (a token, an address, a path) takes the text as it is, so
+/// `HOOKVAULT_SERVER_ADMIN_TOKEN=12345678901234` is a token, not a number. A numeric or boolean
+/// key parses it (`HOOKVAULT_QUEUE_WORKERS=4` is the number 4); text that does not parse stays
+/// a string so the type check in [`set_key`] names the key and the bad value.
+fn env_value(section: &str, key: &str, raw: &str) -> Value {
+    let text = || Value::String(raw.to_string());
+    if OPTIONAL_KEYS.contains(&(section, key)) {
+        // Every optional key is a string (see OPTIONAL_KEYS).
+        return text();
     }
-    if let Ok(b) = raw.parse::<bool>() {
-        return Value::Boolean(b);
+    let defaults = Value::try_from(Settings::default()).expect("defaults serialize");
+    match defaults.get(section).and_then(|s| s.get(key)) {
+        Some(Value::String(_)) => text(),
+        Some(Value::Integer(_)) => raw
+            .trim()
+            .parse::<i64>()
+            .map_or_else(|_| text(), Value::Integer),
+        Some(Value::Float(_)) => raw
+            .trim()
+            .parse::<f64>()
+            .map_or_else(|_| text(), Value::Float),
+        Some(Value::Boolean(_)) => raw
+            .trim()
+            .parse::<bool>()
+            .map_or_else(|_| text(), Value::Boolean),
+        // Tables, arrays and unknown keys: no single reading is right; take numbers and
+        // booleans as such and let set_key report what the key expected.
+        _ => {
+            if let Ok(i) = raw.parse::<i64>() {
+                Value::Integer(i)
+            } else if let Ok(b) = raw.parse::<bool>() {
+                Value::Boolean(b)
+            } else {
+                text()
+            }
+        }
     }
-    Value::String(raw.to_string())
 }
 
 #[cfg(test)]
@@ -462,6 +543,9 @@ mod tests {
         );
         assert_eq!(s.queue.max_backlog, 1_000_000);
         assert_eq!(s.queue.shutdown_timeout_s, 20);
+        assert_eq!(s.queue.lease_s, 30);
+        let host = s.node_id();
+        assert!(host.ends_with(":8001") && host.len() > 5, "{host}");
         assert_eq!(s.storage.path, PathBuf::from("hookvault.db"));
         assert_eq!(s.storage.retention_days, 30);
         assert_eq!(s.websocket.listen, "127.0.0.1:8002");
@@ -515,6 +599,71 @@ mod tests {
         assert!(e.contains("server.listen"), "{e}");
         let e = load(Some("not toml ="), &[], &[]).unwrap_err().to_string();
         assert!(e.contains("c.toml"), "{e}");
+    }
+
+    #[test]
+    fn environment_values_for_string_keys_stay_strings() {
+        let s = load(
+            None,
+            &[
+                ("HOOKVAULT_SERVER_ADMIN_TOKEN", "12345678901234"),
+                ("HOOKVAULT_INGEST_TOKEN", "true"),
+                ("HOOKVAULT_STORAGE_PATH", "2024"),
+                ("HOOKVAULT_LOG_LEVEL", "warn"),
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(s.server.admin_token.as_deref(), Some("12345678901234"));
+        assert_eq!(s.ingest.token.as_deref(), Some("true"));
+        assert_eq!(s.storage.path, PathBuf::from("2024"));
+        assert_eq!(s.log.level, "warn");
+        // A leading zero is kept: the token is the text, not a number that prints differently.
+        let s = load(None, &[("HOOKVAULT_SERVER_ADMIN_TOKEN", "007")], &[]).unwrap();
+        assert_eq!(s.server.admin_token.as_deref(), Some("007"));
+    }
+
+    #[test]
+    fn environment_values_for_numeric_keys_are_numbers() {
+        let s = load(
+            None,
+            &[
+                ("HOOKVAULT_QUEUE_WORKERS", "4"),
+                ("HOOKVAULT_SERVER_MAX_BODY_BYTES", " 2048 "),
+                ("HOOKVAULT_STORAGE_RETENTION_DAYS", "7"),
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(s.queue.workers, 4);
+        assert_eq!(s.server.max_body_bytes, 2048);
+        assert_eq!(s.storage.retention_days, 7);
+        let e = load(None, &[("HOOKVAULT_QUEUE_CAPACITY", "lots")], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("HOOKVAULT_QUEUE_CAPACITY") && e.contains("\"lots\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn env_value_follows_the_type_of_the_key() {
+        assert_eq!(
+            env_value("server", "listen", "1"),
+            Value::String("1".into())
+        );
+        assert_eq!(env_value("queue", "workers", "12"), Value::Integer(12));
+        assert_eq!(
+            env_value("queue", "workers", "x"),
+            Value::String("x".into())
+        );
+        assert_eq!(
+            env_value("orders", "default_currency", "123"),
+            Value::String("123".into())
+        );
+        // A key the program does not know is refused later; its value is read as before.
+        assert_eq!(env_value("queue", "nope", "3"), Value::Integer(3));
     }
 
     #[test]

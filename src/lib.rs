@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod notify;
 pub mod orders;
 pub mod pipeline;
 pub mod queue;
@@ -60,6 +61,12 @@ pub fn run(args: Vec<String>) -> i32 {
             };
         }
         Command::Serve(sources) => commands::serve::run(sources),
+        Command::Check { sources, repair } => {
+            match commands::load_settings(sources).and_then(|s| commands::check::run(&s, repair)) {
+                Ok(code) => return code,
+                Err(e) => Err(e),
+            }
+        }
         Command::Reprocess {
             sources,
             since,

@@ -11,19 +11,27 @@ use std::time::{Duration, Instant};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::events::{Broadcaster, EventSink};
+use crate::http::listener_watchdog::OnDead;
 use crate::http::{AppState, BoundListener, HttpServer};
 use crate::pipeline::Pipeline;
 use crate::queue::backoff::Backoff;
-use crate::queue::{Dispatcher, Feeder, Processor, WorkerPool, WorkerSettings};
+use crate::queue::{
+    BodyLoader, Dispatcher, Feeder, LeaseKeeper, LeaseKeeping, Processor, WorkerPool,
+    WorkerSettings,
+};
 use crate::shutdown::Shutdown;
 use crate::stats::{LiveStats, QueueView, StatsSnapshot};
-use crate::store::{self, Faults, FaultyStore, RetentionSweeper, WriteStore, Writer, WriterHandle};
+use crate::store::{
+    self, Faults, FaultyStore, Lease, RetentionSweeper, WriteStore, Writer, WriterHandle,
+};
+use crate::time::now_ms;
 
 pub struct Service {
     settings: Settings,
     http: HttpServer,
     events: Option<Broadcaster>,
     feeder: Feeder,
+    leases: LeaseKeeper,
     retention: RetentionSweeper,
     workers: WorkerPool,
     writer: Writer,
@@ -48,9 +56,17 @@ pub struct ServiceBuilder {
     settings: Settings,
     processor: Option<Arc<dyn Processor>>,
     faults: Option<Faults>,
+    on_listener_dead: Option<OnDead>,
 }
 
 impl ServiceBuilder {
+    /// What to do when the HTTP listener stops answering (after the watchdog logged why). The
+    /// default ends the process with exit code 71, so a service manager restarts it.
+    pub fn on_listener_dead(mut self, action: OnDead) -> Self {
+        self.on_listener_dead = Some(action);
+        self
+    }
+
     /// Workers run `processor` instead of the order processor.
     pub fn processor(mut self, processor: Arc<dyn Processor>) -> Self {
         self.processor = Some(processor);
@@ -68,7 +84,10 @@ impl ServiceBuilder {
             Some(p) => p,
             None => crate::orders::processor_for(&self.settings)?,
         };
-        Service::start_inner(self.settings, processor, self.faults)
+        let on_dead = self.on_listener_dead.unwrap_or_else(|| {
+            Arc::new(|_why: &str| std::process::exit(crate::error::EXIT_LISTENER_DEAD))
+        });
+        Service::start_inner(self.settings, processor, self.faults, on_dead)
     }
 }
 
@@ -88,6 +107,7 @@ impl Service {
             settings,
             processor: None,
             faults: None,
+            on_listener_dead: None,
         }
     }
 
@@ -95,13 +115,18 @@ impl Service {
         settings: Settings,
         processor: Arc<dyn Processor>,
         faults: Option<Faults>,
+        on_listener_dead: OnDead,
     ) -> Result<Service> {
         let bound = BoundListener::bind(
             &settings.server.listen,
             Duration::from_secs(settings.server.idle_timeout_s),
         )?;
         let (mut write_store, reader) = store::open(&settings.storage)?;
-        let recovered = write_store.recover_in_flight()?;
+        let lease = Lease {
+            owner: settings.node_id().into(),
+            duration_ms: settings.queue.lease_s.saturating_mul(1000) as i64,
+        };
+        let recovered = write_store.recover_in_flight(&lease.owner, now_ms())?;
         let counters = reader.counters()?;
         let live = Arc::new(LiveStats::new(&counters));
         let (dispatcher, receivers) = Dispatcher::new(settings.queue.capacity);
@@ -152,6 +177,7 @@ impl Service {
         let workers = WorkerPool::start(
             WorkerSettings {
                 workers: settings.queue.workers,
+                lease: lease.clone(),
                 max_retries: settings.queue.max_retries,
                 backoff: Backoff {
                     base_ms: settings.queue.backoff_base_ms,
@@ -160,6 +186,7 @@ impl Service {
             },
             processor,
             receivers.jobs,
+            BodyLoader::new(reader.clone(), dispatcher.clone()),
             writer_handle.clone(),
             shutdown.signal(),
             live.clone(),
@@ -168,6 +195,16 @@ impl Service {
             reader.clone(),
             dispatcher.clone(),
             receivers.wake,
+            shutdown.receiver(),
+        );
+        let leases = LeaseKeeper::start(
+            LeaseKeeping {
+                lease,
+                writer: writer_handle.clone(),
+                reader: reader.clone(),
+                dispatcher: dispatcher.clone(),
+                live: live.clone(),
+            },
             shutdown.receiver(),
         );
         let retention = RetentionSweeper::start(
@@ -184,7 +221,12 @@ impl Service {
             events: sink,
             ws_addr: events.as_ref().map(Broadcaster::local_addr),
         });
-        let http = HttpServer::start(bound, settings.server.handler_threads, state.clone());
+        let http = HttpServer::start(
+            bound,
+            settings.server.handler_threads,
+            state.clone(),
+            on_listener_dead,
+        );
         live.is_running.store(true, Relaxed);
         if recovered > 0 {
             log::info!("recovered {recovered} messages that were in flight at the last stop; they are queued again");
@@ -194,6 +236,7 @@ impl Service {
             http,
             events,
             feeder,
+            leases,
             retention,
             workers,
             writer,
@@ -237,6 +280,7 @@ impl Service {
             log::warn!("{left_behind} workers were still busy at the deadline; their messages resume at the next start");
         }
         self.feeder.join();
+        self.leases.join();
         self.retention.join();
         if let Some(events) = self.events.take() {
             events.join();

@@ -1,6 +1,7 @@
 //! The commands of the `hookvault` binary, one per file. Each takes the configuration sources
 //! the command line named and loads the settings itself, the same way for every command.
 
+pub mod check;
 pub mod check_config;
 pub mod logging;
 pub mod reprocess;
@@ -10,6 +11,6 @@ use crate::config::{Settings, Sources};
 use crate::error::Result;
 
 /// Settings from the named sources plus the process environment (`HOOKVAULT_*`).
-fn load_settings(sources: Sources) -> Result<Settings> {
+pub(crate) fn load_settings(sources: Sources) -> Result<Settings> {
     Settings::load(&sources.with_process_env())
 }

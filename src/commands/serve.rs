@@ -5,6 +5,7 @@ use super::{load_settings, logging};
 use crate::access::is_loopback;
 use crate::config::{Settings, Sources};
 use crate::error::Result;
+use crate::notify::Notifier;
 use crate::service::Service;
 use crate::signals;
 
@@ -32,6 +33,12 @@ pub fn run(sources: Sources) -> Result<()> {
         service.http_addr()
     );
     let signal = terminate.recv().unwrap_or(0);
+    if let Some(n) = Notifier::from_env() {
+        n.send(&format!(
+            "STOPPING=1\nSTATUS=stopping on signal {signal}: draining for up to {}s",
+            settings.queue.shutdown_timeout_s
+        ));
+    }
     log::info!(
         "signal {signal}: stopping (draining for up to {}s)",
         settings.queue.shutdown_timeout_s

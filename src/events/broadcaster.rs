@@ -20,6 +20,12 @@
 //! * **Handshakes are driven as a state machine in the same loop** (tungstenite
 //!   `MidHandshake`) with a deadline, so a peer that connects and sends nothing
 //!   costs one pending slot for two seconds instead of stalling the loop.
+//! * **Slots are counted after authentication.** `MAX_CLIENTS` counts only
+//!   clients whose handshake passed the access check. Handshakes in progress
+//!   have their own bounded list; when it is full the oldest one is closed to
+//!   make room, so sockets that connect and never finish a handshake cannot
+//!   lock out a client with the right token (it finishes its handshake in one
+//!   loop turn; they wait out their deadline at the front of the list).
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -50,10 +56,11 @@ const WS_PATH: &str = "/ws";
 /// Events buffered between producers and the broadcaster thread. Large enough
 /// to absorb bursts between two loop iterations, small enough to bound memory.
 const EVENT_QUEUE: usize = 8192;
-/// Established + handshaking connections.
+/// Established (authenticated) connections.
 const MAX_CLIENTS: usize = 64;
-/// Connections allowed to sit in the handshake at once.
-const MAX_PENDING_HANDSHAKES: usize = 16;
+/// Connections allowed to sit in the handshake at once; a new one past this closes the
+/// oldest.
+const MAX_PENDING_HANDSHAKES: usize = 64;
 /// A peer must complete the HTTP upgrade within this time.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Upper bound on how long the loop sleeps: accept/handshake/read latency and
@@ -333,6 +340,41 @@ struct Pending {
     mid: MidHandshake<ServerHandshake<TcpStream, AccessCheck>>,
     peer: SocketAddr,
     deadline: Instant,
+    /// The same socket, to answer a plain HTTP request that tungstenite refuses without a
+    /// word (see [`answer_upgrade_required`]).
+    reply: Option<TcpStream>,
+}
+
+/// A request to `/ws` that is not a WebSocket upgrade (no `Upgrade`/`Connection` headers or
+/// key, e.g. a browser or `curl` opening the URL) gets `426 Upgrade Required` with
+/// `Upgrade: websocket` and a JSON error, instead of a closed connection.
+fn answer_upgrade_required(e: &WsError, reply: Option<TcpStream>) {
+    use tungstenite::error::ProtocolError as P;
+    let not_an_upgrade = matches!(
+        e,
+        WsError::Protocol(
+            P::MissingConnectionUpgradeHeader
+                | P::MissingUpgradeWebSocketHeader
+                | P::MissingSecWebSocketVersionHeader
+                | P::MissingSecWebSocketKey
+        )
+    );
+    let Some(mut stream) = reply.filter(|_| not_an_upgrade) else {
+        return;
+    };
+    let body = serde_json::json!({
+        "error": "upgrade_required",
+        "message": "this is the live event stream: connect with a WebSocket client (Upgrade: websocket)",
+    })
+    .to_string();
+    let head = format!(
+        "HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    // A few hundred bytes on a fresh socket fit its send buffer: one non-blocking write.
+    let _ = stream.write_all(format!("{head}{body}").as_bytes());
+    let _ = stream.shutdown(std::net::Shutdown::Write);
 }
 
 struct Client {
@@ -366,6 +408,17 @@ impl Client {
                 Ok(_) => {}
                 Err(e) if would_block(&e) => return Ok(()),
                 Err(WsError::ConnectionClosed) => return Err(Gone::Closed),
+                // A frame or message over `ws_config`'s limits: say so with close code 1009
+                // (RFC 6455 "message too big") before the socket is dropped.
+                Err(WsError::Capacity(e)) => {
+                    let close = CloseFrame {
+                        code: CloseCode::Size,
+                        reason: "message too big".into(),
+                    };
+                    let _ = self.ws.close(Some(close));
+                    let _ = self.ws.flush();
+                    return Err(Gone::Dropped(format!("read: {e} (closed with 1009)")));
+                }
                 Err(WsError::Protocol(
                     tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
                 )) => return Err(Gone::Closed),
@@ -487,12 +540,18 @@ impl Loop {
         loop {
             match self.listener.accept() {
                 Ok((stream, peer)) => {
-                    if self.clients.len() + self.pending.len() >= MAX_CLIENTS
-                        || self.pending.len() >= MAX_PENDING_HANDSHAKES
-                    {
+                    if self.clients.len() >= MAX_CLIENTS {
                         warn!("events: rejecting {peer}: too many clients");
                         reject_busy(stream);
                         continue;
+                    }
+                    if self.pending.len() >= MAX_PENDING_HANDSHAKES {
+                        // The oldest has had the longest to finish and has not: it goes.
+                        let oldest = self.pending.remove(0);
+                        debug!(
+                            "events: closing {}: handshake unfinished and {peer} is waiting",
+                            oldest.peer
+                        );
                     }
                     if let Err(e) = stream.set_nonblocking(true) {
                         warn!("events: rejecting {peer}: set_nonblocking: {e}");
@@ -504,9 +563,10 @@ impl Loop {
                         allowed_hosts: self.allowed_hosts.clone(),
                         peer,
                     };
+                    let reply = stream.try_clone().ok();
                     let result =
                         ServerHandshake::start(stream, check, Some(ws_config())).handshake();
-                    self.handshake_step(result, peer, now + HANDSHAKE_TIMEOUT);
+                    self.handshake_step(result, peer, now + HANDSHAKE_TIMEOUT, reply);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -526,7 +586,7 @@ impl Loop {
                 continue;
             }
             let result = p.mid.handshake();
-            self.handshake_step(result, p.peer, p.deadline);
+            self.handshake_step(result, p.peer, p.deadline, p.reply);
         }
     }
 
@@ -538,6 +598,7 @@ impl Loop {
         >,
         peer: SocketAddr,
         deadline: Instant,
+        reply: Option<TcpStream>,
     ) {
         match result {
             Ok(mut ws) => {
@@ -557,9 +618,11 @@ impl Loop {
                 mid,
                 peer,
                 deadline,
+                reply,
             }),
             Err(HandshakeError::Failure(e)) => {
                 debug!("events: handshake with {peer} failed: {e}");
+                answer_upgrade_required(&e, reply);
             }
         }
     }

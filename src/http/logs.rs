@@ -38,9 +38,10 @@ pub fn list(state: &AppState, call: &mut Call) -> Reply {
     }
 }
 
-/// `?status=`: one of the message states, or none for every message.
+/// `?status=`: one of the message states, or none for every message. An empty value is not a
+/// state (the OpenAPI document lists them as an `enum`), so it is a `400` like any other.
 fn status_filter(call: &Call) -> Result<Option<MessageState>, Reply> {
-    let Some(s) = call.query("status").filter(|s| !s.is_empty()) else {
+    let Some(s) = call.query("status") else {
         return Ok(None);
     };
     MessageState::parse(s).map(Some).ok_or_else(|| {

@@ -3,13 +3,43 @@
 //! route the server answers is described (a route without its own description still appears,
 //! with its summary and a generic answer) and nothing is described that the server does not
 //! answer.
+//!
+//! Who may call a route depends on the configuration (an admin token, an ingest token), so the
+//! document's `security` follows the running server's settings ([`AuthMode`]): a client
+//! generated from it, or a tool that checks the server against it, reads what this server
+//! enforces.
 
 use serde_json::{json, Map, Value};
 
 use super::route::{Access, Route};
+use crate::config::Settings;
 use crate::store::MessageState;
 
 const DOCS_HTML: &str = include_str!("docs.html");
+
+/// Which credentials the server asks for, as far as the document is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthMode {
+    /// `server.admin_token` is set: admin routes need `Authorization: Bearer`. When it is not,
+    /// admin routes answer loopback clients without credentials and others with 403.
+    pub admin_token: bool,
+    /// `ingest.token` is set: ingest needs `?token=` or `X-Webhook-Token`.
+    pub ingest_token: bool,
+}
+
+impl AuthMode {
+    pub fn of(settings: &Settings) -> AuthMode {
+        AuthMode {
+            admin_token: settings.server.admin_token.is_some(),
+            ingest_token: settings.ingest.token.is_some(),
+        }
+    }
+
+    /// Which of four cached documents this mode reads.
+    pub fn slot(self) -> usize {
+        usize::from(self.admin_token) * 2 + usize::from(self.ingest_token)
+    }
+}
 
 /// The `/docs` page with `spec` (the document as JSON text) embedded, so one request (or a
 /// saved copy) has everything.
@@ -22,25 +52,31 @@ pub fn docs_page(spec: &str) -> String {
     )
 }
 
-/// The OpenAPI 3.1 document for `routes`.
-pub fn document(routes: &[Route]) -> Value {
+/// The OpenAPI 3.1 document for `routes` as a server with `mode`'s credentials answers them.
+pub fn document(routes: &[Route], mode: AuthMode) -> Value {
     let mut paths = Map::new();
     for route in routes {
         let item = paths
             .entry(route.path.to_string())
             .or_insert_with(|| json!({}));
-        item[route.method.to_ascii_lowercase()] = operation(route);
+        item[route.method.to_ascii_lowercase()] = operation(route, mode);
     }
+    let access = if mode.admin_token {
+        "Admin endpoints take `Authorization: Bearer <server.admin_token>` (401 without it)."
+    } else {
+        "This server has no `server.admin_token`: admin endpoints answer loopback clients \
+            without credentials and every other client with 403 (set a token to manage it \
+            remotely; then they take `Authorization: Bearer <server.admin_token>`)."
+    };
     json!({
         "openapi": "3.1.0",
         "info": {
             "title": "hookvault",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Durable webhook intake: a webhook is answered 2xx only once it is \
-                committed to SQLite, then processed by a fixed pool of workers with retries \
-                and dead letters. Admin endpoints take `Authorization: Bearer \
-                <server.admin_token>`; with no token configured they answer loopback clients \
-                only (403 for others). Every error body is `{\"error\", \"message\"}`.",
+            "description": format!("Durable webhook intake: a webhook is answered 2xx only \
+                once it is committed to SQLite, then processed by a fixed pool of workers with \
+                retries and dead letters. {access} Every error body is \
+                `{{\"error\", \"message\"}}`."),
             "license": {"name": "MIT", "identifier": "MIT"}
         },
         "paths": paths,
@@ -49,8 +85,9 @@ pub fn document(routes: &[Route]) -> Value {
                 "adminBearer": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "server.admin_token. When unset, admin endpoints answer \
-                        loopback clients only."
+                    "description": "`server.admin_token`, required by admin endpoints when it \
+                        is set. While it is unset, admin operations list the empty requirement \
+                        `{}` instead: loopback clients need no credentials, others get 403."
                 },
                 "ingestTokenQuery": {
                     "type": "apiKey", "in": "query", "name": "token",
@@ -72,13 +109,15 @@ pub fn document(routes: &[Route]) -> Value {
     })
 }
 
-fn operation(route: &Route) -> Value {
+fn operation(route: &Route, mode: AuthMode) -> Value {
     let mut op = describe(route.method, route.path).unwrap_or_else(|| {
         json!({"responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}}})
     });
     op["summary"] = json!(route.summary);
     op["operationId"] = json!(operation_id(route));
-    let (tag, security) = match route.access {
+    // `security: []` and `[{}]` both mean "no credentials"; `x-hookvault-access` says in words
+    // who may call, for /docs and for readers (the loopback rule has no OpenAPI scheme).
+    let (tag, security, access, errors): (&str, Value, &str, &[&str]) = match route.access {
         Access::Open => (
             if route.path.starts_with("/api/") {
                 "operations"
@@ -86,15 +125,32 @@ fn operation(route: &Route) -> Value {
                 "service"
             },
             json!([]),
+            "open",
+            &[],
         ),
-        Access::Ingest => (
+        Access::Ingest if mode.ingest_token => (
             "ingest",
-            json!([{}, {"ingestTokenQuery": []}, {"ingestTokenHeader": []}]),
+            json!([{"ingestTokenQuery": []}, {"ingestTokenHeader": []}]),
+            "ingest token (`?token=` or `X-Webhook-Token`)",
+            &["401"],
         ),
-        Access::Admin => ("operations", json!([{"adminBearer": []}])),
+        Access::Ingest => ("ingest", json!([{}]), "open (no ingest.token set)", &[]),
+        Access::Admin if mode.admin_token => (
+            "operations",
+            json!([{"adminBearer": []}]),
+            "admin: bearer token",
+            &["401"],
+        ),
+        Access::Admin => (
+            "operations",
+            json!([{}]),
+            "admin: loopback clients only (no server.admin_token set)",
+            &["403"],
+        ),
     };
     op["tags"] = json!([tag]);
     op["security"] = security;
+    op["x-hookvault-access"] = json!(access);
     // Path parameters come from the pattern, so they always match it.
     let mut params: Vec<Value> = route
         .path
@@ -116,11 +172,6 @@ fn operation(route: &Route) -> Value {
         op["parameters"] = Value::Array(params);
     }
     let responses = op["responses"].as_object_mut().expect("responses");
-    let errors: &[&str] = match route.access {
-        Access::Open => &[],
-        Access::Ingest => &["401"],
-        Access::Admin => &["401", "403"],
-    };
     if route.path.contains("{id}") {
         responses
             .entry("400".to_string())
@@ -155,6 +206,12 @@ fn ok(description: &str, schema: Value) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": schema}}})
 }
 
+/// A response with OpenAPI `links` (how a value in it feeds another operation).
+fn with_links(mut response: Value, links: Value) -> Value {
+    response["links"] = links;
+    response
+}
+
 fn error(description: &str) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": schema_ref("Error")}}})
 }
@@ -166,7 +223,7 @@ fn query(name: &str, description: &str, schema: Value) -> Value {
 fn limit_param() -> Value {
     query(
         "limit",
-        "Page size (default 100, larger values are capped at 1000)",
+        "Page size, 1 to 1000 (default 100); a value outside is answered 400",
         json!({"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}),
     )
 }
@@ -199,7 +256,7 @@ pub fn describe(method: &str, path: &str) -> Option<Value> {
             },
             "responses": {
                 "200": ok("Committed to disk (`queued`), or a duplicate of an earlier idempotency key", schema_ref("IngestAnswer")),
-                "400": error("Unreadable body or an over-long idempotency key"),
+                "400": error("An empty body, a body that ends before its `Content-Length`, or an over-long idempotency key; nothing stored"),
                 "413": error("Body larger than server.max_body_bytes; nothing stored"),
                 "503": {"description": "Cannot store (backlog full, storage error); nothing stored, retry after `Retry-After`",
                         "headers": {"Retry-After": {"schema": {"type": "integer"}}},
@@ -269,12 +326,18 @@ pub fn describe(method: &str, path: &str) -> Option<Value> {
                 query("q", "Substring of order number, email or product", json!({"type": "string"}))
             ],
             "responses": {
-                "200": ok("Orders, newest first", json!({
+                "200": with_links(ok("Orders, newest first", json!({
                     "type": "object", "required": ["items"],
                     "properties": {
                         "items": {"type": "array", "items": schema_ref("Order")},
                         "count": {"type": "integer"},
                         "next_before_id": {"type": ["integer", "null"], "description": "`before_id` of the next page; null on the last"}
+                    }
+                })), json!({
+                    "GetFirstOrder": {
+                        "operationId": "get_api_v2_orders_order_number",
+                        "parameters": {"order_number": "$response.body#/items/0/order_number"},
+                        "description": "The first listed order on its own"
                     }
                 })),
                 "400": error("A bad query parameter")
@@ -328,6 +391,14 @@ pub fn describe(method: &str, path: &str) -> Option<Value> {
                 "content": {"text/html": {"schema": {"type": "string"}}}
             }}
         }),
+        ("GET", "/favicon.ico") => json!({
+            "description": "The icon the dashboard and /docs carry inline, for browsers that \
+                ask for /favicon.ico anyway. SVG, whatever the name says.",
+            "responses": {"200": {
+                "description": "The icon",
+                "content": {"image/svg+xml": {"schema": {"type": "string"}}}
+            }}
+        }),
         _ => return None,
     };
     Some(v)
@@ -353,8 +424,12 @@ fn schemas() -> Value {
     let mut detail_props = summary_props.clone();
     detail_props["headers"] = json!({"type": "object", "additionalProperties": {"type": "string"},
         "description": "Selected request headers (secrets are never stored)"});
-    detail_props["payload"] = json!({"type": "string"});
+    detail_props["payload"] = json!({"type": "string", "description": "The whole body"});
     detail_props["payload_encoding"] = json!({"type": "string", "enum": ["utf-8", "base64"]});
+    detail_props["payload_truncated"] =
+        json!({"type": "boolean", "description": "Always false here"});
+    detail_props["payload_size"] =
+        json!({"type": "integer", "description": "The body's size in bytes"});
     detail_props["next_attempt_at"] = opt_time.clone();
     detail_props["actions"] =
         json!({"type": "array", "items": {"$ref": "#/components/schemas/OperatorAction"}});
@@ -402,36 +477,50 @@ fn schemas() -> Value {
             }}}
         }
     }));
+    // The fields every version has answered, then the extras (two literals: one would pass
+    // serde_json's macro recursion limit).
+    let mut properties = json!({
+            "status": {"type": "string", "enum": ["healthy", "degraded", "unhealthy"]},
+            "status_reasons": {"type": "array", "items": {"type": "string"}},
+            "queue_size": int, "queue_size_peak": int, "total_received": int,
+            "total_processed": int,
+            "total_failed": {"type": "integer", "description": "Messages in dead letters now or discarded, each once"},
+            "dead_letter_queue_size": int, "workers_running": int, "workers_total": int,
+            "avg_processing_time_ms": num, "is_running": {"type": "boolean"},
+            "success_rate": {"type": "number", "description": "Percent of finished messages that ended processed, each message once"},
+            "recent_success_rate": {"type": "number", "description": "The same over messages finished in the last 15 minutes"},
+            "recent_finished": int
+    });
+    let extras = json!({
+            "in_flight": int, "received_per_s": num, "queued": int, "channel_len": int,
+            "channel_capacity": int, "total_duplicates": int, "total_retried": int,
+            "total_requeued": int, "total_discarded": int, "total_orders": int, "rejected": int,
+            "total_leases_expired": int, "stale_leases": int, "oldest_processing_age_s": int,
+            "uptime_s": int, "ack_latency_p50_ms": num, "ack_latency_p99_ms": num,
+            "processing_time_p50_ms": num, "processing_time_p99_ms": num, "avg_batch_size": num,
+            "db_size_bytes": int, "wal_size_bytes": int, "version": {"type": "string"}
+    });
+    if let (Some(p), Value::Object(e)) = (properties.as_object_mut(), extras) {
+        p.extend(e);
+    }
     m.insert("Stats".into(), json!({
         "type": "object",
         "required": ["status", "queue_size", "queue_size_peak", "total_received", "total_processed",
             "total_failed", "dead_letter_queue_size", "workers_running", "workers_total",
             "avg_processing_time_ms", "is_running", "success_rate"],
-        "properties": {
-            "status": {"type": "string", "enum": ["healthy", "degraded", "unhealthy"]},
-            "status_reasons": {"type": "array", "items": {"type": "string"}},
-            "queue_size": int, "queue_size_peak": int, "total_received": int,
-            "total_processed": int,
-            "total_failed": {"type": "integer", "description": "Messages that went to dead letters"},
-            "dead_letter_queue_size": int, "workers_running": int, "workers_total": int,
-            "avg_processing_time_ms": num, "is_running": {"type": "boolean"},
-            "success_rate": {"type": "number", "description": "Percent of finished messages that succeeded"},
-            "in_flight": int, "received_per_s": num, "queued": int, "channel_len": int,
-            "channel_capacity": int, "total_duplicates": int, "total_retried": int,
-            "total_requeued": int, "total_discarded": int, "total_orders": int, "rejected": int,
-            "uptime_s": int, "ack_latency_p50_ms": num, "ack_latency_p99_ms": num,
-            "processing_time_p50_ms": num, "processing_time_p99_ms": num, "avg_batch_size": num,
-            "db_size_bytes": int, "wal_size_bytes": int, "version": {"type": "string"}
-        }
+        "properties": properties
     }));
     m.insert("DeadLetter".into(), json!({
         "type": "object",
-        "required": ["id", "received_at", "attempts", "last_error", "failed_at", "payload", "payload_encoding"],
+        "required": ["id", "received_at", "attempts", "last_error", "failed_at", "payload", "payload_encoding",
+                     "payload_truncated", "payload_size"],
         "properties": {
             "id": int64(), "received_at": time, "attempts": int, "last_error": opt_str,
             "failed_at": opt_time,
-            "payload": {"type": "string"},
-            "payload_encoding": {"type": "string", "enum": ["utf-8", "base64"]}
+            "payload": {"type": "string", "description": "A preview: the first 256 bytes of the body (a UTF-8 character cut at the end is left out); the whole body is in GET /api/v2/webhooks/logs/{id}"},
+            "payload_encoding": {"type": "string", "enum": ["utf-8", "base64"]},
+            "payload_truncated": {"type": "boolean", "description": "True when `payload` is shorter than the body"},
+            "payload_size": {"type": "integer", "description": "The whole body's size in bytes"}
         }
     }));
     m.insert("DeadLetterPage".into(), json!({

@@ -8,17 +8,17 @@ use super::response::Reply;
 pub const DEFAULT_LIMIT: u32 = 100;
 pub const MAX_LIMIT: u32 = 1000;
 
-/// `?limit=`: default [`DEFAULT_LIMIT`], at most [`MAX_LIMIT`] (larger asks are capped), at
-/// least 1.
+/// `?limit=`: default [`DEFAULT_LIMIT`]; anything outside 1..=[`MAX_LIMIT`] is a `400`, as
+/// the OpenAPI document says (a client that asks for more than it can get should know).
 pub fn page_limit(call: &Call) -> Result<u32, Reply> {
     match call.query_num::<u64>("limit")? {
         None => Ok(DEFAULT_LIMIT),
-        Some(0) => Err(Reply::error(
+        Some(n) if (1..=u64::from(MAX_LIMIT)).contains(&n) => Ok(n as u32),
+        Some(n) => Err(Reply::error(
             400,
             "bad_request",
-            &format!("query parameter `limit` must be between 1 and {MAX_LIMIT}"),
+            &format!("query parameter `limit` must be between 1 and {MAX_LIMIT}, not {n}"),
         )),
-        Some(n) => Ok(n.min(u64::from(MAX_LIMIT)) as u32),
     }
 }
 

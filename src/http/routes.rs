@@ -5,10 +5,11 @@
 use std::sync::OnceLock;
 
 use super::call::Call;
+use super::openapi::AuthMode;
 use super::response::Reply;
 use super::route::{Access, Route};
 use super::state::AppState;
-use super::{dashboard, dead_letters, health, intake, logs, openapi, orders};
+use super::{dashboard, dead_letters, favicon, health, intake, logs, openapi, orders};
 
 pub const ROUTES: &[Route] = &[
     Route {
@@ -130,24 +131,34 @@ pub const ROUTES: &[Route] = &[
         handler: dashboard::page,
         summary: "A small self-contained operator dashboard (it reads the admin API)",
     },
+    Route {
+        method: "GET",
+        path: "/favicon.ico",
+        access: Access::Open,
+        handler: favicon::icon,
+        summary: "The pages' icon (SVG)",
+    },
 ];
 
-/// The OpenAPI document of [`ROUTES`] as JSON text, built once.
-fn document_json() -> &'static str {
-    static DOC: OnceLock<String> = OnceLock::new();
-    DOC.get_or_init(|| openapi::document(ROUTES).to_string())
+/// The OpenAPI document of [`ROUTES`] as JSON text for a server with `mode`'s credentials,
+/// built once per mode.
+fn document_json(mode: AuthMode) -> &'static str {
+    static DOCS: [OnceLock<String>; 4] = [const { OnceLock::new() }; 4];
+    DOCS[mode.slot()].get_or_init(|| openapi::document(ROUTES, mode).to_string())
 }
 
 /// `GET /openapi.json`.
-fn openapi_json(_state: &AppState, _call: &mut Call) -> Reply {
-    Reply::text(200, "application/json", document_json())
+fn openapi_json(state: &AppState, _call: &mut Call) -> Reply {
+    let mode = AuthMode::of(&state.settings);
+    Reply::text(200, "application/json", document_json(mode))
 }
 
 /// `GET /docs`: the page with the document embedded, so one request (or a saved copy) has
 /// everything.
-fn docs(_state: &AppState, _call: &mut Call) -> Reply {
-    static PAGE: OnceLock<String> = OnceLock::new();
-    let page = PAGE.get_or_init(|| openapi::docs_page(document_json()));
+fn docs(state: &AppState, _call: &mut Call) -> Reply {
+    static PAGES: [OnceLock<String>; 4] = [const { OnceLock::new() }; 4];
+    let mode = AuthMode::of(&state.settings);
+    let page = PAGES[mode.slot()].get_or_init(|| openapi::docs_page(document_json(mode)));
     Reply::text(200, "text/html; charset=utf-8", page.as_str())
 }
 
@@ -169,13 +180,78 @@ mod tests {
         }
     }
 
+    const TOKENS: AuthMode = AuthMode {
+        admin_token: true,
+        ingest_token: true,
+    };
+    const NO_TOKENS: AuthMode = AuthMode {
+        admin_token: false,
+        ingest_token: false,
+    };
+
     #[test]
     fn path_parameters_follow_the_pattern() {
-        let doc = document(ROUTES);
+        let doc = document(ROUTES, TOKENS);
         let op = &doc["paths"]["/api/v2/webhooks/logs/{id}"]["get"];
         assert_eq!(op["parameters"][0]["name"], "id");
         assert_eq!(op["parameters"][0]["in"], "path");
-        assert_eq!(op["security"][0]["adminBearer"], json!([]));
+    }
+
+    #[test]
+    fn security_follows_the_configured_tokens() {
+        let stats = "/api/v2/webhooks/queue/stats";
+        let ingest = "/api/v2/webhooks/orders";
+
+        let doc = document(ROUTES, TOKENS);
+        let op = &doc["paths"][stats]["get"];
+        assert_eq!(op["security"], json!([{"adminBearer": []}]));
+        assert!(op["responses"]["401"].is_object() && op["responses"]["403"].is_null());
+        let op = &doc["paths"][ingest]["post"];
+        assert_eq!(
+            op["security"],
+            json!([{"ingestTokenQuery": []}, {"ingestTokenHeader": []}])
+        );
         assert!(op["responses"]["401"].is_object());
+
+        // No admin token: loopback clients need nothing, others get 403 (never 401).
+        let doc = document(ROUTES, NO_TOKENS);
+        let op = &doc["paths"][stats]["get"];
+        assert_eq!(op["security"], json!([{}]));
+        assert!(op["responses"]["403"].is_object() && op["responses"]["401"].is_null());
+        assert!(op["x-hookvault-access"]
+            .as_str()
+            .unwrap()
+            .contains("loopback"));
+        assert!(doc["info"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("loopback"));
+        let op = &doc["paths"][ingest]["post"];
+        assert_eq!(op["security"], json!([{}]));
+        assert!(op["responses"]["401"].is_null());
+    }
+
+    #[test]
+    fn limits_and_bodies_are_bounded_in_the_document() {
+        let doc = document(ROUTES, NO_TOKENS);
+        for path in [
+            "/api/v2/webhooks/logs",
+            "/api/v2/webhooks/queue/dead-letters",
+            "/api/v2/orders",
+        ] {
+            let params = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
+            let limit = params.iter().find(|p| p["name"] == "limit").unwrap();
+            assert_eq!(limit["schema"]["maximum"], 1000, "{path}");
+            assert_eq!(limit["schema"]["minimum"], 1, "{path}");
+        }
+        let body = &doc["paths"]["/api/v2/webhooks/orders"]["post"]["requestBody"];
+        assert_eq!(body["required"], true);
+        // The orders list links to one order, by an operation that exists.
+        let link =
+            &doc["paths"]["/api/v2/orders"]["get"]["responses"]["200"]["links"]["GetFirstOrder"];
+        assert_eq!(
+            link["operationId"],
+            doc["paths"]["/api/v2/orders/{order_number}"]["get"]["operationId"]
+        );
     }
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Socket, Type};
 
 use super::gate::{Gate, Limits, Peers};
+use super::listener_watchdog::{ListenerWatchdog, OnDead};
 use super::router;
 use super::stall_guard::StallGuard;
 use super::state::AppState;
@@ -20,6 +21,7 @@ pub struct HttpServer {
     gate: Option<Gate>,
     server: Arc<tiny_http::Server>,
     guard: Option<(StallGuard, crossbeam_channel::Sender<()>)>,
+    watchdog: Option<(ListenerWatchdog, crossbeam_channel::Sender<()>)>,
     threads: Vec<JoinHandle<()>>,
     stopping: Arc<AtomicBool>,
     addr: SocketAddr,
@@ -97,7 +99,14 @@ fn listen_on(
 }
 
 impl HttpServer {
-    pub fn start(bound: BoundListener, threads: usize, state: Arc<AppState>) -> HttpServer {
+    /// `on_dead`: what to do when the listener stops answering (see
+    /// [`super::listener_watchdog`]).
+    pub fn start(
+        bound: BoundListener,
+        threads: usize,
+        state: Arc<AppState>,
+        on_dead: OnDead,
+    ) -> HttpServer {
         let BoundListener {
             public,
             server,
@@ -118,24 +127,32 @@ impl HttpServer {
         let server = Arc::new(server);
         let stopping = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(AtomicU64::new(0));
+        let (accept_died_tx, accept_died) = crossbeam_channel::bounded(1);
         let threads = (0..threads)
             .map(|i| {
                 let (server, state, stopping) = (server.clone(), state.clone(), stopping.clone());
                 let (requests, peers) = (requests.clone(), peers.clone());
+                let accept_died = accept_died_tx.clone();
                 std::thread::Builder::new()
                     .name(format!("http-{i}"))
                     .stack_size(512 * 1024)
-                    .spawn(move || serve(&server, &state, &stopping, &requests, &peers))
+                    .spawn(move || {
+                        serve(&server, &state, &stopping, &requests, &peers, &accept_died)
+                    })
                     .expect("spawn http thread")
             })
             .collect();
         let (guard_stop, guard_rx) = crossbeam_channel::bounded(0);
         // The pool race it works around is tiny_http's: nudge tiny_http's own port.
         let guard = StallGuard::start(inner, requests, guard_rx);
+        // The watchdog asks the public port: through the gate to a handler, like a client.
+        let (watchdog_stop, watchdog_rx) = crossbeam_channel::bounded(0);
+        let watchdog = ListenerWatchdog::start(addr, on_dead, accept_died, watchdog_rx);
         HttpServer {
             gate: Some(gate),
             server,
             guard: Some((guard, guard_stop)),
+            watchdog: Some((watchdog, watchdog_stop)),
             threads,
             stopping,
             addr,
@@ -150,6 +167,11 @@ impl HttpServer {
     /// listener closes when the last thread is done. Slow clients are cut off by the gate's
     /// stop, so they never hold it.
     pub fn stop(mut self) {
+        // First, so closing the listener on purpose is not taken for an outage.
+        if let Some((watchdog, stop)) = self.watchdog.take() {
+            drop(stop);
+            watchdog.join();
+        }
         if let Some(gate) = self.gate.take() {
             gate.stop();
         }
@@ -173,6 +195,7 @@ fn serve(
     stopping: &AtomicBool,
     requests: &AtomicU64,
     peers: &Peers,
+    accept_died: &crossbeam_channel::Sender<String>,
 ) {
     loop {
         match server.recv() {
@@ -187,7 +210,12 @@ fn serve(
                 }
             }
             Err(_) if stopping.load(Ordering::SeqCst) => return,
-            Err(e) => log::warn!("http: {e}"),
+            // tiny_http hands out an error only when its accept loop has ended: the listener
+            // is gone. The watchdog decides what happens next.
+            Err(e) => {
+                log::error!("http: the listener stopped accepting: {e}");
+                let _ = accept_died.try_send(e.to_string());
+            }
         }
     }
 }

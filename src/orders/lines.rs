@@ -181,7 +181,7 @@ fn split_colon(line: &str) -> Option<(&str, &str, bool)> {
                 if rest.starts_with(b"//") {
                     return None;
                 }
-                let spaced = rest.first().map_or(true, |&c| {
+                let spaced = rest.first().is_none_or(|&c| {
                     c.is_ascii_whitespace() || matches!(c, b'*' | b'_' | b'|' | b'`' | b'~')
                 });
                 return Some((&line[..i], &line[i + 1..], spaced));

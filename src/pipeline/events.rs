@@ -30,7 +30,7 @@ impl EventPublisher {
             ) if self.sink.has_clients() => self.sink.publish(Event::OrderCreated {
                 order: serde_json::to_value(order.as_ref()).unwrap_or_default(),
             }),
-            (WriteOp::Dead { id, error }, OpOutcome::Changed(_)) => {
+            (WriteOp::Dead { id, error, .. }, OpOutcome::Changed(_)) => {
                 self.sink.publish(Event::WebhookDead {
                     id: *id,
                     error: error.clone(),

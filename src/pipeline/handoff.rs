@@ -1,9 +1,11 @@
 //! Between the commit and the workers: a newly stored message is offered to them at once
 //! (the fast path; what does not fit stays `queued` for the feeder), a finished one leaves the
-//! in-flight set, requeued dead letters may be handed over again.
+//! in-flight set, requeued dead letters may be handed over again. The offered job is a ticket
+//! without the body: the appended payload is dropped with the op here, after the commit, and
+//! the worker reads it back when it starts (see `queue::bodies`).
 
-use crate::queue::{Dispatcher, Job};
-use crate::store::{OpOutcome, WriteOp};
+use crate::queue::{Dispatcher, QueuedJob};
+use crate::store::{MessageState, OpOutcome, WriteOp};
 
 pub struct JobHandoff {
     dispatcher: Dispatcher,
@@ -22,11 +24,11 @@ impl JobHandoff {
                     id,
                     duplicate: false,
                 },
-            ) => self.dispatcher.offer(Job {
+            ) => self.dispatcher.offer(QueuedJob {
                 id: *id,
                 path: m.path,
-                payload: m.payload,
                 attempts: 0,
+                size: m.payload.len() as u64,
             }),
             (WriteOp::Complete { id, .. }, OpOutcome::Completed { .. })
             | (WriteOp::Dead { id, .. }, OpOutcome::Changed(_)) => self.dispatcher.finish(id),
@@ -35,7 +37,25 @@ impl JobHandoff {
                 OpOutcome::NotApplicable { state },
             ) => {
                 log::warn!("message {id} finished but was {state:?} on disk; outcome ignored");
-                self.dispatcher.finish(id);
+                // Still waiting on disk: it may be handed over again (never remembered as
+                // finished, which would keep it from the feeder); otherwise it is done here.
+                match state {
+                    Some(MessageState::Queued | MessageState::Processing) => {
+                        self.dispatcher.release(id)
+                    }
+                    _ => self.dispatcher.finish(id),
+                }
+            }
+            // Messages whose lease ran out are queued again; none of them is in a worker's
+            // hands (the keeper spared those), and one that finished while its row stayed
+            // `processing` may go out again.
+            (WriteOp::RenewLeases { .. }, OpOutcome::LeasesRenewed { requeued, .. })
+                if !requeued.is_empty() =>
+            {
+                for id in requeued {
+                    self.dispatcher.forget(Some(*id));
+                }
+                self.dispatcher.wake_feeder();
             }
             (WriteOp::RequeueDead { id, .. }, OpOutcome::Changed(n)) if *n > 0 => {
                 self.dispatcher.forget(id);
@@ -48,7 +68,8 @@ impl JobHandoff {
     /// A worker's outcome (or claim) could not be recorded and was given up: its message leaves
     /// the in-flight set so the feeder may hand it over again.
     pub fn dropped(&self, op: &WriteOp) {
-        if let WriteOp::Complete { id, .. } | WriteOp::Dead { id, .. } | WriteOp::Claim { id } = op
+        if let WriteOp::Complete { id, .. } | WriteOp::Dead { id, .. } | WriteOp::Claim { id, .. } =
+            op
         {
             self.dispatcher.release(*id);
         }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
 
-use super::Job;
+use super::QueuedJob;
 
 /// How many recently finished messages are remembered.
 pub const RECENT: usize = 16_384;
@@ -27,14 +27,14 @@ struct Flight {
 
 #[derive(Clone)]
 pub struct Dispatcher {
-    jobs: Sender<Job>,
+    jobs: Sender<QueuedJob>,
     flight: Arc<Mutex<Flight>>,
     wake: Sender<()>,
 }
 
 /// The receiving ends: jobs for the workers, wake-ups for the feeder.
 pub struct DispatchReceivers {
-    pub jobs: Receiver<Job>,
+    pub jobs: Receiver<QueuedJob>,
     pub wake: Receiver<()>,
 }
 
@@ -57,7 +57,7 @@ impl Dispatcher {
 
     /// The fast path after a commit. When the channel is full the message simply stays
     /// `queued` on disk and the feeder is told to look.
-    pub fn offer(&self, job: Job) {
+    pub fn offer(&self, job: QueuedJob) {
         let id = job.id;
         if !self.claim(id) {
             return;
@@ -72,7 +72,7 @@ impl Dispatcher {
     }
 
     /// Blocks until the job is taken or `stop` fires; for the feeder only.
-    pub fn send_or_stop(&self, job: Job, stop: &Receiver<()>) -> bool {
+    pub fn send_or_stop(&self, job: QueuedJob, stop: &Receiver<()>) -> bool {
         let id = job.id;
         if !self.claim(id) {
             return true;
@@ -135,6 +135,18 @@ impl Dispatcher {
         }
     }
 
+    /// The messages handed over and not yet finished (in the channel, in a worker's hands, or
+    /// with an outcome on its way to the disk), sorted: the lease keeper renews their leases.
+    pub fn in_flight_ids(&self) -> Vec<i64> {
+        let mut ids: Vec<i64> = self
+            .flight
+            .lock()
+            .map(|f| f.in_flight.iter().copied().collect())
+            .unwrap_or_default();
+        ids.sort_unstable();
+        ids
+    }
+
     /// How many messages have finished so far: a reader holding rows read before more than
     /// [`RECENT`] finished since must read them again.
     pub fn finished(&self) -> u64 {
@@ -159,12 +171,12 @@ impl Dispatcher {
 mod tests {
     use super::*;
 
-    fn job(id: i64) -> Job {
-        Job {
+    fn job(id: i64) -> QueuedJob {
+        QueuedJob {
             id,
             path: "/p".into(),
-            payload: vec![],
             attempts: 0,
+            size: 0,
         }
     }
 

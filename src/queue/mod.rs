@@ -3,13 +3,17 @@
 //! channel stays `queued` on disk and the [`Feeder`] hands it over when there is room.
 
 pub mod backoff;
+pub mod bodies;
 pub mod dispatch;
 pub mod feeder;
+pub mod lease;
 pub mod processor;
 pub mod worker_pool;
 
-pub use crate::store::Job;
+pub use crate::store::{Job, QueuedJob};
+pub use bodies::BodyLoader;
 pub use dispatch::Dispatcher;
 pub use feeder::Feeder;
+pub use lease::{LeaseKeeper, LeaseKeeping};
 pub use processor::{JsonCheckProcessor, ProcessError, Processor};
 pub use worker_pool::{StopSignal, WorkerPool, WorkerSettings};

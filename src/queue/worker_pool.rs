@@ -12,14 +12,16 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, RecvTimeoutError};
 
 use super::backoff::Backoff;
-use super::{Job, ProcessError, Processor};
+use super::{BodyLoader, ProcessError, Processor, QueuedJob};
 use crate::stats::LiveStats;
-use crate::store::{WriteOp, WriterHandle};
+use crate::store::{Lease, WriteOp, WriterHandle};
 use crate::time::now_ms;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct WorkerSettings {
     pub workers: usize,
+    /// This node's lease on the messages its workers claim.
+    pub lease: Lease,
     pub max_retries: u32,
     pub backoff: Backoff,
 }
@@ -39,7 +41,8 @@ pub struct WorkerPool {
 struct Worker {
     settings: WorkerSettings,
     processor: Arc<dyn Processor>,
-    jobs: Receiver<Job>,
+    jobs: Receiver<QueuedJob>,
+    bodies: BodyLoader,
     writer: WriterHandle,
     signal: StopSignal,
     live: Arc<LiveStats>,
@@ -49,18 +52,22 @@ impl WorkerPool {
     pub fn start(
         settings: WorkerSettings,
         processor: Arc<dyn Processor>,
-        jobs: Receiver<Job>,
+        jobs: Receiver<QueuedJob>,
+        bodies: BodyLoader,
         writer: WriterHandle,
         signal: StopSignal,
         live: Arc<LiveStats>,
     ) -> WorkerPool {
         live.workers_total.store(settings.workers, Relaxed);
+        live.lease_s
+            .store((settings.lease.duration_ms / 1000).max(0) as u64, Relaxed);
         let threads = (0..settings.workers)
             .map(|i| {
                 let worker = Worker {
-                    settings,
+                    settings: settings.clone(),
                     processor: processor.clone(),
                     jobs: jobs.clone(),
+                    bodies: bodies.clone(),
                     writer: writer.clone(),
                     signal: signal.clone(),
                     live: live.clone(),
@@ -140,34 +147,55 @@ impl Worker {
 
     /// Runs attempts on one message until it is finished, dead, or shutdown interrupts its
     /// backoff (then it simply stays `queued` on disk).
-    fn handle(&self, job: Job) {
+    fn handle(&self, ticket: QueuedJob) {
+        // The body is read now, on this thread, not carried through the channel.
+        let Some(job) = self.bodies.load(ticket) else {
+            return;
+        };
         let mut attempt = job.attempts;
         loop {
             attempt += 1;
-            self.writer.send(WriteOp::Claim { id: job.id });
+            // The attempt's number goes with its claim and its outcome, so the store applies
+            // each only to this attempt whatever order a failing disk lands them in.
+            self.writer.send(WriteOp::Claim {
+                id: job.id,
+                attempt,
+                lease: self.settings.lease.clone(),
+            });
             self.live.workers_busy.fetch_add(1, Relaxed);
+            self.live.attempt_started(job.id);
             let started = Instant::now();
             let result = catch_unwind(AssertUnwindSafe(|| self.processor.process(&job)));
             let took = started.elapsed();
+            self.live.attempt_ended(job.id);
             self.live.workers_busy.fetch_sub(1, Relaxed);
             self.live.processing_time.record(took);
             let error = match result {
                 Ok(Ok(effect)) => {
                     self.writer.send(WriteOp::Complete {
                         id: job.id,
+                        attempt,
                         effect,
-                        processing_ms: took.as_millis() as u64,
+                        processing_us: took.as_micros() as u64,
                     });
                     return;
                 }
                 Ok(Err(ProcessError::Permanent(error))) => {
-                    self.writer.send(WriteOp::Dead { id: job.id, error });
+                    self.writer.send(WriteOp::Dead {
+                        id: job.id,
+                        attempt,
+                        error,
+                    });
                     return;
                 }
                 Err(panic) => {
                     let error = format!("processor panicked: {}", panic_message(&panic));
                     log::error!("message {}: {error}", job.id);
-                    self.writer.send(WriteOp::Dead { id: job.id, error });
+                    self.writer.send(WriteOp::Dead {
+                        id: job.id,
+                        attempt,
+                        error,
+                    });
                     return;
                 }
                 Ok(Err(ProcessError::Transient(error))) => error,
@@ -175,6 +203,7 @@ impl Worker {
             if attempt > self.settings.max_retries {
                 self.writer.send(WriteOp::Dead {
                     id: job.id,
+                    attempt,
                     error: format!("gave up after {attempt} attempts: {error}"),
                 });
                 return;
@@ -186,6 +215,7 @@ impl Worker {
             );
             self.writer.send(WriteOp::Retry {
                 id: job.id,
+                attempt,
                 error,
                 next_attempt_at_ms: now_ms() + delay.as_millis() as i64,
             });

@@ -2,10 +2,18 @@
 //! document and the `hookvault_ready` metric all rest on [`not_ready`], so a probe, a
 //! dashboard and an alert can never disagree about whether the service can take webhooks;
 //! [`assess`] adds the signs of trouble that do not stop it (`degraded`).
+//!
+//! Success is counted in messages, each once ([`Tally`]): a message that ended `processed`
+//! is a success, one in dead letters now or discarded is a failure; a dead letter that is
+//! retried is not finished until its new attempts end. `status` describes the present:
+//! dead letters waiting now and the success rate of the last 15 minutes, so it returns to
+//! `healthy` once an operator has retried or discarded the failures (rules in
+//! `docs/operations.md`).
 
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::live::LiveStats;
+use super::outcomes::Finished;
 use super::queue_view::QueueView;
 use crate::store::FileSizes;
 
@@ -13,8 +21,41 @@ use crate::store::FileSizes;
 pub const WAL_DEGRADED_BYTES: u64 = 256 * 1024 * 1024;
 /// The share of capacity (channel or backlog) above which the queue counts as congested.
 pub const CONGESTED: f64 = 0.8;
-/// Below this success rate (percent) the service is degraded.
+/// Below this success rate (percent) over the recent window the service is degraded.
 pub const MIN_SUCCESS_RATE: f64 = 95.0;
+/// The recent success rate counts only once this many messages finished in the window: over
+/// fewer, one bad webhook moves it by five points or more, and a single failure is what the
+/// dead-letter rule is for.
+pub const MIN_RECENT_FINISHED: u64 = 20;
+
+/// Messages by how they ended, each message once, over the life of the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    /// Ended `processed`.
+    pub succeeded: u64,
+    /// In dead letters now, or discarded by an operator (`total_failed`).
+    pub failed: u64,
+}
+
+impl Tally {
+    pub fn of(live: &LiveStats) -> Tally {
+        Tally {
+            succeeded: live.processed.load(Relaxed),
+            failed: live.dead_now.load(Relaxed).max(0) as u64 + live.discarded.load(Relaxed),
+        }
+    }
+
+    /// `success_rate`: percent of finished messages that ended well, two decimals; 100 while
+    /// nothing has finished.
+    pub fn success_rate(self) -> f64 {
+        Finished {
+            ok: self.succeeded,
+            failed: self.failed,
+        }
+        .success_rate()
+        .unwrap_or(100.0)
+    }
+}
 
 /// The stats `status` and why it is not `healthy` (every rule that fired, unhealthy ones
 /// first).
@@ -26,11 +67,17 @@ pub struct Verdict {
 }
 
 /// `unhealthy` when [`not_ready`] finds anything; else `degraded` when the channel or the
-/// backlog is congested, the success rate (percent) is low or the WAL is large; else
-/// `healthy`.
-pub fn assess(live: &LiveStats, queue: QueueView, files: FileSizes, success_rate: f64) -> Verdict {
+/// backlog is congested, dead letters wait for an operator, the recent success rate is low
+/// or the WAL is large; else `healthy`.
+pub fn assess(live: &LiveStats, queue: QueueView, files: FileSizes) -> Verdict {
     let mut unhealthy = not_ready(live);
-    let degraded = degradation(live.queue_size(), queue, files, success_rate);
+    let signs = Signs {
+        queue_size: live.queue_size(),
+        dead_now: live.dead_now.load(Relaxed).max(0) as u64,
+        recent: live.recent.finished(),
+    };
+    let mut degraded = degradation(signs, queue, files);
+    degraded.extend(live.long_attempt());
     let status = if !unhealthy.is_empty() {
         "unhealthy"
     } else if !degraded.is_empty() {
@@ -45,12 +92,20 @@ pub fn assess(live: &LiveStats, queue: QueueView, files: FileSizes, success_rate
     }
 }
 
-fn degradation(
+/// The present figures the degraded rules look at.
+#[derive(Debug, Clone, Copy, Default)]
+struct Signs {
     queue_size: u64,
-    queue: QueueView,
-    files: FileSizes,
-    success_rate: f64,
-) -> Vec<String> {
+    dead_now: u64,
+    recent: Finished,
+}
+
+fn degradation(signs: Signs, queue: QueueView, files: FileSizes) -> Vec<String> {
+    let Signs {
+        queue_size,
+        dead_now,
+        recent,
+    } = signs;
     let mut degraded = Vec::new();
     if queue.channel_capacity > 0
         && queue.channel_len as f64 > CONGESTED * queue.channel_capacity as f64
@@ -65,10 +120,23 @@ fn degradation(
             "the backlog ({queue_size}) is above 80% of queue.max_backlog"
         ));
     }
-    if success_rate < MIN_SUCCESS_RATE {
+    if dead_now > 0 {
+        let letters = if dead_now == 1 {
+            "letter waits"
+        } else {
+            "letters wait"
+        };
         degraded.push(format!(
-            "the success rate ({success_rate}%) is below {MIN_SUCCESS_RATE}%"
+            "{dead_now} dead {letters} for an operator (retry or discard)"
         ));
+    }
+    if let Some(rate) = recent.success_rate() {
+        if recent.total() >= MIN_RECENT_FINISHED && rate < MIN_SUCCESS_RATE {
+            degraded.push(format!(
+                "the success rate of the last 15 minutes ({rate}% of {} messages) is below {MIN_SUCCESS_RATE}%",
+                recent.total()
+            ));
+        }
     }
     if files.wal_size_bytes > WAL_DEGRADED_BYTES {
         degraded.push(format!("the WAL is {} MiB", files.wal_size_bytes >> 20));
@@ -77,7 +145,8 @@ fn degradation(
 }
 
 /// Why the service is not ready (empty when it is): the last commit failed, the writer is
-/// gone, or a worker thread is not running.
+/// gone, a worker thread is not running, or work is stuck (a `processing` message whose lease
+/// ran out could not be queued again).
 pub fn not_ready(live: &LiveStats) -> Vec<String> {
     let mut reasons = Vec::new();
     if !live.storage_ok.load(Relaxed) {
@@ -93,6 +162,7 @@ pub fn not_ready(live: &LiveStats) -> Vec<String> {
     if running < total {
         reasons.push(format!("{running} of {total} workers are running"));
     }
+    reasons.extend(live.stuck_work());
     reasons
 }
 
@@ -138,7 +208,7 @@ mod tests {
             channel_capacity: 10,
             max_backlog: 100,
         };
-        let healthy = assess(&live, calm, FileSizes::default(), 100.0);
+        let healthy = assess(&live, calm, FileSizes::default());
         assert_eq!(healthy.status, "healthy");
         assert!(healthy.reasons.is_empty());
 
@@ -146,18 +216,20 @@ mod tests {
             channel_len: 9,
             ..calm
         };
-        let degraded = assess(&live, full, FileSizes::default(), 90.0);
+        live.dead_now.store(2, Relaxed);
+        let degraded = assess(&live, full, FileSizes::default());
         assert_eq!(degraded.status, "degraded");
         assert_eq!(
             degraded.reasons,
             vec![
                 "the worker channel is 9/10 full",
-                "the success rate (90%) is below 95%"
+                "2 dead letters wait for an operator (retry or discard)"
             ]
         );
+        live.dead_now.store(0, Relaxed);
 
         live.writer_running.store(false, Relaxed);
-        let unhealthy = assess(&live, full, FileSizes::default(), 100.0);
+        let unhealthy = assess(&live, full, FileSizes::default());
         assert_eq!(unhealthy.status, "unhealthy");
         assert_eq!(
             unhealthy.reasons,
@@ -165,6 +237,60 @@ mod tests {
                 "the database writer is not running",
                 "the worker channel is 9/10 full"
             ]
+        );
+    }
+
+    fn signs(dead_now: u64, ok: u64, failed: u64) -> Signs {
+        Signs {
+            queue_size: 0,
+            dead_now,
+            recent: Finished { ok, failed },
+        }
+    }
+
+    #[test]
+    fn the_recent_success_rate_counts_from_twenty_messages() {
+        let calm = QueueView {
+            channel_len: 0,
+            channel_capacity: 10,
+            max_backlog: 100,
+        };
+        let files = FileSizes::default();
+        // 11 good and 1 discarded: too few to judge a rate by; nothing waits.
+        assert!(degradation(signs(0, 11, 1), calm, files).is_empty());
+        // The same failure still waiting is a reason of its own.
+        assert_eq!(
+            degradation(signs(1, 11, 1), calm, files),
+            vec!["1 dead letter waits for an operator (retry or discard)"]
+        );
+        // 19 of 20 is 95%: not below. 18 of 20 is.
+        assert!(degradation(signs(0, 19, 1), calm, files).is_empty());
+        assert_eq!(
+            degradation(signs(0, 18, 2), calm, files),
+            vec!["the success rate of the last 15 minutes (90% of 20 messages) is below 95%"]
+        );
+    }
+
+    #[test]
+    fn success_counts_messages_once() {
+        let live = LiveStats::new(&DurableCounters::default());
+        // 11 processed, 1 dead now: 11 of 12.
+        live.processed.store(11, Relaxed);
+        live.dead.store(1, Relaxed);
+        live.dead_now.store(1, Relaxed);
+        let t = Tally::of(&live);
+        assert_eq!((t.succeeded, t.failed), (11, 1));
+        assert_eq!(t.success_rate(), 91.67);
+        // Retried, dead again, then discarded: still one failure (three dead events).
+        live.dead.store(3, Relaxed);
+        live.dead_now.store(0, Relaxed);
+        live.discarded.store(1, Relaxed);
+        assert_eq!(Tally::of(&live).failed, 1);
+        assert_eq!(Tally::of(&live).success_rate(), 91.67);
+        // Nothing finished yet: 100.
+        assert_eq!(
+            Tally::of(&LiveStats::new(&DurableCounters::default())).success_rate(),
+            100.0
         );
     }
 }

@@ -1,7 +1,9 @@
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::time::Instant;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use super::{LatencyHistogram, RateWindow};
+use super::{LatencyHistogram, RateWindow, RecentOutcomes};
 use crate::store::{CounterDelta, DurableCounters};
 
 /// Figures shared by every thread. Written with relaxed atomics: each figure is exact on its
@@ -16,8 +18,10 @@ pub struct LiveStats {
     pub requeued: AtomicU64,
     pub discarded: AtomicU64,
     pub purged: AtomicU64,
+    pub leases_expired: AtomicU64,
     pub orders_created: AtomicU64,
-    pub processing_ms_total: AtomicU64,
+    /// Time spent in successful attempts, in microseconds.
+    pub processing_us_total: AtomicU64,
     pub queued: AtomicI64,
     pub processing: AtomicI64,
     pub dead_now: AtomicI64,
@@ -33,6 +37,8 @@ pub struct LiveStats {
     pub batch_size: LatencyHistogram,
     /// Newly stored messages per second over the last minute (fed at commit time).
     pub received_rate: RateWindow,
+    /// How the messages that finished in the last 15 minutes ended (the status rule).
+    pub recent: RecentOutcomes,
     pub workers_total: AtomicUsize,
     pub workers_running: AtomicUsize,
     pub workers_busy: AtomicUsize,
@@ -40,6 +46,13 @@ pub struct LiveStats {
     pub storage_ok: AtomicBool,
     pub writer_running: AtomicBool,
     pub is_running: AtomicBool,
+    /// `processing` messages whose lease ran out and that the last lease tick could not put
+    /// back (a failing disk): stuck work, which readiness reports while it lasts.
+    pub stale_leases: AtomicU64,
+    /// `queue.lease_s`: an attempt running longer than this is reported (not re-queued).
+    pub lease_s: AtomicU64,
+    /// Attempts in the workers' hands now: message id → when the attempt started.
+    attempts: Mutex<HashMap<i64, Instant>>,
 }
 
 impl LiveStats {
@@ -55,11 +68,12 @@ impl LiveStats {
             requeued: AtomicU64::new(c.requeued),
             discarded: AtomicU64::new(c.discarded),
             purged: AtomicU64::new(c.purged),
+            leases_expired: AtomicU64::new(c.leases_expired),
             orders_created: AtomicU64::new(c.orders_created),
-            processing_ms_total: AtomicU64::new(c.processing_ms_total),
-            // After recovery nothing is processing: it was all put back to queued.
-            queued: AtomicI64::new((c.queued + c.processing) as i64),
-            processing: AtomicI64::new(0),
+            processing_us_total: AtomicU64::new(c.processing_us_total),
+            // Counted after recovery: what is still `processing` is leased elsewhere.
+            queued: AtomicI64::new(c.queued as i64),
+            processing: AtomicI64::new(c.processing as i64),
             dead_now: AtomicI64::new(c.dead_now as i64),
             queue_size_peak: AtomicU64::new(c.queue_size_peak),
             rejected_backlog: AtomicU64::new(0),
@@ -71,13 +85,63 @@ impl LiveStats {
             processing_time: LatencyHistogram::default(),
             batch_size: LatencyHistogram::default(),
             received_rate: RateWindow::new(started),
+            recent: RecentOutcomes::new(started),
             workers_total: AtomicUsize::new(0),
             workers_running: AtomicUsize::new(0),
             workers_busy: AtomicUsize::new(0),
             storage_ok: AtomicBool::new(true),
             writer_running: AtomicBool::new(false),
             is_running: AtomicBool::new(false),
+            stale_leases: AtomicU64::new(0),
+            lease_s: AtomicU64::new(0),
+            attempts: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Work stuck beyond its lease, for readiness and the stats status: `processing` messages
+    /// whose lease ran out and that could not be put back (`None` when there are none).
+    pub fn stuck_work(&self) -> Option<String> {
+        match self.stale_leases.load(Relaxed) {
+            0 => None,
+            n => Some(format!(
+                "{n} processing messages have an expired lease and could not be queued again"
+            )),
+        }
+    }
+
+    /// An attempt running longer than the lease (a slow or hung processor): reported, not
+    /// re-queued, since its worker still holds it (`None` when there is none).
+    pub fn long_attempt(&self) -> Option<String> {
+        let lease_s = self.lease_s.load(Relaxed);
+        let age = self.oldest_attempt_age().as_secs();
+        (lease_s > 0 && age > lease_s).then(|| {
+            format!(
+                "an attempt has been running for {age}s, longer than queue.lease_s ({lease_s}s)"
+            )
+        })
+    }
+
+    /// A worker started an attempt on message `id`.
+    pub fn attempt_started(&self, id: i64) {
+        if let Ok(mut a) = self.attempts.lock() {
+            a.insert(id, Instant::now());
+        }
+    }
+
+    /// The worker is done with the attempt on message `id`.
+    pub fn attempt_ended(&self, id: i64) {
+        if let Ok(mut a) = self.attempts.lock() {
+            a.remove(&id);
+        }
+    }
+
+    /// How long the oldest attempt in a worker's hands has been running (zero when none is).
+    pub fn oldest_attempt_age(&self) -> Duration {
+        self.attempts
+            .lock()
+            .ok()
+            .and_then(|a| a.values().min().map(Instant::elapsed))
+            .unwrap_or_default()
     }
 
     /// Called by the writer right after a commit.
@@ -98,8 +162,14 @@ impl LiveStats {
         add(&self.requeued, d.requeued);
         add(&self.discarded, d.discarded);
         add(&self.purged, d.purged);
+        add(&self.leases_expired, d.leases_expired);
         add(&self.orders_created, d.orders_created);
-        add(&self.processing_ms_total, d.processing_ms);
+        add(&self.processing_us_total, d.processing_us);
+        // Dead letters that left the dead state other than by a discard (retried, or their
+        // order derived by `reprocess`): no longer failures.
+        let resolved = (d.dead - d.dead_now - d.discarded).max(0) as u64;
+        self.recent
+            .record(d.processed.max(0) as u64, d.dead.max(0) as u64, resolved);
         self.queued.fetch_add(d.queued, Relaxed);
         self.processing.fetch_add(d.processing, Relaxed);
         self.dead_now.fetch_add(d.dead_now, Relaxed);

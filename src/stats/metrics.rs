@@ -140,6 +140,11 @@ pub fn render(live: &LiveStats, queue: QueueView, files: FileSizes) -> String {
         );
     }
     o.counter(
+        "hookvault_leases_expired_total",
+        "Processing messages queued again because their lease ran out with no live worker; durable.",
+        n(&live.leases_expired),
+    );
+    o.counter(
         "hookvault_orders_created_total",
         "Orders created from processed messages; durable.",
         n(&live.orders_created),
@@ -166,6 +171,16 @@ pub fn render(live: &LiveStats, queue: QueueView, files: FileSizes) -> String {
         live.processing.load(Relaxed).max(0),
     );
     o.gauge(
+        "hookvault_stale_leases",
+        "Processing messages whose lease ran out and that are not queued again yet (stuck work).",
+        n(&live.stale_leases),
+    );
+    o.gauge(
+        "hookvault_oldest_processing_age_seconds",
+        "How long the oldest attempt in a worker's hands has been running.",
+        live.oldest_attempt_age().as_secs(),
+    );
+    o.gauge(
         "hookvault_dead_letters",
         "Messages in dead letters now.",
         live.dead_now.load(Relaxed).max(0),
@@ -176,7 +191,7 @@ pub fn render(live: &LiveStats, queue: QueueView, files: FileSizes) -> String {
         live.workers_running.load(Relaxed),
     );
     o.gauge(
-        "hookvault_workers_total",
+        "hookvault_workers_configured",
         "Worker threads configured.",
         live.workers_total.load(Relaxed),
     );

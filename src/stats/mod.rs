@@ -6,12 +6,14 @@ pub mod health;
 pub mod latency;
 pub mod live;
 pub mod metrics;
+pub mod outcomes;
 pub mod queue_view;
 pub mod rate;
 pub mod snapshot;
 
 pub use latency::LatencyHistogram;
 pub use live::LiveStats;
+pub use outcomes::RecentOutcomes;
 pub use queue_view::QueueView;
 pub use rate::RateWindow;
 pub use snapshot::StatsSnapshot;

@@ -24,7 +24,13 @@ pub struct StatsSnapshot {
     pub workers_total: usize,
     pub avg_processing_time_ms: f64,
     pub is_running: bool,
+    /// Percent of finished messages that ended well, each message once (see
+    /// `stats/health.rs`).
     pub success_rate: f64,
+    /// The same over the messages that finished in the last 15 minutes (100 when none).
+    pub recent_success_rate: f64,
+    /// How many messages finished in the last 15 minutes.
+    pub recent_finished: u64,
     pub in_flight: u64,
     /// Newly stored messages per second over the last minute.
     pub received_per_s: f64,
@@ -36,6 +42,12 @@ pub struct StatsSnapshot {
     pub total_requeued: u64,
     pub total_discarded: u64,
     pub total_orders: u64,
+    /// `processing` messages put back to `queued` because their lease ran out; durable.
+    pub total_leases_expired: u64,
+    /// `processing` messages whose lease ran out and that are not queued again yet.
+    pub stale_leases: u64,
+    /// How long the oldest attempt in a worker's hands has been running (0 when none is).
+    pub oldest_processing_age_s: u64,
     pub rejected: u64,
     pub uptime_s: u64,
     pub ack_latency_p50_ms: f64,
@@ -56,21 +68,16 @@ fn ms(us: u64) -> f64 {
 
 impl StatsSnapshot {
     pub fn build(live: &LiveStats, queue: QueueView, files: FileSizes) -> StatsSnapshot {
-        let processed = live.processed.load(Relaxed);
-        let dead = live.dead.load(Relaxed);
-        let finished = processed + dead;
-        let success_rate = if finished == 0 {
-            100.0
-        } else {
-            (processed as f64 * 10_000.0 / finished as f64).round() / 100.0
-        };
-        let processing_ms = live.processing_ms_total.load(Relaxed);
+        let tally = health::Tally::of(live);
+        let processed = tally.succeeded;
+        let recent = live.recent.finished();
+        let processing_us = live.processing_us_total.load(Relaxed);
         let queue_size = live.queue_size();
         let workers_total = live.workers_total.load(Relaxed);
         let workers_running = live.workers_running.load(Relaxed);
         let batches = live.batches.load(Relaxed);
 
-        let verdict = health::assess(live, queue, files, success_rate);
+        let verdict = health::assess(live, queue, files);
 
         StatsSnapshot {
             status: verdict.status,
@@ -78,17 +85,20 @@ impl StatsSnapshot {
             queue_size_peak: live.queue_size_peak.load(Relaxed).max(queue_size),
             total_received: live.received.load(Relaxed),
             total_processed: processed,
-            total_failed: dead,
+            total_failed: tally.failed,
             dead_letter_queue_size: live.dead_now.load(Relaxed).max(0) as u64,
             workers_running,
             workers_total,
             avg_processing_time_ms: if processed == 0 {
                 0.0
             } else {
-                (processing_ms as f64 * 100.0 / processed as f64).round() / 100.0
+                // Microseconds summed, so sub-millisecond work shows (three decimals).
+                (processing_us as f64 / processed as f64).round() / 1000.0
             },
             is_running: live.is_running.load(Relaxed),
-            success_rate,
+            success_rate: tally.success_rate(),
+            recent_success_rate: recent.success_rate().unwrap_or(100.0),
+            recent_finished: recent.total(),
             in_flight: live.processing.load(Relaxed).max(0) as u64,
             received_per_s: live.received_rate.per_second(),
             queued: live.queued.load(Relaxed).max(0) as u64,
@@ -99,6 +109,9 @@ impl StatsSnapshot {
             total_requeued: live.requeued.load(Relaxed),
             total_discarded: live.discarded.load(Relaxed),
             total_orders: live.orders_created.load(Relaxed),
+            total_leases_expired: live.leases_expired.load(Relaxed),
+            stale_leases: live.stale_leases.load(Relaxed),
+            oldest_processing_age_s: live.oldest_attempt_age().as_secs(),
             rejected: live.rejected_backlog.load(Relaxed)
                 + live.rejected_storage.load(Relaxed)
                 + live.rejected_other.load(Relaxed),

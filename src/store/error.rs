@@ -16,6 +16,12 @@ pub enum StoreError {
     /// Another process holds the database locked (a second hookvault, a `sqlite3` shell).
     #[error("the database is locked by another process ({0})")]
     Busy(String),
+    /// Another process (a running `serve`, a `reprocess`) holds the database's instance lock.
+    #[error(
+        "the database is in use: {lock_file} is held by {holder}; stop that process first \
+         (only one hookvault may use a database at a time)"
+    )]
+    InUse { lock_file: String, holder: String },
     /// No commit came back in time, or the writer's inbox stayed full: the disk is not keeping
     /// up.
     #[error("{0}")]
@@ -45,6 +51,7 @@ impl StoreError {
             StoreError::DiskFull(_) => "disk_full",
             StoreError::Io(_) => "io",
             StoreError::Busy(_) => "busy",
+            StoreError::InUse { .. } => "in_use",
             StoreError::Stalled(_) => "stalled",
             StoreError::Stopped(_) => "stopped",
             StoreError::Corrupt(_) => "corrupt",
@@ -56,9 +63,14 @@ impl StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Storage failures at the command level exit with the storage code (74) and the same message.
+/// Storage failures at the command level exit with the storage code (74) and the same message;
+/// a database in use by another process has its own code (75), so a script can tell "wait" from
+/// "repair".
 impl From<StoreError> for crate::error::Error {
     fn from(e: StoreError) -> Self {
-        crate::error::Error::Storage(e.to_string())
+        match e {
+            StoreError::InUse { .. } => crate::error::Error::InUse(e.to_string()),
+            _ => crate::error::Error::Storage(e.to_string()),
+        }
     }
 }

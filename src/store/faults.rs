@@ -129,7 +129,7 @@ impl Faults {
             plan.next -= 1;
             true
         } else {
-            plan.every > 0 && plan.since_set % plan.every == 0
+            plan.every > 0 && plan.since_set.is_multiple_of(plan.every)
         };
         if !fail {
             return None;
@@ -165,8 +165,8 @@ impl<S: WriteStore> WriteStore for FaultyStore<S> {
         }
     }
 
-    fn recover_in_flight(&mut self) -> StoreResult<u64> {
-        self.inner.recover_in_flight()
+    fn recover_in_flight(&mut self, owner: &str, now_ms: i64) -> StoreResult<u64> {
+        self.inner.recover_in_flight(owner, now_ms)
     }
 
     fn maintain(&mut self, idle_for: Duration) -> StoreResult<()> {

@@ -6,8 +6,10 @@
 //! one way in and nothing outside this module speaks SQL, so a second backend (PostgreSQL
 //! with leases, for several nodes) replaces `sqlite/` and the body of [`open`], nothing else.
 
+pub mod consistency;
 pub mod error;
 pub mod faults;
+pub mod instance_lock;
 pub mod model;
 pub mod observer;
 pub mod order;
@@ -19,8 +21,10 @@ use std::sync::Arc;
 
 use crate::config::StorageSettings;
 
+pub use consistency::{Check, ConsistencyReport};
 pub use error::{StoreError, StoreResult};
 pub use faults::{FaultKind, Faults, FaultyStore};
+pub use instance_lock::InstanceLock;
 pub use model::*;
 pub use observer::CommitObserver;
 pub use order::Order;
@@ -33,9 +37,18 @@ const READ_CONNECTIONS: usize = 2;
 
 /// Opens the storage `settings` point at (creating and migrating it if needed) and returns the
 /// write side (for the writer thread, or a command that writes directly) and the read side.
+/// The write side holds the database's [`InstanceLock`]: while it lives, another `open` of the
+/// same database (in this process or another) fails with [`StoreError::InUse`].
 pub fn open(settings: &StorageSettings) -> StoreResult<(Box<dyn WriteStore>, Arc<dyn ReadStore>)> {
     let (writer, reader) = sqlite::open(&settings.path, READ_CONNECTIONS)?;
     Ok((Box::new(writer), Arc::new(reader)))
+}
+
+/// `hookvault check`: the durable counters against the tables and the state and lease rules
+/// (see `sqlite/check.rs` for the list); with `repair`, rebuilds what the tables can tell
+/// first, under the write lock. The database must exist (it is migrated if older).
+pub fn check(settings: &StorageSettings, repair: bool) -> StoreResult<ConsistencyReport> {
+    sqlite::check::run(&settings.path, repair)
 }
 
 /// The write side: one implementation, owned by one thread.
@@ -49,8 +62,10 @@ pub trait WriteStore: Send {
         now_ms: i64,
         queue_size_peak: u64,
     ) -> StoreResult<(Vec<OpOutcome>, CounterDelta)>;
-    /// Moves messages a crash left `processing` back to `queued`; returns how many.
-    fn recover_in_flight(&mut self) -> StoreResult<u64>;
+    /// At start: moves back to `queued` the `processing` messages this node (`owner`) held when
+    /// it stopped, those nobody holds, and those whose lease ran out before `now_ms`; returns
+    /// how many. Another node's live leases are left to it.
+    fn recover_in_flight(&mut self, owner: &str, now_ms: i64) -> StoreResult<u64>;
     /// Housekeeping between batches (WAL checkpoints); `idle_for` is how long no commit has
     /// been asked for (zero right after a commit).
     fn maintain(&mut self, idle_for: std::time::Duration) -> StoreResult<()>;
@@ -67,8 +82,12 @@ pub trait ReadStore: Send + Sync {
     /// Operator actions recorded for one message, oldest first (retries of "every dead
     /// letter" are recorded without a message and are not listed).
     fn actions(&self, message_id: i64) -> StoreResult<Vec<OperatorAction>>;
-    /// Due `queued` messages with id above `after_id`, oldest first, for the feeder.
-    fn due_jobs(&self, after_id: i64, now_ms: i64, limit: u32) -> StoreResult<Vec<Job>>;
+    /// Due `queued` messages with id above `after_id`, oldest first, for the feeder: tickets
+    /// only, never bodies.
+    fn due_jobs(&self, after_id: i64, now_ms: i64, limit: u32) -> StoreResult<Vec<QueuedJob>>;
+    /// One message's body, for the worker starting an attempt; `None` when the message (or
+    /// its body) is gone.
+    fn payload(&self, id: i64) -> StoreResult<Option<Vec<u8>>>;
     fn orders(&self, query: &OrderQuery) -> StoreResult<Vec<StoredOrder>>;
     fn order(&self, order_number: &str) -> StoreResult<Option<StoredOrder>>;
     /// Raw bodies for `reprocess`, id above `after_id`, oldest first.
@@ -81,6 +100,9 @@ pub trait ReadStore: Send + Sync {
     /// How many messages `raw_messages` would return in all.
     fn raw_count(&self, filter: &RawFilter) -> StoreResult<u64>;
     fn file_sizes(&self) -> FileSizes;
+    /// `processing` messages whose lease ran out before `now_ms` (or that have none): work
+    /// nobody is doing. Reads the `processing` rows only.
+    fn expired_leases(&self, now_ms: i64) -> StoreResult<u64>;
 }
 
 /// A boxed store is a store, so wrappers (such as [`FaultyStore`]) and commands can take
@@ -94,8 +116,8 @@ impl<S: WriteStore + ?Sized> WriteStore for Box<S> {
     ) -> StoreResult<(Vec<OpOutcome>, CounterDelta)> {
         (**self).commit_batch(ops, now_ms, queue_size_peak)
     }
-    fn recover_in_flight(&mut self) -> StoreResult<u64> {
-        (**self).recover_in_flight()
+    fn recover_in_flight(&mut self, owner: &str, now_ms: i64) -> StoreResult<u64> {
+        (**self).recover_in_flight(owner, now_ms)
     }
     fn maintain(&mut self, idle_for: std::time::Duration) -> StoreResult<()> {
         (**self).maintain(idle_for)
@@ -122,8 +144,11 @@ impl<S: ReadStore + ?Sized> ReadStore for Arc<S> {
     fn actions(&self, message_id: i64) -> StoreResult<Vec<OperatorAction>> {
         (**self).actions(message_id)
     }
-    fn due_jobs(&self, after_id: i64, now_ms: i64, limit: u32) -> StoreResult<Vec<Job>> {
+    fn due_jobs(&self, after_id: i64, now_ms: i64, limit: u32) -> StoreResult<Vec<QueuedJob>> {
         (**self).due_jobs(after_id, now_ms, limit)
+    }
+    fn payload(&self, id: i64) -> StoreResult<Option<Vec<u8>>> {
+        (**self).payload(id)
     }
     fn orders(&self, query: &OrderQuery) -> StoreResult<Vec<StoredOrder>> {
         (**self).orders(query)
@@ -144,5 +169,8 @@ impl<S: ReadStore + ?Sized> ReadStore for Arc<S> {
     }
     fn file_sizes(&self) -> FileSizes {
         (**self).file_sizes()
+    }
+    fn expired_leases(&self, now_ms: i64) -> StoreResult<u64> {
+        (**self).expired_leases(now_ms)
     }
 }

@@ -40,9 +40,22 @@ impl MessageState {
     }
 }
 
-/// One message handed to a worker: everything it needs, so the hot path reads nothing back
-/// from the database. It is built from what the store returns (a new message's commit, or
-/// [`ReadStore::due_jobs`](super::ReadStore::due_jobs)), hence its home here.
+/// What travels through the job channel: a few dozen bytes whatever the body's size, so the
+/// channel's memory is bounded by `queue.capacity`, not by what senders post. The worker reads
+/// the body itself ([`ReadStore::payload`](super::ReadStore::payload)) when it starts the
+/// attempt, turning the ticket into a [`Job`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedJob {
+    pub id: i64,
+    pub path: String,
+    /// Attempts already made (persisted); the worker's claim adds one.
+    pub attempts: u32,
+    /// The body's size in bytes (for logs and figures; the body itself stays on disk).
+    pub size: u64,
+}
+
+/// One message in a worker's hands: the ticket plus its body, read by the worker that runs
+/// it. Only one exists per busy worker, so payload memory is bounded by `queue.workers`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
     pub id: i64,
@@ -72,28 +85,62 @@ pub enum Effect {
     Order(Box<Order>),
 }
 
+/// Who holds a `processing` message and for how long: the node's id (`node.id`) and the
+/// lease length (`queue.lease_s`). The store stamps `lease_until = commit time + duration`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub owner: std::sync::Arc<str>,
+    pub duration_ms: i64,
+}
+
 /// One write, applied by the writer thread inside a group-commit transaction.
+///
+/// The ops of one attempt (its claim and its outcome) carry the attempt's number, its
+/// *token*: the message's `attempts` once the claim has landed. An op applies only to the
+/// attempt it names, so whatever order a failing disk makes them land in, a claim can never
+/// land after its own outcome (see `docs/architecture.md`, "The rules").
 #[derive(Debug, Clone)]
 pub enum WriteOp {
     Append(NewMessage),
-    /// A worker starts an attempt: `queued → processing`, attempts + 1.
+    /// A worker starts attempt `attempt`: `queued → processing` with `attempts = attempt`,
+    /// leased to `lease.owner`. Applies only while the message is `queued` with
+    /// `attempts = attempt - 1`; once the attempt's outcome has landed it no longer does.
     Claim {
         id: i64,
+        attempt: u32,
+        lease: Lease,
     },
+    /// Attempt `attempt` succeeded. Like every outcome it applies to the message `processing`
+    /// that attempt, or still `queued` before it (its claim has not landed: the outcome
+    /// carries it), or `queued` after it (its lease ran out meanwhile); it clears the lease.
     Complete {
         id: i64,
+        attempt: u32,
         effect: Effect,
-        processing_ms: u64,
+        /// How long the attempt took, in microseconds (sub-millisecond work is common).
+        processing_us: u64,
     },
-    /// The attempt failed and will be tried again: `processing → queued`.
+    /// Attempt `attempt` failed and will be tried again: `processing → queued`.
     Retry {
         id: i64,
+        attempt: u32,
         error: String,
         next_attempt_at_ms: i64,
     },
+    /// Attempt `attempt` failed for good: `processing → dead`.
     Dead {
         id: i64,
+        attempt: u32,
         error: String,
+    },
+    /// The lease keeper's tick: extends the lease of every `processing` message of
+    /// `lease.owner` whose id is in `live` (attempts this node's workers hold, or whose
+    /// outcome is on its way to the disk), and puts back to `queued` every `processing`
+    /// message whose lease has run out and that is not in `live` (attempts kept).
+    RenewLeases {
+        lease: Lease,
+        /// Sorted ascending.
+        live: Vec<i64>,
     },
     /// `dead → queued` with a fresh attempt budget; `id: None` means every dead letter.
     RequeueDead {
@@ -150,6 +197,12 @@ pub enum OpOutcome {
         state: Option<MessageState>,
     },
     Rederived(OrderChange),
+    /// What [`WriteOp::RenewLeases`] did.
+    LeasesRenewed {
+        extended: u64,
+        /// Messages put back to `queued` because their lease had run out.
+        requeued: Vec<i64>,
+    },
 }
 
 /// Totals kept in the same transactions as the state changes they count, so they survive
@@ -166,8 +219,11 @@ pub struct DurableCounters {
     pub requeued: u64,
     pub discarded: u64,
     pub purged: u64,
+    /// `processing` messages put back to `queued` because their lease ran out.
+    pub leases_expired: u64,
     pub orders_created: u64,
-    pub processing_ms_total: u64,
+    /// Time spent in successful attempts, in microseconds.
+    pub processing_us_total: u64,
     pub queue_size_peak: u64,
     /// Gauges: messages in each live state now.
     pub queued: u64,
@@ -214,8 +270,15 @@ pub struct DeadLetter {
     pub attempts: u32,
     pub last_error: Option<String>,
     pub failed_at: Option<String>,
-    pub payload: Vec<u8>,
+    /// The first [`PAYLOAD_PREVIEW_BYTES`] of the body, never more: a listing's size is bounded
+    /// by its `limit`, whatever was posted. The whole body is in [`MessageDetail`].
+    pub payload_preview: Vec<u8>,
+    /// The whole body's size in bytes.
+    pub payload_size: u64,
 }
+
+/// How much of each body a listing carries (see [`DeadLetter::payload_preview`]).
+pub const PAYLOAD_PREVIEW_BYTES: usize = 256;
 
 #[derive(Debug, Clone, Default)]
 pub struct LogQuery {
@@ -278,8 +341,9 @@ pub struct CounterDelta {
     pub requeued: i64,
     pub discarded: i64,
     pub purged: i64,
+    pub leases_expired: i64,
     pub orders_created: i64,
-    pub processing_ms: i64,
+    pub processing_us: i64,
     pub queued: i64,
     pub processing: i64,
     pub dead_now: i64,
@@ -287,7 +351,7 @@ pub struct CounterDelta {
 
 impl CounterDelta {
     /// The durable totals by their stored names.
-    pub fn totals(&self) -> [(&'static str, i64); 10] {
+    pub fn totals(&self) -> [(&'static str, i64); 11] {
         [
             ("received", self.received),
             ("duplicates", self.duplicates),
@@ -297,8 +361,9 @@ impl CounterDelta {
             ("requeued", self.requeued),
             ("discarded", self.discarded),
             ("purged", self.purged),
+            ("leases_expired", self.leases_expired),
             ("orders_created", self.orders_created),
-            ("processing_ms_total", self.processing_ms),
+            ("processing_us_total", self.processing_us),
         ]
     }
 }

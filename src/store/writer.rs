@@ -4,6 +4,7 @@
 //! makes "a 2xx means it is on disk" cheap. What a commit sets in motion (workers, events,
 //! live figures) is the observer's business, not the store's.
 
+use std::collections::HashSet;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -242,6 +243,7 @@ fn commit(
     observer: &mut dyn CommitObserver,
     parked: &mut Vec<WriteOp>,
 ) {
+    hold_back(ops, replies, parked);
     if ops.is_empty() {
         return;
     }
@@ -293,10 +295,54 @@ fn commit(
     log::trace!("commit took {:?}", started.elapsed());
 }
 
+/// The message a worker's op is about (claims and outcomes; nobody waits on those).
+fn worker_message(op: &WriteOp) -> Option<i64> {
+    match op {
+        WriteOp::Claim { id, .. }
+        | WriteOp::Complete { id, .. }
+        | WriteOp::Retry { id, .. }
+        | WriteOp::Dead { id, .. } => Some(*id),
+        _ => None,
+    }
+}
+
+/// Per-message order: a worker's op for a message that already has an op parked (waiting for
+/// the disk) is parked behind it instead of being applied first. Without this, an attempt's
+/// outcome could land before its own claim, or a retry's next attempt before the retry; the
+/// attempt numbers the ops carry make such a late op do nothing, and this keeps it from
+/// being late in the first place.
+fn hold_back(ops: &mut Vec<WriteOp>, replies: &mut Vec<Option<Reply>>, parked: &mut Vec<WriteOp>) {
+    if parked.is_empty() {
+        return;
+    }
+    let waiting: HashSet<i64> = parked.iter().filter_map(worker_message).collect();
+    if !ops
+        .iter()
+        .any(|op| worker_message(op).is_some_and(|id| waiting.contains(&id)))
+    {
+        return;
+    }
+    let mut kept_ops = Vec::with_capacity(ops.len());
+    let mut kept_replies = Vec::with_capacity(ops.len());
+    for (op, reply) in ops.drain(..).zip(replies.drain(..)) {
+        match (worker_message(&op), &reply) {
+            (Some(id), None) if waiting.contains(&id) => parked.push(op),
+            _ => {
+                kept_ops.push(op);
+                kept_replies.push(reply);
+            }
+        }
+    }
+    *ops = kept_ops;
+    *replies = kept_replies;
+}
+
 fn describe(op: &WriteOp) -> String {
     match op {
         WriteOp::Append(_) => "a new message".into(),
-        WriteOp::Claim { id } => format!("the start of an attempt on message {id}"),
+        WriteOp::Claim { id, attempt, .. } => {
+            format!("the start of attempt {attempt} on message {id}")
+        }
         WriteOp::Complete { id, effect, .. } => match effect {
             Effect::Nothing => format!("message {id} as processed"),
             Effect::Order(o) => format!("order {} of message {id}", o.order_number),
@@ -307,5 +353,93 @@ fn describe(op: &WriteOp) -> String {
         WriteOp::Discard { id, .. } => format!("the discard of message {id}"),
         WriteOp::PurgeProcessed { .. } => "a retention purge".into(),
         WriteOp::Rederive { id, .. } => format!("a re-derived order of message {id}"),
+        WriteOp::RenewLeases { .. } => "a lease renewal".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{CounterDelta, Faults, FaultyStore, Lease, MessageState, NewMessage};
+
+    struct Quiet;
+
+    impl CommitObserver for Quiet {
+        fn writer_running(&mut self, _: bool) {}
+        fn queue_size_peak(&self) -> u64 {
+            0
+        }
+        fn batch_committed(&mut self, _: usize, _: &CounterDelta) {}
+        fn committed(&mut self, _: WriteOp, _: &OpOutcome) {}
+        fn commit_failed(&mut self, _: &StoreError) {}
+        fn dropped(&mut self, _: &WriteOp, _: &StoreError) {}
+    }
+
+    fn run_batch(store: &mut dyn WriteStore, ops: Vec<WriteOp>, parked: &mut Vec<WriteOp>) {
+        let mut replies = ops.iter().map(|_| None).collect();
+        let mut ops = ops;
+        commit(store, &mut ops, &mut replies, &mut Quiet, parked);
+    }
+
+    /// A retry parked by a failed commit must land before the next attempt's claim and
+    /// outcome, which arrive meanwhile: they wait behind it and all three land in order.
+    #[test]
+    fn worker_ops_wait_behind_a_parked_op_of_the_same_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = crate::config::StorageSettings {
+            path: dir.path().join("w.db"),
+            ..Default::default()
+        };
+        let (inner, reader) = crate::store::open(&settings).unwrap();
+        let faults = Faults::new();
+        let mut store = FaultyStore::new(inner, faults.clone());
+        let lease = Lease {
+            owner: "n:1".into(),
+            duration_ms: 30_000,
+        };
+        let claim = |attempt| WriteOp::Claim {
+            id: 1,
+            attempt,
+            lease: lease.clone(),
+        };
+        let mut parked = Vec::new();
+        run_batch(
+            &mut store,
+            vec![WriteOp::Append(NewMessage {
+                received_at_ms: 1,
+                path: "/p".into(),
+                remote_addr: None,
+                headers_json: "{}".into(),
+                payload: b"{}".to_vec(),
+                idem_key: None,
+            })],
+            &mut parked,
+        );
+        run_batch(&mut store, vec![claim(1)], &mut parked);
+        faults.fail_next(1);
+        let retry = WriteOp::Retry {
+            id: 1,
+            attempt: 1,
+            error: "later".into(),
+            next_attempt_at_ms: 0,
+        };
+        run_batch(&mut store, vec![retry], &mut parked);
+        assert_eq!(parked.len(), 1, "the failed retry is parked");
+        let done = WriteOp::Complete {
+            id: 1,
+            attempt: 2,
+            effect: crate::store::Effect::Nothing,
+            processing_us: 1,
+        };
+        run_batch(&mut store, vec![claim(2), done], &mut parked);
+        assert_eq!(parked.len(), 3, "the next attempt waits behind the retry");
+        assert_eq!(
+            reader.message(1).unwrap().unwrap().summary.status,
+            MessageState::Processing
+        );
+        commit_parked(&mut store, &mut parked, &mut Quiet);
+        assert!(parked.is_empty());
+        let m = reader.message(1).unwrap().unwrap().summary;
+        assert_eq!((m.status, m.attempts), (MessageState::Processed, 2));
     }
 }

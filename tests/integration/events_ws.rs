@@ -1,7 +1,7 @@
 //! The live event broadcaster on its own (no server around it), over real sockets on
 //! ephemeral ports.
 
-use std::io::{ErrorKind, Read};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -343,5 +343,75 @@ fn publish_without_clients_is_free_and_uncounted() {
     off.publish(Event::WebhookReceived { id: 1 });
     assert_eq!(off.dropped(), 0);
     assert!(!off.has_clients());
+    h.stop();
+}
+
+#[test]
+fn a_plain_get_is_answered_426_upgrade_required() {
+    let h = start();
+    let mut tcp = TcpStream::connect(h.addr()).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    tcp.write_all(b"GET /ws HTTP/1.1\r\nHost: localhost\r\nAccept: */*\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    tcp.read_to_string(&mut reply).unwrap();
+    let (head, body) = reply.split_once("\r\n\r\n").expect("a whole HTTP answer");
+    assert!(
+        head.starts_with("HTTP/1.1 426 Upgrade Required\r\n"),
+        "{reply}"
+    );
+    let headers = head.to_ascii_lowercase();
+    assert!(headers.contains("\r\nupgrade: websocket\r\n"), "{head}");
+    assert!(
+        headers.contains("\r\ncontent-type: application/json\r\n"),
+        "{head}"
+    );
+    let body: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["error"], "upgrade_required");
+    assert!(body["message"].as_str().unwrap().contains("WebSocket"));
+    assert_eq!(h.sink.client_count(), 0);
+    h.stop();
+}
+
+#[test]
+fn a_ten_mib_frame_is_answered_with_close_1009() {
+    let h = start();
+    let mut ws = ws_connect(h.addr(), "/ws").unwrap();
+    wait_clients(&h.sink, 1);
+    // Write the frame by hand on the same socket (a client's frames are masked): the header
+    // says 10 MiB, and the payload follows from another thread while this one reads.
+    let mut raw = ws.get_ref().try_clone().unwrap();
+    let writer = thread::spawn(move || {
+        let len: u64 = 10 * 1024 * 1024;
+        let mut header = vec![0x82, 0x80 | 127];
+        header.extend_from_slice(&len.to_be_bytes());
+        header.extend_from_slice(&[1, 2, 3, 4]);
+        if raw.write_all(&header).is_err() {
+            return;
+        }
+        let chunk = vec![0x5a_u8; 64 * 1024];
+        for _ in 0..len / chunk.len() as u64 {
+            // The server stops reading and drops the socket: a failed write is expected.
+            if raw.write_all(&chunk).is_err() {
+                return;
+            }
+        }
+    });
+    let close = loop {
+        match ws.read() {
+            Ok(Message::Close(frame)) => break frame,
+            Ok(_) => {}
+            Err(e) => panic!("expected a close frame before the socket went: {e}"),
+        }
+    };
+    let frame = close.expect("a close frame with a code");
+    assert_eq!(frame.code, CloseCode::Size);
+    assert_eq!(u16::from(frame.code), 1009);
+    writer.join().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while h.sink.client_count() != 0 {
+        assert!(Instant::now() < deadline, "the client was not dropped");
+        thread::sleep(Duration::from_millis(10));
+    }
     h.stop();
 }

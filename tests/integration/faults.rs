@@ -1,6 +1,7 @@
 //! "No 2xx, no promise" when commits fail, through the fault-injecting store: no root, no
 //! tmpfs, the failures exactly where the test wants them. A refused webhook is answered 503
-//! with Retry-After and nothing of it is kept; an acknowledged one is never lost.
+//! with Retry-After and nothing of it is kept; an acknowledged one is never lost, and ends
+//! `processed` or `dead` while the service runs (no restart needed).
 
 use std::path::Path;
 use std::thread;
@@ -29,101 +30,165 @@ fn assert_refused_for_storage(a: &Answer) {
     assert!(message.contains("retry later"), "{message}");
 }
 
-#[test]
-fn every_third_commit_failing_loses_nothing_acknowledged() {
+/// What one intermittent-fault run ended with.
+#[derive(Debug)]
+struct Outcome {
+    posts: usize,
+    acked: usize,
+    refused: usize,
+    commits: u64,
+    failed_commits: u64,
+    /// Acknowledged messages neither `processed` nor `dead` when the wait ended.
+    stuck: usize,
+    /// Acknowledged messages the store does not have.
+    lost: usize,
+    /// From the faults clearing to the last acknowledged message finishing.
+    settled_in: Duration,
+}
+
+/// `clients` connections post `per_client` distinct orders each while every `every`-th commit
+/// fails (claims and outcomes meet the failures in whatever order the load makes); then the
+/// faults clear and the service, never restarted, gets `wait` to finish every acknowledged
+/// message. Checks what must hold whatever the figures: a refusal is a 503 for storage,
+/// nothing refused is stored, and no order is stored twice or from the wrong message.
+fn intermittent(every: u64, clients: u64, per_client: u64, wait: Duration) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
     let faults = Faults::new();
     let (mut service, http) = start(dir.path(), &faults);
-    faults.fail_every(3);
+    faults.fail_every(every);
 
-    // 6 clients × 50 posts, each a distinct order.
-    let clients: Vec<_> = (0..6u64)
+    let threads: Vec<_> = (0..clients)
         .map(|c| {
             let http = http.clone();
             thread::spawn(move || {
-                (0..50u64)
-                    .map(|i| http.ingest(&order_body(c * 1000 + i)))
+                (0..per_client)
+                    .map(|i| {
+                        let n = c * 100_000 + i;
+                        (n, http.ingest(&order_body(n)))
+                    })
                     .collect::<Vec<_>>()
             })
         })
         .collect();
-    let answers: Vec<Answer> = clients
+    let answers: Vec<(u64, Answer)> = threads
         .into_iter()
         .flat_map(|c| c.join().unwrap())
         .collect();
     faults.clear();
+    let cleared = Instant::now();
 
     let mut acked = Vec::new();
-    for a in &answers {
+    for (n, a) in &answers {
         match a.status {
-            200 => acked.push(a.json["id"].as_i64().expect("an id with the 200")),
+            200 => acked.push((*n, a.json["id"].as_i64().expect("an id with the 200"))),
             _ => assert_refused_for_storage(a),
         }
     }
-    let refused = answers.len() - acked.len();
-    assert!(faults.failed() > 0, "no commit failed");
-    assert!(
-        refused > 0,
-        "every post was acknowledged despite failing commits"
-    );
-    assert!(
-        acked.len() > 100,
-        "only {} of 300 acknowledged",
-        acked.len()
-    );
-
-    // Every acknowledged message is stored, and nothing refused was: the durable count of
-    // received messages is exactly the number of 2xx answers.
-    for id in &acked {
-        let entry = http.get(&format!("/api/v2/webhooks/logs/{id}"));
-        assert_eq!(
-            entry.status, 200,
-            "acknowledged message {id}: {}",
-            entry.text
-        );
-    }
-    // Outcomes that met a failed commit are retried once a second: let them land until the
-    // queue is empty or stops moving.
-    let (mut last, mut since) = (http.stats(), Instant::now());
-    let stats = loop {
-        thread::sleep(Duration::from_millis(100));
+    // Live, without a restart: every acknowledged message must finish.
+    let until = cleared + wait;
+    loop {
         let s = http.stats();
-        if s["queue_size"] == 0 || since.elapsed() > Duration::from_millis(2500) {
-            break s;
+        if s["queue_size"] == 0 || Instant::now() >= until {
+            break;
         }
-        if s["queue_size"] != last["queue_size"] {
-            since = Instant::now();
-        }
-        last = s;
-    };
-    assert_eq!(stats["total_received"], acked.len() as u64, "{stats}");
-    // A worker's claim that lands after its own outcome can still leave a message
-    // `processing` until the next start, so finishing is checked after a restart.
-    let stuck = acked
-        .iter()
-        .filter(|id| http.status_of(**id) == "processing")
-        .count();
-    eprintln!(
-        "{} posts: {} acknowledged, {refused} refused, {} of {} commits failed; \
-         {stuck} acknowledged messages still processing before the restart",
-        answers.len(),
-        acked.len(),
-        faults.failed(),
-        faults.commits()
-    );
-    service.stop();
-
-    let (mut service, http) = start(dir.path(), &Faults::new());
-    http.wait_drained(Duration::from_secs(30));
-    for id in &acked {
-        assert_eq!(
-            http.status_of(*id),
-            "processed",
-            "acknowledged message {id}"
-        );
+        thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(http.stats()["total_received"], acked.len() as u64);
+    let settled_in = cleared.elapsed();
+    let (mut stuck, mut lost) = (0, 0);
+    for (n, id) in &acked {
+        let entry = http.get(&format!("/api/v2/webhooks/logs/{id}"));
+        if entry.status == 404 {
+            lost += 1;
+            continue;
+        }
+        match entry.json["status"].as_str() {
+            Some("processed") => {
+                // Exactly one order, stored from this very message.
+                let order = http.get(&format!("/api/v2/orders/TEST-{n}"));
+                assert_eq!(order.status, 200, "order of message {id}: {}", order.text);
+                assert_eq!(order.json["message_id"], *id, "{}", order.text);
+            }
+            Some("dead") => {}
+            _ => stuck += 1,
+        }
+    }
+    let stats = http.stats();
+    assert_eq!(
+        stats["total_received"],
+        acked.len() as u64,
+        "something refused was stored, or something acknowledged was not: {stats}"
+    );
+    assert_eq!(
+        stats["total_orders"], stats["total_processed"],
+        "an order stored twice or missing: {stats}"
+    );
+    let outcome = Outcome {
+        posts: answers.len(),
+        acked: acked.len(),
+        refused: answers.len() - acked.len(),
+        commits: faults.commits(),
+        failed_commits: faults.failed(),
+        stuck,
+        lost,
+        settled_in,
+    };
+    eprintln!("every {every}th commit failing: {outcome:?}");
     service.stop();
+    outcome
+}
+
+fn assert_nothing_stuck(o: &Outcome) {
+    assert!(o.failed_commits > 0, "no commit failed: {o:?}");
+    assert!(o.acked > o.posts / 3, "too few acknowledged: {o:?}");
+    assert_eq!(o.lost, 0, "{o:?}");
+    assert_eq!(o.stuck, 0, "{o:?}");
+}
+
+#[test]
+fn every_third_commit_failing_leaves_nothing_acknowledged_unfinished() {
+    let o = intermittent(3, 6, 50, Duration::from_secs(30));
+    assert!(
+        o.refused > 0,
+        "every post acknowledged despite failing commits: {o:?}"
+    );
+    assert_nothing_stuck(&o);
+}
+
+#[test]
+fn every_seventh_commit_failing_leaves_nothing_acknowledged_unfinished() {
+    assert_nothing_stuck(&intermittent(7, 6, 50, Duration::from_secs(30)));
+}
+
+#[test]
+fn every_fortieth_commit_failing_leaves_nothing_acknowledged_unfinished() {
+    assert_nothing_stuck(&intermittent(40, 6, 50, Duration::from_secs(30)));
+}
+
+/// The figure for the record: every 40th commit failing during 3,000 posts over 8
+/// connections, then 30 s. Run with
+/// `cargo test --release --test integration faults::issue_figure -- --ignored --nocapture`
+/// (`HOOKVAULT_FAULT_EVERY=3` for a harsher disk).
+#[test]
+#[ignore = "a measurement (3,000 posts); run by hand"]
+fn issue_figure_every_fortieth_commit_failing_during_3000_posts() {
+    let every = std::env::var("HOOKVAULT_FAULT_EVERY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
+    let o = intermittent(every, 8, 375, Duration::from_secs(30));
+    eprintln!(
+        "FIGURE (every {every}th commit failing): {} posts, {} acknowledged, {} refused, {}/{} commits failed, \
+         stuck 30 s after the faults cleared: {}, lost: {}, all finished {:.2} s after",
+        o.posts,
+        o.acked,
+        o.refused,
+        o.failed_commits,
+        o.commits,
+        o.stuck,
+        o.lost,
+        o.settled_in.as_secs_f64()
+    );
+    assert_nothing_stuck(&o);
 }
 
 #[test]

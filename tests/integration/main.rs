@@ -9,6 +9,8 @@
 
 mod harness;
 
+mod browser;
+mod check;
 mod cli;
 mod crash;
 mod dashboard;
@@ -18,10 +20,20 @@ mod edge_caddy;
 mod edge_nginx;
 mod events_ws;
 mod faults;
+mod instance_lock;
 mod intake;
+mod leases;
+mod listings;
 mod live_events;
+mod memory;
 mod operations;
 mod orders;
 mod orders_fixtures;
 mod parser_props;
 mod processing;
+mod promtool;
+mod retention_scale;
+mod schemathesis;
+mod status;
+mod watchdog;
+mod ws_slots;

@@ -104,8 +104,17 @@ fn dead_letters_page_retry_and_discard() {
     let p2 = http.get(&format!("{DEAD}?limit=4&after_id={next}"));
     assert_eq!(ids(&p2.json), dead[4..]);
     assert_eq!(p2.json["next_after_id"], Value::Null);
-    // A limit above the maximum is capped, not refused.
-    assert_eq!(http.get(&format!("{DEAD}?limit=5000")).status, 200);
+    // A limit outside 1..=1000 is refused on every paged list, as the OpenAPI document says.
+    assert_eq!(http.get(&format!("{DEAD}?limit=1000")).status, 200);
+    for list in [DEAD, "/api/v2/webhooks/logs", "/api/v2/orders"] {
+        for limit in ["1001", "5000", "0"] {
+            assert_error(
+                &http.get(&format!("{list}?limit={limit}")),
+                400,
+                "bad_request",
+            );
+        }
+    }
     assert_error(&http.get(&format!("{DEAD}?limit=0")), 400, "bad_request");
     assert_error(&http.get(&format!("{DEAD}?limit=ten")), 400, "bad_request");
     assert_error(&http.get(&format!("{DEAD}?after_id=x")), 400, "bad_request");
@@ -264,6 +273,8 @@ fn logs_page_newest_first_and_filter_by_status() {
     for state in ["queued", "processing", "processed", "dead", "discarded"] {
         assert!(msg.contains(state), "{msg}");
     }
+    // An empty value is not a state either (schemathesis sends `?status=`).
+    assert_error(&http.get(&format!("{LOGS}?status=")), 400, "bad_request");
     assert_error(
         &http.get(&format!("{LOGS}?before_id=x")),
         400,
@@ -449,7 +460,7 @@ fn metrics_are_valid_prometheus_text() {
     );
     assert_eq!(get("hookvault_queue_size"), 0.0);
     assert_eq!(get("hookvault_dead_letters"), 1.0);
-    assert_eq!(get("hookvault_workers_total"), 4.0);
+    assert_eq!(get("hookvault_workers_configured"), 4.0);
     assert_eq!(get("hookvault_workers_running"), 4.0);
     assert_eq!(get("hookvault_ready"), 1.0);
     assert_eq!(get("hookvault_ack_latency_seconds_count"), 6.0);
@@ -555,7 +566,15 @@ fn openapi_describes_exactly_the_routes_and_docs_are_self_contained() {
     let html = page.text.to_ascii_lowercase();
     assert!(html.contains("openapi.json"));
     assert!(!html.contains("http://") && !html.contains("https://"));
-    assert!(!html.contains("<script src") && !html.contains("<link"));
+    assert!(!html.contains("<script src"));
+    // The only <link> is the favicon, inline as a data: URL.
+    for link in html.split("<link").skip(1) {
+        assert!(
+            link.trim_start().starts_with(r#"rel="icon" href="data:"#),
+            "a <link> that loads something: <link{}",
+            &link[..link.len().min(80)]
+        );
+    }
     assert!(!html.contains("@import") && !html.contains("url("));
     // The document itself rides in the page, so a saved copy works offline.
     let start = page

@@ -2,6 +2,7 @@
 //! pool of read-only connections. WAL lets readers run beside the writer without blocking it;
 //! `synchronous=FULL` makes every commit survive a power cut, which is the promise.
 
+pub(super) mod check;
 mod read;
 mod schema;
 mod write;
@@ -13,7 +14,7 @@ use rusqlite::{Connection, OpenFlags};
 pub use read::SqliteReader;
 pub use write::SqliteWriter;
 
-use super::StoreError;
+use super::{InstanceLock, StoreError};
 
 /// SQLite writes whole pages to the WAL, and a webhook's commit touches a handful of pages
 /// (its rows, the state index, the counters) however small it is. Smaller pages mean fewer
@@ -34,13 +35,16 @@ pub fn open(
             )));
         }
     }
+    // Before anything touches the database: a second instance must not even run recovery.
+    let lock = InstanceLock::acquire(path)?;
     let mut conn = Connection::open(path).map_err(|e| unavailable(path, e))?;
     // Only a new, empty database takes a page size (before WAL mode is switched on).
     conn.pragma_update(None, "page_size", PAGE_SIZE)
         .map_err(|e| unavailable(path, e))?;
     configure(&conn, false).map_err(|e| unavailable(path, e))?;
     schema::migrate(&mut conn)?;
-    let writer = SqliteWriter::new(conn)?;
+    let mut writer = SqliteWriter::new(conn)?;
+    writer.instance_lock = Some(lock);
     let mut readers = Vec::with_capacity(read_connections);
     for _ in 0..read_connections.max(1) {
         let c = Connection::open_with_flags(

@@ -8,9 +8,9 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
 use super::sql_err;
 use crate::store::{
-    DeadLetter, DurableCounters, FileSizes, Job, LogQuery, MessageDetail, MessageState,
-    MessageSummary, OperatorAction, Order, OrderQuery, RawFilter, RawMessage, ReadStore,
-    StoreError, StoreResult, StoredOrder,
+    DeadLetter, DurableCounters, FileSizes, LogQuery, MessageDetail, MessageState, MessageSummary,
+    OperatorAction, Order, OrderQuery, QueuedJob, RawFilter, RawMessage, ReadStore, StoreError,
+    StoreResult, StoredOrder, PAYLOAD_PREVIEW_BYTES,
 };
 use crate::time::rfc3339;
 
@@ -119,8 +119,11 @@ impl ReadStore for SqliteReader {
                     "requeued" => out.requeued = v,
                     "discarded" => out.discarded = v,
                     "purged" => out.purged = v,
+                    "leases_expired" => out.leases_expired = v,
                     "orders_created" => out.orders_created = v,
-                    "processing_ms_total" => out.processing_ms_total = v,
+                    "processing_us_total" => out.processing_us_total += v,
+                    // Whole milliseconds, as databases from before microseconds counted.
+                    "processing_ms_total" => out.processing_us_total += v * 1000,
                     "queue_size_peak" => out.queue_size_peak = v,
                     _ => {}
                 }
@@ -180,22 +183,28 @@ impl ReadStore for SqliteReader {
     }
 
     fn dead_letters(&self, after_id: Option<i64>, limit: u32) -> StoreResult<Vec<DeadLetter>> {
+        // The preview is cut in SQL: the whole body never reaches this process for a listing.
         self.with(|c| {
             c.prepare_cached(
-                "SELECT m.id, m.received_at, m.attempts, m.last_error, m.finished_at, b.payload \
+                "SELECT m.id, m.received_at, m.attempts, m.last_error, m.finished_at, \
+                 substr(b.payload, 1, ?3), m.size \
                  FROM messages m LEFT JOIN bodies b ON b.message_id = m.id \
                  WHERE m.state = 'dead' AND m.id > ?1 ORDER BY m.id LIMIT ?2",
             )?
-            .query_map(params![after_id.unwrap_or(0), limit], |r| {
-                Ok(DeadLetter {
-                    id: r.get(0)?,
-                    received_at: rfc3339(r.get(1)?),
-                    attempts: r.get(2)?,
-                    last_error: r.get(3)?,
-                    failed_at: r.get::<_, Option<i64>>(4)?.map(rfc3339),
-                    payload: r.get::<_, Option<Vec<u8>>>(5)?.unwrap_or_default(),
-                })
-            })?
+            .query_map(
+                params![after_id.unwrap_or(0), limit, PAYLOAD_PREVIEW_BYTES as i64],
+                |r| {
+                    Ok(DeadLetter {
+                        id: r.get(0)?,
+                        received_at: rfc3339(r.get(1)?),
+                        attempts: r.get(2)?,
+                        last_error: r.get(3)?,
+                        failed_at: r.get::<_, Option<i64>>(4)?.map(rfc3339),
+                        payload_preview: r.get::<_, Option<Vec<u8>>>(5)?.unwrap_or_default(),
+                        payload_size: r.get::<_, i64>(6)?.max(0) as u64,
+                    })
+                },
+            )?
             .collect()
         })
     }
@@ -218,23 +227,41 @@ impl ReadStore for SqliteReader {
         })
     }
 
-    fn due_jobs(&self, after_id: i64, now_ms: i64, limit: u32) -> StoreResult<Vec<Job>> {
+    fn expired_leases(&self, now_ms: i64) -> StoreResult<u64> {
         self.with(|c| {
             c.prepare_cached(
-                "SELECT m.id, m.path, m.attempts, b.payload FROM messages m \
-                 JOIN bodies b ON b.message_id = m.id \
+                "SELECT COUNT(*) FROM messages WHERE state = 'processing' \
+                 AND (lease_until IS NULL OR lease_until < ?1)",
+            )?
+            .query_row([now_ms], |r| r.get::<_, i64>(0))
+            .map(|n| n.max(0) as u64)
+        })
+    }
+
+    fn due_jobs(&self, after_id: i64, now_ms: i64, limit: u32) -> StoreResult<Vec<QueuedJob>> {
+        self.with(|c| {
+            c.prepare_cached(
+                "SELECT m.id, m.path, m.attempts, m.size FROM messages m \
                  WHERE m.state = 'queued' AND m.id > ?1 AND m.next_attempt_at <= ?2 \
                  ORDER BY m.id LIMIT ?3",
             )?
             .query_map(params![after_id, now_ms, limit], |r| {
-                Ok(Job {
+                Ok(QueuedJob {
                     id: r.get(0)?,
                     path: r.get(1)?,
                     attempts: r.get(2)?,
-                    payload: r.get(3)?,
+                    size: r.get::<_, i64>(3)?.max(0) as u64,
                 })
             })?
             .collect()
+        })
+    }
+
+    fn payload(&self, id: i64) -> StoreResult<Option<Vec<u8>>> {
+        self.with(|c| {
+            c.prepare_cached("SELECT payload FROM bodies WHERE message_id = ?1")?
+                .query_row([id], |r| r.get(0))
+                .optional()
         })
     }
 

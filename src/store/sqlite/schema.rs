@@ -5,9 +5,10 @@ use rusqlite::Connection;
 
 use crate::store::StoreError;
 
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
-const V1: &str = r#"
+/// Version 1, kept as it was so older databases migrate step by step.
+pub(super) const V1: &str = r#"
 -- One row per received webhook: small, so state changes rewrite small pages.
 CREATE TABLE messages (
     id              INTEGER PRIMARY KEY,
@@ -69,6 +70,19 @@ CREATE TABLE counters (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 2: leases and an index for retention.
+///
+/// * A `processing` message names the node holding it (`lease_owner`, `node.id`) and until
+///   when (`lease_until`, unix ms); no other state has either. A lease that runs out on a
+///   message no live worker holds puts it back to `queued`.
+/// * Retention finds processed messages by when they finished through a partial index, so a
+///   sweep with nothing old enough reads one index entry instead of every processed row.
+const V2: &str = r#"
+ALTER TABLE messages ADD COLUMN lease_owner TEXT;
+ALTER TABLE messages ADD COLUMN lease_until INTEGER;
+CREATE INDEX messages_processed_finished ON messages(finished_at) WHERE state = 'processed';
+"#;
+
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -85,6 +99,9 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction().map_err(super::sql_err)?;
     if version < 1 {
         tx.execute_batch(V1).map_err(super::sql_err)?;
+    }
+    if version < 2 {
+        tx.execute_batch(V2).map_err(super::sql_err)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)
         .map_err(super::sql_err)?;

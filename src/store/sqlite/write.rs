@@ -1,17 +1,21 @@
 //! The write connection. Only the writer thread holds it, so there is never lock contention
 //! between writers and `BEGIN IMMEDIATE` never waits on another hookvault thread.
 
+use std::collections::HashMap;
+
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::sql_err;
 use crate::store::{
-    CounterDelta, Effect, MessageState, NewMessage, OpOutcome, Order, OrderChange, StoreResult,
-    StoredOrder, WriteOp, WriteStore,
+    CounterDelta, Effect, Lease, MessageState, NewMessage, OpOutcome, Order, OrderChange,
+    StoreResult, StoredOrder, WriteOp, WriteStore,
 };
 use crate::time::rfc3339;
 
 pub struct SqliteWriter {
     conn: Connection,
+    /// Held as long as this writer lives (see `store::instance_lock`).
+    pub(super) instance_lock: Option<crate::store::InstanceLock>,
     commits_since_checkpoint: u32,
     ops_since_checkpoint: usize,
 }
@@ -23,9 +27,17 @@ impl SqliteWriter {
             .map_err(sql_err)?;
         Ok(SqliteWriter {
             conn,
+            instance_lock: None,
             commits_since_checkpoint: 0,
             ops_since_checkpoint: 0,
         })
+    }
+}
+
+impl SqliteWriter {
+    /// The write connection itself, for `check --repair`, which writes outside the writer's ops.
+    pub(super) fn into_connection(self) -> Connection {
+        self.conn
     }
 }
 
@@ -50,19 +62,18 @@ impl WriteStore for SqliteWriter {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql_err)?;
         let mut delta = CounterDelta::default();
-        let folds = fold_claims(ops);
+        let folded = fold_claims(ops);
         let mut outcomes = Vec::with_capacity(ops.len());
-        for (op, fold) in ops.iter().zip(&folds) {
-            let outcome = match fold {
-                Fold::ClaimFolded { .. } => Ok(OpOutcome::Claimed),
-                Fold::EndsFoldedClaim => apply(&tx, op, now_ms, &mut delta, true),
-                Fold::None => apply(&tx, op, now_ms, &mut delta, false),
+        for (op, folded) in ops.iter().zip(&folded) {
+            let outcome = match folded {
+                Some(_) => Ok(OpOutcome::Claimed),
+                None => apply(&tx, op, now_ms, &mut delta),
             };
             outcomes.push(outcome.map_err(sql_err)?);
         }
-        // A folded claim shares the fate of the op that ended its attempt.
-        for (claim, fold) in folds.iter().enumerate() {
-            if let Fold::ClaimFolded { ended_by } = *fold {
+        // A folded claim shares the fate of the outcome that carried it.
+        for (claim, folded) in folded.iter().enumerate() {
+            if let Some(ended_by) = *folded {
                 if let OpOutcome::NotApplicable { state } = outcomes[ended_by] {
                     outcomes[claim] = OpOutcome::NotApplicable { state };
                 }
@@ -75,12 +86,14 @@ impl WriteStore for SqliteWriter {
         Ok((outcomes, delta))
     }
 
-    fn recover_in_flight(&mut self) -> StoreResult<u64> {
+    fn recover_in_flight(&mut self, owner: &str, now_ms: i64) -> StoreResult<u64> {
         let n = self
             .conn
             .execute(
-                "UPDATE messages SET state = 'queued' WHERE state = 'processing'",
-                [],
+                "UPDATE messages SET state = 'queued', lease_owner = NULL, lease_until = NULL \
+                 WHERE state = 'processing' AND (lease_owner IS NULL OR lease_owner = ?1 \
+                 OR lease_until IS NULL OR lease_until < ?2)",
+                params![owner, now_ms],
             )
             .map_err(sql_err)?;
         Ok(n as u64)
@@ -113,85 +126,102 @@ impl WriteStore for SqliteWriter {
     }
 }
 
-/// How an op takes part in claim folding (see [`fold_claims`]).
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Fold {
-    None,
-    /// A claim whose attempt ends later in the same batch (at `ended_by`): applied by that op.
-    ClaimFolded {
-        ended_by: usize,
-    },
-    /// Ends an attempt whose claim is in the same batch: moves from `queued`, counts the attempt.
-    EndsFoldedClaim,
-}
-
-fn claim_id(op: &WriteOp) -> Option<i64> {
+fn claim_key(op: &WriteOp) -> Option<(i64, u32)> {
     match op {
-        WriteOp::Claim { id } => Some(*id),
+        WriteOp::Claim { id, attempt, .. } => Some((*id, *attempt)),
         _ => None,
     }
 }
 
-fn op_id(op: &WriteOp) -> Option<i64> {
+fn outcome_key(op: &WriteOp) -> Option<(i64, u32)> {
     match op {
-        WriteOp::Complete { id, .. } | WriteOp::Retry { id, .. } | WriteOp::Dead { id, .. } => {
-            Some(*id)
-        }
+        WriteOp::Complete { id, attempt, .. }
+        | WriteOp::Retry { id, attempt, .. }
+        | WriteOp::Dead { id, attempt, .. } => Some((*id, *attempt)),
         _ => None,
     }
 }
 
 /// Under load a worker's claim and the end of its attempt usually land in the same group
 /// commit. Inside one transaction "claim, then finish" cannot be told from "finish straight
-/// from queued", so the pair is written as one update: half the row and index writes for
-/// every message, which is both throughput and SD-card wear. Pairs are matched in order, so
-/// claim → retry → claim → complete in one batch folds as two pairs.
-fn fold_claims(ops: &[WriteOp]) -> Vec<Fold> {
-    let mut folds = vec![Fold::None; ops.len()];
-    let mut open: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
+/// from queued", so the claim is skipped and its outcome, which applies to a message still
+/// `queued` before its attempt anyway (see [`attempt_row`]), writes the pair as one update:
+/// half the row and index writes for every message, which is both throughput and SD-card
+/// wear. Returns, for each folded claim, the position of the outcome that carries it.
+fn fold_claims(ops: &[WriteOp]) -> Vec<Option<usize>> {
+    let mut folded = vec![None; ops.len()];
+    let mut open: HashMap<(i64, u32), usize> = HashMap::new();
     for (i, op) in ops.iter().enumerate() {
-        if let Some(id) = claim_id(op) {
-            open.insert(id, i);
-        } else if let Some(id) = op_id(op) {
-            if let Some(claim) = open.remove(&id) {
-                folds[claim] = Fold::ClaimFolded { ended_by: i };
-                folds[i] = Fold::EndsFoldedClaim;
+        if let Some(key) = claim_key(op) {
+            open.insert(key, i);
+        } else if let Some(key) = outcome_key(op) {
+            if let Some(claim) = open.remove(&key) {
+                folded[claim] = Some(i);
             }
         }
     }
-    folds
+    folded
 }
 
-/// `folded`: this op also carries its attempt's claim (the message is still `queued` on disk).
+/// Where an attempt's outcome finds its message.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum AttemptRow {
+    /// `processing` with this attempt's number: the claim landed (the usual case).
+    Processing,
+    /// `queued` one attempt before: the claim has not landed (folded in the same batch, or
+    /// held back by a failed commit). The outcome carries the claim; a claim arriving later
+    /// finds the attempt number taken and does nothing.
+    QueuedBefore,
+    /// `queued` with this attempt's number: the lease ran out and the message was put back
+    /// just before the outcome landed. The attempt did finish, so its outcome counts.
+    QueuedAfter,
+}
+
+/// Finds message `id` for the outcome of attempt `attempt`: its row and path, or `None`
+/// when the message is not in a state that attempt can end (the outcome is then ignored).
+fn attempt_row(
+    tx: &Transaction,
+    id: i64,
+    attempt: u32,
+) -> rusqlite::Result<Option<(AttemptRow, String)>> {
+    let row: Option<(String, u32, String)> = tx
+        .prepare_cached("SELECT state, attempts, path FROM messages WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let Some((state, attempts, path)) = row else {
+        return Ok(None);
+    };
+    let found = match state.as_str() {
+        "processing" if attempts == attempt => AttemptRow::Processing,
+        "queued" if attempts + 1 == attempt => AttemptRow::QueuedBefore,
+        "queued" if attempts == attempt => AttemptRow::QueuedAfter,
+        _ => return Ok(None),
+    };
+    Ok(Some((found, path)))
+}
+
+fn leave(from: AttemptRow, d: &mut CounterDelta) {
+    match from {
+        AttemptRow::Processing => d.processing -= 1,
+        AttemptRow::QueuedBefore | AttemptRow::QueuedAfter => d.queued -= 1,
+    }
+}
+
 fn apply(
     tx: &Transaction,
     op: &WriteOp,
     now: i64,
     d: &mut CounterDelta,
-    folded: bool,
 ) -> rusqlite::Result<OpOutcome> {
-    // Where an attempt's end moves the message from, and how many attempts it adds.
-    let (from, bump) = if folded {
-        ("queued", 1)
-    } else {
-        ("processing", 0)
-    };
-    let leave_from = |d: &mut CounterDelta| {
-        if folded {
-            d.queued -= 1;
-        } else {
-            d.processing -= 1;
-        }
-    };
     match op {
         WriteOp::Append(m) => append(tx, m, d),
-        WriteOp::Claim { id } => {
+        WriteOp::Claim { id, attempt, lease } => {
             let n = tx
                 .prepare_cached(
-                    "UPDATE messages SET state = 'processing', attempts = attempts + 1 \
-                     WHERE id = ?1 AND state = 'queued'",
+                    "UPDATE messages SET state = 'processing', attempts = ?2, lease_owner = ?3, \
+                     lease_until = ?4 WHERE id = ?1 AND state = 'queued' AND attempts = ?2 - 1",
                 )?
-                .execute([id])?;
+                .execute(params![id, attempt, &*lease.owner, now + lease.duration_ms])?;
             if n == 0 {
                 return not_applicable(tx, *id);
             }
@@ -201,22 +231,21 @@ fn apply(
         }
         WriteOp::Complete {
             id,
+            attempt,
             effect,
-            processing_ms,
+            processing_us,
         } => {
-            let path: Option<String> = tx
-                .prepare_cached(
-                    "UPDATE messages SET state = 'processed', finished_at = ?2, last_error = NULL, \
-                     attempts = attempts + ?4 WHERE id = ?1 AND state = ?3 RETURNING path",
-                )?
-                .query_row(params![id, now, from, bump], |r| r.get(0))
-                .optional()?;
-            let Some(path) = path else {
+            let Some((from, path)) = attempt_row(tx, *id, *attempt)? else {
                 return not_applicable(tx, *id);
             };
-            leave_from(d);
+            tx.prepare_cached(
+                "UPDATE messages SET state = 'processed', finished_at = ?2, last_error = NULL, \
+                 attempts = ?3, lease_owner = NULL, lease_until = NULL WHERE id = ?1",
+            )?
+            .execute(params![id, now, attempt])?;
+            leave(from, d);
             d.processed += 1;
-            d.processing_ms += *processing_ms as i64;
+            d.processing_us += *processing_us as i64;
             let order = match effect {
                 Effect::Nothing => None,
                 Effect::Order(order) => Some(insert_order(tx, *id, &path, order, now, d)?),
@@ -232,38 +261,38 @@ fn apply(
         }
         WriteOp::Retry {
             id,
+            attempt,
             error,
             next_attempt_at_ms,
         } => {
-            let n = tx
-                .prepare_cached(
-                    "UPDATE messages SET state = 'queued', last_error = ?2, next_attempt_at = ?3, \
-                     attempts = attempts + ?5 WHERE id = ?1 AND state = ?4",
-                )?
-                .execute(params![id, error, next_attempt_at_ms, from, bump])?;
-            if n == 0 {
+            let Some((from, _)) = attempt_row(tx, *id, *attempt)? else {
                 return not_applicable(tx, *id);
-            }
-            leave_from(d);
+            };
+            tx.prepare_cached(
+                "UPDATE messages SET state = 'queued', last_error = ?2, next_attempt_at = ?3, \
+                 attempts = ?4, lease_owner = NULL, lease_until = NULL WHERE id = ?1",
+            )?
+            .execute(params![id, error, next_attempt_at_ms, attempt])?;
+            leave(from, d);
             d.queued += 1;
             d.retried += 1;
             Ok(OpOutcome::Changed(1))
         }
-        WriteOp::Dead { id, error } => {
-            let n = tx
-                .prepare_cached(
-                    "UPDATE messages SET state = 'dead', last_error = ?2, finished_at = ?3, \
-                     attempts = attempts + ?5 WHERE id = ?1 AND state = ?4",
-                )?
-                .execute(params![id, error, now, from, bump])?;
-            if n == 0 {
+        WriteOp::Dead { id, attempt, error } => {
+            let Some((from, _)) = attempt_row(tx, *id, *attempt)? else {
                 return not_applicable(tx, *id);
-            }
-            leave_from(d);
+            };
+            tx.prepare_cached(
+                "UPDATE messages SET state = 'dead', last_error = ?2, finished_at = ?3, \
+                 attempts = ?4, lease_owner = NULL, lease_until = NULL WHERE id = ?1",
+            )?
+            .execute(params![id, error, now, attempt])?;
+            leave(from, d);
             d.dead += 1;
             d.dead_now += 1;
             Ok(OpOutcome::Changed(1))
         }
+        WriteOp::RenewLeases { lease, live } => renew_leases(tx, lease, live, now, d),
         WriteOp::RequeueDead { id, actor } => {
             let n = match id {
                 Some(id) => tx
@@ -310,8 +339,10 @@ fn apply(
         } => {
             let ids: Vec<i64> = tx
                 .prepare_cached(
-                    "SELECT id FROM messages WHERE state = 'processed' AND finished_at < ?1 \
-                     ORDER BY id LIMIT ?2",
+                    // Named, not left to the planner: without statistics it prefers the
+                    // (state, id) index and sorts every processed row by finish time.
+                    "SELECT id FROM messages INDEXED BY messages_processed_finished \
+                     WHERE state = 'processed' AND finished_at < ?1 ORDER BY finished_at LIMIT ?2",
                 )?
                 .query_map(params![finished_before_ms, limit], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
@@ -345,6 +376,45 @@ fn apply(
             Ok(OpOutcome::Rederived(change))
         }
     }
+}
+
+/// The lease keeper's tick (see [`WriteOp::RenewLeases`]). It walks the `processing` rows
+/// only (through the state index: as many as attempts in hand, not the table).
+fn renew_leases(
+    tx: &Transaction,
+    lease: &Lease,
+    live: &[i64],
+    now: i64,
+    d: &mut CounterDelta,
+) -> rusqlite::Result<OpOutcome> {
+    let rows: Vec<(i64, Option<String>, Option<i64>)> = tx
+        .prepare_cached(
+            "SELECT id, lease_owner, lease_until FROM messages WHERE state = 'processing'",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut extend = tx.prepare_cached("UPDATE messages SET lease_until = ?2 WHERE id = ?1")?;
+    let mut requeue = tx.prepare_cached(
+        "UPDATE messages SET state = 'queued', lease_owner = NULL, lease_until = NULL \
+         WHERE id = ?1",
+    )?;
+    let (mut extended, mut requeued) = (0, Vec::new());
+    for (id, owner, until) in rows {
+        if live.binary_search(&id).is_ok() {
+            if owner.as_deref() == Some(&*lease.owner) {
+                extend.execute(params![id, now + lease.duration_ms])?;
+                extended += 1;
+            }
+        } else if !matches!(until, Some(u) if u >= now) {
+            requeue.execute([id])?;
+            requeued.push(id);
+        }
+    }
+    let n = requeued.len() as i64;
+    d.processing -= n;
+    d.queued += n;
+    d.leases_expired += n;
+    Ok(OpOutcome::LeasesRenewed { extended, requeued })
 }
 
 fn append(tx: &Transaction, m: &NewMessage, d: &mut CounterDelta) -> rusqlite::Result<OpOutcome> {
@@ -541,34 +611,68 @@ mod tests {
         (m.summary.status, m.summary.attempts)
     }
 
+    fn lease() -> Lease {
+        Lease {
+            owner: "node-a:1".into(),
+            duration_ms: 30_000,
+        }
+    }
+
+    fn claim(id: i64, attempt: u32) -> WriteOp {
+        WriteOp::Claim {
+            id,
+            attempt,
+            lease: lease(),
+        }
+    }
+
+    fn done(id: i64, attempt: u32) -> WriteOp {
+        WriteOp::Complete {
+            id,
+            attempt,
+            effect: Effect::Nothing,
+            processing_us: 1,
+        }
+    }
+
+    fn retry(id: i64, attempt: u32) -> WriteOp {
+        WriteOp::Retry {
+            id,
+            attempt,
+            error: "later".into(),
+            next_attempt_at_ms: 0,
+        }
+    }
+
+    fn lease_of(w: &SqliteWriter, id: i64) -> (Option<String>, Option<i64>) {
+        w.conn
+            .query_row(
+                "SELECT lease_owner, lease_until FROM messages WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+    }
+
     #[test]
     fn claims_fold_into_the_op_that_ends_their_attempt() {
         let dir = tempfile::tempdir().unwrap();
         let (mut w, r) = sqlite::open(&dir.path().join("t.db"), 1).unwrap();
         w.commit_batch(&[message(), message(), message()], 1, 0)
             .unwrap();
-        let done = |id| WriteOp::Complete {
-            id,
-            effect: Effect::Nothing,
-            processing_ms: 1,
-        };
-        let retry = |id| WriteOp::Retry {
-            id,
-            error: "later".into(),
-            next_attempt_at_ms: 0,
-        };
 
         // 1: claim + complete in one batch. 2: claim, retry, claim, dead in one batch.
         // 3: claim alone, completed in the next batch (not folded).
         let ops = [
-            WriteOp::Claim { id: 1 },
-            WriteOp::Claim { id: 2 },
-            WriteOp::Claim { id: 3 },
-            done(1),
-            retry(2),
-            WriteOp::Claim { id: 2 },
+            claim(1, 1),
+            claim(2, 1),
+            claim(3, 1),
+            done(1, 1),
+            retry(2, 1),
+            claim(2, 2),
             WriteOp::Dead {
                 id: 2,
+                attempt: 2,
                 error: "bad".into(),
             },
         ];
@@ -578,6 +682,7 @@ mod tests {
         assert_eq!(state(&r, 1), (MessageState::Processed, 1));
         assert_eq!(state(&r, 2), (MessageState::Dead, 2));
         assert_eq!(state(&r, 3), (MessageState::Processing, 1));
+        assert_eq!(lease_of(&w, 3), (Some("node-a:1".into()), Some(30_002)));
         assert_eq!(
             (
                 delta.queued,
@@ -589,14 +694,13 @@ mod tests {
             (-3, 1, 1, 1, 1)
         );
 
-        let (outcomes, _) = w.commit_batch(&[done(3)], 3, 0).unwrap();
+        let (outcomes, _) = w.commit_batch(&[done(3, 1)], 3, 0).unwrap();
         assert_eq!(outcomes[0], OpOutcome::Completed { order: None });
         assert_eq!(state(&r, 3), (MessageState::Processed, 1));
+        assert_eq!(lease_of(&w, 3), (None, None), "an outcome clears the lease");
 
         // A folded pair on a message that is not queued leaves it alone, and says so for both.
-        let (outcomes, delta) = w
-            .commit_batch(&[WriteOp::Claim { id: 1 }, done(1)], 4, 0)
-            .unwrap();
+        let (outcomes, delta) = w.commit_batch(&[claim(1, 2), done(1, 2)], 4, 0).unwrap();
         let na = OpOutcome::NotApplicable {
             state: Some(MessageState::Processed),
         };
@@ -604,5 +708,104 @@ mod tests {
         assert_eq!(delta, CounterDelta::default());
         let c = r.counters().unwrap();
         assert_eq!((c.received, c.processed, c.dead, c.retried), (3, 2, 1, 1));
+    }
+
+    /// The bug this guards against: a claim held back by a failed commit landed after its own
+    /// outcome and left the message `processing` with nobody working on it.
+    #[test]
+    fn a_claim_landing_after_its_outcome_does_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut w, r) = sqlite::open(&dir.path().join("t.db"), 1).unwrap();
+        w.commit_batch(&[message(), message()], 1, 0).unwrap();
+
+        // Message 1: the outcome lands first (its claim was in a failed commit), then the claim.
+        let (o, d) = w.commit_batch(&[done(1, 1)], 2, 0).unwrap();
+        assert_eq!(o[0], OpOutcome::Completed { order: None });
+        assert_eq!((d.queued, d.processing, d.processed), (-1, 0, 1));
+        let (o, d) = w.commit_batch(&[claim(1, 1)], 3, 0).unwrap();
+        assert!(matches!(o[0], OpOutcome::NotApplicable { .. }), "{o:?}");
+        assert_eq!(d, CounterDelta::default());
+        assert_eq!(state(&r, 1), (MessageState::Processed, 1));
+
+        // Message 2: a retry lands before its claim; the late claim must not take the message
+        // from the next attempt, whose claim (attempt 2) then applies.
+        w.commit_batch(&[retry(2, 1)], 4, 0).unwrap();
+        assert_eq!(state(&r, 2), (MessageState::Queued, 1));
+        let (o, _) = w.commit_batch(&[claim(2, 1)], 5, 0).unwrap();
+        assert!(matches!(o[0], OpOutcome::NotApplicable { .. }), "{o:?}");
+        assert_eq!(state(&r, 2), (MessageState::Queued, 1));
+        let (o, _) = w.commit_batch(&[claim(2, 2)], 6, 0).unwrap();
+        assert_eq!(o[0], OpOutcome::Claimed);
+        assert_eq!(state(&r, 2), (MessageState::Processing, 2));
+        // An outcome of an older attempt is ignored.
+        let (o, _) = w.commit_batch(&[done(2, 1)], 7, 0).unwrap();
+        assert!(matches!(o[0], OpOutcome::NotApplicable { .. }), "{o:?}");
+        w.commit_batch(&[done(2, 2)], 8, 0).unwrap();
+        assert_eq!(state(&r, 2), (MessageState::Processed, 2));
+        let c = r.counters().unwrap();
+        assert_eq!((c.processed, c.queued, c.processing), (2, 0, 0));
+    }
+
+    #[test]
+    fn leases_are_renewed_for_live_work_and_expired_ones_queued_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut w, r) = sqlite::open(&dir.path().join("t.db"), 1).unwrap();
+        w.commit_batch(&[message(), message(), message()], 1, 0)
+            .unwrap();
+        // All three claimed at t=1000 with a 30 s lease (until 31_000).
+        w.commit_batch(&[claim(1, 1), claim(2, 1), claim(3, 1)], 1_000, 0)
+            .unwrap();
+        let renew = |live: Vec<i64>| WriteOp::RenewLeases {
+            lease: lease(),
+            live,
+        };
+        // Before expiry nothing is queued again, live or not; live ones are extended.
+        let (o, _) = w.commit_batch(&[renew(vec![1])], 20_000, 0).unwrap();
+        assert_eq!(
+            o[0],
+            OpOutcome::LeasesRenewed {
+                extended: 1,
+                requeued: vec![]
+            }
+        );
+        assert_eq!(lease_of(&w, 1).1, Some(50_000));
+        // After expiry: 1 is live (renewed), 2 and 3 are nobody's and go back to queued.
+        let (o, d) = w.commit_batch(&[renew(vec![1])], 40_000, 0).unwrap();
+        assert_eq!(
+            o[0],
+            OpOutcome::LeasesRenewed {
+                extended: 1,
+                requeued: vec![2, 3]
+            }
+        );
+        assert_eq!((d.processing, d.queued, d.leases_expired), (-2, 2, 2));
+        assert_eq!(state(&r, 2), (MessageState::Queued, 1), "attempts kept");
+        assert_eq!(lease_of(&w, 2), (None, None));
+        assert_eq!(r.expired_leases(40_000).unwrap(), 0);
+        assert_eq!(
+            r.expired_leases(80_000).unwrap(),
+            1,
+            "1's lease ends at 70 s"
+        );
+        // A late outcome of 2's attempt still counts (the attempt did finish).
+        let (o, _) = w.commit_batch(&[done(2, 1)], 41_000, 0).unwrap();
+        assert_eq!(o[0], OpOutcome::Completed { order: None });
+        assert_eq!(r.counters().unwrap().leases_expired, 2);
+
+        // Recovery at start: this node's leases and expired ones; another node's live one stays.
+        let other = WriteOp::Claim {
+            id: 3,
+            attempt: 2,
+            lease: Lease {
+                owner: "node-b:1".into(),
+                duration_ms: 30_000,
+            },
+        };
+        w.commit_batch(&[other], 50_000, 0).unwrap();
+        assert_eq!(w.recover_in_flight("node-a:1", 60_000).unwrap(), 1);
+        assert_eq!(state(&r, 1).0, MessageState::Queued);
+        assert_eq!(state(&r, 3).0, MessageState::Processing);
+        assert_eq!(w.recover_in_flight("node-a:1", 90_000).unwrap(), 1);
+        assert_eq!(state(&r, 3), (MessageState::Queued, 2));
     }
 }

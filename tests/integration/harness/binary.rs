@@ -62,9 +62,26 @@ pub struct Binary {
 
 impl Binary {
     /// Starts `hookvault serve --config FILE` and waits for its "listening" line.
-    pub(super) fn spawn(config: PathBuf, dir: tempfile::TempDir) -> Binary {
+    /// `env`: extra variables; `wrapper`: a command the binary runs under (may be empty).
+    pub(super) fn spawn(
+        config: PathBuf,
+        dir: tempfile::TempDir,
+        env: &[(String, String)],
+        wrapper: &[String],
+    ) -> Binary {
         let stderr_log = dir.path().join("stderr.log");
-        let mut child = command()
+        let mut cmd = command();
+        if let Some((program, args)) = wrapper.split_first() {
+            let binary = cmd.get_program().to_owned();
+            let mut wrapped = Command::new(program);
+            wrapped.args(args).arg(binary);
+            for (name, _) in cmd.get_envs() {
+                wrapped.env_remove(name);
+            }
+            cmd = wrapped;
+        }
+        let mut child = cmd
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .args(["serve", "--config"])
             .arg(&config)
             .stdout(Stdio::piped())
@@ -92,7 +109,7 @@ impl Binary {
         }
     }
 
-    /// The process id, for /proc figures (RSS, threads).
+    /// The child's process id (for `/proc/PID/...`).
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -22,7 +22,7 @@ pub use binary::{command, run_cli, Binary};
 pub use fixtures::{order_body, webhook_fixture, webhook_fixtures, Fixture};
 pub use http::{Answer, Http};
 pub use in_process::InProcess;
-pub use tools::{require, skip_or_fail};
+pub use tools::{require, skip_or_fail, tool};
 pub use ws::ws_connect;
 
 /// One change to the settings.
@@ -37,6 +37,8 @@ pub struct Hookvault<'a> {
     processor: Option<Arc<dyn Processor>>,
     database: Option<PathBuf>,
     faults: Option<Faults>,
+    env: Vec<(String, String)>,
+    run_under: Vec<String>,
 }
 
 impl<'a> Hookvault<'a> {
@@ -68,10 +70,24 @@ impl<'a> Hookvault<'a> {
         self
     }
 
+    /// Sets an environment variable for the real binary (only [`spawn`](Hookvault::spawn)):
+    /// for what only the environment can say, such as a `HOOKVAULT_*` value's type or
+    /// `NOTIFY_SOCKET`.
+    pub fn env(mut self, name: &str, value: &str) -> Hookvault<'a> {
+        self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+
     /// Uses this database file (e.g. to start again on one a previous server left) instead of
     /// a fresh one in the server's temp directory.
     pub fn database(mut self, path: &Path) -> Hookvault<'a> {
         self.database = Some(path.to_path_buf());
+        self
+    }
+
+    /// Runs the real binary under a wrapper command (spawn only; e.g. `prlimit --nofile=40`).
+    pub fn run_under(mut self, wrapper: &[&str]) -> Hookvault<'a> {
+        self.run_under = wrapper.iter().map(|s| s.to_string()).collect();
         self
     }
 
@@ -87,6 +103,10 @@ impl<'a> Hookvault<'a> {
         settings.queue.shutdown_timeout_s = 5;
         let processor = self.processor.clone();
         let faults = self.faults.clone();
+        assert!(
+            self.env.is_empty(),
+            "environment variables reach only the real binary (Hookvault::spawn)"
+        );
         let settings = self.finish(settings, dir.path());
         let database = settings.storage.path.clone();
         let mut builder = Service::builder(settings);
@@ -102,9 +122,11 @@ impl<'a> Hookvault<'a> {
 
     /// The real binary (`hookvault serve --config FILE`, the file written from these
     /// settings) with the shipped defaults but a 10 s shutdown timeout; waits until it listens.
-    pub fn spawn(self) -> Binary {
+    pub fn spawn(mut self) -> Binary {
+        let env = std::mem::take(&mut self.env);
+        let wrapper = std::mem::take(&mut self.run_under);
         let (config, dir) = self.write_config();
-        Binary::spawn(config, dir)
+        Binary::spawn(config, dir, &env, &wrapper)
     }
 
     /// Like [`spawn`](Hookvault::spawn) for a server that must refuse to start: its output.

@@ -24,6 +24,21 @@ fn find(tool: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// The tool to run: the path in `env_var` when it is set (the variable must not start with
+/// `HOOKVAULT_`: the server reads those as settings), else the first of `names` found, else the
+/// first name (so [`require`] reports it missing).
+pub fn tool(env_var: &str, names: &[&str]) -> String {
+    if let Ok(path) = std::env::var(env_var) {
+        return path;
+    }
+    names
+        .iter()
+        .find(|n| find(n).is_some())
+        .or(names.first())
+        .expect("at least one name")
+        .to_string()
+}
+
 /// True when every tool is found. Otherwise prints `skipped: <test>: <why>` and returns false,
 /// or panics under `CI=true`.
 pub fn require(tools: &[&str], why: &str) -> bool {
