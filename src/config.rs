@@ -37,6 +37,15 @@ pub struct ServerSettings {
     /// A connection that sends nothing for this long (idle keep-alive, or a stalled request)
     /// is closed: each open connection holds a thread.
     pub idle_timeout_s: u64,
+    /// A request's head and body must have arrived this long after its first byte, or it is
+    /// answered 408: a sender trickling its body cannot hold a connection for longer.
+    pub body_timeout_s: u64,
+    /// Host names (or addresses) besides the loopback ones that a request may name in `Host`
+    /// when it is let in as a loopback admin (no token); against DNS rebinding.
+    pub allowed_hosts: Vec<String>,
+    /// Reverse proxies (addresses or CIDRs) whose `X-Forwarded-For` names the client the
+    /// audit trail records.
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -107,6 +116,9 @@ impl Default for ServerSettings {
             admin_token: None,
             handler_threads: 32,
             idle_timeout_s: 60,
+            body_timeout_s: 10,
+            allowed_hosts: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -245,6 +257,22 @@ impl Settings {
         }
         if self.server.idle_timeout_s == 0 {
             return bad("server.idle_timeout_s", "must be at least 1 (seconds)");
+        }
+        if self.server.body_timeout_s == 0 {
+            return bad("server.body_timeout_s", "must be at least 1 (seconds)");
+        }
+        for proxy in &self.server.trusted_proxies {
+            if let Err(why) = proxy.parse::<crate::cidr::Cidr>() {
+                return bad("server.trusted_proxies", &why);
+            }
+        }
+        for host in &self.server.allowed_hosts {
+            if host.is_empty() || host.contains(['/', ' ', '@']) {
+                return bad(
+                    "server.allowed_hosts",
+                    &format!("{host:?} is not a host name like hooks.example.com"),
+                );
+            }
         }
         if !(1..=1024).contains(&self.server.handler_threads) {
             return bad("server.handler_threads", "must be between 1 and 1024");

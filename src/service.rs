@@ -151,6 +151,7 @@ impl Service {
             let (b, sink) = Broadcaster::start(
                 &settings.websocket.listen,
                 settings.server.admin_token.clone(),
+                settings.server.allowed_hosts.clone(),
                 stats,
                 shutdown.receiver(),
             )

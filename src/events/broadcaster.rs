@@ -176,10 +176,12 @@ impl Broadcaster {
     ///
     /// The thread exits when `shutdown` receives a value or is disconnected,
     /// after sending Close frames to connected clients.
-    /// `admin_token`: the same rule as the admin API (see [`crate::access::admin`]).
+    /// `admin_token`, `allowed_hosts`: the same rule as the admin API (see
+    /// [`crate::access::admin`]).
     pub fn start(
         listen: &str,
         admin_token: Option<String>,
+        allowed_hosts: Vec<String>,
         stats: Box<dyn Fn() -> Value + Send>,
         shutdown: Receiver<()>,
     ) -> io::Result<(Broadcaster, EventSink)> {
@@ -196,6 +198,7 @@ impl Broadcaster {
         let state = Loop {
             listener,
             token: admin_token.map(Arc::from),
+            allowed_hosts: allowed_hosts.into(),
             rx,
             _keepalive: tx,
             shutdown,
@@ -229,6 +232,7 @@ impl Broadcaster {
 /// event-stream door. A named type so the pending handshake type is nameable and storable.
 struct AccessCheck {
     token: Option<Arc<str>>,
+    allowed_hosts: Arc<[String]>,
     peer: SocketAddr,
 }
 
@@ -257,11 +261,20 @@ impl Caller for Upgrade<'_> {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+
+    fn method(&self) -> &str {
+        self.request.method().as_str()
+    }
 }
 
-fn refuse(status: StatusCode, why: &str) -> ErrorResponse {
-    let mut err = ErrorResponse::new(Some(format!("{why}\n")));
+/// A refused handshake, with the JSON error body the HTTP API uses.
+fn refuse(status: StatusCode, code: &str, why: &str) -> ErrorResponse {
+    let body = serde_json::json!({ "error": code, "message": why });
+    let mut err = ErrorResponse::new(Some(format!("{body}\n")));
     *err.status_mut() = status;
+    if let Ok(json) = "application/json".parse() {
+        err.headers_mut().insert("Content-Type", json);
+    }
     err
 }
 
@@ -270,22 +283,40 @@ impl Callback for AccessCheck {
     #[allow(clippy::result_large_err)]
     fn on_request(self, req: &Request, resp: Response) -> Result<Response, ErrorResponse> {
         if req.uri().path() != WS_PATH {
-            return Err(refuse(StatusCode::NOT_FOUND, "not found"));
+            return Err(refuse(StatusCode::NOT_FOUND, "not_found", "not found"));
         }
         let upgrade = Upgrade {
             request: req,
             peer: self.peer,
             query: parse_query(req.uri().query().unwrap_or("")),
         };
-        match access::admin(self.token.as_deref(), &upgrade, Door::EventStream) {
+        let token = self.token.as_deref();
+        match access::admin(token, &self.allowed_hosts, &upgrade, Door::EventStream) {
             Ok(()) => Ok(resp),
-            Err(Denied::TokenMissing | Denied::TokenWrong) => Err(refuse(
+            Err(denied @ (Denied::TokenMissing | Denied::TokenWrong)) => Err(refuse(
                 StatusCode::UNAUTHORIZED,
+                denied.code(),
                 "the event stream needs the admin token: ws://host:port/ws?token=<server.admin_token>",
             )),
-            Err(Denied::LocalOnly) => Err(refuse(
+            Err(denied @ Denied::LocalOnly) => Err(refuse(
                 StatusCode::FORBIDDEN,
+                denied.code(),
                 "the event stream answers loopback clients only while server.admin_token is unset",
+            )),
+            Err(denied @ Denied::Forwarded) => Err(refuse(
+                StatusCode::FORBIDDEN,
+                denied.code(),
+                "this handshake came through a proxy (forwarding headers), so it is not trusted as a loopback client; use ?token=<server.admin_token>",
+            )),
+            Err(denied @ Denied::ForeignHost) => Err(refuse(
+                StatusCode::FORBIDDEN,
+                denied.code(),
+                "without server.admin_token the Host header must be a loopback host or listed in server.allowed_hosts",
+            )),
+            Err(denied @ Denied::CrossOrigin) => Err(refuse(
+                StatusCode::FORBIDDEN,
+                denied.code(),
+                "a handshake from a page of another host (Origin) is refused while server.admin_token is unset",
             )),
         }
     }
@@ -441,6 +472,8 @@ struct Loop {
     listener: TcpListener,
     /// `server.admin_token`, checked at each handshake.
     token: Option<Arc<str>>,
+    /// `server.allowed_hosts`, for loopback trust.
+    allowed_hosts: Arc<[String]>,
     rx: Receiver<Event>,
     /// Keeps `rx` connected even after every `EventSink` is dropped, so
     /// `select!` never spins on a disconnected channel.
@@ -527,6 +560,7 @@ impl Loop {
                     let _ = stream.set_nodelay(true);
                     let check = AccessCheck {
                         token: self.token.clone(),
+                        allowed_hosts: self.allowed_hosts.clone(),
                         peer,
                     };
                     let reply = stream.try_clone().ok();
@@ -707,6 +741,7 @@ mod tests {
         }
         let check = AccessCheck {
             token: token.map(Arc::from),
+            allowed_hosts: Arc::from(Vec::new()),
             peer: peer.parse().unwrap(),
         };
         match check.on_request(&req.body(()).unwrap(), Response::default()) {

@@ -67,4 +67,8 @@ impl access::Caller for Call<'_> {
     fn query(&self, name: &str) -> Option<&str> {
         Call::query(self, name)
     }
+
+    fn method(&self) -> &str {
+        self.request.method().as_str()
+    }
 }

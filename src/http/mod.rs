@@ -9,7 +9,8 @@
 //! - handlers, one area each: [`intake`], [`health`], [`dead_letters`], [`logs`],
 //!   [`orders`] (with [`csv`]), [`dashboard`], and [`openapi`] for the API document;
 //! - [`routes`]: the table naming every handler; [`router`]: matching and dispatch;
-//! - [`server`]: the listener and its threads ([`stall_guard`] works around tiny_http).
+//! - [`server`]: the listener and its threads; [`gate`] owns the public port and hands
+//!   tiny_http only complete requests, [`stall_guard`] works around tiny_http's pool.
 //!
 //! A new endpoint is a handler in the module of its area plus a line in [`routes`] (and its
 //! description in [`openapi`]).
@@ -21,6 +22,7 @@ pub mod dashboard;
 pub mod dead_letters;
 pub mod failure;
 pub mod favicon;
+pub mod gate;
 pub mod health;
 pub mod intake;
 pub mod listener_watchdog;

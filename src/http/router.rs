@@ -55,8 +55,14 @@ fn match_path(pattern: &str, path: &str) -> Option<Vec<String>> {
     }
 }
 
-/// Runs a request through the table: route, access check, handler.
-pub fn dispatch(state: &AppState, request: &mut tiny_http::Request, started: Instant) -> Reply {
+/// Runs a request through the table: route, access check, handler. `remote`: the client's
+/// address (tiny_http's peer is the edge gate).
+pub fn dispatch(
+    state: &AppState,
+    request: &mut tiny_http::Request,
+    remote: Option<std::net::SocketAddr>,
+    started: Instant,
+) -> Reply {
     let url = request.url().to_string();
     let (path, query) = url.split_once('?').unwrap_or((&url, ""));
     let method = request.method().as_str().to_ascii_uppercase();
@@ -76,7 +82,6 @@ pub fn dispatch(state: &AppState, request: &mut tiny_http::Request, started: Ins
         )
         .with_header("Allow", allowed.join(", ")),
         Match::Found(route, params) => {
-            let remote = request.remote_addr().copied();
             let mut call = Call {
                 request,
                 params,

@@ -1,4 +1,6 @@
-//! The listener and its handler threads.
+//! The listener and its handler threads. The public port is the edge gate's
+//! ([`super::gate`]): it passes only complete, well-framed requests to tiny_http, which
+//! listens on a loopback port of its own.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -8,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
 
+use super::gate::{Gate, Limits, Peers};
 use super::listener_watchdog::{ListenerWatchdog, OnDead};
 use super::router;
 use super::stall_guard::StallGuard;
@@ -15,6 +18,7 @@ use super::state::AppState;
 use crate::error::{Error, Result};
 
 pub struct HttpServer {
+    gate: Option<Gate>,
     server: Arc<tiny_http::Server>,
     guard: Option<(StallGuard, crossbeam_channel::Sender<()>)>,
     watchdog: Option<(ListenerWatchdog, crossbeam_channel::Sender<()>)>,
@@ -26,7 +30,11 @@ pub struct HttpServer {
 /// A bound listener not yet served: binding first lets start-up fail on a taken port before
 /// it opens the database or starts any thread.
 pub struct BoundListener {
+    /// The public port, for the gate.
+    public: std::net::TcpListener,
+    /// tiny_http on a loopback port of its own, reached only through the gate.
     server: tiny_http::Server,
+    inner: SocketAddr,
     addr: SocketAddr,
 }
 
@@ -36,36 +44,58 @@ impl BoundListener {
     /// is closed by tiny_http instead of holding its thread forever, and a stalled body read
     /// fails instead of hanging a handler.
     pub fn bind(listen: &str, idle_timeout: Duration) -> Result<BoundListener> {
-        let bind_error = |e: std::io::Error| Error::Bind {
-            addr: listen.to_string(),
-            source: e,
-        };
         let addr: SocketAddr = listen
             .parse()
             .map_err(|e| Error::Config(format!("server.listen {listen:?}: {e}")))?;
-        let socket =
-            Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(bind_error)?;
-        socket.set_reuse_address(true).map_err(bind_error)?;
-        socket
-            .set_read_timeout(Some(idle_timeout))
-            .map_err(bind_error)?;
-        socket
-            .set_write_timeout(Some(idle_timeout))
-            .map_err(bind_error)?;
-        socket.bind(&addr.into()).map_err(bind_error)?;
-        socket.listen(1024).map_err(bind_error)?;
-        let listener = std::net::TcpListener::from(socket);
-        let addr = listener.local_addr().map_err(bind_error)?;
+        let public = listen_on(addr, idle_timeout, listen)?;
+        let addr = public.local_addr().map_err(|e| Error::Bind {
+            addr: listen.to_string(),
+            source: e,
+        })?;
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let listener = listen_on(loopback, idle_timeout, "127.0.0.1:0")?;
+        let inner = listener.local_addr().map_err(|e| Error::Bind {
+            addr: "127.0.0.1:0".into(),
+            source: e,
+        })?;
         let server = tiny_http::Server::from_listener(listener, None).map_err(|e| Error::Bind {
             addr: listen.to_string(),
             source: std::io::Error::other(e.to_string()),
         })?;
-        Ok(BoundListener { server, addr })
+        Ok(BoundListener {
+            public,
+            server,
+            inner,
+            addr,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }
+}
+
+/// A listening socket with `idle_timeout` for reads and writes (accepted sockets inherit it).
+fn listen_on(
+    addr: SocketAddr,
+    idle_timeout: Duration,
+    listen: &str,
+) -> Result<std::net::TcpListener> {
+    let bind_error = |e: std::io::Error| Error::Bind {
+        addr: listen.to_string(),
+        source: e,
+    };
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(bind_error)?;
+    socket.set_reuse_address(true).map_err(bind_error)?;
+    socket
+        .set_read_timeout(Some(idle_timeout))
+        .map_err(bind_error)?;
+    socket
+        .set_write_timeout(Some(idle_timeout))
+        .map_err(bind_error)?;
+    socket.bind(&addr.into()).map_err(bind_error)?;
+    socket.listen(1024).map_err(bind_error)?;
+    Ok(std::net::TcpListener::from(socket))
 }
 
 impl HttpServer {
@@ -77,7 +107,23 @@ impl HttpServer {
         state: Arc<AppState>,
         on_dead: OnDead,
     ) -> HttpServer {
-        let BoundListener { server, addr } = bound;
+        let BoundListener {
+            public,
+            server,
+            inner,
+            addr,
+        } = bound;
+        let server_settings = &state.settings.server;
+        let gate = Gate::start(
+            public,
+            inner,
+            Limits {
+                max_body_bytes: server_settings.max_body_bytes,
+                body_timeout: Duration::from_secs(server_settings.body_timeout_s),
+                idle_timeout: Duration::from_secs(server_settings.idle_timeout_s),
+            },
+        );
+        let peers = gate.peers();
         let server = Arc::new(server);
         let stopping = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(AtomicU64::new(0));
@@ -85,20 +131,25 @@ impl HttpServer {
         let threads = (0..threads)
             .map(|i| {
                 let (server, state, stopping) = (server.clone(), state.clone(), stopping.clone());
-                let requests = requests.clone();
+                let (requests, peers) = (requests.clone(), peers.clone());
                 let accept_died = accept_died_tx.clone();
                 std::thread::Builder::new()
                     .name(format!("http-{i}"))
                     .stack_size(512 * 1024)
-                    .spawn(move || serve(&server, &state, &stopping, &requests, &accept_died))
+                    .spawn(move || {
+                        serve(&server, &state, &stopping, &requests, &peers, &accept_died)
+                    })
                     .expect("spawn http thread")
             })
             .collect();
         let (guard_stop, guard_rx) = crossbeam_channel::bounded(0);
-        let guard = StallGuard::start(addr, requests, guard_rx);
+        // The pool race it works around is tiny_http's: nudge tiny_http's own port.
+        let guard = StallGuard::start(inner, requests, guard_rx);
+        // The watchdog asks the public port: through the gate to a handler, like a client.
         let (watchdog_stop, watchdog_rx) = crossbeam_channel::bounded(0);
         let watchdog = ListenerWatchdog::start(addr, on_dead, accept_died, watchdog_rx);
         HttpServer {
+            gate: Some(gate),
             server,
             guard: Some((guard, guard_stop)),
             watchdog: Some((watchdog, watchdog_stop)),
@@ -113,12 +164,16 @@ impl HttpServer {
     }
 
     /// Stops taking requests. Requests already handed to a thread are answered first; the
-    /// listener closes when the last thread is done.
+    /// listener closes when the last thread is done. Slow clients are cut off by the gate's
+    /// stop, so they never hold it.
     pub fn stop(mut self) {
         // First, so closing the listener on purpose is not taken for an outage.
         if let Some((watchdog, stop)) = self.watchdog.take() {
             drop(stop);
             watchdog.join();
+        }
+        if let Some(gate) = self.gate.take() {
+            gate.stop();
         }
         if let Some((guard, stop)) = self.guard.take() {
             drop(stop);
@@ -139,6 +194,7 @@ fn serve(
     state: &AppState,
     stopping: &AtomicBool,
     requests: &AtomicU64,
+    peers: &Peers,
     accept_died: &crossbeam_channel::Sender<String>,
 ) {
     loop {
@@ -146,7 +202,8 @@ fn serve(
             Ok(mut request) => {
                 requests.fetch_add(1, Ordering::Relaxed);
                 let started = Instant::now();
-                let reply = router::dispatch(state, &mut request, started);
+                let client = peers.client_of(request.remote_addr().copied());
+                let reply = router::dispatch(state, &mut request, client, started);
                 let status = reply.status;
                 if let Err(e) = request.respond(reply.into_tiny()) {
                     log::debug!("could not send a {status} answer: {e}");

@@ -30,6 +30,7 @@ fn start_with_token(token: Option<&str>) -> Running {
     let (bc, sink) = Broadcaster::start(
         "127.0.0.1:0",
         token.map(str::to_string),
+        Vec::new(),
         Box::new(|| json!({"received": 7, "queue_depth": 0})),
         shutdown_rx,
     )

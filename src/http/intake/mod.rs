@@ -60,6 +60,6 @@ fn receive_steps(state: &AppState, call: &mut Call) -> Step<Reply> {
     let idem_key = idempotency::key(call)?;
     let payload = body::read(state, call)?;
     verification::check(state, call, &payload)?;
-    let message = submit::message(call, payload, idem_key);
+    let message = submit::message(state, call, payload, idem_key);
     submit::commit(state, message)
 }

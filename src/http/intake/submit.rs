@@ -6,6 +6,8 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::{Refusal, Step};
+use crate::access;
+use crate::cidr::Cidr;
 use crate::http::call::Call;
 use crate::http::failure::unexpected;
 use crate::http::response::Reply;
@@ -35,7 +37,12 @@ const SKIPPED_HEADERS: &[&str] = &[
 
 /// The message to store: the body, where and when it came from, and the headers worth an
 /// audit.
-pub(super) fn message(call: &Call, payload: Vec<u8>, idem_key: Option<String>) -> NewMessage {
+pub(super) fn message(
+    state: &AppState,
+    call: &Call,
+    payload: Vec<u8>,
+    idem_key: Option<String>,
+) -> NewMessage {
     NewMessage {
         received_at_ms: now_ms(),
         path: call
@@ -45,11 +52,20 @@ pub(super) fn message(call: &Call, payload: Vec<u8>, idem_key: Option<String>) -
             .next()
             .unwrap_or("")
             .to_string(),
-        remote_addr: call.remote.map(|a| a.to_string()),
+        remote_addr: client_address(state, call),
         headers_json: stored_headers(call.request),
         payload,
         idem_key,
     }
+}
+
+/// The sender's address: the peer's, or the one a trusted proxy names
+/// (`server.trusted_proxies`, see [`access::client_address`]).
+fn client_address(state: &AppState, call: &Call) -> Option<String> {
+    let proxies: Vec<Cidr> = (state.settings.server.trusted_proxies.iter())
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    access::client_address(call, &proxies)
 }
 
 /// Waits for the commit; `Ok` only once the message is on disk (or a duplicate of one that is).

@@ -1,24 +1,27 @@
 //! The shipped `deploy/Caddyfile` is a configuration Caddy accepts, and it says what
 //! docs/deploy.md says it does. Needs `caddy` (Debian package `caddy`): without it the test
-//! skips with a one-line reason, except under `CI=true`, where `.ci/run` installs it.
+//! skips with a one-line reason, except under `CI=true`, where `.ci/run` installs it
+//! ([`harness::require`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
+use crate::harness;
+
 fn caddy() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path)
-        .map(|dir| dir.join("caddy"))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("caddy is not installed, and CI=true requires it (.ci/run installs it)");
-        }
-        eprintln!("skipping: caddy is not installed (Debian: apt-get install caddy)");
+    if !harness::require(
+        &["caddy"],
+        "the shipped Caddyfile is checked by caddy itself (Debian: apt-get install caddy)",
+    ) {
+        return None;
     }
-    found
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/bin"].map(PathBuf::from))
+        .map(|dir| dir.join("caddy"))
+        .find(|p| p.is_file())
 }
 
 /// Runs caddy with its home, data and config directories in `home`, so it neither reads nor

@@ -5,13 +5,15 @@
 //!
 //! Needs `nginx` and `openssl` (Debian packages of those names): without them the tests skip
 //! with a one-line reason, except under `CI=true`, where `.ci/run` installs them and their
-//! absence fails.
+//! absence fails ([`harness::require`]).
 
 use std::fs;
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+use hookvault::Settings;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +22,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use serde_json::Value;
+
+use crate::harness::{self, Binary, Hookvault};
 
 const INGEST: &str = "/api/v2/webhooks/orders";
 /// hookvault's default `server.max_body_bytes`, which the shipped file's
@@ -40,17 +44,13 @@ fn find_tool(name: &str) -> Option<PathBuf> {
 
 /// The tools, or `None` after saying why the test skips. Under `CI=true` a missing tool fails.
 fn tools() -> Option<(PathBuf, PathBuf)> {
-    let nginx = find_tool("nginx");
-    let openssl = find_tool("openssl");
-    for (name, found) in [("nginx", &nginx), ("openssl", &openssl)] {
-        if found.is_none() {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("{name} is not installed, and CI=true requires it (.ci/run installs it)");
-            }
-            eprintln!("skipping: {name} is not installed (Debian: apt-get install {name})");
-        }
+    if !harness::require(
+        &["nginx", "openssl"],
+        "the edge tests run the shipped nginx file (Debian: apt-get install nginx openssl)",
+    ) {
+        return None;
     }
-    Some((nginx?, openssl?))
+    Some((find_tool("nginx")?, find_tool("openssl")?))
 }
 
 /// A loopback port free right now (nginx cannot be told to pick one and report it).
@@ -75,7 +75,7 @@ impl Drop for Running {
 struct Edge {
     // Dropped in this order: nginx before the hookvault it proxies to.
     _nginx: Running,
-    hookvault: Running,
+    hookvault: Binary,
     /// hookvault's own port, for the admin API (answers loopback clients).
     direct: SocketAddr,
     https_port: u16,
@@ -87,15 +87,21 @@ struct Edge {
 
 impl Edge {
     fn start() -> Option<Edge> {
-        Self::start_with_config("")
+        Self::start_with(|_| {})
     }
 
-    /// `config`: the text of a hookvault config file (empty: the defaults).
-    fn start_with_config(config: &str) -> Option<Edge> {
+    /// `tweak`: changes to hookvault's settings (the shipped defaults otherwise).
+    fn start_with(tweak: impl FnOnce(&mut Settings)) -> Option<Edge> {
         let (nginx, openssl) = tools()?;
         let dir = tempfile::tempdir().expect("temp dir");
         let tls = make_certificate(&openssl, dir.path());
-        let (hookvault, direct) = start_hookvault(dir.path(), config);
+        let hookvault = Hookvault::new().settings(tweak).spawn();
+        let direct: SocketAddr = hookvault
+            .http
+            .base
+            .trim_start_matches("http://")
+            .parse()
+            .expect("hookvault's address");
         // A port taken between free_port() and nginx's bind makes nginx exit: try again.
         for _ in 0..5 {
             let (https_port, http_port) = (free_port(), free_port());
@@ -190,47 +196,12 @@ impl Edge {
     }
 
     fn hookvault_pid(&self) -> u32 {
-        self.hookvault.0.id()
+        self.hookvault.pid()
     }
 
     fn nginx_log(&self) -> String {
         fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
     }
-}
-
-/// Starts `hookvault serve` on an ephemeral port and reads the port from its stdout line.
-fn start_hookvault(dir: &Path, config: &str) -> (Running, SocketAddr) {
-    let config_path = dir.join("hookvault.toml");
-    fs::write(&config_path, config).expect("write config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hookvault"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--ws-listen",
-            "off",
-            "--config",
-        ])
-        .arg(&config_path)
-        .arg("--db")
-        .arg(dir.join("hookvault.db"))
-        .env("HOOKVAULT_LOG_LEVEL", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start hookvault");
-    let stdout = child.stdout.take().expect("stdout");
-    let running = Running(child);
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read hookvault's stdout");
-    let addr = line
-        .strip_prefix("hookvault listening on http://")
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no listening line from hookvault: {line:?}"));
-    (running, addr)
 }
 
 /// A self-signed certificate for 127.0.0.1 (P-256: cheap handshakes for the many-client
@@ -272,7 +243,7 @@ fn make_certificate(openssl: &Path, dir: &Path) -> Arc<ClientConfig> {
 /// The shipped server block with this test's ports, upstream and files in place of the
 /// production ones. Every replaced text must be there: if the file changes, this notices.
 fn substituted_config(dir: &Path, upstream: SocketAddr, https_port: u16, http_port: u16) -> String {
-    let shipped = include_str!("../deploy/nginx/hookvault.conf");
+    let shipped = include_str!("../../deploy/nginx/hookvault.conf");
     let path = |name: &str| dir.join(name).display().to_string();
     let replacements = [
         (
@@ -486,9 +457,8 @@ fn a_webhook_over_https_is_stored() {
 
 /// The client's address is recorded from nginx's `X-Forwarded-For` once hookvault trusts it.
 #[test]
-#[ignore = "enabled when trusted_proxies lands"]
 fn the_client_address_is_recorded() {
-    let Some(edge) = Edge::start_with_config("[server]\ntrusted_proxies = [\"127.0.0.1\"]\n")
+    let Some(edge) = Edge::start_with(|s| s.server.trusted_proxies = vec!["127.0.0.1".into()])
     else {
         return;
     };
@@ -766,7 +736,7 @@ fn malformed_and_oversized_requests_stop_at_nginx() {
 
 /// The figures in docs/deploy.md: hookvault's exposure directly on its port and behind nginx.
 /// A measurement, not a check; run it with
-/// `cargo test --release --test edge_nginx edge_figures -- --ignored --nocapture`.
+/// `cargo test --release --test integration edge_figures -- --ignored --nocapture`.
 #[test]
 #[ignore = "measurement for docs/deploy.md; run with --ignored --nocapture"]
 fn edge_figures() {
@@ -840,6 +810,8 @@ fn edge_figures() {
             })
         };
         std::thread::sleep(Duration::from_secs(1));
+        let pid = edge.hookvault_pid();
+        let (threads, rss) = (thread_count(pid), rss_kib(pid));
         let mut latencies = Vec::new();
         for i in 0..5 {
             let body = format!("{{\"content\":\"normal {i}\"}}");
@@ -867,7 +839,7 @@ fn edge_figures() {
         stop.store(true, Ordering::SeqCst);
         drop(trickler.join());
         eprintln!(
-            "FIGURE trickle-100 {}: normal webhooks: {}",
+            "FIGURE trickle-100 {}: hookvault threads {threads}, RSS {rss} KiB; normal webhooks: {}",
             if via_nginx { "nginx" } else { "direct" },
             latencies.join("; ")
         );

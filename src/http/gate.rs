@@ -1,0 +1,719 @@
+//! The edge gate: what listens on hookvault's HTTP port. It reads each request itself,
+//! checks its framing, and hands tiny_http only requests that are complete, so tiny_http's
+//! weaknesses never meet a client:
+//!
+//! - **Header size**: a request head over [`MAX_HEAD_BYTES`] gets `431` (tiny_http reads a
+//!   header line with no limit);
+//! - **Framing**: a `Content-Length` that is not a plain number of bytes (`-1`, `5x`, a list,
+//!   one too large for 64 bits), or given together with `Transfer-Encoding`, gets `400`, as
+//!   does a transfer coding other than `chunked`; a header with a byte that is not ASCII gets
+//!   `400` (tiny_http drops such a connection without an answer). The gate then closes the
+//!   connection, which tiny_http cannot do for the bytes that follow a bad header.
+//! - **Size**: a declared or decoded body over `server.max_body_bytes` gets `413` unread
+//!   (tiny_http, dropping a request whose body it has not read, allocates the whole declared
+//!   length to skip it: `Content-Length: 99999999999` aborted the process).
+//! - **Time**: from its first byte a request has `server.body_timeout_s` to arrive whole, and
+//!   may pause at most `server.idle_timeout_s`; else `408`. A body that ends early gets `400`.
+//!
+//! Only then is the request passed, head and body at once, over a loopback connection to
+//! tiny_http's listener (one per client connection, opened at its first request), and
+//! tiny_http's answers are copied back as they come. So a handler thread never waits for a
+//! client: slow senders hold a gate thread each (as they held a tiny_http thread before),
+//! never a handler, and a normal webhook keeps moving. Chunked bodies are decoded here and
+//! passed with a `Content-Length`.
+//!
+//! Handlers learn the client's address through [`Peers`]: tiny_http sees the gate's
+//! loopback connection, which the gate registers under the client's address.
+
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The longest request head (request line and headers) the gate reads; webhook heads are a
+/// few hundred bytes to a few KiB.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// The longest line of a chunked body's framing (a chunk size with extensions, a trailer).
+const MAX_CHUNK_LINE: usize = 4 * 1024;
+/// How long a refused client may keep sending after its answer before the socket closes
+/// (closing with unread bytes would reset the connection and could lose the answer).
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 256 * 1024;
+/// How long a stop waits for connections to finish the requests they already passed on.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+const THREAD_STACK: usize = 128 * 1024;
+
+/// The gate's limits, from `[server]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body_bytes: u64,
+    pub body_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+#[derive(Default)]
+struct Shared {
+    stopping: AtomicBool,
+    next_id: AtomicU64,
+    /// Open client connections, to close them at a stop.
+    clients: Mutex<HashMap<u64, TcpStream>>,
+    /// The gate's end of each loopback connection to tiny_http → the client it carries.
+    peers: Mutex<HashMap<SocketAddr, SocketAddr>>,
+}
+
+/// Which client a request tiny_http received came from.
+#[derive(Clone)]
+pub struct Peers(Arc<Shared>);
+
+impl Peers {
+    /// The client behind tiny_http's peer address: the gate's client for a connection the
+    /// gate opened, else the peer itself (something on this host reached tiny_http's
+    /// loopback listener directly).
+    pub fn client_of(&self, peer: Option<SocketAddr>) -> Option<SocketAddr> {
+        let peer = peer?;
+        let peers = self.0.peers.lock().unwrap_or_else(|e| e.into_inner());
+        Some(peers.get(&peer).copied().unwrap_or(peer))
+    }
+}
+
+pub struct Gate {
+    shared: Arc<Shared>,
+    accept: JoinHandle<()>,
+    public: SocketAddr,
+}
+
+impl Gate {
+    /// Serves `listener`, passing requests to tiny_http at `upstream`.
+    pub fn start(listener: TcpListener, upstream: SocketAddr, limits: Limits) -> Gate {
+        let public = listener
+            .local_addr()
+            .expect("a bound listener has an address");
+        let shared = Arc::new(Shared::default());
+        let accept = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("http-gate".into())
+                .spawn(move || accept_loop(&listener, upstream, limits, &shared))
+                .expect("spawn the gate's accept thread")
+        };
+        Gate {
+            shared,
+            accept,
+            public,
+        }
+    }
+
+    pub fn peers(&self) -> Peers {
+        Peers(self.shared.clone())
+    }
+
+    /// Stops accepting and reading requests; requests already passed on are answered (for
+    /// up to [`STOP_GRACE`]), then every connection is closed, so a slow client never holds
+    /// a stop.
+    pub fn stop(self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        // Wake the accept thread; it sees `stopping` and returns.
+        let _ = TcpStream::connect_timeout(&wake_address(self.public), Duration::from_secs(1));
+        let _ = self.accept.join();
+        let clients = &self.shared.clients;
+        for client in lock(clients).values() {
+            let _ = client.shutdown(Shutdown::Read);
+        }
+        let until = Instant::now() + STOP_GRACE;
+        while !lock(clients).is_empty() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for client in lock(clients).values() {
+            let _ = client.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// The listener's address as a connectable one (an unspecified address becomes loopback).
+fn wake_address(listen: SocketAddr) -> SocketAddr {
+    let mut addr = listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    addr
+}
+
+fn accept_loop(listener: &TcpListener, upstream: SocketAddr, limits: Limits, shared: &Arc<Shared>) {
+    loop {
+        let accepted = listener.accept();
+        if shared.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let (client, peer) = match accepted {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of descriptors, say: wait instead of spinning.
+                log::warn!("http: accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        let Ok(registered) = client.try_clone() else {
+            continue;
+        };
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        lock(&shared.clients).insert(id, registered);
+        let shared_conn = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("http-conn".into())
+            .stack_size(THREAD_STACK)
+            .spawn(move || {
+                Connection::new(client, peer, upstream, limits, &shared_conn).serve();
+                lock(&shared_conn.clients).remove(&id);
+            });
+        if let Err(e) = spawned {
+            log::warn!("http: no thread for a connection from {peer}: {e}");
+            lock(&shared.clients).remove(&id);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Why a connection stops taking requests.
+enum End {
+    /// The client closed, went idle between requests, or the connection failed: no answer.
+    Quiet,
+    /// The request is refused with this answer, and the connection closed.
+    Refuse(Refusal),
+}
+
+struct Refusal {
+    status: u16,
+    code: &'static str,
+    message: String,
+}
+
+fn refuse(status: u16, code: &'static str, message: impl Into<String>) -> End {
+    End::Refuse(Refusal {
+        status,
+        code,
+        message: message.into(),
+    })
+}
+
+/// A request ready to pass on: its head as tiny_http will read it, and its whole body.
+struct Complete {
+    head: Vec<u8>,
+    body: Vec<u8>,
+    /// The client said this is its last request (`Connection: close`, or HTTP/1.0 without
+    /// keep-alive).
+    last: bool,
+}
+
+struct Connection<'a> {
+    client: TcpStream,
+    peer: SocketAddr,
+    upstream_addr: SocketAddr,
+    limits: Limits,
+    shared: &'a Shared,
+    /// Bytes read from the client and not yet passed on.
+    buf: Vec<u8>,
+    upstream: Option<(TcpStream, JoinHandle<()>)>,
+}
+
+impl<'a> Connection<'a> {
+    fn new(
+        client: TcpStream,
+        peer: SocketAddr,
+        upstream_addr: SocketAddr,
+        limits: Limits,
+        shared: &'a Shared,
+    ) -> Connection<'a> {
+        Connection {
+            client,
+            peer,
+            upstream_addr,
+            limits,
+            shared,
+            buf: Vec::new(),
+            upstream: None,
+        }
+    }
+
+    fn serve(mut self) {
+        let _ = self.client.set_nodelay(true);
+        let end = loop {
+            match self.next_request() {
+                Ok(request) => {
+                    if let Err(e) = self.pass_on(&request) {
+                        log::debug!("http: could not pass a request from {} on: {e}", self.peer);
+                        break End::Quiet;
+                    }
+                    if request.last {
+                        break End::Quiet;
+                    }
+                }
+                Err(end) => break end,
+            }
+        };
+        // Answers to requests already passed on go out first (tiny_http answers them, then
+        // sees the end of its input and closes; the copier ends with it).
+        let registered = self
+            .upstream
+            .as_ref()
+            .and_then(|(u, _)| u.local_addr().ok());
+        if let Some((upstream, copier)) = self.upstream.take() {
+            let _ = upstream.shutdown(Shutdown::Write);
+            let _ = copier.join();
+        }
+        if let Some(addr) = registered {
+            lock(&self.shared.peers).remove(&addr);
+        }
+        if let End::Refuse(refusal) = end {
+            self.answer(&refusal);
+        }
+        let _ = self.client.shutdown(Shutdown::Both);
+    }
+
+    /// Reads more bytes from the client; `Ok(0)` when it closed. `deadline`: when the
+    /// request must be complete (a pause is also bounded by the idle timeout).
+    fn fill(&mut self, deadline: Option<Instant>) -> Result<usize, Stall> {
+        let mut wait = self.limits.idle_timeout;
+        if let Some(deadline) = deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Stall::Deadline);
+            }
+            wait = wait.min(left);
+        }
+        self.client
+            .set_read_timeout(Some(wait))
+            .map_err(|_| Stall::Failed)?;
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            match self.client.read(&mut chunk) {
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return Err(match deadline {
+                        Some(d) if Instant::now() >= d => Stall::Deadline,
+                        _ => Stall::Idle,
+                    });
+                }
+                Err(_) => return Err(Stall::Failed),
+            }
+        }
+    }
+
+    /// Makes sure `self.buf` holds at least `len` bytes of the request begun at `deadline`.
+    fn need(&mut self, len: usize, deadline: Instant, what: &str) -> Result<(), End> {
+        while self.buf.len() < len {
+            match self.fill(Some(deadline)) {
+                Ok(0) => {
+                    return Err(refuse(
+                        400,
+                        "incomplete_body",
+                        format!(
+                        "the connection ended before the {what} was complete; nothing was stored"
+                    ),
+                    ))
+                }
+                Ok(_) => {}
+                Err(stall) => return Err(stall.answer(&self.limits)),
+            }
+        }
+        Ok(())
+    }
+
+    fn next_request(&mut self) -> Result<Complete, End> {
+        // Between requests the client may be silent for the idle timeout.
+        while self.buf.is_empty() {
+            match self.fill(None) {
+                Ok(0) | Err(_) => return Err(End::Quiet),
+                Ok(_) => {}
+            }
+        }
+        let deadline = Instant::now() + self.limits.body_timeout;
+        let head_len = self.read_head(deadline)?;
+        let raw_head = self.buf[..head_len].to_vec();
+        let head = Head::parse(&raw_head)?;
+        let framing = head.framing(self.limits.max_body_bytes)?;
+        if head.expects_continue && self.buf.len() == head_len && framing != Framing::Empty {
+            // The client waits for this before it sends the body. (A client that expects
+            // 100-continue does not pipeline, so no earlier answer is being copied now.)
+            let _ = self.client.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        let (body, consumed) = match framing {
+            Framing::Empty => (Vec::new(), head_len),
+            Framing::Length(n) => {
+                let n = n as usize; // at most max_body_bytes, checked in framing()
+                self.need(head_len + n, deadline, "body")?;
+                (self.buf[head_len..head_len + n].to_vec(), head_len + n)
+            }
+            Framing::Chunked => self.read_chunked(head_len, deadline)?,
+        };
+        self.buf.drain(..consumed);
+        Ok(Complete {
+            head: head.for_tiny_http(framing, body.len()),
+            body,
+            last: head.last,
+        })
+    }
+
+    /// Reads until the blank line ending the head; its length including that line.
+    fn read_head(&mut self, deadline: Instant) -> Result<usize, End> {
+        let mut searched = 0;
+        loop {
+            if let Some(pos) = find(&self.buf[searched..], b"\r\n\r\n") {
+                let len = searched + pos + 4;
+                if len > MAX_HEAD_BYTES {
+                    break;
+                }
+                return Ok(len);
+            }
+            if self.buf.len() > MAX_HEAD_BYTES {
+                break;
+            }
+            searched = self.buf.len().saturating_sub(3);
+            match self.fill(Some(deadline)) {
+                // A client that leaves in the middle of a head gets no answer, as from tiny_http.
+                Ok(0) => return Err(End::Quiet),
+                Ok(_) => {}
+                Err(Stall::Failed) => return Err(End::Quiet),
+                Err(stall) => return Err(stall.answer(&self.limits)),
+            }
+        }
+        Err(refuse(
+            431,
+            "header_too_large",
+            format!("the request line and headers are larger than {MAX_HEAD_BYTES} bytes; nothing was stored"),
+        ))
+    }
+
+    /// Decodes a chunked body that starts at `start`, bounded like any other body; the body
+    /// and where the request ends in `self.buf`.
+    fn read_chunked(&mut self, start: usize, deadline: Instant) -> Result<(Vec<u8>, usize), End> {
+        let max = self.limits.max_body_bytes;
+        let mut body = Vec::new();
+        let mut at = start;
+        loop {
+            let line_end = self.line(at, deadline)?;
+            let line = &self.buf[at..line_end];
+            let size_text = line.split(|&b| b == b';').next().unwrap_or(line);
+            let size_text = std::str::from_utf8(size_text).unwrap_or("").trim();
+            let size = u64::from_str_radix(size_text, 16)
+                .ok()
+                .filter(|_| !size_text.is_empty() && !size_text.starts_with('+'))
+                .ok_or_else(|| {
+                    refuse(
+                        400,
+                        "bad_chunk",
+                        format!("{size_text:?} is not a chunk size; nothing was stored"),
+                    )
+                })?;
+            at = line_end + 2;
+            if size == 0 {
+                break;
+            }
+            if size > max.saturating_sub(body.len() as u64) {
+                return Err(too_large(max));
+            }
+            let size = size as usize;
+            self.need(at + size + 2, deadline, "chunked body")?;
+            if &self.buf[at + size..at + size + 2] != b"\r\n" {
+                return Err(refuse(
+                    400,
+                    "bad_chunk",
+                    "a chunk is longer than its size says; nothing was stored",
+                ));
+            }
+            body.extend_from_slice(&self.buf[at..at + size]);
+            at += size + 2;
+        }
+        // Trailers, if any, up to the blank line; they are dropped.
+        loop {
+            let line_end = self.line(at, deadline)?;
+            let blank = line_end == at;
+            at = line_end + 2;
+            if blank {
+                break;
+            }
+        }
+        Ok((body, at))
+    }
+
+    /// Where the CRLF-ended line starting at `at` ends (the index of its CR).
+    fn line(&mut self, at: usize, deadline: Instant) -> Result<usize, End> {
+        loop {
+            if let Some(pos) = find(&self.buf[at.min(self.buf.len())..], b"\r\n") {
+                return Ok(at + pos);
+            }
+            if self.buf.len() - at.min(self.buf.len()) > MAX_CHUNK_LINE {
+                return Err(refuse(
+                    400,
+                    "bad_chunk",
+                    "a chunk size line is too long; nothing was stored",
+                ));
+            }
+            self.need(self.buf.len() + 1, deadline, "chunked body")?;
+        }
+    }
+
+    /// Sends a complete request to tiny_http, connecting first if this is the first one.
+    fn pass_on(&mut self, request: &Complete) -> std::io::Result<()> {
+        if self.upstream.is_none() {
+            let upstream = TcpStream::connect_timeout(&self.upstream_addr, Duration::from_secs(5))?;
+            upstream.set_nodelay(true)?;
+            lock(&self.shared.peers).insert(upstream.local_addr()?, self.peer);
+            let copier = {
+                let (mut from, mut to) = (upstream.try_clone()?, self.client.try_clone()?);
+                std::thread::Builder::new()
+                    .name("http-copy".into())
+                    .stack_size(THREAD_STACK)
+                    .spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.flush();
+                        // tiny_http closed (it answered a last request, or went idle): stop
+                        // reading the client too. Writing stays open for a refusal.
+                        let _ = to.shutdown(Shutdown::Read);
+                    })?
+            };
+            self.upstream = Some((upstream, copier));
+        }
+        let (upstream, _) = self.upstream.as_mut().expect("connected above");
+        upstream.write_all(&request.head)?;
+        upstream.write_all(&request.body)?;
+        upstream.flush()
+    }
+
+    /// The refusal as a JSON answer; the connection closes after it.
+    fn answer(&mut self, refusal: &Refusal) {
+        let body =
+            serde_json::json!({ "error": refusal.code, "message": refusal.message }).to_string();
+        let head = format!(
+            "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            refusal.status,
+            reason(refusal.status),
+            body.len()
+        );
+        let _ = self.client.set_write_timeout(Some(LINGER));
+        if self.client.write_all(head.as_bytes()).is_err()
+            || self.client.write_all(body.as_bytes()).is_err()
+        {
+            return;
+        }
+        let _ = self.client.shutdown(Shutdown::Write);
+        // Take what the client still sends for a moment, so the close does not reset the
+        // connection before the answer is read.
+        let until = Instant::now() + LINGER;
+        let mut taken = 0;
+        let mut sink = [0u8; 16 * 1024];
+        while taken < LINGER_BYTES {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.client.set_read_timeout(Some(left)).is_err() {
+                break;
+            }
+            match self.client.read(&mut sink) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => taken += n,
+            }
+        }
+    }
+}
+
+/// Why a read gave up.
+enum Stall {
+    /// The request's deadline passed.
+    Deadline,
+    /// The client sent nothing for the idle timeout.
+    Idle,
+    /// The connection failed.
+    Failed,
+}
+
+impl Stall {
+    fn answer(self, limits: &Limits) -> End {
+        match self {
+            Stall::Deadline => refuse(
+                408,
+                "request_timeout",
+                format!(
+                    "the request was not complete within {} s (server.body_timeout_s); nothing was stored",
+                    limits.body_timeout.as_secs()
+                ),
+            ),
+            Stall::Idle => refuse(
+                408,
+                "request_timeout",
+                format!(
+                    "the request stopped arriving for {} s (server.idle_timeout_s); nothing was stored",
+                    limits.idle_timeout.as_secs()
+                ),
+            ),
+            Stall::Failed => End::Quiet,
+        }
+    }
+}
+
+fn too_large(limit: u64) -> End {
+    refuse(
+        413,
+        "payload_too_large",
+        format!(
+            "the body is larger than server.max_body_bytes ({limit} bytes); nothing was stored"
+        ),
+    )
+}
+
+/// How a request's body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Empty,
+    Length(u64),
+    Chunked,
+}
+
+/// The parts of a request head the gate needs.
+struct Head<'h> {
+    lines: Vec<&'h str>,
+    content_lengths: Vec<&'h str>,
+    transfer_encoding: Option<&'h str>,
+    expects_continue: bool,
+    last: bool,
+}
+
+impl<'h> Head<'h> {
+    fn parse(raw: &'h [u8]) -> Result<Head<'h>, End> {
+        if let Some(bad) = raw.iter().find(|b| !b.is_ascii()) {
+            return Err(refuse(
+                400,
+                "bad_header",
+                format!("the request line or a header contains the byte 0x{bad:02x}, which is not ASCII; nothing was stored"),
+            ));
+        }
+        let text = std::str::from_utf8(&raw[..raw.len() - 4]).expect("checked ASCII");
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        let http10 = lines.first().is_some_and(|l| l.ends_with("HTTP/1.0"));
+        let mut head = Head {
+            lines,
+            content_lengths: Vec::new(),
+            transfer_encoding: None,
+            expects_continue: false,
+            last: http10,
+        };
+        for line in head.lines.iter().skip(1) {
+            let Some((name, value)) = line.split_once(':') else {
+                continue; // tiny_http answers a malformed header line 400 itself
+            };
+            let value = value.trim_matches([' ', '\t']);
+            match name.to_ascii_lowercase().as_str() {
+                "content-length" => head.content_lengths.push(value),
+                "transfer-encoding" => head.transfer_encoding = Some(value),
+                "expect" => head.expects_continue = value.eq_ignore_ascii_case("100-continue"),
+                "connection" => {
+                    let value = value.to_ascii_lowercase();
+                    if value.contains("close") {
+                        head.last = true;
+                    } else if value.contains("keep-alive") {
+                        head.last = false;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(head)
+    }
+
+    fn framing(&self, max_body: u64) -> Result<Framing, End> {
+        if let Some(coding) = self.transfer_encoding {
+            if !self.content_lengths.is_empty() {
+                return Err(refuse(
+                    400,
+                    "bad_content_length",
+                    "the request has both Content-Length and Transfer-Encoding; nothing was stored",
+                ));
+            }
+            if !coding.eq_ignore_ascii_case("chunked") {
+                return Err(refuse(
+                    400,
+                    "bad_transfer_encoding",
+                    format!("Transfer-Encoding {coding:?} is not supported, only chunked; nothing was stored"),
+                ));
+            }
+            return Ok(Framing::Chunked);
+        }
+        let Some(first) = self.content_lengths.first() else {
+            return Ok(Framing::Empty);
+        };
+        let plain = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+        let bad = |v: &str| {
+            refuse(
+                400,
+                "bad_content_length",
+                format!("Content-Length {v:?} is not a plain number of bytes; nothing was stored"),
+            )
+        };
+        for value in &self.content_lengths {
+            if !plain(value) || value.trim_start_matches('0') != first.trim_start_matches('0') {
+                return Err(bad(value));
+            }
+        }
+        let length: u64 = first.parse().map_err(|_| bad(first))?;
+        if length > max_body {
+            return Err(too_large(max_body));
+        }
+        Ok(if length == 0 {
+            Framing::Empty
+        } else {
+            Framing::Length(length)
+        })
+    }
+
+    /// The head tiny_http reads: `Expect` answered here and dropped, a chunked body's
+    /// framing replaced by its decoded length.
+    fn for_tiny_http(&self, framing: Framing, body_len: usize) -> Vec<u8> {
+        let mut out =
+            String::with_capacity(self.lines.iter().map(|l| l.len() + 2).sum::<usize>() + 32);
+        for (i, line) in self.lines.iter().enumerate() {
+            if i > 0 {
+                let name = line.split(':').next().unwrap_or("").to_ascii_lowercase();
+                let drop = match name.as_str() {
+                    "expect" => self.expects_continue,
+                    "transfer-encoding" | "content-length" => framing == Framing::Chunked,
+                    _ => false,
+                };
+                if drop {
+                    continue;
+                }
+            }
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+        if framing == Framing::Chunked {
+            out.push_str(&format!("Content-Length: {body_len}\r\n"));
+        }
+        out.push_str("\r\n");
+        out.into_bytes()
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        408 => "Request Timeout",
+        413 => "Payload Too Large",
+        431 => "Request Header Fields Too Large",
+        _ => "Error",
+    }
+}
