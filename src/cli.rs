@@ -16,6 +16,9 @@ USAGE:
     hookvault check-config [--config FILE]   validate, print the effective config, exit 0/1
     hookvault reprocess [--config FILE] [--db PATH] [--since DATE] [--status STATE]
                                              re-derive orders from stored webhooks
+    hookvault migrate --from sqlite:PATH --to postgres://USER@HOST/DB
+                                             copy a SQLite database into PostgreSQL, verified
+                                             (a build with --features postgres; docs/cluster.md)
     hookvault --version | --help
 
 OPTIONS:
@@ -26,6 +29,7 @@ OPTIONS:
     --workers N        worker threads (queue.workers, default 10)
     --since DATE       reprocess: only webhooks received at or after DATE (2026-11-28 or RFC 3339)
     --status STATE     reprocess: only webhooks in STATE (e.g. dead)
+    --from, --to       migrate: the SQLite file and the PostgreSQL URL (password: URL or PGPASSWORD)
 
 Settings precedence: defaults < config file < HOOKVAULT_<SECTION>_<KEY> environment < flags.
 Docs: README.md, docs/operations.md, and /docs on the running server.
@@ -39,6 +43,11 @@ pub enum Command {
         sources: Sources,
         since: Option<String>,
         status: Option<String>,
+    },
+    Migrate {
+        /// The SQLite file (`--from sqlite:PATH`, the prefix removed).
+        from: PathBuf,
+        to: String,
     },
     Version,
     Help,
@@ -75,8 +84,42 @@ pub fn parse(args: &[String]) -> Result<Command> {
                 status: get("--status"),
             })
         }
+        "migrate" => {
+            let (sources, extra) = parse_flags(rest, &["--from", "--to"])?;
+            if sources.file.is_some() {
+                return Err(Error::Usage(
+                    "migrate takes no --config: name both databases with --from and --to".into(),
+                ));
+            }
+            let get = |name: &str| {
+                extra
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+            };
+            let from = get("--from").ok_or_else(|| {
+                Error::Usage("migrate needs --from sqlite:PATH (the SQLite file to copy)".into())
+            })?;
+            let Some(path) = from.strip_prefix("sqlite:").filter(|p| !p.is_empty()) else {
+                return Err(Error::Usage(format!(
+                    "--from {from:?}: expected sqlite:PATH, e.g. sqlite:/var/lib/hookvault/hookvault.db"
+                )));
+            };
+            let to = get("--to")
+                .ok_or_else(|| Error::Usage("migrate needs --to postgres://USER@HOST/DB".into()))?;
+            if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
+                return Err(Error::Usage(format!(
+                    "--to: expected a postgres:// URL, got {:?}",
+                    crate::config::mask_url_password(&to)
+                )));
+            }
+            Ok(Command::Migrate {
+                from: PathBuf::from(path),
+                to,
+            })
+        }
         other => Err(Error::Usage(format!(
-            "unknown command `{other}`; the commands are serve, check-config, reprocess"
+            "unknown command `{other}`; the commands are serve, check-config, reprocess, migrate"
         ))),
     }
 }
@@ -175,6 +218,25 @@ mod tests {
         assert_eq!(parse(&args("serve --help")).unwrap(), Command::Help);
         assert!(
             matches!(parse(&args("reprocess --status dead")).unwrap(), Command::Reprocess { status: Some(s), .. } if s == "dead")
+        );
+        for bad in [
+            "migrate --to postgres://h/db",
+            "migrate --from x.db --to postgres://h/db",
+            "migrate --from sqlite:x.db",
+            "migrate --from sqlite:x.db --to mysql://h/db",
+        ] {
+            let e = parse(&args(bad)).unwrap_err();
+            assert_eq!(e.exit_code(), crate::error::EXIT_USAGE, "{bad}: {e}");
+        }
+        assert_eq!(
+            parse(&args(
+                "migrate --from sqlite:/d/x.db --to postgres://u@h/db"
+            ))
+            .unwrap(),
+            Command::Migrate {
+                from: PathBuf::from("/d/x.db"),
+                to: "postgres://u@h/db".into()
+            }
         );
     }
 }

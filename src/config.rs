@@ -18,6 +18,7 @@ pub struct Settings {
     pub ingest: IngestSettings,
     pub queue: QueueSettings,
     pub storage: StorageSettings,
+    pub node: NodeSettings,
     pub websocket: WebsocketSettings,
     pub log: LogSettings,
     pub orders: OrdersSettings,
@@ -55,13 +56,35 @@ pub struct QueueSettings {
     pub backoff_max_ms: u64,
     pub max_backlog: u64,
     pub shutdown_timeout_s: u64,
+    /// Seconds a `processing` message stays leased to the node that claimed it; a running
+    /// attempt renews its lease, and a lease that runs out is re-queued (a node that died).
+    pub lease_s: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageSettings {
+    /// `sqlite` (embedded, one node) or `postgres` (several nodes; cargo feature `postgres`).
+    pub backend: String,
     pub path: PathBuf,
+    /// The PostgreSQL connection URL (`postgres://user[:password]@host[:port]/db`); the
+    /// password may come from `PGPASSWORD` instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     pub retention_days: u32,
+}
+
+/// Storage backends a configuration may name.
+pub const BACKENDS: &[&str] = &["sqlite", "postgres"];
+
+/// This node among several sharing one PostgreSQL database.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeSettings {
+    /// Names the node in leases, logs and the stats' node list; unset: host name and port
+    /// (see [`Settings::node_id`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -109,6 +132,7 @@ impl Default for QueueSettings {
             backoff_max_ms: 60_000,
             max_backlog: 1_000_000,
             shutdown_timeout_s: 20,
+            lease_s: 30,
         }
     }
 }
@@ -116,7 +140,9 @@ impl Default for QueueSettings {
 impl Default for StorageSettings {
     fn default() -> Self {
         StorageSettings {
+            backend: "sqlite".into(),
             path: PathBuf::from("hookvault.db"),
+            url: None,
             retention_days: 30,
         }
     }
@@ -254,6 +280,18 @@ impl Settings {
         if self.storage.path.as_os_str().is_empty() {
             return bad("storage.path", "must not be empty");
         }
+        if self.queue.lease_s == 0 {
+            return bad("queue.lease_s", "must be at least 1 (seconds)");
+        }
+        self.validate_backend()?;
+        if let Some(id) = &self.node.id {
+            if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
+                return bad(
+                    "node.id",
+                    "must be 1 to 128 printable characters (or unset: host name and port)",
+                );
+            }
+        }
         for (key, token) in [
             ("server.admin_token", &self.server.admin_token),
             ("ingest.token", &self.ingest.token),
@@ -285,6 +323,57 @@ impl Settings {
         Ok(())
     }
 
+    /// `storage.backend` names a backend this build has, with what it needs.
+    fn validate_backend(&self) -> Result<()> {
+        let bad = |key: &str, why: &str| Err(Error::Config(format!("{key}: {why}")));
+        match self.storage.backend.as_str() {
+            "sqlite" => Ok(()),
+            "postgres" if !cfg!(feature = "postgres") => bad(
+                "storage.backend",
+                "\"postgres\" needs a hookvault built with the PostgreSQL backend: \
+                 cargo build --release --features postgres (see docs/cluster.md)",
+            ),
+            "postgres" => match self.storage.url.as_deref() {
+                None => bad(
+                    "storage.url",
+                    "is required with storage.backend = \"postgres\", e.g. \
+                     postgres://hookvault@db.example/hookvault (or HOOKVAULT_STORAGE_URL)",
+                ),
+                Some(url) if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) => {
+                    bad(
+                        "storage.url",
+                        "must start with postgres:// (e.g. postgres://hookvault@db.example/hookvault)",
+                    )
+                }
+                Some(_) => Ok(()),
+            },
+            other => bad(
+                "storage.backend",
+                &format!("{other:?} is not one of {}", BACKENDS.join(", ")),
+            ),
+        }
+    }
+
+    /// This node's name: `node.id`, or the host name and the HTTP port.
+    pub fn node_id(&self) -> String {
+        if let Some(id) = &self.node.id {
+            return id.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "localhost".into());
+        let port = self
+            .server
+            .listen
+            .rsplit_once(':')
+            .map(|(_, p)| p)
+            .unwrap_or("0");
+        format!("{host}:{port}")
+    }
+
     /// The effective configuration as TOML, secrets masked, for `check-config`.
     pub fn to_display_toml(&self) -> String {
         let mut shown = self.clone();
@@ -295,7 +384,24 @@ impl Settings {
         };
         mask(&mut shown.server.admin_token);
         mask(&mut shown.ingest.token);
+        if let Some(url) = &mut shown.storage.url {
+            *url = mask_url_password(url);
+        }
         toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:********@host/db`.
+pub fn mask_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:********@{host}"),
+        None => url.to_string(),
     }
 }
 
@@ -327,6 +433,7 @@ const SECTIONS: &[&str] = &[
     "ingest",
     "queue",
     "storage",
+    "node",
     "websocket",
     "log",
     "orders",
@@ -383,6 +490,8 @@ const OPTIONAL_KEYS: &[(&str, &str)] = &[
     ("server", "admin_token"),
     ("ingest", "token"),
     ("orders", "default_currency"),
+    ("storage", "url"),
+    ("node", "id"),
 ];
 
 /// Environment values are text; the key decides what the text means. A key whose value is a
@@ -467,6 +576,41 @@ mod tests {
         assert_eq!(s.websocket.listen, "127.0.0.1:8002");
         assert_eq!(s.log.level, "info");
         assert!(s.server.admin_token.is_none() && s.ingest.token.is_none());
+        assert_eq!(s.storage.backend, "sqlite");
+        assert_eq!(s.queue.lease_s, 30);
+        assert!(s.storage.url.is_none() && s.node.id.is_none());
+        assert!(s.node_id().ends_with(":8001"), "{}", s.node_id());
+    }
+
+    #[test]
+    fn the_backend_is_checked_against_the_build() {
+        let e = load(Some("[storage]\nbackend = \"mysql\"\n"), &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("storage.backend") && e.contains("sqlite, postgres"),
+            "{e}"
+        );
+        let pg = "[storage]\nbackend = \"postgres\"\n";
+        let e = load(Some(pg), &[], &[]).unwrap_err().to_string();
+        if cfg!(feature = "postgres") {
+            assert!(e.contains("storage.url"), "{e}");
+            let s = load(
+                Some(pg),
+                &[
+                    ("HOOKVAULT_STORAGE_URL", "postgres://u:pw@db/hv"),
+                    ("HOOKVAULT_NODE_ID", "a"),
+                ],
+                &[],
+            )
+            .unwrap();
+            assert_eq!(s.storage.url.as_deref(), Some("postgres://u:pw@db/hv"));
+            assert_eq!(s.node_id(), "a");
+            let shown = s.to_display_toml();
+            assert!(shown.contains("postgres://u:********@db/hv"), "{shown}");
+        } else {
+            assert!(e.contains("--features postgres"), "{e}");
+        }
     }
 
     #[test]

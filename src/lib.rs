@@ -64,6 +64,7 @@ pub fn run(args: Vec<String>) -> i32 {
             since,
             status,
         } => commands::reprocess::run(sources, since, status),
+        Command::Migrate { from, to } => commands::migrate::run(&from, &to),
     };
     match result {
         Ok(()) => 0,

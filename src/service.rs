@@ -10,14 +10,20 @@ use std::time::{Duration, Instant};
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::events::{Broadcaster, EventSink};
+use crate::events::{Broadcaster, Event, EventSink};
 use crate::http::{AppState, BoundListener, HttpServer};
 use crate::pipeline::Pipeline;
 use crate::queue::backoff::Backoff;
-use crate::queue::{Dispatcher, Feeder, Processor, WorkerPool, WorkerSettings};
+use crate::queue::{
+    Arbiter, Dispatcher, Feeder, LeaseKeeper, Processor, Running, WorkerPool, WorkerSettings,
+};
 use crate::shutdown::Shutdown;
+use crate::stats::cluster::ClusterRefresher;
 use crate::stats::{LiveStats, QueueView, StatsSnapshot};
-use crate::store::{self, Faults, FaultyStore, RetentionSweeper, WriteStore, Writer, WriterHandle};
+use crate::store::{
+    self, EventListener, Faults, FaultyStore, NodeIdentity, RemoteEvent, RetentionSweeper,
+    WriteStore, Writer, WriterHandle,
+};
 
 pub struct Service {
     settings: Settings,
@@ -27,9 +33,17 @@ pub struct Service {
     retention: RetentionSweeper,
     workers: WorkerPool,
     writer: Writer,
+    /// With several nodes on one database: leases, cluster totals, other nodes' events.
+    cluster: Option<ClusterThreads>,
     shutdown: Shutdown,
     live: Arc<LiveStats>,
     state: Arc<AppState>,
+}
+
+struct ClusterThreads {
+    leases: LeaseKeeper,
+    stats: ClusterRefresher,
+    events: EventListener,
 }
 
 /// What a stop did, for the one-line summary in the log.
@@ -100,10 +114,27 @@ impl Service {
             &settings.server.listen,
             Duration::from_secs(settings.server.idle_timeout_s),
         )?;
-        let (mut write_store, reader) = store::open(&settings.storage)?;
+        let identity = NodeIdentity {
+            id: settings.node_id(),
+            lease: Duration::from_secs(settings.queue.lease_s),
+        };
+        let opened = store::open_node(&settings.storage, &identity)?;
+        let (mut write_store, reader, cluster) = (opened.writer, opened.reader, opened.cluster);
         let recovered = write_store.recover_in_flight()?;
-        let counters = reader.counters()?;
+        // With other nodes: the cluster's figures, and what of them the others wrote, in one
+        // read (see stats/cluster.rs).
+        let split = match &cluster {
+            Some(c) => reader.cluster_counters(&c.node)?,
+            None => None,
+        };
+        let counters = match &split {
+            Some(s) => s.all.clone(),
+            None => reader.counters()?,
+        };
         let live = Arc::new(LiveStats::new(&counters));
+        if split.is_some() {
+            live.set_gauges(&counters);
+        }
         let (dispatcher, receivers) = Dispatcher::new(settings.queue.capacity);
         let shutdown = Shutdown::new();
 
@@ -148,6 +179,12 @@ impl Service {
                 sink.clone(),
             )),
         );
+        let running = Running::default();
+        let arbiter = cluster.as_ref().map(|_| Arbiter {
+            dispatcher: dispatcher.clone(),
+            running: running.clone(),
+            claim_timeout: Duration::from_secs(30),
+        });
         let workers = WorkerPool::start(
             WorkerSettings {
                 workers: settings.queue.workers,
@@ -162,6 +199,7 @@ impl Service {
             writer_handle.clone(),
             shutdown.signal(),
             live.clone(),
+            arbiter,
         );
         let feeder = Feeder::start(
             reader.clone(),
@@ -174,6 +212,29 @@ impl Service {
             settings.storage.retention_days,
             shutdown.receiver(),
         );
+        let cluster = cluster.map(|c| {
+            log::info!(
+                "node {} sharing the database with other nodes (lease {:?})",
+                c.node,
+                c.lease
+            );
+            ClusterThreads {
+                leases: LeaseKeeper::start(
+                    writer_handle.clone(),
+                    running,
+                    c.lease,
+                    shutdown.receiver(),
+                ),
+                stats: ClusterRefresher::start(
+                    reader.clone(),
+                    live.clone(),
+                    c.node.clone(),
+                    split.map(|s| s.others).unwrap_or_default(),
+                    shutdown.receiver(),
+                ),
+                events: c.listen(remote_events(sink.clone()), shutdown.receiver()),
+            }
+        });
         let state = Arc::new(AppState {
             settings: settings.clone(),
             writer: writer_handle,
@@ -196,6 +257,7 @@ impl Service {
             retention,
             workers,
             writer,
+            cluster,
             shutdown,
             live,
             state,
@@ -237,6 +299,11 @@ impl Service {
         }
         self.feeder.join();
         self.retention.join();
+        if let Some(c) = self.cluster.take() {
+            c.leases.join();
+            c.stats.join();
+            c.events.join();
+        }
         if let Some(events) = self.events.take() {
             events.join();
         }
@@ -250,4 +317,23 @@ impl Service {
             dead_total: self.live.dead.load(Relaxed),
         }
     }
+}
+
+/// Other nodes' committed events, published to this node's WebSocket clients.
+fn remote_events(sink: EventSink) -> Box<dyn Fn(RemoteEvent) + Send> {
+    Box::new(move |e| {
+        let event = match e {
+            RemoteEvent::Received { id } => Event::WebhookReceived { id },
+            RemoteEvent::Dead { id, error } => Event::WebhookDead { id, error },
+            RemoteEvent::OrderCreated(order) => {
+                if !sink.has_clients() {
+                    return;
+                }
+                Event::OrderCreated {
+                    order: serde_json::to_value(order.as_ref()).unwrap_or_default(),
+                }
+            }
+        };
+        sink.publish(event);
+    })
 }

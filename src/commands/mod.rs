@@ -3,6 +3,7 @@
 
 pub mod check_config;
 pub mod logging;
+pub mod migrate;
 pub mod reprocess;
 pub mod serve;
 

@@ -37,6 +37,10 @@ impl JobHandoff {
                 log::warn!("message {id} finished but was {state:?} on disk; outcome ignored");
                 self.dispatcher.finish(id);
             }
+            // Leases that ran out (another node died): their messages are queued again.
+            (WriteOp::RequeueExpired, OpOutcome::Changed(n)) if *n > 0 => {
+                self.dispatcher.wake_feeder();
+            }
             (WriteOp::RequeueDead { id, .. }, OpOutcome::Changed(n)) if *n > 0 => {
                 self.dispatcher.forget(id);
                 self.dispatcher.wake_feeder();

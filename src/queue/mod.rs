@@ -5,11 +5,13 @@
 pub mod backoff;
 pub mod dispatch;
 pub mod feeder;
+pub mod lease;
 pub mod processor;
 pub mod worker_pool;
 
 pub use crate::store::Job;
 pub use dispatch::Dispatcher;
 pub use feeder::Feeder;
+pub use lease::{Arbiter, LeaseKeeper, Running};
 pub use processor::{JsonCheckProcessor, ProcessError, Processor};
 pub use worker_pool::{StopSignal, WorkerPool, WorkerSettings};

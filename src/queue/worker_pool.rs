@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, RecvTimeoutError};
 
 use super::backoff::Backoff;
+use super::lease::Arbiter;
 use super::{Job, ProcessError, Processor};
 use crate::stats::LiveStats;
-use crate::store::{WriteOp, WriterHandle};
+use crate::store::{OpOutcome, WriteOp, WriterHandle};
 use crate::time::now_ms;
 
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +44,8 @@ struct Worker {
     writer: WriterHandle,
     signal: StopSignal,
     live: Arc<LiveStats>,
+    /// Set when several nodes share the database (see `lease.rs`).
+    arbiter: Option<Arbiter>,
 }
 
 impl WorkerPool {
@@ -53,6 +56,7 @@ impl WorkerPool {
         writer: WriterHandle,
         signal: StopSignal,
         live: Arc<LiveStats>,
+        arbiter: Option<Arbiter>,
     ) -> WorkerPool {
         live.workers_total.store(settings.workers, Relaxed);
         let threads = (0..settings.workers)
@@ -64,6 +68,7 @@ impl WorkerPool {
                     writer: writer.clone(),
                     signal: signal.clone(),
                     live: live.clone(),
+                    arbiter: arbiter.clone(),
                 };
                 live.workers_running.fetch_add(1, Relaxed);
                 std::thread::Builder::new()
@@ -144,11 +149,16 @@ impl Worker {
         let mut attempt = job.attempts;
         loop {
             attempt += 1;
-            self.writer.send(WriteOp::Claim { id: job.id });
+            if !self.claim(job.id) {
+                return;
+            }
             self.live.workers_busy.fetch_add(1, Relaxed);
             let started = Instant::now();
             let result = catch_unwind(AssertUnwindSafe(|| self.processor.process(&job)));
             let took = started.elapsed();
+            if let Some(a) = &self.arbiter {
+                a.running.remove(job.id);
+            }
             self.live.workers_busy.fetch_sub(1, Relaxed);
             self.live.processing_time.record(took);
             let error = match result {
@@ -191,6 +201,34 @@ impl Worker {
             });
             if !self.sleep(delay) {
                 return;
+            }
+        }
+    }
+
+    /// Records the start of an attempt. With one node the claim is sent without waiting (it
+    /// folds into the attempt's end); with several, the committed claim decides whether this
+    /// node runs the attempt at all, and false means skip the message.
+    fn claim(&self, id: i64) -> bool {
+        let Some(a) = &self.arbiter else {
+            self.writer.send(WriteOp::Claim { id });
+            return true;
+        };
+        match self.writer.submit(WriteOp::Claim { id }, a.claim_timeout) {
+            Ok(OpOutcome::Claimed) => {
+                a.running.insert(id);
+                true
+            }
+            Ok(other) => {
+                log::debug!(
+                    "message {id}: not claimed ({other:?}); another node has it or it is done"
+                );
+                a.dispatcher.release(id);
+                false
+            }
+            Err(e) => {
+                log::warn!("message {id}: the claim was not recorded ({e}); it stays queued");
+                a.dispatcher.release(id);
+                false
             }
         }
     }

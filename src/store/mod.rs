@@ -8,35 +8,28 @@
 
 pub mod error;
 pub mod faults;
+#[cfg(feature = "postgres")]
+pub mod migrate;
 pub mod model;
 pub mod observer;
+pub mod open;
 pub mod order;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod retention;
 mod sqlite;
 pub mod writer;
 
 use std::sync::Arc;
 
-use crate::config::StorageSettings;
-
 pub use error::{StoreError, StoreResult};
 pub use faults::{FaultKind, Faults, FaultyStore};
 pub use model::*;
 pub use observer::CommitObserver;
+pub use open::{open, open_node, Cluster, EventListener, NodeIdentity, OpenedStore};
 pub use order::Order;
 pub use retention::RetentionSweeper;
 pub use writer::{Writer, WriterHandle};
-
-/// Read connections kept open: the feeder and one HTTP handler at a time without opening more
-/// (the pool opens extra ones when all are busy).
-const READ_CONNECTIONS: usize = 2;
-
-/// Opens the storage `settings` point at (creating and migrating it if needed) and returns the
-/// write side (for the writer thread, or a command that writes directly) and the read side.
-pub fn open(settings: &StorageSettings) -> StoreResult<(Box<dyn WriteStore>, Arc<dyn ReadStore>)> {
-    let (writer, reader) = sqlite::open(&settings.path, READ_CONNECTIONS)?;
-    Ok((Box::new(writer), Arc::new(reader)))
-}
 
 /// The write side: one implementation, owned by one thread.
 pub trait WriteStore: Send {
@@ -81,6 +74,17 @@ pub trait ReadStore: Send + Sync {
     /// How many messages `raw_messages` would return in all.
     fn raw_count(&self, filter: &RawFilter) -> StoreResult<u64>;
     fn file_sizes(&self) -> FileSizes;
+    /// The nodes sharing this database that are alive (heartbeat); empty for a backend that
+    /// serves one node only.
+    fn nodes(&self) -> StoreResult<Vec<NodeStatus>> {
+        Ok(Vec::new())
+    }
+    /// The counters split by who wrote them, for a node sharing the database with others;
+    /// `None` for a backend that serves one node only.
+    fn cluster_counters(&self, node: &str) -> StoreResult<Option<ClusterCounters>> {
+        let _ = node;
+        Ok(None)
+    }
 }
 
 /// A boxed store is a store, so wrappers (such as [`FaultyStore`]) and commands can take
@@ -144,5 +148,11 @@ impl<S: ReadStore + ?Sized> ReadStore for Arc<S> {
     }
     fn file_sizes(&self) -> FileSizes {
         (**self).file_sizes()
+    }
+    fn nodes(&self) -> StoreResult<Vec<NodeStatus>> {
+        (**self).nodes()
+    }
+    fn cluster_counters(&self, node: &str) -> StoreResult<Option<ClusterCounters>> {
+        (**self).cluster_counters(node)
     }
 }

@@ -116,6 +116,14 @@ pub enum WriteOp {
         id: i64,
         order: Order,
     },
+    /// Leases (backends shared by several nodes): this node still runs attempts on `ids`, so
+    /// their leases are extended by the configured lease time.
+    RenewLeases {
+        ids: Vec<i64>,
+    },
+    /// Leases: `processing` messages whose lease ran out (their node died or lost its outcome)
+    /// go back to `queued` for any node to take.
+    RequeueExpired,
 }
 
 /// What an order write did.
@@ -258,6 +266,32 @@ pub struct RawMessage {
     pub path: String,
     pub state: MessageState,
     pub payload: Vec<u8>,
+}
+
+/// A change committed by another node sharing the database, for this node's event stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RemoteEvent {
+    Received { id: i64 },
+    OrderCreated(Box<StoredOrder>),
+    Dead { id: i64, error: String },
+}
+
+/// The counters of a database several nodes share, read in one snapshot: every node's rows
+/// summed, and the other nodes' rows alone (signed: a node's own rows go below zero when it
+/// finishes what another node received). A node keeps its own share exactly from its commits
+/// and adds the others' growth from these.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClusterCounters {
+    pub all: DurableCounters,
+    pub others: CounterDelta,
+}
+
+/// A node sharing the database, from its heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeStatus {
+    pub id: String,
+    pub started_at: String,
+    pub last_seen: String,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]

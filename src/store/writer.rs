@@ -129,7 +129,7 @@ fn run(mut store: Box<dyn WriteStore>, inbox: Receiver<Request>, mut observer: O
             Ok(r) => r,
             Err(RecvTimeoutError::Timeout) => {
                 if let Err(e) = store.maintain(last_commit.elapsed()) {
-                    log::warn!("WAL checkpoint failed: {e}");
+                    log::warn!("storage housekeeping (WAL checkpoint, heartbeat) failed: {e}");
                 }
                 continue;
             }
@@ -168,7 +168,7 @@ fn run(mut store: Box<dyn WriteStore>, inbox: Receiver<Request>, mut observer: O
         }
         last_commit = Instant::now();
         if let Err(e) = store.maintain(Duration::ZERO) {
-            log::warn!("WAL checkpoint failed: {e}");
+            log::warn!("storage housekeeping (WAL checkpoint, heartbeat) failed: {e}");
         }
     }
     if !parked.is_empty() {
@@ -182,7 +182,9 @@ fn run(mut store: Box<dyn WriteStore>, inbox: Receiver<Request>, mut observer: O
         }
     }
     if let Err(e) = store.checkpoint() {
-        log::warn!("final WAL checkpoint failed: {e}");
+        log::warn!(
+            "final storage housekeeping (WAL checkpoint, leaving the node list) failed: {e}"
+        );
     }
     observer.writer_running(false);
 }
@@ -307,5 +309,7 @@ fn describe(op: &WriteOp) -> String {
         WriteOp::Discard { id, .. } => format!("the discard of message {id}"),
         WriteOp::PurgeProcessed { .. } => "a retention purge".into(),
         WriteOp::Rederive { id, .. } => format!("a re-derived order of message {id}"),
+        WriteOp::RenewLeases { ids } => format!("the lease renewal of {} messages", ids.len()),
+        WriteOp::RequeueExpired => "the re-queue of expired leases".into(),
     }
 }

@@ -324,6 +324,9 @@ fn apply(
             d.purged += ids.len() as i64;
             Ok(OpOutcome::Changed(ids.len() as u64))
         }
+        // One node, no lease columns yet: recovery at start re-queues what a crash left
+        // `processing`, and the lease keeper is started only for backends with leases.
+        WriteOp::RenewLeases { .. } | WriteOp::RequeueExpired => Ok(OpOutcome::Changed(0)),
         WriteOp::Rederive { id, order } => {
             let row: Option<(String, String)> = tx
                 .prepare_cached("SELECT path, state FROM messages WHERE id = ?1")?
