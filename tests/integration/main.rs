@@ -9,7 +9,12 @@
 
 mod harness;
 
+mod backends;
 mod cli;
+#[cfg(feature = "postgres")]
+mod cluster;
+#[cfg(feature = "postgres")]
+mod cluster_nginx;
 mod crash;
 mod dashboard;
 mod disk_full;
@@ -17,8 +22,12 @@ mod events_ws;
 mod faults;
 mod intake;
 mod live_events;
+#[cfg(feature = "postgres")]
+mod migrate;
 mod operations;
 mod orders;
 mod orders_fixtures;
 mod parser_props;
+#[cfg(feature = "postgres")]
+mod pg_store;
 mod processing;

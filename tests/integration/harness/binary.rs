@@ -92,6 +92,12 @@ impl Binary {
         }
     }
 
+    /// The process id (to send it other signals, e.g. SIGSTOP).
+    #[cfg(feature = "postgres")]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn kill9(&mut self) {
         let _ = self.child.kill(); // SIGKILL
         let _ = self.child.wait();
