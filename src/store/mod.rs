@@ -2,17 +2,18 @@
 //! layers that use it (queue, events, stats, orders, http), so a change there never ripples
 //! down here. The writer thread is the only caller of [`WriteStore`] and reports each commit
 //! to a [`CommitObserver`] (the `pipeline` above wires it to the workers and the event
-//! stream); HTTP handlers, the feeder and the stats page use [`ReadStore`]. [`open`] is the
-//! one way in and nothing outside this module speaks SQL, so a second backend (PostgreSQL
-//! with leases, for several nodes) replaces `sqlite/` and the body of [`open`], nothing else.
+//! stream); HTTP handlers, the feeder and the stats page use [`ReadStore`]. [`open`] (and
+//! [`open_node`] for a serving node) is the one way in and nothing outside this module speaks
+//! SQL: `sqlite/` is the embedded backend, `postgres/` (cargo feature `postgres`) the one
+//! several nodes share, with leases (docs/cluster.md).
 
+pub mod backend;
 pub mod error;
 pub mod faults;
 #[cfg(feature = "postgres")]
 pub mod migrate;
 pub mod model;
 pub mod observer;
-pub mod open;
 pub mod order;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -22,11 +23,11 @@ pub mod writer;
 
 use std::sync::Arc;
 
+pub use backend::{open, open_node, Cluster, EventListener, NodeIdentity, OpenedStore};
 pub use error::{StoreError, StoreResult};
 pub use faults::{FaultKind, Faults, FaultyStore};
 pub use model::*;
 pub use observer::CommitObserver;
-pub use open::{open, open_node, Cluster, EventListener, NodeIdentity, OpenedStore};
 pub use order::Order;
 pub use retention::RetentionSweeper;
 pub use writer::{Writer, WriterHandle};

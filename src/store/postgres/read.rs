@@ -247,7 +247,7 @@ impl ReadStore for PostgresReader {
             .collect())
     }
 
-    /// A message received in the last [`FRESH_MS`] and never tried is left out: the node that
+    /// A message received in the last `FRESH_MS` and never tried is left out: the node that
     /// received it has just handed it to its own workers, and every node's feeder taking it
     /// too would only cost claims that lose.
     fn due_jobs(&self, after_id: i64, now_ms: i64, limit: u32) -> StoreResult<Vec<Job>> {
