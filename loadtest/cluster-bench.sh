@@ -80,10 +80,10 @@ pg_stat() { psql -Atq "$BASE_URL" -c "SELECT wal_sync FROM pg_stat_wal"; }
 pg_wal_bytes() { psql -Atq "$BASE_URL" -c "SELECT wal_bytes FROM pg_stat_wal"; }
 TICK=$(getconf CLK_TCK)
 
-# measure LABEL PIDS-OF-NODES PORTS: one loadtest per port at the same time, CONC spread
-# over them; prints a result row.
+# measure LABEL PIDS-OF-NODES PORTS [pg]: one loadtest per port at the same time, CONC
+# spread over them; prints a result row (the PostgreSQL columns only with "pg").
 measure() {
-    local label=$1 pids=$2 ports=$3
+    local label=$1 pids=$2 ports=$3 pg=${4:-}
     local n_ports
     n_ports=$(wc -w <<<"$ports")
     local per_n=$((REQUESTS / n_ports)) per_c=$((CONC / n_ports))
@@ -100,6 +100,7 @@ measure() {
     for c in "${clients[@]}"; do wait "$c" || true; done
     local node_cpu1 pg_cpu1 commits1 wal1
     node_cpu1=$(cpu_of $pids); pg_cpu1=$(pg_cpu); commits1=$(pg_stat); wal1=$(pg_wal_bytes)
+    if [ -z "$pg" ]; then commits1=$commits0; fi
     jq -s --arg name "$label" --argjson tick "$TICK" \
         --argjson ncpu "$((node_cpu1 - node_cpu0))" --argjson pcpu "$((pg_cpu1 - pg_cpu0))" \
         --argjson commits "$((commits1 - commits0))" --argjson wal "$((wal1 - wal0))" --arg load "$load" -r '
@@ -121,14 +122,14 @@ stop_nodes
 
 fresh_pg
 start_node p1 18101 postgres
-measure "PostgreSQL, 1 node" "$PID_p1" "18101"
+measure "PostgreSQL, 1 node" "$PID_p1" "18101" pg
 stop_nodes
 
 fresh_pg
 start_node p1 18101 postgres
 start_node p2 18102 postgres
 start_node p3 18103 postgres
-measure "PostgreSQL, 3 nodes" "$PID_p1 $PID_p2 $PID_p3" "18101 18102 18103"
+measure "PostgreSQL, 3 nodes" "$PID_p1 $PID_p2 $PID_p3" "18101 18102 18103" pg
 stop_nodes
 
 # Lease takeover: three nodes with a short lease, load on all of them; freeze one when it
