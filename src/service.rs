@@ -16,15 +16,15 @@ use crate::http::{AppState, BoundListener, HttpServer};
 use crate::pipeline::Pipeline;
 use crate::queue::backoff::Backoff;
 use crate::queue::{
-    BodyLoader, Dispatcher, Feeder, LeaseKeeper, LeaseKeeping, Processor, SharedClaims,
-    WorkerPool, WorkerSettings,
+    BodyLoader, Dispatcher, Feeder, LeaseKeeper, LeaseKeeping, Processor, SharedClaims, WorkerPool,
+    WorkerSettings,
 };
 use crate::shutdown::Shutdown;
 use crate::stats::cluster::ClusterRefresher;
 use crate::stats::{LiveStats, QueueView, StatsSnapshot};
 use crate::store::{
-    self, EventListener, Faults, FaultyStore, Lease, NodeIdentity, RemoteEvent,
-    RetentionSweeper, WriteStore, Writer, WriterHandle,
+    self, EventListener, Faults, FaultyStore, Lease, NodeIdentity, RemoteEvent, RetentionSweeper,
+    WriteStore, Writer, WriterHandle,
 };
 use crate::time::now_ms;
 
@@ -213,6 +213,7 @@ impl Service {
                     base_ms: settings.queue.backoff_base_ms,
                     max_ms: settings.queue.backoff_max_ms,
                 },
+                shared,
             },
             processor,
             receivers.jobs,
@@ -220,7 +221,6 @@ impl Service {
             writer_handle.clone(),
             shutdown.signal(),
             live.clone(),
-            shared,
         );
         let feeder = Feeder::start(
             reader.clone(),

@@ -17,13 +17,15 @@ use crate::stats::LiveStats;
 use crate::store::{Lease, OpOutcome, WriteOp, WriterHandle};
 use crate::time::now_ms;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WorkerSettings {
     pub workers: usize,
     /// This node's lease on the messages its workers claim.
     pub lease: Lease,
     pub max_retries: u32,
     pub backoff: Backoff,
+    /// Set when several nodes share the database.
+    pub shared: Option<SharedClaims>,
 }
 
 /// Set when several nodes share the database (PostgreSQL). This node's dispatcher cannot stop
@@ -59,8 +61,6 @@ struct Worker {
     writer: WriterHandle,
     signal: StopSignal,
     live: Arc<LiveStats>,
-    /// Set when several nodes share the database.
-    shared: Option<SharedClaims>,
 }
 
 impl WorkerPool {
@@ -72,7 +72,6 @@ impl WorkerPool {
         writer: WriterHandle,
         signal: StopSignal,
         live: Arc<LiveStats>,
-        shared: Option<SharedClaims>,
     ) -> WorkerPool {
         live.workers_total.store(settings.workers, Relaxed);
         live.lease_s
@@ -87,7 +86,6 @@ impl WorkerPool {
                     writer: writer.clone(),
                     signal: signal.clone(),
                     live: live.clone(),
-                    shared: shared.clone(),
                 };
                 live.workers_running.fetch_add(1, Relaxed);
                 std::thread::Builder::new()
@@ -249,7 +247,7 @@ impl Worker {
             attempt,
             lease: self.settings.lease.clone(),
         };
-        let Some(a) = &self.shared else {
+        let Some(a) = &self.settings.shared else {
             self.writer.send(op);
             return true;
         };

@@ -12,10 +12,10 @@
 mod harness;
 
 mod armv7_smoke;
+mod backends;
 mod backup;
 mod browser;
 mod check;
-mod backends;
 mod cli;
 #[cfg(feature = "postgres")]
 mod cluster;

@@ -10,8 +10,8 @@ use crate::harness::{pg_or_skip, PgDb};
 use hookvault::orders::Order;
 use hookvault::store::postgres::{self, PostgresOptions, PostgresReader, PostgresWriter};
 use hookvault::store::{
-    Effect, LogQuery, MessageState, NewMessage, OpOutcome, OrderChange, ReadStore, RemoteEvent,
-    WriteOp, WriteStore,
+    Effect, Lease, LogQuery, MessageState, NewMessage, OpOutcome, OrderChange, ReadStore,
+    RemoteEvent, WriteOp, WriteStore,
 };
 
 fn open(db: &PgDb, node: &str, lease: Duration) -> (PostgresWriter, PostgresReader) {
@@ -50,6 +50,22 @@ fn order(n: &str) -> Order {
         profile: None,
         title: None,
         fields: Default::default(),
+    }
+}
+
+/// Attempt `attempt` of message `id` on node `node`, leased for `ms`.
+fn claim(id: i64, attempt: u32, node: &str, ms: i64) -> WriteOp {
+    WriteOp::Claim {
+        id,
+        attempt,
+        lease: lease(node, ms),
+    }
+}
+
+fn lease(node: &str, ms: i64) -> Lease {
+    Lease {
+        owner: node.into(),
+        duration_ms: ms,
     }
 }
 
@@ -92,14 +108,15 @@ fn one_node_has_the_sqlite_semantics() {
 
     // Claim, then complete with an order; the same order from another message is a duplicate.
     assert_eq!(
-        one(&mut w, WriteOp::Claim { id: first }),
+        one(&mut w, claim(first, 1, "a", 30_000)),
         OpOutcome::Claimed
     );
     assert_eq!(state(&r, first), (MessageState::Processing, 1));
     let done = |id, n: &str| WriteOp::Complete {
         id,
+        attempt: 1,
         effect: Effect::Order(Box::new(order(n))),
-        processing_ms: 5,
+        processing_us: 5,
     };
     match one(&mut w, done(first, "A-1")) {
         OpOutcome::Completed {
@@ -108,7 +125,7 @@ fn one_node_has_the_sqlite_semantics() {
         other => panic!("{other:?}"),
     }
     assert_eq!(
-        one(&mut w, WriteOp::Claim { id: second }),
+        one(&mut w, claim(second, 1, "a", 30_000)),
         OpOutcome::Claimed
     );
     assert_eq!(
@@ -128,7 +145,7 @@ fn one_node_has_the_sqlite_semantics() {
     assert_eq!(r.order("A-1").unwrap().unwrap().message_id, first);
     // Finished messages cannot be claimed or finished again.
     assert_eq!(
-        one(&mut w, WriteOp::Claim { id: first }),
+        one(&mut w, claim(first, 2, "a", 30_000)),
         OpOutcome::NotApplicable {
             state: Some(MessageState::Processed)
         }
@@ -137,11 +154,12 @@ fn one_node_has_the_sqlite_semantics() {
     // Retry, then dead, then an operator requeue and a discard.
     let (third, _) = appended(&one(&mut w, message(None)));
     assert_eq!(
-        one(&mut w, WriteOp::Claim { id: third }),
+        one(&mut w, claim(third, 1, "a", 30_000)),
         OpOutcome::Claimed
     );
     let retry = WriteOp::Retry {
         id: third,
+        attempt: 1,
         error: "later".into(),
         next_attempt_at_ms: i64::MAX,
     };
@@ -153,12 +171,18 @@ fn one_node_has_the_sqlite_semantics() {
             .is_empty(),
         "not due yet"
     );
+    // A stale claim (attempt 1 again) does not apply; attempt 2 does.
+    assert!(matches!(
+        one(&mut w, claim(third, 1, "a", 30_000)),
+        OpOutcome::NotApplicable { .. }
+    ));
     assert_eq!(
-        one(&mut w, WriteOp::Claim { id: third }),
+        one(&mut w, claim(third, 2, "a", 30_000)),
         OpOutcome::Claimed
     );
     let dead = WriteOp::Dead {
         id: third,
+        attempt: 2,
         error: "bad body".into(),
     };
     assert_eq!(one(&mut w, dead), OpOutcome::Changed(1));
@@ -182,11 +206,12 @@ fn one_node_has_the_sqlite_semantics() {
         r.due_jobs(0, hookvault::time::now_ms(), 10).unwrap()[0].id,
         third
     );
-    one(&mut w, WriteOp::Claim { id: third });
+    one(&mut w, claim(third, 1, "a", 30_000));
     one(
         &mut w,
         WriteOp::Dead {
             id: third,
+            attempt: 1,
             error: "again".into(),
         },
     );
@@ -237,7 +262,7 @@ fn one_node_has_the_sqlite_semantics() {
     );
     assert_eq!((c.discarded, c.purged, c.orders_created), (1, 2, 1));
     assert_eq!((c.queued, c.processing, c.dead_now), (0, 0, 0));
-    assert_eq!(c.processing_ms_total, 10);
+    assert_eq!(c.processing_us_total, 10);
 }
 
 #[test]
@@ -246,42 +271,63 @@ fn two_nodes_one_claim_and_leases_taken_over() {
     let (mut a, r) = open(&db, "a", Duration::from_millis(800));
     let (mut b, _) = open(&db, "b", Duration::from_millis(800));
     let (id, _) = appended(&one(&mut a, message(None)));
-    assert_eq!(one(&mut a, WriteOp::Claim { id }), OpOutcome::Claimed);
+    assert_eq!(one(&mut a, claim(id, 1, "a", 800)), OpOutcome::Claimed);
     assert_eq!(
-        one(&mut b, WriteOp::Claim { id }),
+        one(&mut b, claim(id, 1, "b", 800)),
         OpOutcome::NotApplicable {
             state: Some(MessageState::Processing)
         },
         "a message runs on one node"
     );
-    // Only the lease holder ends the attempt.
-    let done = WriteOp::Complete {
+    // Only the lease holder ends the attempt, and only the attempt it claimed.
+    let done = |attempt| WriteOp::Complete {
         id,
+        attempt,
         effect: Effect::Nothing,
-        processing_ms: 1,
+        processing_us: 1,
     };
     assert!(matches!(
-        one(&mut b, done.clone()),
+        one(&mut b, done(1)),
         OpOutcome::NotApplicable { .. }
     ));
-    // Renewed, the lease outlives its first term; not renewed, it runs out and another node
-    // re-queues and takes the message; the first node's late outcome is then refused.
+    assert!(matches!(
+        one(&mut a, done(2)),
+        OpOutcome::NotApplicable { .. }
+    ));
+    // Renewed, the lease outlives its first term; not renewed, it runs out and another node's
+    // tick re-queues it, and that node takes the message; the first node's late outcome is
+    // then refused.
+    let renewed = |o: OpOutcome| match o {
+        OpOutcome::LeasesRenewed { extended, requeued } => (extended, requeued),
+        other => panic!("{other:?}"),
+    };
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
-        one(&mut a, WriteOp::RenewLeases { ids: vec![id] }),
-        OpOutcome::Changed(1)
+        renewed(one(
+            &mut a,
+            WriteOp::RenewLeases {
+                lease: lease("a", 800),
+                live: vec![id],
+            }
+        )),
+        (1, vec![])
     );
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(one(&mut b, WriteOp::RequeueExpired), OpOutcome::Changed(0));
+    let b_tick = || WriteOp::RenewLeases {
+        lease: lease("b", 800),
+        live: vec![],
+    };
+    assert_eq!(renewed(one(&mut b, b_tick())), (0, vec![]));
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(one(&mut b, WriteOp::RequeueExpired), OpOutcome::Changed(1));
-    assert_eq!(one(&mut b, WriteOp::Claim { id }), OpOutcome::Claimed);
+    assert_eq!(renewed(one(&mut b, b_tick())), (0, vec![id]));
+    assert_eq!(one(&mut b, claim(id, 2, "b", 800)), OpOutcome::Claimed);
     assert_eq!(state(&r, id), (MessageState::Processing, 2));
     assert!(matches!(
-        one(&mut a, done.clone()),
+        one(&mut a, done(1)),
         OpOutcome::NotApplicable { .. }
     ));
-    assert_eq!(one(&mut b, done), OpOutcome::Completed { order: None });
+    assert_eq!(one(&mut b, done(2)), OpOutcome::Completed { order: None });
+    assert_eq!(r.counters().unwrap().leases_expired, 1);
 
     // Counters are per node and summed: the gauges come out right although a node's own
     // rows go negative (b finished what a received).
@@ -294,9 +340,12 @@ fn two_nodes_one_claim_and_leases_taken_over() {
     // A restarted node re-queues only its own leases.
     let (x, _) = appended(&one(&mut a, message(None)));
     let (y, _) = appended(&one(&mut a, message(None)));
-    one(&mut a, WriteOp::Claim { id: x });
-    one(&mut b, WriteOp::Claim { id: y });
-    assert_eq!(a.recover_in_flight().unwrap(), 1);
+    one(&mut a, claim(x, 1, "a", 30_000));
+    one(&mut b, claim(y, 1, "b", 30_000));
+    assert_eq!(
+        a.recover_in_flight("a", hookvault::time::now_ms()).unwrap(),
+        1
+    );
     assert_eq!(state(&r, x).0, MessageState::Queued);
     assert_eq!(state(&r, y).0, MessageState::Processing);
     let c = r.counters().unwrap();
@@ -330,13 +379,14 @@ fn other_nodes_hear_committed_events() {
     );
     std::thread::sleep(Duration::from_millis(500)); // LISTEN is in place
     let (id, _) = appended(&one(&mut a, message(None)));
-    one(&mut a, WriteOp::Claim { id });
+    one(&mut a, claim(id, 1, "a", 30_000));
     one(
         &mut a,
         WriteOp::Complete {
             id,
+            attempt: 1,
             effect: Effect::Order(Box::new(order("EV-1"))),
-            processing_ms: 1,
+            processing_us: 1,
         },
     );
     let next = || rx.recv_timeout(Duration::from_secs(5)).expect("an event");

@@ -8,13 +8,13 @@ use postgres::types::ToSql;
 use postgres::{Client, Config, Row};
 
 use super::{connect, pg_err, DB_NOW_MS};
-use crate::store::{QueuedJob, PAYLOAD_PREVIEW_BYTES};
 use crate::store::Order;
 use crate::store::{
     ClusterCounters, CounterDelta, DeadLetter, DurableCounters, FileSizes, LogQuery, MessageDetail,
     MessageState, MessageSummary, NodeStatus, OperatorAction, OrderQuery, RawFilter, RawMessage,
     ReadStore, StoreResult, StoredOrder,
 };
+use crate::store::{QueuedJob, PAYLOAD_PREVIEW_BYTES};
 use crate::time::{now_ms, rfc3339};
 
 /// A node whose heartbeat is older than this is left out of the node list.
@@ -279,10 +279,7 @@ impl ReadStore for PostgresReader {
     }
 
     fn payload(&self, id: i64) -> StoreResult<Option<Vec<u8>>> {
-        let rows = self.query(
-            "SELECT payload FROM bodies WHERE message_id = $1",
-            &[&id],
-        )?;
+        let rows = self.query("SELECT payload FROM bodies WHERE message_id = $1", &[&id])?;
         Ok(rows.first().map(|r| r.get(0)))
     }
 

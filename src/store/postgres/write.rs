@@ -237,10 +237,7 @@ impl WriteStore for PostgresWriter {
     /// writes directly never calls this, so it never shows as a node.)
     fn maintain(&mut self, _idle_for: Duration) -> StoreResult<()> {
         self.connected()?;
-        if self
-            .last_heartbeat
-            .map_or(true, |t| t.elapsed() >= HEARTBEAT)
-        {
+        if self.last_heartbeat.is_none_or(|t| t.elapsed() >= HEARTBEAT) {
             let beat = self.heartbeat();
             self.watch(beat)?;
         }
