@@ -202,3 +202,40 @@ impl<S: ReadStore + ?Sized> ReadStore for Arc<S> {
         (**self).cluster_counters(node)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `check`, `backup` and `restore` on a PostgreSQL configuration answer what to use
+    /// instead, and never touch the (unused) SQLite path.
+    #[test]
+    fn check_backup_and_restore_say_they_are_sqlite_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = StorageSettings {
+            backend: "postgres".into(),
+            path: dir.path().join("unused.db"),
+            url: Some("postgres://u@127.0.0.1/db".into()),
+            ..Default::default()
+        };
+        let errors = [
+            check(&settings, false).err().map(|e| e.to_string()),
+            backup(&settings, &dir.path().join("b.db"), false, &mut |_| {})
+                .err()
+                .map(|e| e.to_string()),
+            restore(&settings, &dir.path().join("b.db"), false)
+                .err()
+                .map(|e| e.to_string()),
+        ];
+        for (e, command) in errors.iter().zip(["check", "backup", "restore"]) {
+            let e = e.as_deref().expect("refused");
+            assert!(
+                e.contains(&format!("hookvault {command}`"))
+                    && e.contains("not supported on PostgreSQL")
+                    && e.contains("pg_dump/pg_restore"),
+                "{e}"
+            );
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}
