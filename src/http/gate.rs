@@ -111,7 +111,7 @@ impl Gate {
     }
 
     /// Stops accepting and reading requests; requests already passed on are answered (for
-    /// up to [`STOP_GRACE`]), then every connection is closed, so a slow client never holds
+    /// up to `STOP_GRACE`), then every connection is closed, so a slow client never holds
     /// a stop.
     pub fn stop(self) {
         self.shared.stopping.store(true, Ordering::SeqCst);

@@ -248,16 +248,21 @@ pub fn describe(method: &str, path: &str) -> Option<Value> {
             ],
             "requestBody": {
                 "required": true,
-                "description": "The webhook (Discord webhook JSON for orders); any bytes up to server.max_body_bytes",
+                "description": "The webhook, stored as bytes whatever its `Content-Type` (1 byte up to \
+                    server.max_body_bytes). Checkout bots post Discord webhook JSON (schema \
+                    `DiscordWebhook`) as `application/json`; a body that is not JSON is still \
+                    stored and answered 200, and goes to dead letters with the parse error, so \
+                    the document describes the body as bytes.",
                 "content": {
-                    "application/json": {"schema": schema_ref("DiscordWebhook")},
-                    "application/octet-stream": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary", "minLength": 1}}
                 }
             },
             "responses": {
                 "200": ok("Committed to disk (`queued`), or a duplicate of an earlier idempotency key", schema_ref("IngestAnswer")),
-                "400": error("An empty body, a body that ends before its `Content-Length`, or an over-long idempotency key; nothing stored"),
+                "400": error("An empty body, a `Content-Length` that is not one plain non-negative integer, a body that ends before its `Content-Length`, a header with non-ASCII bytes, or an over-long idempotency key; nothing stored"),
+                "408": error("The body did not arrive within server.body_timeout_s; nothing stored"),
                 "413": error("Body larger than server.max_body_bytes; nothing stored"),
+                "431": error("Request head larger than 64 KiB; nothing stored"),
                 "503": {"description": "Cannot store (backlog full, storage error); nothing stored, retry after `Retry-After`",
                         "headers": {"Retry-After": {"schema": {"type": "integer"}}},
                         "content": {"application/json": {"schema": schema_ref("Error")}}}

@@ -8,11 +8,7 @@
 //! minute in a debug build. `SCHEMATHESIS_BIN` names the `st` binary (`.ci/run` installs it
 //! into a virtualenv and sets it); otherwise `st` is looked up on `PATH`. Without it the test
 //! skips with a note, except under `CI=true` ([`harness::require`](crate::harness::require)).
-//!
-//! Ignored for now: both runs find one failure, an empty ingest body answered 200 where the
-//! document says the body is required (its fix, a 400, is under way with the intake's
-//! `Content-Length` rules). Run them with
-//! `cargo test --test integration schemathesis:: -- --ignored --nocapture`.
+//! Run them alone with `cargo test --test integration schemathesis:: -- --nocapture`.
 
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -85,14 +81,12 @@ fn run_schemathesis(label: &str, server: &Binary, headers: &[&str]) {
 }
 
 #[test]
-#[ignore = "enabled when an empty ingest body is answered 400"]
 fn openapi_agreement_without_a_token_loopback_trust() {
     let server = server(None);
     run_schemathesis("without a token (loopback trust)", &server, &[]);
 }
 
 #[test]
-#[ignore = "enabled when an empty ingest body is answered 400"]
 fn openapi_agreement_with_the_admin_token() {
     // A numeric token from the environment is a token (a string key stays a string).
     let token = "12345678901234";

@@ -8,22 +8,27 @@ use crate::http::response::Reply;
 /// Longer keys are refused: the key is indexed, and no sender needs more.
 const MAX_IDEMPOTENCY_KEY: usize = 256;
 
-/// The key, trimmed; `None` when the sender gave none (or an empty one).
+/// The key, trimmed; `None` when the sender gave none (or an empty one). Both headers are
+/// checked, also the one not used: a request the API description calls invalid is refused
+/// whichever header would have won.
 pub(super) fn key(call: &Call) -> Step<Option<String>> {
-    let key = call
-        .header("Idempotency-Key")
-        .or_else(|| call.header("webhook-id"))
-        .map(str::trim)
-        .filter(|k| !k.is_empty());
-    match key {
-        Some(k) if k.len() > MAX_IDEMPOTENCY_KEY => Err((
-            Refusal::Client,
-            Reply::error(
-                400,
-                "bad_request",
-                &format!("the idempotency key is longer than {MAX_IDEMPOTENCY_KEY} bytes"),
-            ),
-        )),
-        _ => Ok(key.map(str::to_string)),
+    let given = |name| {
+        call.header(name)
+            .map(str::trim)
+            .filter(|k: &&str| !k.is_empty())
+    };
+    let (primary, fallback) = (given("Idempotency-Key"), given("webhook-id"));
+    for (name, value) in [("Idempotency-Key", primary), ("webhook-id", fallback)] {
+        if value.is_some_and(|k| k.len() > MAX_IDEMPOTENCY_KEY) {
+            return Err((
+                Refusal::Client,
+                Reply::error(
+                    400,
+                    "bad_request",
+                    &format!("the {name} header is longer than {MAX_IDEMPOTENCY_KEY} bytes"),
+                ),
+            ));
+        }
     }
+    Ok(primary.or(fallback).map(str::to_string))
 }
