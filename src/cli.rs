@@ -23,6 +23,9 @@ USAGE:
                                              copy the live database to PATH (beside a running serve)
     hookvault restore BACKUP [--config FILE] [--db PATH] [--force]
                                              put a backup in place (serve stopped)
+    hookvault migrate --from sqlite:PATH --to postgres://USER@HOST/DB
+                                             copy a SQLite database into PostgreSQL, verified
+                                             (a build with --features postgres; docs/cluster.md)
     hookvault --version | --help
 
 OPTIONS:
@@ -35,6 +38,7 @@ OPTIONS:
     --status STATE     reprocess: only webhooks in STATE (e.g. dead)
     --force            backup: replace an existing PATH; restore: move the current database
                        aside (to <db>.before-restore-<time>) and put the backup in its place
+    --from, --to       migrate: the SQLite file and the PostgreSQL URL (password: URL or PGPASSWORD)
 
 Settings precedence: defaults < config file < HOOKVAULT_<SECTION>_<KEY> environment < flags.
 Docs: README.md, docs/operations.md, and /docs on the running server.
@@ -62,6 +66,11 @@ pub enum Command {
         sources: Sources,
         backup: PathBuf,
         force: bool,
+    },
+    Migrate {
+        /// The SQLite file (`--from sqlite:PATH`, the prefix removed).
+        from: PathBuf,
+        to: String,
     },
     Version,
     Help,
@@ -103,6 +112,40 @@ pub fn parse(args: &[String]) -> Result<Command> {
                 status: get("--status"),
             })
         }
+        "migrate" => {
+            let (sources, extra) = parse_flags(rest, &["--from", "--to"])?;
+            if sources.file.is_some() {
+                return Err(Error::Usage(
+                    "migrate takes no --config: name both databases with --from and --to".into(),
+                ));
+            }
+            let get = |name: &str| {
+                extra
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+            };
+            let from = get("--from").ok_or_else(|| {
+                Error::Usage("migrate needs --from sqlite:PATH (the SQLite file to copy)".into())
+            })?;
+            let Some(path) = from.strip_prefix("sqlite:").filter(|p| !p.is_empty()) else {
+                return Err(Error::Usage(format!(
+                    "--from {from:?}: expected sqlite:PATH, e.g. sqlite:/var/lib/hookvault/hookvault.db"
+                )));
+            };
+            let to = get("--to")
+                .ok_or_else(|| Error::Usage("migrate needs --to postgres://USER@HOST/DB".into()))?;
+            if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
+                return Err(Error::Usage(format!(
+                    "--to: expected a postgres:// URL, got {:?}",
+                    crate::config::mask_url_password(&to)
+                )));
+            }
+            Ok(Command::Migrate {
+                from: PathBuf::from(path),
+                to,
+            })
+        }
         "backup" => {
             let (sources, path, force) = parse_path_command("backup", "PATH", rest)?;
             Ok(Command::Backup {
@@ -121,7 +164,7 @@ pub fn parse(args: &[String]) -> Result<Command> {
         }
         other => Err(Error::Usage(format!(
             "unknown command `{other}`; the commands are serve, check-config, check, \
-             reprocess, backup, restore"
+             reprocess, backup, restore, migrate"
         ))),
     }
 }
@@ -276,6 +319,10 @@ mod tests {
             "backup a.db --listen x",
             "restore",
             "restore --force",
+            "migrate --to postgres://h/db",
+            "migrate --from x.db --to postgres://h/db",
+            "migrate --from sqlite:x.db",
+            "migrate --from sqlite:x.db --to mysql://h/db",
         ] {
             let e = parse(&args(bad)).unwrap_err();
             assert_eq!(e.exit_code(), crate::error::EXIT_USAGE, "{bad}: {e}");
@@ -306,5 +353,15 @@ mod tests {
         };
         assert_eq!(backup, PathBuf::from("/b/x.db"));
         assert!(force);
+        assert_eq!(
+            parse(&args(
+                "migrate --from sqlite:/d/x.db --to postgres://u@h/db"
+            ))
+            .unwrap(),
+            Command::Migrate {
+                from: PathBuf::from("/d/x.db"),
+                to: "postgres://u@h/db".into()
+            }
+        );
     }
 }

@@ -73,7 +73,8 @@ pub struct QueueSettings {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct NodeSettings {
-    /// Names this node in leases; unset means [`Settings::node_id`]'s default.
+    /// Names this node in leases, logs and (several nodes on PostgreSQL) the stats' node
+    /// list; unset means [`Settings::node_id`]'s default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
 }
@@ -81,9 +82,18 @@ pub struct NodeSettings {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageSettings {
+    /// `sqlite` (embedded, one node) or `postgres` (several nodes; cargo feature `postgres`).
+    pub backend: String,
     pub path: PathBuf,
+    /// The PostgreSQL connection URL (`postgres://user[:password]@host[:port]/db`); the
+    /// password may come from `PGPASSWORD` instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     pub retention_days: u32,
 }
+
+/// Storage backends a configuration may name.
+pub const BACKENDS: &[&str] = &["sqlite", "postgres"];
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -141,7 +151,9 @@ impl Default for QueueSettings {
 impl Default for StorageSettings {
     fn default() -> Self {
         StorageSettings {
+            backend: "sqlite".into(),
             path: PathBuf::from("hookvault.db"),
+            url: None,
             retention_days: 30,
         }
     }
@@ -309,6 +321,15 @@ impl Settings {
         if self.storage.path.as_os_str().is_empty() {
             return bad("storage.path", "must not be empty");
         }
+        self.validate_backend()?;
+        if let Some(id) = &self.node.id {
+            if id.len() > 128 || id.chars().any(char::is_control) {
+                return bad(
+                    "node.id",
+                    "must be 1 to 128 printable characters (or unset: host name and port)",
+                );
+            }
+        }
         for (key, token) in [
             ("server.admin_token", &self.server.admin_token),
             ("ingest.token", &self.ingest.token),
@@ -340,6 +361,37 @@ impl Settings {
         Ok(())
     }
 
+    /// `storage.backend` names a backend this build has, with what it needs.
+    fn validate_backend(&self) -> Result<()> {
+        let bad = |key: &str, why: &str| Err(Error::Config(format!("{key}: {why}")));
+        match self.storage.backend.as_str() {
+            "sqlite" => Ok(()),
+            "postgres" if !cfg!(feature = "postgres") => bad(
+                "storage.backend",
+                "\"postgres\" needs a hookvault built with the PostgreSQL backend: \
+                 cargo build --release --features postgres (see docs/cluster.md)",
+            ),
+            "postgres" => match self.storage.url.as_deref() {
+                None => bad(
+                    "storage.url",
+                    "is required with storage.backend = \"postgres\", e.g. \
+                     postgres://hookvault@db.example/hookvault (or HOOKVAULT_STORAGE_URL)",
+                ),
+                Some(url) if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) => {
+                    bad(
+                        "storage.url",
+                        "must start with postgres:// (e.g. postgres://hookvault@db.example/hookvault)",
+                    )
+                }
+                Some(_) => Ok(()),
+            },
+            other => bad(
+                "storage.backend",
+                &format!("{other:?} is not one of {}", BACKENDS.join(", ")),
+            ),
+        }
+    }
+
     /// This node's name in leases: `node.id`, or the host name and the port of `server.listen`.
     pub fn node_id(&self) -> String {
         if let Some(id) = &self.node.id {
@@ -364,6 +416,9 @@ impl Settings {
         };
         mask(&mut shown.server.admin_token);
         mask(&mut shown.ingest.token);
+        if let Some(url) = &mut shown.storage.url {
+            *url = mask_url_password(url);
+        }
         toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
     }
 }
@@ -376,6 +431,20 @@ fn host_name() -> String {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into())
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:********@host/db`.
+pub fn mask_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:********@{host}"),
+        None => url.to_string(),
+    }
 }
 
 fn read_file_table(path: &Path) -> Result<Table> {
@@ -463,6 +532,7 @@ const OPTIONAL_KEYS: &[(&str, &str)] = &[
     ("server", "admin_token"),
     ("ingest", "token"),
     ("orders", "default_currency"),
+    ("storage", "url"),
     ("node", "id"),
 ];
 
@@ -551,6 +621,41 @@ mod tests {
         assert_eq!(s.websocket.listen, "127.0.0.1:8002");
         assert_eq!(s.log.level, "info");
         assert!(s.server.admin_token.is_none() && s.ingest.token.is_none());
+        assert_eq!(s.storage.backend, "sqlite");
+        assert_eq!(s.queue.lease_s, 30);
+        assert!(s.storage.url.is_none() && s.node.id.is_none());
+        assert!(s.node_id().ends_with(":8001"), "{}", s.node_id());
+    }
+
+    #[test]
+    fn the_backend_is_checked_against_the_build() {
+        let e = load(Some("[storage]\nbackend = \"mysql\"\n"), &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("storage.backend") && e.contains("sqlite, postgres"),
+            "{e}"
+        );
+        let pg = "[storage]\nbackend = \"postgres\"\n";
+        let e = load(Some(pg), &[], &[]).unwrap_err().to_string();
+        if cfg!(feature = "postgres") {
+            assert!(e.contains("storage.url"), "{e}");
+            let s = load(
+                Some(pg),
+                &[
+                    ("HOOKVAULT_STORAGE_URL", "postgres://u:pw@db/hv"),
+                    ("HOOKVAULT_NODE_ID", "a"),
+                ],
+                &[],
+            )
+            .unwrap();
+            assert_eq!(s.storage.url.as_deref(), Some("postgres://u:pw@db/hv"));
+            assert_eq!(s.node_id(), "a");
+            let shown = s.to_display_toml();
+            assert!(shown.contains("postgres://u:********@db/hv"), "{shown}");
+        } else {
+            assert!(e.contains("--features postgres"), "{e}");
+        }
     }
 
     #[test]

@@ -82,6 +82,7 @@ pub fn run(args: Vec<String>) -> i32 {
             backup,
             force,
         } => commands::restore::run(sources, backup, force),
+        Command::Migrate { from, to } => commands::migrate::run(&from, &to),
     };
     match result {
         Ok(()) => 0,

@@ -10,19 +10,21 @@ use std::time::{Duration, Instant};
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::events::{Broadcaster, EventSink};
+use crate::events::{Broadcaster, Event, EventSink};
 use crate::http::listener_watchdog::OnDead;
 use crate::http::{AppState, BoundListener, HttpServer};
 use crate::pipeline::Pipeline;
 use crate::queue::backoff::Backoff;
 use crate::queue::{
-    BodyLoader, Dispatcher, Feeder, LeaseKeeper, LeaseKeeping, Processor, WorkerPool,
+    BodyLoader, Dispatcher, Feeder, LeaseKeeper, LeaseKeeping, Processor, SharedClaims, WorkerPool,
     WorkerSettings,
 };
 use crate::shutdown::Shutdown;
+use crate::stats::cluster::ClusterRefresher;
 use crate::stats::{LiveStats, QueueView, StatsSnapshot};
 use crate::store::{
-    self, Faults, FaultyStore, Lease, RetentionSweeper, WriteStore, Writer, WriterHandle,
+    self, EventListener, Faults, FaultyStore, Lease, NodeIdentity, RemoteEvent, RetentionSweeper,
+    WriteStore, Writer, WriterHandle,
 };
 use crate::time::now_ms;
 
@@ -35,9 +37,16 @@ pub struct Service {
     retention: RetentionSweeper,
     workers: WorkerPool,
     writer: Writer,
+    /// With several nodes on one database: leases, cluster totals, other nodes' events.
+    cluster: Option<ClusterThreads>,
     shutdown: Shutdown,
     live: Arc<LiveStats>,
     state: Arc<AppState>,
+}
+
+struct ClusterThreads {
+    stats: ClusterRefresher,
+    events: EventListener,
 }
 
 /// What a stop did, for the one-line summary in the log.
@@ -121,14 +130,31 @@ impl Service {
             &settings.server.listen,
             Duration::from_secs(settings.server.idle_timeout_s),
         )?;
-        let (mut write_store, reader) = store::open(&settings.storage)?;
+        let identity = NodeIdentity {
+            id: settings.node_id(),
+            lease: Duration::from_secs(settings.queue.lease_s),
+        };
         let lease = Lease {
-            owner: settings.node_id().into(),
+            owner: identity.id.clone().into(),
             duration_ms: settings.queue.lease_s.saturating_mul(1000) as i64,
         };
+        let opened = store::open_node(&settings.storage, &identity)?;
+        let (mut write_store, reader, cluster) = (opened.writer, opened.reader, opened.cluster);
         let recovered = write_store.recover_in_flight(&lease.owner, now_ms())?;
-        let counters = reader.counters()?;
+        // With other nodes: the cluster's figures, and what of them the others wrote, in one
+        // read (see stats/cluster.rs).
+        let split = match &cluster {
+            Some(c) => reader.cluster_counters(&c.node)?,
+            None => None,
+        };
+        let counters = match &split {
+            Some(s) => s.all.clone(),
+            None => reader.counters()?,
+        };
         let live = Arc::new(LiveStats::new(&counters));
+        if split.is_some() {
+            live.set_gauges(&counters);
+        }
         let (dispatcher, receivers) = Dispatcher::new(settings.queue.capacity);
         let shutdown = Shutdown::new();
 
@@ -174,6 +200,10 @@ impl Service {
                 sink.clone(),
             )),
         );
+        let shared = cluster.as_ref().map(|_| SharedClaims {
+            dispatcher: dispatcher.clone(),
+            claim_timeout: Duration::from_secs(30),
+        });
         let workers = WorkerPool::start(
             WorkerSettings {
                 workers: settings.queue.workers,
@@ -183,6 +213,7 @@ impl Service {
                     base_ms: settings.queue.backoff_base_ms,
                     max_ms: settings.queue.backoff_max_ms,
                 },
+                shared,
             },
             processor,
             receivers.jobs,
@@ -212,6 +243,23 @@ impl Service {
             settings.storage.retention_days,
             shutdown.receiver(),
         );
+        let cluster = cluster.map(|c| {
+            log::info!(
+                "node {} sharing the database with other nodes (lease {:?})",
+                c.node,
+                c.lease
+            );
+            ClusterThreads {
+                stats: ClusterRefresher::start(
+                    reader.clone(),
+                    live.clone(),
+                    c.node.clone(),
+                    split.map(|s| s.others).unwrap_or_default(),
+                    shutdown.receiver(),
+                ),
+                events: c.listen(remote_events(sink.clone()), shutdown.receiver()),
+            }
+        });
         let state = Arc::new(AppState {
             settings: settings.clone(),
             writer: writer_handle,
@@ -240,6 +288,7 @@ impl Service {
             retention,
             workers,
             writer,
+            cluster,
             shutdown,
             live,
             state,
@@ -282,6 +331,10 @@ impl Service {
         self.feeder.join();
         self.leases.join();
         self.retention.join();
+        if let Some(c) = self.cluster.take() {
+            c.stats.join();
+            c.events.join();
+        }
         if let Some(events) = self.events.take() {
             events.join();
         }
@@ -295,4 +348,23 @@ impl Service {
             dead_total: self.live.dead.load(Relaxed),
         }
     }
+}
+
+/// Other nodes' committed events, published to this node's WebSocket clients.
+fn remote_events(sink: EventSink) -> Box<dyn Fn(RemoteEvent) + Send> {
+    Box::new(move |e| {
+        let event = match e {
+            RemoteEvent::Received { id } => Event::WebhookReceived { id },
+            RemoteEvent::Dead { id, error } => Event::WebhookDead { id, error },
+            RemoteEvent::OrderCreated(order) => {
+                if !sink.has_clients() {
+                    return;
+                }
+                Event::OrderCreated {
+                    order: serde_json::to_value(order.as_ref()).unwrap_or_default(),
+                }
+            }
+        };
+        sink.publish(event);
+    })
 }

@@ -5,6 +5,7 @@ pub mod backup;
 pub mod check;
 pub mod check_config;
 pub mod logging;
+pub mod migrate;
 pub mod reprocess;
 pub mod restore;
 pub mod serve;

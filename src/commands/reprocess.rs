@@ -44,7 +44,7 @@ pub struct Summary {
 pub fn run(sources: Sources, since: Option<String>, status: Option<String>) -> Result<()> {
     let settings = &load_settings(sources)?;
     let filter = filter(since, status)?;
-    if !settings.storage.path.exists() {
+    if settings.storage.backend == "sqlite" && !settings.storage.path.exists() {
         return Err(Error::Storage(format!(
             "no database at {}; pass --db or set storage.path",
             settings.storage.path.display()

@@ -12,18 +12,33 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, RecvTimeoutError};
 
 use super::backoff::Backoff;
-use super::{BodyLoader, ProcessError, Processor, QueuedJob};
+use super::{BodyLoader, Dispatcher, ProcessError, Processor, QueuedJob};
 use crate::stats::LiveStats;
-use crate::store::{Lease, WriteOp, WriterHandle};
+use crate::store::{Lease, OpOutcome, WriteOp, WriterHandle};
 use crate::time::now_ms;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WorkerSettings {
     pub workers: usize,
     /// This node's lease on the messages its workers claim.
     pub lease: Lease,
     pub max_retries: u32,
     pub backoff: Backoff,
+    /// Set when several nodes share the database.
+    pub shared: Option<SharedClaims>,
+}
+
+/// Set when several nodes share the database (PostgreSQL). This node's dispatcher cannot stop
+/// another node from taking the same message, so there the claim in the database decides: a
+/// worker waits for its claim to commit before it runs the attempt, and a claim that finds the
+/// message gone, finished or taken (`NotApplicable`) means skip it and release it here.
+#[derive(Clone)]
+pub struct SharedClaims {
+    /// A skipped message leaves this node's in-flight set (another node has it, or the feeder
+    /// hands it over again once it is queued).
+    pub dispatcher: Dispatcher,
+    /// How long a worker waits for its claim to commit.
+    pub claim_timeout: Duration,
 }
 
 /// When the pool must stop: `stop` disconnects when shutdown begins (workers then drain the
@@ -155,13 +170,9 @@ impl Worker {
         let mut attempt = job.attempts;
         loop {
             attempt += 1;
-            // The attempt's number goes with its claim and its outcome, so the store applies
-            // each only to this attempt whatever order a failing disk lands them in.
-            self.writer.send(WriteOp::Claim {
-                id: job.id,
-                attempt,
-                lease: self.settings.lease.clone(),
-            });
+            if !self.claim(job.id, attempt) {
+                return;
+            }
             self.live.workers_busy.fetch_add(1, Relaxed);
             self.live.attempt_started(job.id);
             let started = Instant::now();
@@ -221,6 +232,38 @@ impl Worker {
             });
             if !self.sleep(delay) {
                 return;
+            }
+        }
+    }
+
+    /// Records the start of attempt `attempt`. The attempt's number goes with its claim and its
+    /// outcome, so the store applies each only to this attempt whatever order a failing disk
+    /// lands them in. With one node the claim is sent without waiting (it folds into the
+    /// attempt's end); with several, the committed claim decides whether this node runs the
+    /// attempt at all, and false means skip the message.
+    fn claim(&self, id: i64, attempt: u32) -> bool {
+        let op = WriteOp::Claim {
+            id,
+            attempt,
+            lease: self.settings.lease.clone(),
+        };
+        let Some(a) = &self.settings.shared else {
+            self.writer.send(op);
+            return true;
+        };
+        match self.writer.submit(op, a.claim_timeout) {
+            Ok(OpOutcome::Claimed) => true,
+            Ok(other) => {
+                log::debug!(
+                    "message {id}: not claimed ({other:?}); another node has it or it is done"
+                );
+                a.dispatcher.release(id);
+                false
+            }
+            Err(e) => {
+                log::warn!("message {id}: the claim was not recorded ({e}); it stays queued");
+                a.dispatcher.release(id);
+                false
             }
         }
     }

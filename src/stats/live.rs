@@ -4,7 +4,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::{LatencyHistogram, RateWindow, RecentOutcomes};
-use crate::store::{CounterDelta, DurableCounters};
+use crate::store::{CounterDelta, DurableCounters, NodeStatus};
 
 /// Figures shared by every thread. Written with relaxed atomics: each figure is exact on its
 /// own; a reader may see one a moment ahead of another, which a stats page can live with.
@@ -53,6 +53,15 @@ pub struct LiveStats {
     pub lease_s: AtomicU64,
     /// Attempts in the workers' hands now: message id → when the attempt started.
     attempts: Mutex<HashMap<i64, Instant>>,
+    /// Set when several nodes share the database: this node and the live ones.
+    pub cluster: Mutex<Option<ClusterFigures>>,
+}
+
+/// Who shares the database, for the stats page.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterFigures {
+    pub node: String,
+    pub nodes: Vec<NodeStatus>,
 }
 
 impl LiveStats {
@@ -95,6 +104,7 @@ impl LiveStats {
             stale_leases: AtomicU64::new(0),
             lease_s: AtomicU64::new(0),
             attempts: Mutex::new(HashMap::new()),
+            cluster: Mutex::new(None),
         }
     }
 
@@ -174,6 +184,42 @@ impl LiveStats {
         self.processing.fetch_add(d.processing, Relaxed);
         self.dead_now.fetch_add(d.dead_now, Relaxed);
         self.queue_size_peak.fetch_max(self.queue_size(), Relaxed);
+    }
+
+    /// Several nodes share the database: the gauges at start are the cluster's as read (this
+    /// node's own leases were just re-queued; the others' attempts still run).
+    pub fn set_gauges(&self, c: &DurableCounters) {
+        self.queued.store(c.queued as i64, Relaxed);
+        self.processing.store(c.processing as i64, Relaxed);
+        self.dead_now.store(c.dead_now as i64, Relaxed);
+    }
+
+    /// Several nodes share the database: what the other nodes' commits moved since the last
+    /// look. This node's own commits move the figures through [`LiveStats::apply`]; the two
+    /// never count the same commit, so the sum is the cluster's.
+    pub fn add_others(&self, d: &CounterDelta, peak: u64) {
+        let add = |a: &AtomicU64, v: i64| {
+            if v >= 0 {
+                a.fetch_add(v as u64, Relaxed);
+            } else {
+                a.fetch_sub(v.unsigned_abs().min(a.load(Relaxed)), Relaxed);
+            }
+        };
+        add(&self.received, d.received);
+        add(&self.duplicates, d.duplicates);
+        add(&self.processed, d.processed);
+        add(&self.dead, d.dead);
+        add(&self.retried, d.retried);
+        add(&self.requeued, d.requeued);
+        add(&self.discarded, d.discarded);
+        add(&self.purged, d.purged);
+        add(&self.orders_created, d.orders_created);
+        add(&self.processing_us_total, d.processing_us);
+        add(&self.leases_expired, d.leases_expired);
+        self.queued.fetch_add(d.queued, Relaxed);
+        self.processing.fetch_add(d.processing, Relaxed);
+        self.dead_now.fetch_add(d.dead_now, Relaxed);
+        self.queue_size_peak.fetch_max(peak, Relaxed);
     }
 
     /// Messages received and not finished: waiting on disk, in the channel, or in a worker.

@@ -2,6 +2,7 @@
 //! durable counters at boot and move only after the commits they describe, so they agree with
 //! the database and answering never scans a table.
 
+pub mod cluster;
 pub mod health;
 pub mod latency;
 pub mod live;

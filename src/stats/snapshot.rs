@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::health;
 use super::live::LiveStats;
 use super::queue_view::QueueView;
-use crate::store::FileSizes;
+use crate::store::{FileSizes, NodeStatus};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StatsSnapshot {
@@ -60,6 +60,12 @@ pub struct StatsSnapshot {
     pub version: &'static str,
     /// Why `status` is not `healthy` (empty when it is).
     pub status_reasons: Vec<String>,
+    /// With several nodes on one database: this node's id, and the live nodes (heartbeat).
+    /// Totals and gauges above are then the cluster's; latencies and workers this node's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<Vec<NodeStatus>>,
 }
 
 fn ms(us: u64) -> f64 {
@@ -78,6 +84,7 @@ impl StatsSnapshot {
         let batches = live.batches.load(Relaxed);
 
         let verdict = health::assess(live, queue, files);
+        let cluster = live.cluster.lock().ok().and_then(|c| c.clone());
 
         StatsSnapshot {
             status: verdict.status,
@@ -129,6 +136,8 @@ impl StatsSnapshot {
             wal_size_bytes: files.wal_size_bytes,
             version: env!("CARGO_PKG_VERSION"),
             status_reasons: verdict.reasons,
+            node: cluster.as_ref().map(|c| c.node.clone()),
+            nodes: cluster.map(|c| c.nodes),
         }
     }
 }

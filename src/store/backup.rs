@@ -68,6 +68,7 @@ pub fn backup(
     overwrite: bool,
     progress: &mut dyn FnMut(BackupProgress),
 ) -> StoreResult<CopySummary> {
+    super::sqlite_only(settings, "backup")?;
     let source = &settings.path;
     if !source.is_file() {
         return Err(StoreError::Io(format!(
@@ -110,6 +111,7 @@ pub fn restore(
     backup_file: &Path,
     replace_existing: bool,
 ) -> StoreResult<Restored> {
+    super::sqlite_only(settings, "restore")?;
     let db = &settings.path;
     if !backup_file.is_file() {
         return Err(StoreError::Io(format!(

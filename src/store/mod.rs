@@ -2,18 +2,24 @@
 //! layers that use it (queue, events, stats, orders, http), so a change there never ripples
 //! down here. The writer thread is the only caller of [`WriteStore`] and reports each commit
 //! to a [`CommitObserver`] (the `pipeline` above wires it to the workers and the event
-//! stream); HTTP handlers, the feeder and the stats page use [`ReadStore`]. [`open`] is the
-//! one way in and nothing outside this module speaks SQL, so a second backend (PostgreSQL
-//! with leases, for several nodes) replaces `sqlite/` and the body of [`open`], nothing else.
+//! stream); HTTP handlers, the feeder and the stats page use [`ReadStore`]. [`open`] (and
+//! [`open_node`] for a serving node) is the one way in and nothing outside this module speaks
+//! SQL: `sqlite/` is the embedded backend, `postgres/` (cargo feature `postgres`) the one
+//! several nodes share, with leases (docs/cluster.md).
 
+pub mod backend;
 pub mod backup;
 pub mod consistency;
 pub mod error;
 pub mod faults;
 pub mod instance_lock;
+#[cfg(feature = "postgres")]
+pub mod migrate;
 pub mod model;
 pub mod observer;
 pub mod order;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod retention;
 mod sqlite;
 pub mod writer;
@@ -22,6 +28,7 @@ use std::sync::Arc;
 
 use crate::config::StorageSettings;
 
+pub use backend::{open, open_node, Cluster, EventListener, NodeIdentity, OpenedStore};
 pub use backup::{backup, restore, BackupProgress, CopySummary, Restored};
 pub use consistency::{Check, ConsistencyReport};
 pub use error::{StoreError, StoreResult};
@@ -33,24 +40,26 @@ pub use order::Order;
 pub use retention::RetentionSweeper;
 pub use writer::{Writer, WriterHandle};
 
-/// Read connections kept open: the feeder and one HTTP handler at a time without opening more
-/// (the pool opens extra ones when all are busy).
-const READ_CONNECTIONS: usize = 2;
-
-/// Opens the storage `settings` point at (creating and migrating it if needed) and returns the
-/// write side (for the writer thread, or a command that writes directly) and the read side.
-/// The write side holds the database's [`InstanceLock`]: while it lives, another `open` of the
-/// same database (in this process or another) fails with [`StoreError::InUse`].
-pub fn open(settings: &StorageSettings) -> StoreResult<(Box<dyn WriteStore>, Arc<dyn ReadStore>)> {
-    let (writer, reader) = sqlite::open(&settings.path, READ_CONNECTIONS)?;
-    Ok((Box::new(writer), Arc::new(reader)))
-}
-
 /// `hookvault check`: the durable counters against the tables and the state and lease rules
 /// (see `sqlite/check.rs` for the list); with `repair`, rebuilds what the tables can tell
-/// first, under the write lock. The database must exist (it is migrated if older).
+/// first, under the write lock. The database must exist (it is migrated if older). SQLite
+/// only: see [`sqlite_only`].
 pub fn check(settings: &StorageSettings, repair: bool) -> StoreResult<ConsistencyReport> {
+    sqlite_only(settings, "check")?;
     sqlite::check::run(&settings.path, repair)
+}
+
+/// `check`, `backup` and `restore` work on the SQLite file; a PostgreSQL database has its
+/// own tools (`pg_dump`, `pg_restore`, `amcheck`), and this says so instead of touching the
+/// unused `storage.path`.
+pub fn sqlite_only(settings: &StorageSettings, command: &str) -> StoreResult<()> {
+    match settings.backend.as_str() {
+        "sqlite" => Ok(()),
+        other => Err(StoreError::Other(format!(
+            "`hookvault {command}` is not supported on PostgreSQL (storage.backend = {other:?}); \
+             use pg_dump/pg_restore (see docs/cluster.md)"
+        ))),
+    }
 }
 
 /// The write side: one implementation, owned by one thread.
@@ -105,6 +114,17 @@ pub trait ReadStore: Send + Sync {
     /// `processing` messages whose lease ran out before `now_ms` (or that have none): work
     /// nobody is doing. Reads the `processing` rows only.
     fn expired_leases(&self, now_ms: i64) -> StoreResult<u64>;
+    /// The nodes sharing this database that are alive (heartbeat); empty for a backend that
+    /// serves one node only.
+    fn nodes(&self) -> StoreResult<Vec<NodeStatus>> {
+        Ok(Vec::new())
+    }
+    /// The counters split by who wrote them, for a node sharing the database with others;
+    /// `None` for a backend that serves one node only.
+    fn cluster_counters(&self, node: &str) -> StoreResult<Option<ClusterCounters>> {
+        let _ = node;
+        Ok(None)
+    }
 }
 
 /// A boxed store is a store, so wrappers (such as [`FaultyStore`]) and commands can take
@@ -174,5 +194,48 @@ impl<S: ReadStore + ?Sized> ReadStore for Arc<S> {
     }
     fn expired_leases(&self, now_ms: i64) -> StoreResult<u64> {
         (**self).expired_leases(now_ms)
+    }
+    fn nodes(&self) -> StoreResult<Vec<NodeStatus>> {
+        (**self).nodes()
+    }
+    fn cluster_counters(&self, node: &str) -> StoreResult<Option<ClusterCounters>> {
+        (**self).cluster_counters(node)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `check`, `backup` and `restore` on a PostgreSQL configuration answer what to use
+    /// instead, and never touch the (unused) SQLite path.
+    #[test]
+    fn check_backup_and_restore_say_they_are_sqlite_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = StorageSettings {
+            backend: "postgres".into(),
+            path: dir.path().join("unused.db"),
+            url: Some("postgres://u@127.0.0.1/db".into()),
+            ..Default::default()
+        };
+        let errors = [
+            check(&settings, false).err().map(|e| e.to_string()),
+            backup(&settings, &dir.path().join("b.db"), false, &mut |_| {})
+                .err()
+                .map(|e| e.to_string()),
+            restore(&settings, &dir.path().join("b.db"), false)
+                .err()
+                .map(|e| e.to_string()),
+        ];
+        for (e, command) in errors.iter().zip(["check", "backup", "restore"]) {
+            let e = e.as_deref().expect("refused");
+            assert!(
+                e.contains(&format!("hookvault {command}`"))
+                    && e.contains("not supported on PostgreSQL")
+                    && e.contains("pg_dump/pg_restore"),
+                "{e}"
+            );
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

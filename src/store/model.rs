@@ -323,6 +323,32 @@ pub struct RawMessage {
     pub payload: Vec<u8>,
 }
 
+/// A change committed by another node sharing the database, for this node's event stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RemoteEvent {
+    Received { id: i64 },
+    OrderCreated(Box<StoredOrder>),
+    Dead { id: i64, error: String },
+}
+
+/// The counters of a database several nodes share, read in one snapshot: every node's rows
+/// summed, and the other nodes' rows alone (signed: a node's own rows go below zero when it
+/// finishes what another node received). A node keeps its own share exactly from its commits
+/// and adds the others' growth from these.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClusterCounters {
+    pub all: DurableCounters,
+    pub others: CounterDelta,
+}
+
+/// A node sharing the database, from its heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeStatus {
+    pub id: String,
+    pub started_at: String,
+    pub last_seen: String,
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct FileSizes {
     pub db_size_bytes: u64,

@@ -130,7 +130,7 @@ fn run(mut store: Box<dyn WriteStore>, inbox: Receiver<Request>, mut observer: O
             Ok(r) => r,
             Err(RecvTimeoutError::Timeout) => {
                 if let Err(e) = store.maintain(last_commit.elapsed()) {
-                    log::warn!("WAL checkpoint failed: {e}");
+                    log::warn!("storage housekeeping (WAL checkpoint, heartbeat) failed: {e}");
                 }
                 continue;
             }
@@ -169,7 +169,7 @@ fn run(mut store: Box<dyn WriteStore>, inbox: Receiver<Request>, mut observer: O
         }
         last_commit = Instant::now();
         if let Err(e) = store.maintain(Duration::ZERO) {
-            log::warn!("WAL checkpoint failed: {e}");
+            log::warn!("storage housekeeping (WAL checkpoint, heartbeat) failed: {e}");
         }
     }
     if !parked.is_empty() {
@@ -183,7 +183,9 @@ fn run(mut store: Box<dyn WriteStore>, inbox: Receiver<Request>, mut observer: O
         }
     }
     if let Err(e) = store.checkpoint() {
-        log::warn!("final WAL checkpoint failed: {e}");
+        log::warn!(
+            "final storage housekeeping (WAL checkpoint, leaving the node list) failed: {e}"
+        );
     }
     observer.writer_running(false);
 }

@@ -12,10 +12,15 @@
 mod harness;
 
 mod armv7_smoke;
+mod backends;
 mod backup;
 mod browser;
 mod check;
 mod cli;
+#[cfg(feature = "postgres")]
+mod cluster;
+#[cfg(feature = "postgres")]
+mod cluster_nginx;
 mod crash;
 mod dashboard;
 mod deploy_ssh;
@@ -31,10 +36,14 @@ mod leases;
 mod listings;
 mod live_events;
 mod memory;
+#[cfg(feature = "postgres")]
+mod migrate;
 mod operations;
 mod orders;
 mod orders_fixtures;
 mod parser_props;
+#[cfg(feature = "postgres")]
+mod pg_store;
 mod processing;
 mod promtool;
 mod retention_scale;

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 
 pub use read::SqliteReader;
+#[cfg(feature = "postgres")]
+pub use schema::SCHEMA_VERSION;
 pub use write::SqliteWriter;
 
 use super::{InstanceLock, StoreError};

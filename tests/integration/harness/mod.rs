@@ -8,6 +8,8 @@ mod binary;
 mod fixtures;
 mod http;
 mod in_process;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod tools;
 mod ws;
 
@@ -22,6 +24,8 @@ pub use binary::{command, run_cli, Binary};
 pub use fixtures::{order_body, webhook_fixture, webhook_fixtures, Fixture};
 pub use http::{Answer, Http};
 pub use in_process::InProcess;
+#[cfg(feature = "postgres")]
+pub(crate) use postgres::{pg_or_skip, PgDb};
 pub use tools::{require, skip_or_fail, tool};
 pub use ws::ws_connect;
 
@@ -85,6 +89,17 @@ impl<'a> Hookvault<'a> {
     pub fn env(mut self, name: &str, value: &str) -> Hookvault<'a> {
         self.env.push((name.to_string(), value.to_string()));
         self
+    }
+
+    /// Stores in the PostgreSQL database `db` as node `node` (`storage.backend = "postgres"`).
+    #[cfg(feature = "postgres")]
+    pub fn postgres(self, db: &PgDb, node: &str) -> Hookvault<'a> {
+        let (url, node) = (db.url.clone(), node.to_string());
+        self.settings(move |s| {
+            s.storage.backend = "postgres".into();
+            s.storage.url = Some(url);
+            s.node.id = Some(node);
+        })
     }
 
     /// Uses this database file (e.g. to start again on one a previous server left) instead of

@@ -1,0 +1,129 @@
+//! The one way to open storage: the backend `storage.backend` names.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+
+use super::{sqlite, ReadStore, RemoteEvent, StoreError, StoreResult, WriteStore};
+use crate::config::StorageSettings;
+
+/// Read connections kept open: the feeder and one HTTP handler at a time without opening more
+/// (the pool opens extra ones when all are busy).
+const READ_CONNECTIONS: usize = 2;
+
+/// Who this process is to a database other nodes may share: its name in leases, counters and
+/// the node list, and how long its claims hold.
+#[derive(Debug, Clone)]
+pub struct NodeIdentity {
+    pub id: String,
+    pub lease: Duration,
+}
+
+pub struct OpenedStore {
+    pub writer: Box<dyn WriteStore>,
+    pub reader: Arc<dyn ReadStore>,
+    /// Set when other nodes may share the database (PostgreSQL): claims must wait for the
+    /// database's answer, leases must be kept, totals and events come from every node.
+    pub cluster: Option<Cluster>,
+}
+
+/// What a node sharing its database needs beyond the two stores.
+pub struct Cluster {
+    pub node: String,
+    pub lease: Duration,
+    #[cfg(feature = "postgres")]
+    config: ::postgres::Config,
+}
+
+/// The thread receiving other nodes' events; it ends when its `stop` disconnects.
+pub struct EventListener {
+    #[cfg(feature = "postgres")]
+    inner: super::postgres::PostgresListener,
+}
+
+impl EventListener {
+    pub fn join(self) {
+        #[cfg(feature = "postgres")]
+        self.inner.join();
+    }
+}
+
+impl Cluster {
+    /// Starts receiving the events other nodes commit; `deliver` runs on the listener thread.
+    pub fn listen(
+        &self,
+        deliver: Box<dyn Fn(RemoteEvent) + Send>,
+        stop: Receiver<()>,
+    ) -> EventListener {
+        #[cfg(feature = "postgres")]
+        {
+            EventListener {
+                inner: super::postgres::PostgresListener::start(
+                    self.config.clone(),
+                    self.node.clone(),
+                    deliver,
+                    stop,
+                ),
+            }
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            // Without the feature no `Cluster` is ever made (see `open_node`).
+            let _ = (deliver, stop);
+            EventListener {}
+        }
+    }
+}
+
+/// Opens the storage `settings` point at (creating and migrating it if needed) for a command
+/// that writes directly (`reprocess`): the write side and the read side.
+pub fn open(settings: &StorageSettings) -> StoreResult<(Box<dyn WriteStore>, Arc<dyn ReadStore>)> {
+    let identity = NodeIdentity {
+        id: format!("command-{}", std::process::id()),
+        lease: Duration::from_secs(30),
+    };
+    let opened = open_node(settings, &identity)?;
+    Ok((opened.writer, opened.reader))
+}
+
+/// Opens the storage for a serving node. On SQLite the write side holds the database's
+/// [`InstanceLock`](super::InstanceLock): while it lives, another `open` of the same database
+/// (in this process or another) fails with [`StoreError::InUse`].
+pub fn open_node(settings: &StorageSettings, node: &NodeIdentity) -> StoreResult<OpenedStore> {
+    match settings.backend.as_str() {
+        "sqlite" => {
+            let (writer, reader) = sqlite::open(&settings.path, READ_CONNECTIONS)?;
+            Ok(OpenedStore {
+                writer: Box::new(writer),
+                reader: Arc::new(reader),
+                cluster: None,
+            })
+        }
+        #[cfg(feature = "postgres")]
+        "postgres" => {
+            let options = super::postgres::PostgresOptions {
+                url: settings.url.clone().unwrap_or_default(),
+                node: node.id.clone(),
+                lease: node.lease,
+            };
+            let (writer, reader) = super::postgres::open(&options, READ_CONNECTIONS)?;
+            let config = super::postgres::config(&options.url, &options.node)?;
+            Ok(OpenedStore {
+                writer: Box::new(writer),
+                reader: Arc::new(reader),
+                cluster: Some(Cluster {
+                    node: options.node,
+                    lease: options.lease,
+                    config,
+                }),
+            })
+        }
+        other => {
+            let _ = node;
+            Err(StoreError::Other(format!(
+                "storage.backend {other:?} is not available in this build (see docs/cluster.md)"
+            )))
+        }
+    }
+}

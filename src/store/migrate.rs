@@ -1,0 +1,403 @@
+//! `hookvault migrate --from sqlite:PATH --to postgres://...`: copies a SQLite database into
+//! PostgreSQL, table by table in batches of [`BATCH`] rows (one transaction each), with a
+//! progress line and a count per table at the end. Ids are kept, so links between messages,
+//! orders and operator actions stay right, and the PostgreSQL sequences are moved past them.
+//! Every insert is `ON CONFLICT DO NOTHING` on the primary key, so running it again (after an
+//! interruption, or to be sure) copies nothing twice.
+//!
+//! Run it with `serve` stopped on the SQLite file. A message the SQLite file left `processing`
+//! (a crash) is copied as `queued`, as the next SQLite start would have done.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use postgres::types::ToSql;
+use rusqlite::{Connection, OpenFlags};
+
+use super::postgres::{self as pg, schema};
+use super::sqlite;
+use super::StoreError;
+
+/// Rows per transaction.
+pub const BATCH: i64 = 1000;
+/// The counter rows copied totals are kept under (PostgreSQL keeps one set per node).
+pub const MIGRATED_NODE: &str = "migrated";
+
+/// What one table's copy found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableCount {
+    pub table: &'static str,
+    /// Rows in the SQLite file.
+    pub source: u64,
+    /// Rows inserted by this run (0 on a second run).
+    pub copied: u64,
+    /// Rows in PostgreSQL with the source's ids, after the copy.
+    pub target: u64,
+}
+
+impl TableCount {
+    pub fn verified(&self) -> bool {
+        self.source == self.target
+    }
+}
+
+fn sql(e: rusqlite::Error) -> StoreError {
+    StoreError::Other(format!("SQLite: {e}"))
+}
+
+/// Copies `sqlite_path` into the database at `url`; `progress` gets a line per batch.
+pub fn migrate(
+    sqlite_path: &Path,
+    url: &str,
+    progress: &mut dyn Write,
+) -> Result<Vec<TableCount>, StoreError> {
+    if !sqlite_path.exists() {
+        return Err(StoreError::Io(format!(
+            "no SQLite database at {}",
+            sqlite_path.display()
+        )));
+    }
+    let src =
+        Connection::open_with_flags(sqlite_path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sql)?;
+    let version: i64 = src
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(sql)?;
+    if version != sqlite::SCHEMA_VERSION {
+        return Err(StoreError::Other(format!(
+            "{} has schema version {version}; this hookvault migrates version {} (open it with \
+             `hookvault serve` first to bring it up to date)",
+            sqlite_path.display(),
+            sqlite::SCHEMA_VERSION
+        )));
+    }
+    let config = pg::config(url, "migrate")?;
+    let mut dst = pg::connect(&config)?;
+    schema::migrate(&mut dst)?;
+    refuse_foreign_rows(&src, &mut dst)?;
+
+    let mut counts = Vec::new();
+    for table in &TABLES {
+        counts.push(copy_table(&src, &mut dst, table, progress)?);
+    }
+    counts.push(copy_counters(&src, &mut dst)?);
+    for (table, column) in [
+        ("messages", "id"),
+        ("orders", "id"),
+        ("operator_actions", "id"),
+    ] {
+        dst.execute(
+            &format!(
+                "SELECT setval(pg_get_serial_sequence('{table}', '{column}'), \
+                 GREATEST((SELECT max({column}) FROM {table}), 1))"
+            ),
+            &[],
+        )
+        .map_err(pg::pg_err)?;
+    }
+    Ok(counts)
+}
+
+/// The target must be empty, or hold what an earlier run copied from this file: a message id
+/// the file has for a different message means another database's rows are there, and copying
+/// would silently skip the file's own.
+fn refuse_foreign_rows(src: &Connection, dst: &mut postgres::Client) -> Result<(), StoreError> {
+    let mut stmt = src
+        .prepare("SELECT id, received_at, path FROM messages ORDER BY id DESC LIMIT 1")
+        .map_err(sql)?;
+    let newest: Option<(i64, i64, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .map_err(sql)?
+        .next()
+        .transpose()
+        .map_err(sql)?;
+    let Some((id, received_at, path)) = newest else {
+        return Ok(());
+    };
+    let found = dst
+        .query_opt(
+            "SELECT received_at, path FROM messages WHERE id = $1",
+            &[&id],
+        )
+        .map_err(pg::pg_err)?;
+    if let Some(row) = found {
+        let (at, p): (i64, String) = (row.get(0), row.get(1));
+        if at != received_at || p != path {
+            return Err(StoreError::Other(format!(
+                "the PostgreSQL database already holds a different message {id}; migrate into \
+                 an empty database (or the one an earlier run of this migration filled)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// One table: how to read it from SQLite and write it to PostgreSQL, column for column.
+struct Table {
+    name: &'static str,
+    key: &'static str,
+    columns: &'static [(&'static str, Kind)],
+    /// SQLite expression per column when it differs from the column itself.
+    select: Option<&'static str>,
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Int,
+    /// INTEGER in SQLite, `integer` (32 bits) in PostgreSQL.
+    Int32,
+    OptInt,
+    Text,
+    OptText,
+    Blob,
+}
+
+const TABLES: [Table; 4] = [
+    Table {
+        name: "messages",
+        key: "id",
+        columns: &[
+            ("id", Kind::Int),
+            ("received_at", Kind::Int),
+            ("path", Kind::Text),
+            ("remote_addr", Kind::OptText),
+            ("size", Kind::Int),
+            ("idem_key", Kind::OptText),
+            ("state", Kind::Text),
+            ("attempts", Kind::Int32),
+            ("next_attempt_at", Kind::Int),
+            ("last_error", Kind::OptText),
+            ("finished_at", Kind::OptInt),
+            ("note", Kind::OptText),
+        ],
+        // A crash left these `processing`; with no lease on them they are queued again.
+        select: Some(
+            "id, received_at, path, remote_addr, size, idem_key, \
+             CASE state WHEN 'processing' THEN 'queued' ELSE state END, attempts, \
+             next_attempt_at, last_error, finished_at, note",
+        ),
+    },
+    Table {
+        name: "bodies",
+        key: "message_id",
+        columns: &[
+            ("message_id", Kind::Int),
+            ("headers", Kind::Text),
+            ("payload", Kind::Blob),
+        ],
+        select: None,
+    },
+    Table {
+        name: "orders",
+        key: "id",
+        columns: &[
+            ("id", Kind::Int),
+            ("message_id", Kind::Int),
+            ("source_path", Kind::Text),
+            ("order_number", Kind::Text),
+            ("product", Kind::OptText),
+            ("amount_cents", Kind::OptInt),
+            ("currency", Kind::OptText),
+            ("email", Kind::OptText),
+            ("size", Kind::OptText),
+            ("site", Kind::OptText),
+            ("quantity", Kind::Int),
+            ("profile", Kind::OptText),
+            ("title", Kind::OptText),
+            ("fields", Kind::Text),
+            ("created_at", Kind::Int),
+            ("updated_at", Kind::OptInt),
+        ],
+        select: None,
+    },
+    Table {
+        name: "operator_actions",
+        key: "id",
+        columns: &[
+            ("id", Kind::Int),
+            ("message_id", Kind::OptInt),
+            ("at", Kind::Int),
+            ("action", Kind::Text),
+            ("actor", Kind::Text),
+            ("affected", Kind::Int),
+        ],
+        select: None,
+    },
+];
+
+/// A value read from SQLite, ready to bind in PostgreSQL.
+enum Value {
+    Int(i64),
+    Int32(i32),
+    OptInt(Option<i64>),
+    Text(String),
+    OptText(Option<String>),
+    Blob(Vec<u8>),
+}
+
+impl Value {
+    fn as_sql(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            Value::Int(v) => v,
+            Value::Int32(v) => v,
+            Value::OptInt(v) => v,
+            Value::Text(v) => v,
+            Value::OptText(v) => v,
+            Value::Blob(v) => v,
+        }
+    }
+}
+
+fn read_row(r: &rusqlite::Row, columns: &[(&str, Kind)]) -> rusqlite::Result<Vec<Value>> {
+    columns
+        .iter()
+        .enumerate()
+        .map(|(i, (_, kind))| {
+            Ok(match kind {
+                Kind::Int => Value::Int(r.get(i)?),
+                Kind::Int32 => Value::Int32(r.get::<_, i64>(i)?.clamp(0, i32::MAX as i64) as i32),
+                Kind::OptInt => Value::OptInt(r.get(i)?),
+                Kind::Text => Value::Text(r.get(i)?),
+                Kind::OptText => Value::OptText(r.get(i)?),
+                Kind::Blob => Value::Blob(r.get(i)?),
+            })
+        })
+        .collect()
+}
+
+fn copy_table(
+    src: &Connection,
+    dst: &mut postgres::Client,
+    t: &Table,
+    progress: &mut dyn Write,
+) -> Result<TableCount, StoreError> {
+    let names: Vec<&str> = t.columns.iter().map(|(n, _)| *n).collect();
+    let list = names.join(", ");
+    let select = t.select.unwrap_or(&list);
+    let (total, min, max): (i64, Option<i64>, Option<i64>) = src
+        .query_row(
+            &format!(
+                "SELECT count(*), min({0}), max({0}) FROM {1}",
+                t.key, t.name
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .map_err(sql)?;
+    let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("${i}")).collect();
+    let insert = dst
+        .prepare(&format!(
+            "INSERT INTO {} ({list}) OVERRIDING SYSTEM VALUE VALUES ({}) ON CONFLICT ({}) DO NOTHING",
+            t.name,
+            placeholders.join(", "),
+            t.key
+        ))
+        .map_err(pg::pg_err)?;
+    let mut read = src
+        .prepare(&format!(
+            "SELECT {select} FROM {} WHERE {} > ?1 ORDER BY {} LIMIT ?2",
+            t.name, t.key, t.key
+        ))
+        .map_err(sql)?;
+    let started = Instant::now();
+    let (mut cursor, mut seen, mut copied) = (i64::MIN, 0u64, 0u64);
+    loop {
+        let rows: Vec<Vec<Value>> = read
+            .query_map(rusqlite::params![cursor, BATCH], |r| read_row(r, t.columns))
+            .map_err(sql)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(sql)?;
+        let Some(last) = rows.last() else {
+            break;
+        };
+        if let Value::Int(id) = last[0] {
+            cursor = id;
+        }
+        let mut tx = dst.transaction().map_err(pg::pg_err)?;
+        for row in &rows {
+            let params: Vec<&(dyn ToSql + Sync)> = row.iter().map(Value::as_sql).collect();
+            copied += tx.execute(&insert, &params).map_err(pg::pg_err)?;
+        }
+        tx.commit().map_err(pg::pg_err)?;
+        seen += rows.len() as u64;
+        let _ = writeln!(
+            progress,
+            "{}: {seen}/{total} read, {copied} copied ({:.1}s)",
+            t.name,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let target = match (min, max) {
+        (Some(min), Some(max)) => dst
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM {} WHERE {} BETWEEN $1 AND $2",
+                    t.name, t.key
+                ),
+                &[&min, &max],
+            )
+            .map_err(pg::pg_err)?
+            .get::<_, i64>(0) as u64,
+        _ => 0,
+    };
+    Ok(TableCount {
+        table: t.name,
+        source: total as u64,
+        copied,
+        target,
+    })
+}
+
+/// The durable totals, and the gauges counted from the file (SQLite counts those at start),
+/// as the counter rows of a node named [`MIGRATED_NODE`]; a second run writes the same values.
+fn copy_counters(src: &Connection, dst: &mut postgres::Client) -> Result<TableCount, StoreError> {
+    let mut rows: Vec<(String, i64)> = src
+        .prepare("SELECT name, value FROM counters ORDER BY name")
+        .map_err(sql)?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(sql)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(sql)?;
+    let source = rows.len() as u64;
+    let gauge = |sql_text: &str| -> Result<i64, StoreError> {
+        src.query_row(sql_text, [], |r| r.get(0)).map_err(sql)
+    };
+    rows.push((
+        "queued".into(),
+        gauge("SELECT count(*) FROM messages WHERE state IN ('queued', 'processing')")?,
+    ));
+    rows.push((
+        "dead_now".into(),
+        gauge("SELECT count(*) FROM messages WHERE state = 'dead'")?,
+    ));
+    let mut tx = dst.transaction().map_err(pg::pg_err)?;
+    let mut copied = 0;
+    for (name, value) in &rows {
+        copied += tx
+            .execute(
+                "INSERT INTO counters (node, name, value) VALUES ($1, $2, $3) \
+                 ON CONFLICT (node, name) DO UPDATE SET value = excluded.value \
+                 WHERE counters.value <> excluded.value",
+                &[&MIGRATED_NODE, name, value],
+            )
+            .map_err(pg::pg_err)?;
+    }
+    tx.commit().map_err(pg::pg_err)?;
+    let names: Vec<&str> = rows[..source as usize]
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let target = dst
+        .query_one(
+            "SELECT count(*) FROM counters WHERE node = $1 AND name = ANY($2)",
+            &[&MIGRATED_NODE, &names],
+        )
+        .map_err(pg::pg_err)?
+        .get::<_, i64>(0) as u64;
+    Ok(TableCount {
+        table: "counters",
+        source,
+        copied: copied.min(source),
+        target,
+    })
+}

@@ -1,0 +1,420 @@
+//! Read connections for the HTTP API, the feeder, the stats refresher and `reprocess`. Each
+//! query runs on its own (READ COMMITTED), so a reader sees every node's committed writes.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use postgres::types::ToSql;
+use postgres::{Client, Config, Row};
+
+use super::{connect, pg_err, DB_NOW_MS};
+use crate::store::Order;
+use crate::store::{
+    ClusterCounters, CounterDelta, DeadLetter, DurableCounters, FileSizes, LogQuery, MessageDetail,
+    MessageState, MessageSummary, NodeStatus, OperatorAction, OrderQuery, RawFilter, RawMessage,
+    ReadStore, StoreResult, StoredOrder,
+};
+use crate::store::{QueuedJob, PAYLOAD_PREVIEW_BYTES};
+use crate::time::{now_ms, rfc3339};
+
+/// A node whose heartbeat is older than this is left out of the node list.
+pub const NODE_ALIVE_MS: i64 = 5_000;
+/// The database size is asked for at most this often (the stats page asks on every request).
+const SIZE_EVERY_MS: i64 = 5_000;
+/// How long a new message is left to the node that received it (see `due_jobs`).
+pub const FRESH_MS: i64 = 2_000;
+/// Idle read connections kept.
+const POOL: usize = 8;
+
+pub struct PostgresReader {
+    config: Config,
+    idle: Mutex<Vec<Client>>,
+    size: AtomicU64,
+    size_at: AtomicI64,
+}
+
+impl PostgresReader {
+    pub(super) fn new(config: Config, clients: Vec<Client>) -> Self {
+        PostgresReader {
+            config,
+            idle: Mutex::new(clients),
+            size: AtomicU64::new(0),
+            size_at: AtomicI64::new(0),
+        }
+    }
+
+    /// Runs `f` on a pooled connection; opens another when all are busy. A connection that
+    /// failed is dropped rather than pooled (it may be broken: a restarted server).
+    fn with<T>(&self, f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>) -> StoreResult<T> {
+        let pooled = self.idle.lock().map(|mut v| v.pop()).unwrap_or(None);
+        let mut client = match pooled {
+            Some(c) if !c.is_closed() => c,
+            _ => connect(&self.config)?,
+        };
+        let result = f(&mut client);
+        if result.is_ok() {
+            if let Ok(mut v) = self.idle.lock() {
+                if v.len() < POOL {
+                    v.push(client);
+                }
+            }
+        }
+        result.map_err(pg_err)
+    }
+
+    fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<Vec<Row>> {
+        self.with(|c| {
+            let stmt = c.prepare(sql)?;
+            c.query(&stmt, params)
+        })
+    }
+}
+
+const SUMMARY_COLUMNS: &str =
+    "id, received_at, path, remote_addr, size, state, attempts, last_error, finished_at, note";
+
+fn summary(r: &Row) -> MessageSummary {
+    let state: String = r.get(5);
+    MessageSummary {
+        id: r.get(0),
+        received_at: rfc3339(r.get(1)),
+        path: r.get(2),
+        remote_addr: r.get(3),
+        size: r.get::<_, i64>(4).max(0) as u64,
+        status: MessageState::parse(&state).unwrap_or(MessageState::Queued),
+        attempts: r.get::<_, i32>(6).max(0) as u32,
+        last_error: r.get(7),
+        processed_at: r.get::<_, Option<i64>>(8).map(rfc3339),
+        note: r.get(9),
+    }
+}
+
+pub(super) const ORDER_COLUMNS: &str =
+    "id, message_id, source_path, created_at, updated_at, order_number, product, \
+    amount_cents, currency, email, size, site, quantity, profile, title, fields";
+
+pub(super) fn stored_order(r: &Row) -> StoredOrder {
+    let fields: String = r.get(15);
+    StoredOrder {
+        id: r.get(0),
+        message_id: r.get(1),
+        source_path: r.get(2),
+        created_at: rfc3339(r.get(3)),
+        updated_at: r.get::<_, Option<i64>>(4).map(rfc3339),
+        order: Order {
+            order_number: r.get(5),
+            product: r.get(6),
+            amount_cents: r.get(7),
+            currency: r.get(8),
+            email: r.get(9),
+            size: r.get(10),
+            site: r.get(11),
+            quantity: r.get(12),
+            profile: r.get(13),
+            title: r.get(14),
+            fields: serde_json::from_str(&fields).unwrap_or_default(),
+        },
+    }
+}
+
+impl ReadStore for PostgresReader {
+    /// Every node's rows summed (the peak: their maximum). The gauges are summed the same
+    /// way, so they are the cluster's, and reading them never counts the messages table.
+    fn counters(&self) -> StoreResult<DurableCounters> {
+        Ok(self
+            .cluster_counters("")?
+            .map(|c| c.all)
+            .unwrap_or_default())
+    }
+
+    fn cluster_counters(&self, node: &str) -> StoreResult<Option<ClusterCounters>> {
+        // One statement, so `all` and `others` come from the same snapshot.
+        let rows = self.query(
+            "SELECT name, \
+             CASE WHEN name = 'queue_size_peak' THEN max(value) ELSE sum(value) END::bigint, \
+             coalesce(sum(value) FILTER (WHERE node <> $1), 0)::bigint \
+             FROM counters GROUP BY name",
+            &[&node],
+        )?;
+        let mut all = DurableCounters::default();
+        let mut others = CounterDelta::default();
+        for row in rows {
+            let name: String = row.get(0);
+            let (sum, other): (i64, i64) = (row.get(1), row.get(2));
+            let v = sum.max(0) as u64;
+            let (total, delta) = match name.as_str() {
+                "received" => (&mut all.received, &mut others.received),
+                "duplicates" => (&mut all.duplicates, &mut others.duplicates),
+                "processed" => (&mut all.processed, &mut others.processed),
+                "dead" => (&mut all.dead, &mut others.dead),
+                "retried" => (&mut all.retried, &mut others.retried),
+                "requeued" => (&mut all.requeued, &mut others.requeued),
+                "discarded" => (&mut all.discarded, &mut others.discarded),
+                "purged" => (&mut all.purged, &mut others.purged),
+                "orders_created" => (&mut all.orders_created, &mut others.orders_created),
+                "leases_expired" => (&mut all.leases_expired, &mut others.leases_expired),
+                "processing_us_total" => (&mut all.processing_us_total, &mut others.processing_us),
+                "queued" => (&mut all.queued, &mut others.queued),
+                "processing" => (&mut all.processing, &mut others.processing),
+                "dead_now" => (&mut all.dead_now, &mut others.dead_now),
+                "queue_size_peak" => {
+                    all.queue_size_peak = v;
+                    continue;
+                }
+                _ => continue,
+            };
+            *total = v;
+            *delta = other;
+        }
+        Ok(Some(ClusterCounters { all, others }))
+    }
+
+    fn message(&self, id: i64) -> StoreResult<Option<MessageDetail>> {
+        let rows = self.query(
+            &format!(
+                "SELECT {SUMMARY_COLUMNS}, b.headers, b.payload, next_attempt_at FROM messages \
+                 LEFT JOIN bodies b ON b.message_id = messages.id WHERE id = $1"
+            ),
+            &[&id],
+        )?;
+        Ok(rows.first().map(|r| {
+            let next: i64 = r.get(12);
+            MessageDetail {
+                summary: summary(r),
+                headers_json: r
+                    .get::<_, Option<String>>(10)
+                    .unwrap_or_else(|| "{}".into()),
+                payload: r.get::<_, Option<Vec<u8>>>(11).unwrap_or_default(),
+                next_attempt_at: (next > 0).then(|| rfc3339(next)),
+            }
+        }))
+    }
+
+    fn logs(&self, q: &LogQuery) -> StoreResult<Vec<MessageSummary>> {
+        let before = q.before_id.unwrap_or(i64::MAX);
+        let limit = q.limit as i64;
+        let rows = match q.status {
+            Some(state) => self.query(
+                &format!(
+                    "SELECT {SUMMARY_COLUMNS} FROM messages WHERE state = $1 AND id < $2 \
+                     ORDER BY id DESC LIMIT $3"
+                ),
+                &[&state.as_str(), &before, &limit],
+            )?,
+            None => self.query(
+                &format!(
+                    "SELECT {SUMMARY_COLUMNS} FROM messages WHERE id < $1 ORDER BY id DESC LIMIT $2"
+                ),
+                &[&before, &limit],
+            )?,
+        };
+        Ok(rows.iter().map(summary).collect())
+    }
+
+    fn dead_letters(&self, after_id: Option<i64>, limit: u32) -> StoreResult<Vec<DeadLetter>> {
+        let rows = self.query(
+            // The preview is cut in SQL: the whole body never reaches this process.
+            "SELECT m.id, m.received_at, m.attempts, m.last_error, m.finished_at, \
+             substring(b.payload FROM 1 FOR $3), m.size \
+             FROM messages m LEFT JOIN bodies b ON b.message_id = m.id \
+             WHERE m.state = 'dead' AND m.id > $1 ORDER BY m.id LIMIT $2",
+            &[
+                &after_id.unwrap_or(0),
+                &(limit as i64),
+                &(PAYLOAD_PREVIEW_BYTES as i32),
+            ],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| DeadLetter {
+                id: r.get(0),
+                received_at: rfc3339(r.get(1)),
+                attempts: r.get::<_, i32>(2).max(0) as u32,
+                last_error: r.get(3),
+                failed_at: r.get::<_, Option<i64>>(4).map(rfc3339),
+                payload_preview: r.get::<_, Option<Vec<u8>>>(5).unwrap_or_default(),
+                payload_size: r.get::<_, i64>(6).max(0) as u64,
+            })
+            .collect())
+    }
+
+    fn actions(&self, message_id: i64) -> StoreResult<Vec<OperatorAction>> {
+        let rows = self.query(
+            "SELECT at, action, actor, affected FROM operator_actions \
+             WHERE message_id = $1 ORDER BY id LIMIT 1000",
+            &[&message_id],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| OperatorAction {
+                at: rfc3339(r.get(0)),
+                action: r.get(1),
+                actor: r.get(2),
+                affected: r.get::<_, i64>(3).max(0) as u64,
+            })
+            .collect())
+    }
+
+    /// A message received in the last `FRESH_MS` and never tried is left out: the node that
+    /// received it has just handed it to its own workers, and every node's feeder taking it
+    /// too would only cost claims that lose.
+    fn due_jobs(&self, after_id: i64, now_ms: i64, limit: u32) -> StoreResult<Vec<QueuedJob>> {
+        let fresh_since = now_ms - FRESH_MS;
+        let rows = self.query(
+            "SELECT m.id, m.path, m.attempts, m.size FROM messages m \
+             WHERE m.state = 'queued' AND m.id > $1 AND m.next_attempt_at <= $2 \
+             AND (m.received_at < $4 OR m.attempts > 0 OR m.next_attempt_at > 0) \
+             ORDER BY m.id LIMIT $3",
+            &[&after_id, &now_ms, &(limit as i64), &fresh_since],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| QueuedJob {
+                id: r.get(0),
+                path: r.get(1),
+                attempts: r.get::<_, i32>(2).max(0) as u32,
+                size: r.get::<_, i64>(3).max(0) as u64,
+            })
+            .collect())
+    }
+
+    fn payload(&self, id: i64) -> StoreResult<Option<Vec<u8>>> {
+        let rows = self.query("SELECT payload FROM bodies WHERE message_id = $1", &[&id])?;
+        Ok(rows.first().map(|r| r.get(0)))
+    }
+
+    /// On the database's clock, as leases are set (`now_ms`, this node's, is not used).
+    fn expired_leases(&self, _now_ms: i64) -> StoreResult<u64> {
+        let rows = self.query(
+            &format!(
+                "SELECT count(*) FROM messages WHERE state = 'processing' \
+                 AND (lease_until IS NULL OR lease_until < {DB_NOW_MS})"
+            ),
+            &[],
+        )?;
+        Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
+    }
+
+    fn orders(&self, q: &OrderQuery) -> StoreResult<Vec<StoredOrder>> {
+        let before = q.before_id.unwrap_or(i64::MAX);
+        let limit = q.limit as i64;
+        let rows = match &q.q {
+            Some(text) => {
+                let like = format!(
+                    "%{}%",
+                    text.replace('\\', "\\\\")
+                        .replace('%', "\\%")
+                        .replace('_', "\\_")
+                );
+                self.query(
+                    &format!(
+                        "SELECT {ORDER_COLUMNS} FROM orders WHERE id < $1 AND (order_number LIKE $2 \
+                         OR email LIKE $2 OR product LIKE $2) ORDER BY id DESC LIMIT $3"
+                    ),
+                    &[&before, &like, &limit],
+                )?
+            }
+            None => self.query(
+                &format!(
+                    "SELECT {ORDER_COLUMNS} FROM orders WHERE id < $1 ORDER BY id DESC LIMIT $2"
+                ),
+                &[&before, &limit],
+            )?,
+        };
+        Ok(rows.iter().map(stored_order).collect())
+    }
+
+    fn order(&self, order_number: &str) -> StoreResult<Option<StoredOrder>> {
+        let rows = self.query(
+            &format!(
+                "SELECT {ORDER_COLUMNS} FROM orders WHERE order_number = $1 ORDER BY id LIMIT 1"
+            ),
+            &[&order_number],
+        )?;
+        Ok(rows.first().map(stored_order))
+    }
+
+    fn raw_messages(
+        &self,
+        f: &RawFilter,
+        after_id: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<RawMessage>> {
+        let rows = self.query(
+            "SELECT m.id, m.path, m.state, b.payload FROM messages m \
+             JOIN bodies b ON b.message_id = m.id \
+             WHERE m.id > $1 AND m.received_at >= $2 \
+             AND (m.state = $3 OR ($3::text IS NULL AND m.state IN ('processed', 'dead'))) \
+             ORDER BY m.id LIMIT $4",
+            &[
+                &after_id,
+                &f.since_ms.unwrap_or(i64::MIN),
+                &f.status.map(MessageState::as_str),
+                &(limit as i64),
+            ],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let state: String = r.get(2);
+                RawMessage {
+                    id: r.get(0),
+                    path: r.get(1),
+                    state: MessageState::parse(&state).unwrap_or(MessageState::Queued),
+                    payload: r.get(3),
+                }
+            })
+            .collect())
+    }
+
+    fn raw_count(&self, f: &RawFilter) -> StoreResult<u64> {
+        let rows = self.query(
+            "SELECT count(*) FROM messages m WHERE m.received_at >= $1 \
+             AND (m.state = $2 OR ($2::text IS NULL AND m.state IN ('processed', 'dead')))",
+            &[
+                &f.since_ms.unwrap_or(i64::MIN),
+                &f.status.map(MessageState::as_str),
+            ],
+        )?;
+        Ok(rows
+            .first()
+            .map(|r| r.get::<_, i64>(0).max(0) as u64)
+            .unwrap_or(0))
+    }
+
+    fn nodes(&self) -> StoreResult<Vec<NodeStatus>> {
+        let rows = self.query(
+            &format!(
+                "SELECT id, started_at, last_seen FROM nodes \
+                 WHERE last_seen > {DB_NOW_MS} - $1 ORDER BY id"
+            ),
+            &[&NODE_ALIVE_MS],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| NodeStatus {
+                id: r.get(0),
+                started_at: rfc3339(r.get(1)),
+                last_seen: rfc3339(r.get(2)),
+            })
+            .collect())
+    }
+
+    /// The database's size (`pg_database_size`, asked at most every few seconds); there is
+    /// no WAL file of ours to report.
+    fn file_sizes(&self) -> FileSizes {
+        let now = now_ms();
+        if now - self.size_at.load(Relaxed) >= SIZE_EVERY_MS {
+            self.size_at.store(now, Relaxed);
+            if let Ok(rows) = self.query("SELECT pg_database_size(current_database())", &[]) {
+                if let Some(r) = rows.first() {
+                    self.size.store(r.get::<_, i64>(0).max(0) as u64, Relaxed);
+                }
+            }
+        }
+        FileSizes {
+            db_size_bytes: self.size.load(Relaxed),
+            wal_size_bytes: 0,
+        }
+    }
+}
