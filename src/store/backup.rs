@@ -9,42 +9,11 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use super::model::{BackupProgress, CopySummary};
 use super::sqlite;
 use super::{InstanceLock, StoreError, StoreResult};
 use crate::config::StorageSettings;
 use crate::time::{now_ms, rfc3339};
-
-/// How far a copy has got, after each step.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BackupProgress {
-    pub pages_done: u64,
-    pub pages_total: u64,
-    pub page_size: u32,
-}
-
-/// What a verified copy holds.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CopySummary {
-    pub schema_version: i64,
-    /// Messages per state (`processed`, `dead`, `queued`, ...), by state name.
-    pub messages_by_state: Vec<(String, u64)>,
-    pub orders: u64,
-    pub bytes: u64,
-}
-
-impl CopySummary {
-    pub fn messages(&self) -> u64 {
-        self.messages_by_state.iter().map(|(_, n)| n).sum()
-    }
-
-    /// Messages in dead letters.
-    pub fn dead_letters(&self) -> u64 {
-        self.messages_by_state
-            .iter()
-            .find(|(s, _)| s == "dead")
-            .map_or(0, |(_, n)| *n)
-    }
-}
 
 /// What [`restore`] did.
 #[derive(Debug, Clone, PartialEq)]

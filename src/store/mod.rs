@@ -29,7 +29,7 @@ use std::sync::Arc;
 use crate::config::StorageSettings;
 
 pub use backend::{open, open_node, Cluster, EventListener, NodeIdentity, OpenedStore};
-pub use backup::{backup, restore, BackupProgress, CopySummary, Restored};
+pub use backup::{backup, restore, Restored};
 pub use consistency::{Check, ConsistencyReport};
 pub use error::{StoreError, StoreResult};
 pub use faults::{FaultKind, Faults, FaultyStore};

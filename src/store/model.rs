@@ -393,3 +393,35 @@ impl CounterDelta {
         ]
     }
 }
+
+/// How far a copy has got, after each step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BackupProgress {
+    pub pages_done: u64,
+    pub pages_total: u64,
+    pub page_size: u32,
+}
+
+/// What a verified copy holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CopySummary {
+    pub schema_version: i64,
+    /// Messages per state (`processed`, `dead`, `queued`, ...), by state name.
+    pub messages_by_state: Vec<(String, u64)>,
+    pub orders: u64,
+    pub bytes: u64,
+}
+
+impl CopySummary {
+    pub fn messages(&self) -> u64 {
+        self.messages_by_state.iter().map(|(_, n)| n).sum()
+    }
+
+    /// Messages in dead letters.
+    pub fn dead_letters(&self) -> u64 {
+        self.messages_by_state
+            .iter()
+            .find(|(s, _)| s == "dead")
+            .map_or(0, |(_, n)| *n)
+    }
+}

@@ -16,7 +16,7 @@ use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 
 use super::{schema, unavailable, PAGE_SIZE};
-use crate::store::backup::{BackupProgress, CopySummary};
+use crate::store::model::{BackupProgress, CopySummary};
 use crate::store::{StoreError, StoreResult};
 
 /// Pages copied per step: 4 MiB at the 1 KiB page size, a few milliseconds of work, so the
