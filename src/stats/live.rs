@@ -161,20 +161,10 @@ impl LiveStats {
                 a.fetch_add(v as u64, Relaxed);
             }
         };
-        add(&self.received, d.received);
+        self.add_totals(d, add);
         if d.received > 0 {
             self.received_rate.record(d.received as u64);
         }
-        add(&self.duplicates, d.duplicates);
-        add(&self.processed, d.processed);
-        add(&self.dead, d.dead);
-        add(&self.retried, d.retried);
-        add(&self.requeued, d.requeued);
-        add(&self.discarded, d.discarded);
-        add(&self.purged, d.purged);
-        add(&self.leases_expired, d.leases_expired);
-        add(&self.orders_created, d.orders_created);
-        add(&self.processing_us_total, d.processing_us);
         // Dead letters that left the dead state other than by a discard (retried, or their
         // order derived by `reprocess`): no longer failures.
         let resolved = (d.dead - d.dead_now - d.discarded).max(0) as u64;
@@ -194,6 +184,26 @@ impl LiveStats {
         self.dead_now.store(c.dead_now as i64, Relaxed);
     }
 
+    /// Moves every durable total by `d` with `add` (this node's commits only grow them; other
+    /// nodes' rows, read back, may also shrink them), so the list of totals is written once.
+    fn add_totals(&self, d: &CounterDelta, add: impl Fn(&AtomicU64, i64)) {
+        for (total, by) in [
+            (&self.received, d.received),
+            (&self.duplicates, d.duplicates),
+            (&self.processed, d.processed),
+            (&self.dead, d.dead),
+            (&self.retried, d.retried),
+            (&self.requeued, d.requeued),
+            (&self.discarded, d.discarded),
+            (&self.purged, d.purged),
+            (&self.leases_expired, d.leases_expired),
+            (&self.orders_created, d.orders_created),
+            (&self.processing_us_total, d.processing_us),
+        ] {
+            add(total, by);
+        }
+    }
+
     /// Several nodes share the database: what the other nodes' commits moved since the last
     /// look. This node's own commits move the figures through [`LiveStats::apply`]; the two
     /// never count the same commit, so the sum is the cluster's.
@@ -205,17 +215,7 @@ impl LiveStats {
                 a.fetch_sub(v.unsigned_abs().min(a.load(Relaxed)), Relaxed);
             }
         };
-        add(&self.received, d.received);
-        add(&self.duplicates, d.duplicates);
-        add(&self.processed, d.processed);
-        add(&self.dead, d.dead);
-        add(&self.retried, d.retried);
-        add(&self.requeued, d.requeued);
-        add(&self.discarded, d.discarded);
-        add(&self.purged, d.purged);
-        add(&self.orders_created, d.orders_created);
-        add(&self.processing_us_total, d.processing_us);
-        add(&self.leases_expired, d.leases_expired);
+        self.add_totals(d, add);
         self.queued.fetch_add(d.queued, Relaxed);
         self.processing.fetch_add(d.processing, Relaxed);
         self.dead_now.fetch_add(d.dead_now, Relaxed);
