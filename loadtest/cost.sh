@@ -12,7 +12,8 @@
 #     threads, also those that exit before the end) / requests answered; without perf, the
 #     sum of voluntary+nonvoluntary switches over /proc/PID/task/*/status (misses threads
 #     that ended during the run, so it reads low);
-# then, with nothing to do for 10 s, the server's thread wake-ups per second (context
+# The same wrk run fetching hookvault's `GET /healthz` shows what the HTTP path alone costs
+# (edge gate, tiny_http, a handler; nothing stored). Then, with nothing to do for 10 s, the server's thread wake-ups per second (context
 # switches, all threads) and its idle RSS.
 #
 # Needs wrk, curl, jq, awk; perf is used when it can count (perf_event_paranoid <= 2).
@@ -104,34 +105,37 @@ requests() { # wrk output -> requests answered
 }
 field() { awk -v k="$1" '$1 == k {print $2}' "$2"; }
 
-# measure NAME PID URL DRAIN: wrk, then (DRAIN=1) until processed; writes NAME.row
+# measure NAME PID URL DRAIN: wrk, then (DRAIN=1) until processed; writes NAME.row. A URL
+# with a path is fetched with GET; a bare one gets the order POSTs.
 measure() {
-    local name=$1 pid=$2 url=$3 drain=$4 t0 c0 n sw p99 rps t1
+    local name=$1 pid=$2 url=$3 drain=$4 t0 c0 n sw p99 rps t1 script=() f
+    f=$WORK/${name//[^A-Za-z0-9]/_}
+    [[ $url =~ ^http://[^/]+$ ]] && script=(-s "$ROOT/loadtest/wrk/post_order.lua")
     sleep 1
     switches_begin "$pid"
     c0=$(ticks "$pid")
     t0=$(now_ms)
-    wrk -t2 -c32 -d"$DUR" --latency -s "$ROOT/loadtest/wrk/post_order.lua" "$url" >"$WORK/$name.wrk" 2>&1
+    wrk -t2 -c32 -d"$DUR" --latency "${script[@]}" "$url" >"$f.wrk" 2>&1
     ((drain)) && wait_drained
     t1=$(now_ms)
     sw=$(switches_end "$pid")
-    n=$(requests "$WORK/$name.wrk")
-    rps=$(field Requests/sec: "$WORK/$name.wrk")
-    p99=$(field 99% "$WORK/$name.wrk")
+    n=$(requests "$f.wrk")
+    rps=$(field Requests/sec: "$f.wrk")
+    p99=$(field 99% "$f.wrk")
     awk -v name="$name" -v rps="$rps" -v p99="$p99" -v n="$n" -v sw="$sw" -v hz="$HZ" \
-        -v cpu=$(($(ticks "$pid") - c0)) -v ms=$((t1 - t0)) -v non2xx="$(awk '/Non-2xx/ {print $NF}' "$WORK/$name.wrk")" \
+        -v cpu=$(($(ticks "$pid") - c0)) -v ms=$((t1 - t0)) -v non2xx="$(awk '/Non-2xx/ {print $NF}' "$f.wrk")" \
         'BEGIN { printf "| %s | %.0f | %s | %.1f | %.2f | %s | %.1f s |\n", name, rps, p99, cpu / hz * 1e6 / n, sw / n, (non2xx == "" ? 0 : non2xx), ms / 1000 }' \
-        >"$WORK/$name.row"
+        >>"$WORK/rows"
 }
 
-idle() { # NAME PID: wake-ups per second and RSS after 10 s with nothing to do
+idle() { # NAME PID: wake-ups per second and RSS after 10 s with nothing to do; appends a row
     local sw rss
     sleep 2
     switches_begin "$2"
     sleep 10
     sw=$(switches_end "$2")
     rss=$(awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$2/status")
-    printf '| %s | %.1f | %s MiB | %s |\n' "$1" "$(awk -v s="$sw" 'BEGIN{print s / 10}')" "$rss" "$(ls "/proc/$2/task" | wc -l)" >"$WORK/$1.idle"
+    printf '| %s | %.1f | %s MiB | %s |\n' "$1" "$(awk -v s="$sw" 'BEGIN{print s / 10}')" "$rss" "$(ls "/proc/$2/task" | wc -l)" >>"$WORK/idle"
 }
 
 for run in $(seq 1 "$RUNS"); do
@@ -151,12 +155,11 @@ for run in $(seq 1 "$RUNS"); do
     PIDS+=("$HVP")
     wait_up "http://127.0.0.1:$PORT/readyz"
     idle "hookvault, just started" "$HVP"
+    measure "hookvault GET /healthz (HTTP path only)" "$HVP" "http://127.0.0.1:$PORT/healthz" 0
     measure "hookvault" "$HVP" "http://127.0.0.1:$PORT" 1
     idle "hookvault, after the load" "$HVP"
     kill -TERM "$HVP"; wait "$HVP" 2>/dev/null || true
 
-    for f in baseline-server hookvault; do cat "$WORK/$f.row" >>"$WORK/rows"; done
-    for f in "hookvault, just started" "hookvault, after the load"; do cat "$WORK/$f.idle" >>"$WORK/idle"; done
 done
 
 echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) cores, load average at the end $(cut -d' ' -f1-3 /proc/loadavg); context switches from $( ((PERF)) && echo 'perf stat' || echo '/proc task status (reads low)')."
