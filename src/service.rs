@@ -236,6 +236,7 @@ impl Service {
                 reader: reader.clone(),
                 dispatcher: dispatcher.clone(),
                 live: live.clone(),
+                shared: cluster.is_some(),
             },
             shutdown.receiver(),
         );
