@@ -16,8 +16,8 @@ use crate::http::{AppState, BoundListener, HttpServer};
 use crate::pipeline::Pipeline;
 use crate::queue::backoff::Backoff;
 use crate::queue::{
-    BodyLoader, Dispatcher, Feeder, LeaseKeeper, LeaseKeeping, Processor, SharedClaims, WorkerPool,
-    WorkerSettings,
+    feeder, BodyLoader, Dispatcher, Feeder, LeaseKeeper, LeaseKeeping, Processor, SharedClaims,
+    WorkerPool, WorkerSettings,
 };
 use crate::shutdown::Shutdown;
 use crate::stats::cluster::ClusterRefresher;
@@ -227,6 +227,7 @@ impl Service {
             dispatcher.clone(),
             receivers.wake,
             shutdown.receiver(),
+            cluster.as_ref().map(|_| feeder::SHARED_POLL),
         );
         let leases = LeaseKeeper::start(
             LeaseKeeping {
@@ -235,6 +236,7 @@ impl Service {
                 reader: reader.clone(),
                 dispatcher: dispatcher.clone(),
                 live: live.clone(),
+                shared: cluster.is_some(),
             },
             shutdown.receiver(),
         );

@@ -26,6 +26,12 @@
 //!   make room, so sockets that connect and never finish a handshake cannot
 //!   lock out a client with the right token (it finishes its handshake in one
 //!   loop turn; they wait out their deadline at the front of the list).
+//! * **Asleep while nobody watches.** The loop turns every `TICK` only while a
+//!   client is connected or a handshake is under way (reads, handshakes and
+//!   stall checks need it). With neither it blocks in `accept` and costs no
+//!   wake-ups at all (the idle target of issue 14): producers send nothing then
+//!   (`publish` checks the client count), and [`Broadcaster::join`] wakes the
+//!   `accept` by connecting to the listener, as the HTTP gate does at stop.
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -63,9 +69,13 @@ const MAX_CLIENTS: usize = 64;
 const MAX_PENDING_HANDSHAKES: usize = 64;
 /// A peer must complete the HTTP upgrade within this time.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Upper bound on how long the loop sleeps: accept/handshake/read latency and
-/// shutdown reaction time.
+/// Upper bound on how long the loop sleeps while a client is connected or a handshake is
+/// under way: accept/handshake/read latency and shutdown reaction time.
 const TICK: Duration = Duration::from_millis(50);
+/// With nobody connected the loop sleeps in `accept`; the wake-up connection of
+/// [`Broadcaster::join`] ends that sleep at stop. This bound is only the fallback should that
+/// connection ever fail (a stop then takes at most this long); it costs one wake-up a minute.
+const IDLE_ACCEPT_LIMIT: Duration = Duration::from_secs(60);
 const STATS_EVERY: Duration = Duration::from_secs(1);
 /// Per-client outgoing budget (tungstenite's write buffer, on top of whatever
 /// the kernel socket buffer holds). Exceeding it drops the client.
@@ -187,6 +197,8 @@ impl Broadcaster {
     ) -> io::Result<(Broadcaster, EventSink)> {
         let listener = TcpListener::bind(listen)?;
         listener.set_nonblocking(true)?;
+        // Bounds the blocking `accept` of an idle loop (see `IDLE_ACCEPT_LIMIT`).
+        socket2::SockRef::from(&listener).set_read_timeout(Some(IDLE_ACCEPT_LIMIT))?;
         let local_addr = listener.local_addr()?;
 
         let (tx, rx) = bounded(EVENT_QUEUE);
@@ -221,10 +233,26 @@ impl Broadcaster {
 
     /// Wait for the thread to exit (signal `shutdown` first).
     pub fn join(self) {
+        // With nobody connected the thread sleeps in `accept`: a connection wakes it, and it
+        // then sees the shutdown. When it is not asleep the connection is never accepted and
+        // goes with the listener.
+        let _ = TcpStream::connect_timeout(&wake_address(self.local_addr), Duration::from_secs(1));
         if self.handle.join().is_err() {
             error!("events: broadcaster thread panicked");
         }
     }
+}
+
+/// The listener's address as a connectable one (an unspecified address becomes loopback).
+fn wake_address(listen: SocketAddr) -> SocketAddr {
+    let mut addr = listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    addr
 }
 
 /// Handshake check: only `/ws` upgrades, and only for whoever may call the admin API —
@@ -467,6 +495,16 @@ impl Client {
     }
 }
 
+/// What an idle wait ended with.
+enum Idle {
+    /// Shutdown was signalled.
+    Stop,
+    /// A peer connected.
+    Peer(TcpStream, SocketAddr),
+    /// Nothing (the wait's bound passed, or accept failed): look again.
+    Nothing,
+}
+
 /// State owned by the broadcaster thread.
 struct Loop {
     listener: TcpListener,
@@ -493,14 +531,22 @@ impl Loop {
         let mut batch: Vec<Event> = Vec::with_capacity(BATCH);
         let mut next_stats = Instant::now() + STATS_EVERY;
         loop {
-            select! {
-                recv(self.shutdown) -> _ => break,
-                recv(self.rx) -> ev => {
-                    if let Ok(ev) = ev {
-                        batch.push(ev);
-                    }
+            if self.clients.is_empty() && self.pending.is_empty() {
+                match self.wait_for_peer() {
+                    Idle::Stop => break,
+                    Idle::Peer(stream, peer) => self.admit(stream, peer, Instant::now()),
+                    Idle::Nothing => {}
                 }
-                default(TICK) => {}
+            } else {
+                select! {
+                    recv(self.shutdown) -> _ => break,
+                    recv(self.rx) -> ev => {
+                        if let Ok(ev) = ev {
+                            batch.push(ev);
+                        }
+                    }
+                    default(TICK) => {}
+                }
             }
             while batch.len() < BATCH {
                 match self.rx.try_recv() {
@@ -536,38 +582,63 @@ impl Loop {
         info!("events: broadcaster stopped");
     }
 
+    /// Nobody connected and no handshake under way: nothing to do until a peer connects, so
+    /// sleep in a blocking `accept` instead of turning every `TICK`.
+    fn wait_for_peer(&mut self) -> Idle {
+        if !matches!(self.shutdown.try_recv(), Err(TryRecvError::Empty)) {
+            return Idle::Stop;
+        }
+        // Nothing is published while no client is connected; what a producer sent just as
+        // the last one left is dropped here rather than kept through the sleep.
+        self.discard_events();
+        if let Err(e) = self.listener.set_nonblocking(false) {
+            warn!("events: cannot wait in accept ({e}); polling instead");
+            thread::sleep(TICK);
+            return Idle::Nothing;
+        }
+        let accepted = self.listener.accept();
+        if let Err(e) = self.listener.set_nonblocking(true) {
+            // The loop cannot run with a blocking listener; the stream ends (publish becomes
+            // a no-op) rather than stalling in `accept_new`.
+            error!("events: cannot make the listener non-blocking again ({e}); stream stopped");
+            return Idle::Stop;
+        }
+        if !matches!(self.shutdown.try_recv(), Err(TryRecvError::Empty)) {
+            // Most likely `join`'s wake-up connection.
+            return Idle::Stop;
+        }
+        // Events sent while this peer was not yet a client are not for it.
+        self.discard_events();
+        match accepted {
+            Ok((stream, peer)) => Idle::Peer(stream, peer),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Idle::Nothing
+            }
+            Err(e) => {
+                // E.g. EMFILE: wait a tick rather than spinning.
+                warn!("events: accept failed: {e}");
+                thread::sleep(TICK);
+                Idle::Nothing
+            }
+        }
+    }
+
+    /// Drops queued events unserialized.
+    fn discard_events(&mut self) {
+        while self.rx.try_recv().is_ok() {}
+    }
+
     fn accept_new(&mut self, now: Instant) {
         loop {
             match self.listener.accept() {
-                Ok((stream, peer)) => {
-                    if self.clients.len() >= MAX_CLIENTS {
-                        warn!("events: rejecting {peer}: too many clients");
-                        reject_busy(stream);
-                        continue;
-                    }
-                    if self.pending.len() >= MAX_PENDING_HANDSHAKES {
-                        // The oldest has had the longest to finish and has not: it goes.
-                        let oldest = self.pending.remove(0);
-                        debug!(
-                            "events: closing {}: handshake unfinished and {peer} is waiting",
-                            oldest.peer
-                        );
-                    }
-                    if let Err(e) = stream.set_nonblocking(true) {
-                        warn!("events: rejecting {peer}: set_nonblocking: {e}");
-                        continue;
-                    }
-                    let _ = stream.set_nodelay(true);
-                    let check = AccessCheck {
-                        token: self.token.clone(),
-                        allowed_hosts: self.allowed_hosts.clone(),
-                        peer,
-                    };
-                    let reply = stream.try_clone().ok();
-                    let result =
-                        ServerHandshake::start(stream, check, Some(ws_config())).handshake();
-                    self.handshake_step(result, peer, now + HANDSHAKE_TIMEOUT, reply);
-                }
+                Ok((stream, peer)) => self.admit(stream, peer, now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -577,6 +648,36 @@ impl Loop {
                 }
             }
         }
+    }
+
+    /// A new connection: rejected when the slots are full, else its handshake starts.
+    fn admit(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
+        if self.clients.len() >= MAX_CLIENTS {
+            warn!("events: rejecting {peer}: too many clients");
+            reject_busy(stream);
+            return;
+        }
+        if self.pending.len() >= MAX_PENDING_HANDSHAKES {
+            // The oldest has had the longest to finish and has not: it goes.
+            let oldest = self.pending.remove(0);
+            debug!(
+                "events: closing {}: handshake unfinished and {peer} is waiting",
+                oldest.peer
+            );
+        }
+        if let Err(e) = stream.set_nonblocking(true) {
+            warn!("events: rejecting {peer}: set_nonblocking: {e}");
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        let check = AccessCheck {
+            token: self.token.clone(),
+            allowed_hosts: self.allowed_hosts.clone(),
+            peer,
+        };
+        let reply = stream.try_clone().ok();
+        let result = ServerHandshake::start(stream, check, Some(ws_config())).handshake();
+        self.handshake_step(result, peer, now + HANDSHAKE_TIMEOUT, reply);
     }
 
     fn advance_handshakes(&mut self, now: Instant) {

@@ -6,16 +6,29 @@
 //! as queued may have been processed and finished since. So finished messages are remembered
 //! for a while (the most recent [`RECENT`]) and refused too, and the feeder re-reads its page
 //! when more messages than that finished while it held one (see [`Dispatcher::finished`]).
+//!
+//! It also carries the two signals that let the feeder and the lease keeper sleep while there
+//! is nothing to do (issue 14's idle target) instead of polling: when the feeder should look
+//! at the database next ([`Dispatcher::wake_feeder_at`]), and that messages are in hand again
+//! after none were ([`Dispatcher::work_started`], for the lease keeper).
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
 
 use super::QueuedJob;
+use crate::time::now_ms;
 
 /// How many recently finished messages are remembered.
 pub const RECENT: usize = 16_384;
+/// A message released from the in-flight set (its body or its outcome could not be read or
+/// written) is looked for again this much later: soon, but not in a tight loop against a
+/// failing store. The same delay as the feeder's poll had before it slept between wake-ups.
+const RELEASED_LOOK_AGAIN_MS: i64 = 1_000;
+/// No feeder pass asked for.
+const NO_REQUEST: i64 = i64::MAX;
 
 #[derive(Default)]
 struct Flight {
@@ -30,6 +43,11 @@ pub struct Dispatcher {
     jobs: Sender<QueuedJob>,
     flight: Arc<Mutex<Flight>>,
     wake: Sender<()>,
+    /// The earliest time (unix ms) someone asked the feeder to look ([`NO_REQUEST`]: nobody);
+    /// the feeder takes it when `wake` rouses it.
+    feeder_request: Arc<AtomicI64>,
+    /// One token when messages came into hand after none were; the lease keeper sleeps on it.
+    work_started: (Sender<()>, Receiver<()>),
 }
 
 /// The receiving ends: jobs for the workers, wake-ups for the feeder.
@@ -47,6 +65,8 @@ impl Dispatcher {
                 jobs: jobs_tx,
                 flight: Arc::new(Mutex::new(Flight::default())),
                 wake: wake_tx,
+                feeder_request: Arc::new(AtomicI64::new(NO_REQUEST)),
+                work_started: bounded(1),
             },
             DispatchReceivers {
                 jobs: jobs_rx,
@@ -65,7 +85,7 @@ impl Dispatcher {
         match self.jobs.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.release(id);
+                self.unmark(id);
                 self.wake_feeder();
             }
         }
@@ -79,23 +99,42 @@ impl Dispatcher {
         }
         select! {
             send(self.jobs, job) -> r => {
-                if r.is_err() { self.release(id); }
+                if r.is_err() { self.unmark(id); }
                 r.is_ok()
             }
-            recv(stop) -> _ => { self.release(id); false }
+            recv(stop) -> _ => { self.unmark(id); false }
         }
     }
 
-    /// Marks `id` as handed over; false if it already is, or finished recently.
+    /// Marks `id` as handed over; false if it already is, or finished recently. The first
+    /// message in hand after none were tells the lease keeper (one token, so a busy node
+    /// pays a failed `try_send` at most, and only when its in-flight set had emptied).
     pub fn claim(&self, id: i64) -> bool {
-        self.flight
+        let (claimed, first) = self
+            .flight
             .lock()
-            .map(|mut f| !f.recent_set.contains(&id) && f.in_flight.insert(id))
-            .unwrap_or(false)
+            .map(|mut f| {
+                let was_empty = f.in_flight.is_empty();
+                let claimed = !f.recent_set.contains(&id) && f.in_flight.insert(id);
+                (claimed, claimed && was_empty)
+            })
+            .unwrap_or((false, false));
+        if first {
+            let _ = self.work_started.0.try_send(());
+        }
+        claimed
     }
 
-    /// The message was not handed over after all (or its outcome could not be recorded).
+    /// The message was not handed over after all (or its outcome could not be recorded). It
+    /// waits on disk and only the feeder hands it over again, so the feeder is asked to look
+    /// a moment from now.
     pub fn release(&self, id: i64) {
+        self.unmark(id);
+        self.wake_feeder_at(now_ms() + RELEASED_LOOK_AGAIN_MS);
+    }
+
+    /// `id` leaves the in-flight set; the caller sees to the feeder.
+    fn unmark(&self, id: i64) {
         if let Ok(mut f) = self.flight.lock() {
             f.in_flight.remove(&id);
         }
@@ -153,8 +192,39 @@ impl Dispatcher {
         self.flight.lock().map(|f| f.finished).unwrap_or(0)
     }
 
+    /// Asks the feeder to look at the database now.
     pub fn wake_feeder(&self) {
+        self.wake_feeder_at(i64::MIN);
+    }
+
+    /// Asks the feeder to look at the database at `at_ms` (unix ms) or earlier. The request
+    /// is recorded before the wake-up is sent, so a feeder that takes the requests after
+    /// waking never misses one (a wake-up already pending covers a request made later).
+    pub fn wake_feeder_at(&self, at_ms: i64) {
+        self.feeder_request.fetch_min(at_ms, Ordering::SeqCst);
         let _ = self.wake.try_send(());
+    }
+
+    /// For the feeder: the earliest time a pass was asked for since the last call, if any.
+    pub fn take_feeder_request(&self) -> Option<i64> {
+        match self.feeder_request.swap(NO_REQUEST, Ordering::SeqCst) {
+            NO_REQUEST => None,
+            at => Some(at),
+        }
+    }
+
+    /// For the lease keeper: holds a token whenever messages came into hand after none were
+    /// (see [`Dispatcher::claim`]).
+    pub fn work_started(&self) -> Receiver<()> {
+        self.work_started.1.clone()
+    }
+
+    /// Whether no message is handed over and unfinished.
+    pub fn nothing_in_flight(&self) -> bool {
+        self.flight
+            .lock()
+            .map(|f| f.in_flight.is_empty())
+            .unwrap_or(false)
     }
 
     /// Jobs waiting in the channel (not yet taken by a worker).
@@ -224,6 +294,49 @@ mod tests {
         d.finish(9);
         d.forget(None);
         assert!(d.claim(9));
+    }
+
+    #[test]
+    fn the_feeder_gets_the_earliest_time_asked_for_once() {
+        let (d, rx) = Dispatcher::new(4);
+        assert_eq!(d.take_feeder_request(), None);
+        d.wake_feeder_at(5_000);
+        d.wake_feeder_at(3_000);
+        d.wake_feeder_at(9_000);
+        assert!(rx.wake.try_recv().is_ok(), "feeder was not woken");
+        assert_eq!(d.take_feeder_request(), Some(3_000));
+        assert_eq!(d.take_feeder_request(), None, "taken once");
+        d.wake_feeder();
+        assert!(d.take_feeder_request().unwrap() <= now_ms(), "now");
+    }
+
+    #[test]
+    fn a_released_message_asks_the_feeder_to_look_again_soon() {
+        let (d, _rx) = Dispatcher::new(4);
+        assert!(d.claim(3));
+        let before = now_ms();
+        d.release(3);
+        let asked = d.take_feeder_request().expect("a pass asked for");
+        assert!(asked >= before + RELEASED_LOOK_AGAIN_MS, "{asked} {before}");
+        assert!(d.claim(3), "released");
+    }
+
+    #[test]
+    fn the_lease_keeper_hears_when_work_comes_into_hand_after_none() {
+        let (d, _rx) = Dispatcher::new(4);
+        let started = d.work_started();
+        assert!(d.nothing_in_flight());
+        assert!(d.claim(1));
+        assert!(started.try_recv().is_ok(), "first message in hand");
+        assert!(d.claim(2));
+        assert!(started.try_recv().is_err(), "not while work was in hand");
+        d.finish(1);
+        d.finish(2);
+        assert!(d.nothing_in_flight());
+        assert!(!d.claim(2), "recently finished: not claimed");
+        assert!(started.try_recv().is_err(), "nothing came into hand");
+        assert!(d.claim(4));
+        assert!(started.try_recv().is_ok(), "in hand again after none");
     }
 
     #[test]

@@ -10,13 +10,22 @@
 //! (it shows as `oldest_processing_age_s` instead). A lease runs out only when nobody renews
 //! it: the node died, or the message was left `processing` with no attempt in hand. Such a
 //! message is queued again within `lease_s` plus one tick.
+//!
+//! On a database of its own (SQLite) the keeper sleeps while there is nothing to keep: no
+//! message handed over and unfinished, none `processing` on disk, none stale. Nothing can then
+//! need renewing or re-queueing until a worker is handed a message, and the dispatcher says
+//! so ([`Dispatcher::work_started`]); the keeper then ticks again, the first tick a full tick
+//! after the hand-over (the claim's lease lasts `lease_s`, so the renewal is in time, as with
+//! any phase of the old fixed tick). So an idle node pays no wake-ups for leases (issue 14).
+//! On a shared database (PostgreSQL) it keeps ticking whatever this node holds: other nodes'
+//! expired leases are re-queued by whichever node ticks (docs/cluster.md).
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{select, Receiver, RecvTimeoutError};
 
 use super::Dispatcher;
 use crate::stats::LiveStats;
@@ -33,6 +42,8 @@ pub struct LeaseKeeping {
     pub reader: Arc<dyn ReadStore>,
     pub dispatcher: Dispatcher,
     pub live: Arc<LiveStats>,
+    /// Other nodes share the database: tick even while this node holds nothing.
+    pub shared: bool,
 }
 
 pub struct LeaseKeeper {
@@ -71,17 +82,45 @@ impl LeaseKeeping {
             Err(e) => log::warn!("could not count expired leases: {e}"),
         }
     }
+
+    /// Whether there is nothing to keep until work is handed over again: alone on the
+    /// database, nothing in flight, nothing `processing` on disk (the gauge counted at start
+    /// and moved by every commit; a row left by another node id counts too, and is re-queued
+    /// by the ticks once its lease runs out) and nothing stale.
+    pub fn may_sleep(&self) -> bool {
+        !self.shared
+            && self.dispatcher.nothing_in_flight()
+            && self.live.processing.load(Relaxed) <= 0
+            && self.live.stale_leases.load(Relaxed) == 0
+    }
 }
 
 impl LeaseKeeper {
     /// Starts the thread; it ends when `stop` disconnects.
     pub fn start(keeping: LeaseKeeping, stop: Receiver<()>) -> LeaseKeeper {
+        let work_started = keeping.dispatcher.work_started();
         let thread = std::thread::Builder::new()
             .name("leases".into())
-            .spawn(move || loop {
-                match stop.recv_timeout(keeping.tick()) {
-                    Err(RecvTimeoutError::Timeout) => keeping.run_once(),
-                    _ => return,
+            .spawn(move || {
+                // The first tick comes a tick after start, as always; after each tick the
+                // keeper decides whether there is anything left to keep.
+                let mut asleep = false;
+                loop {
+                    if asleep {
+                        select! {
+                            recv(work_started) -> _ => {}
+                            recv(stop) -> _ => return,
+                        }
+                    }
+                    match stop.recv_timeout(keeping.tick()) {
+                        Err(RecvTimeoutError::Timeout) => {}
+                        _ => return,
+                    }
+                    // Taken before looking: work handed over after this leaves a token, so
+                    // the sleep below ends at once.
+                    while work_started.try_recv().is_ok() {}
+                    keeping.run_once();
+                    asleep = keeping.may_sleep();
                 }
             })
             .expect("spawn lease keeper thread");

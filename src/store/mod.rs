@@ -96,6 +96,9 @@ pub trait ReadStore: Send + Sync {
     /// Due `queued` messages with id above `after_id`, oldest first, for the feeder: tickets
     /// only, never bodies.
     fn due_jobs(&self, after_id: i64, now_ms: i64, limit: u32) -> StoreResult<Vec<QueuedJob>>;
+    /// The earliest time after `after_ms` at which a `queued` message becomes due (a retry's
+    /// backoff ends), `None` when none waits: the feeder sleeps until then instead of polling.
+    fn next_due_at(&self, after_ms: i64) -> StoreResult<Option<i64>>;
     /// One message's body, for the worker starting an attempt; `None` when the message (or
     /// its body) is gone.
     fn payload(&self, id: i64) -> StoreResult<Option<Vec<u8>>>;
@@ -168,6 +171,9 @@ impl<S: ReadStore + ?Sized> ReadStore for Arc<S> {
     }
     fn due_jobs(&self, after_id: i64, now_ms: i64, limit: u32) -> StoreResult<Vec<QueuedJob>> {
         (**self).due_jobs(after_id, now_ms, limit)
+    }
+    fn next_due_at(&self, after_ms: i64) -> StoreResult<Option<i64>> {
+        (**self).next_due_at(after_ms)
     }
     fn payload(&self, id: i64) -> StoreResult<Option<Vec<u8>>> {
         (**self).payload(id)

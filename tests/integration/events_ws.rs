@@ -106,6 +106,29 @@ fn events_arrive_with_exactly_the_documented_json() {
     h.stop();
 }
 
+/// With nobody connected the broadcaster sleeps in `accept`; the last client leaving puts it
+/// back to sleep, and the next one wakes it and gets events as the first one did.
+#[test]
+fn a_client_after_the_last_one_left_is_served_as_the_first() {
+    let h = start();
+    for id in [1, 2, 3] {
+        let mut ws = ws_connect(h.addr(), "/ws").unwrap();
+        wait_clients(&h.sink, 1);
+        h.sink.publish(Event::WebhookReceived { id });
+        assert_eq!(
+            next_event(&mut ws),
+            format!(r#"{{"type":"webhook.received","id":{id}}}"#)
+        );
+        ws.close(None).unwrap();
+        while ws.read().is_ok() {}
+        wait_clients(&h.sink, 0);
+        // Sent with nobody connected: dropped, never shown to the next client.
+        h.sink.publish(Event::WebhookReceived { id: 100 + id });
+    }
+    assert_eq!(h.sink.dropped(), 0);
+    h.stop();
+}
+
 #[test]
 fn stats_frame_arrives_within_1_5s() {
     let h = start();

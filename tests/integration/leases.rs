@@ -168,6 +168,56 @@ fn a_live_attempt_longer_than_the_lease_keeps_it() {
     service.stop();
 }
 
+/// The lease of message `id` in the database (unix ms), while it has one.
+fn lease_until(dir: &Path, id: i64) -> Option<i64> {
+    let c = Connection::open(dir.join("hookvault.db")).unwrap();
+    c.query_row(
+        "SELECT lease_until FROM messages WHERE id = ?1 AND state = 'processing'",
+        [id],
+        |r| r.get(0),
+    )
+    .ok()
+    .flatten()
+}
+
+/// With nothing in hand the keeper sleeps instead of ticking; a message handed over wakes it,
+/// so a lease taken after a quiet spell is renewed while its attempt runs, like any other.
+#[test]
+fn a_lease_taken_after_a_quiet_spell_is_renewed_while_its_attempt_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let slow = Arc::new(Slow {
+        hang: Duration::from_secs(4),
+        attempts: AtomicU32::new(0),
+    });
+    let (mut service, http) = start(dir.path(), 1, slow.clone(), Faults::new());
+    // Three ticks of a third of the 1 s lease with nothing in hand: the keeper is asleep.
+    std::thread::sleep(Duration::from_secs(1));
+    let id = http.ingest("{}").json["id"].as_i64().unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    let claimed = loop {
+        if let Some(lease) = lease_until(dir.path(), id) {
+            break lease;
+        }
+        assert!(Instant::now() < until, "never claimed");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Within the 4 s attempt (polled: the renewal comes a tick after the hand-over).
+    let until = Instant::now() + Duration::from_millis(3_500);
+    loop {
+        match lease_until(dir.path(), id) {
+            Some(lease) if lease > claimed => break,
+            Some(_) => {}
+            None => panic!("message {id} left processing before its lease was renewed"),
+        }
+        assert!(Instant::now() < until, "the lease was never renewed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let entry = http.wait_status(id, "processed", Duration::from_secs(10));
+    assert_eq!(entry["attempts"], 1, "{entry}");
+    assert_eq!(http.stats()["total_leases_expired"], 0);
+    service.stop();
+}
+
 /// An expired lease the keeper cannot put back (the disk refuses every write) is stuck
 /// work: `/readyz` answers 503 naming it, stats and `/metrics` count it; once the disk
 /// recovers it is queued again and processed.

@@ -96,6 +96,41 @@ fn backoff_waits_between_attempts() {
     );
 }
 
+/// A retry whose backoff a stop cut short waits on disk with its due time. After a restart
+/// nothing wakes the feeder for it (it sleeps between wake-ups instead of polling), so the
+/// feeder must have read that time and hand the message over once it has passed.
+#[test]
+fn a_retry_cut_short_by_a_stop_runs_when_its_backoff_ends_after_the_restart() {
+    let mut s = Hookvault::new()
+        .settings(|c| {
+            c.queue.backoff_base_ms = 1_500;
+            c.queue.backoff_max_ms = 1_500;
+            c.queue.shutdown_timeout_s = 0;
+        })
+        .processor(flaky(1))
+        .start();
+    let id = s.http.ingest("{}").json["id"].as_i64().unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = s.http.get(&format!("/api/v2/webhooks/logs/{id}")).json;
+        if v["status"] == "queued" && v["attempts"] == 1 && !v["next_attempt_at"].is_null() {
+            break;
+        }
+        assert!(Instant::now() < until, "no retry scheduled: {v}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    s.stop();
+
+    let again = Hookvault::new()
+        .database(s.database())
+        .processor(Arc::new(hookvault::queue::JsonCheckProcessor))
+        .start();
+    let entry = again
+        .http
+        .wait_status(id, "processed", Duration::from_secs(10));
+    assert_eq!(entry["attempts"], 2, "{entry}");
+}
+
 struct Permanent(AtomicU32);
 
 impl Processor for Permanent {

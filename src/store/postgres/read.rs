@@ -278,6 +278,15 @@ impl ReadStore for PostgresReader {
             .collect())
     }
 
+    fn next_due_at(&self, after_ms: i64) -> StoreResult<Option<i64>> {
+        let rows = self.query(
+            "SELECT min(next_attempt_at) FROM messages \
+             WHERE state = 'queued' AND next_attempt_at > $1",
+            &[&after_ms],
+        )?;
+        Ok(rows.first().and_then(|r| r.get(0)))
+    }
+
     fn payload(&self, id: i64) -> StoreResult<Option<Vec<u8>>> {
         let rows = self.query("SELECT payload FROM bodies WHERE message_id = $1", &[&id])?;
         Ok(rows.first().map(|r| r.get(0)))

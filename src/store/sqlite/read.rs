@@ -257,6 +257,16 @@ impl ReadStore for SqliteReader {
         })
     }
 
+    fn next_due_at(&self, after_ms: i64) -> StoreResult<Option<i64>> {
+        self.with(|c| {
+            c.prepare_cached(
+                "SELECT min(next_attempt_at) FROM messages \
+                 WHERE state = 'queued' AND next_attempt_at > ?1",
+            )?
+            .query_row([after_ms], |r| r.get(0))
+        })
+    }
+
     fn payload(&self, id: i64) -> StoreResult<Option<Vec<u8>>> {
         self.with(|c| {
             c.prepare_cached("SELECT payload FROM bodies WHERE message_id = ?1")?
