@@ -33,6 +33,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::{Receiver, Sender};
+
 /// The longest request head (request line and headers) the gate reads; webhook heads are a
 /// few hundred bytes to a few KiB.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -54,7 +56,6 @@ pub struct Limits {
     pub idle_timeout: Duration,
 }
 
-#[derive(Default)]
 struct Shared {
     stopping: AtomicBool,
     next_id: AtomicU64,
@@ -62,6 +63,95 @@ struct Shared {
     clients: Mutex<HashMap<u64, TcpStream>>,
     /// The gate's end of each loopback connection to tiny_http → the client it carries.
     peers: Mutex<HashMap<SocketAddr, SocketAddr>>,
+    openings: Arc<Openings>,
+}
+
+/// What the gate's connections to tiny_http tell the edge's helper threads, so they need not
+/// poll: the stall guard ([`super::stall_guard`]) acts only when tiny_http gets new
+/// connections close together, and the listener watchdog ([`super::listener_watchdog`]) need
+/// not ask when new clients are being answered anyway.
+pub struct Openings {
+    /// Connections opened to tiny_http (the gate's and the stall guard's nudges): each is a
+    /// new task in tiny_http's pool.
+    opened: AtomicU64,
+    /// When the last one was opened, in milliseconds since `epoch` plus `LONE_GAP`.
+    last_ms: AtomicU64,
+    epoch: Instant,
+    /// Of the gate's, the ones whose first answer came back: for a new client, the whole path
+    /// (the gate's accept, tiny_http's accept and pool, a handler) worked.
+    answered: AtomicU64,
+    /// When the last of those answers came, in milliseconds since `epoch` plus `LONE_GAP`.
+    answered_ms: AtomicU64,
+    /// Wakes the stall guard after an opening that came close after another (one pending at
+    /// most).
+    wake: Sender<()>,
+}
+
+impl Openings {
+    /// An opening with none this long before it cannot be stranded by tiny_http's pool (a
+    /// woken pool thread runs within far less), so it does not wake the stall guard.
+    pub const LONE_GAP: Duration = Duration::from_secs(1);
+
+    /// The counters, and the receiver the stall guard waits on.
+    pub fn new() -> (Arc<Openings>, Receiver<()>) {
+        let (wake, woken) = crossbeam_channel::bounded(1);
+        let openings = Openings {
+            opened: AtomicU64::new(0),
+            last_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+            answered: AtomicU64::new(0),
+            answered_ms: AtomicU64::new(0),
+            wake,
+        };
+        (Arc::new(openings), woken)
+    }
+
+    pub fn opened(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed)
+    }
+
+    pub fn answered(&self) -> u64 {
+        self.answered.load(Ordering::Relaxed)
+    }
+
+    /// How long ago the last new connection got its first answer (`Duration::MAX`: none yet).
+    pub fn since_answered(&self) -> Duration {
+        match self.answered_ms.load(Ordering::Relaxed) {
+            0 => Duration::MAX,
+            at => self
+                .epoch
+                .elapsed()
+                .saturating_sub(Duration::from_millis(at) - Self::LONE_GAP),
+        }
+    }
+
+    fn record_answered(&self) {
+        self.answered.fetch_add(1, Ordering::Relaxed);
+        self.answered_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// Milliseconds since `epoch`, plus `LONE_GAP` (so the stored 0 is "never", and at
+    /// least `LONE_GAP` before any opening).
+    fn now_ms(&self) -> u64 {
+        (self.epoch.elapsed() + Self::LONE_GAP).as_millis() as u64
+    }
+
+    /// Counts a connection opened to tiny_http; whether one came less than [`Self::LONE_GAP`]
+    /// before it.
+    pub fn record(&self) -> bool {
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        let now = self.now_ms();
+        let before = self.last_ms.swap(now, Ordering::Relaxed);
+        now.saturating_sub(before) < Self::LONE_GAP.as_millis() as u64
+    }
+
+    /// Counts the gate's connection, and wakes the stall guard when it came close after
+    /// another.
+    fn record_gate(&self) {
+        if self.record() {
+            let _ = self.wake.try_send(());
+        }
+    }
 }
 
 /// Which client a request tiny_http received came from.
@@ -86,12 +176,24 @@ pub struct Gate {
 }
 
 impl Gate {
-    /// Serves `listener`, passing requests to tiny_http at `upstream`.
-    pub fn start(listener: TcpListener, upstream: SocketAddr, limits: Limits) -> Gate {
+    /// Serves `listener`, passing requests to tiny_http at `upstream`; counts its
+    /// connections to tiny_http in `openings`.
+    pub fn start(
+        listener: TcpListener,
+        upstream: SocketAddr,
+        limits: Limits,
+        openings: Arc<Openings>,
+    ) -> Gate {
         let public = listener
             .local_addr()
             .expect("a bound listener has an address");
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            stopping: AtomicBool::new(false),
+            next_id: AtomicU64::new(0),
+            clients: Mutex::default(),
+            peers: Mutex::default(),
+            openings,
+        });
         let accept = {
             let shared = shared.clone();
             std::thread::Builder::new()
@@ -472,13 +574,17 @@ impl<'a> Connection<'a> {
             let upstream = TcpStream::connect_timeout(&self.upstream_addr, Duration::from_secs(5))?;
             upstream.set_nodelay(true)?;
             lock(&self.shared.peers).insert(upstream.local_addr()?, self.peer);
+            self.shared.openings.record_gate();
             let copier = {
                 let (mut from, mut to) = (upstream.try_clone()?, self.client.try_clone()?);
+                let openings = self.shared.openings.clone();
                 std::thread::Builder::new()
                     .name("http-copy".into())
                     .stack_size(THREAD_STACK)
                     .spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
+                        if copy_first_answer(&mut from, &mut to, &openings) {
+                            let _ = std::io::copy(&mut from, &mut to);
+                        }
                         let _ = to.flush();
                         // tiny_http closed (it answered a last request, or went idle): stop
                         // reading the client too. Writing stays open for a refusal.
@@ -524,6 +630,24 @@ impl<'a> Connection<'a> {
                 Ok(0) | Err(_) => break,
                 Ok(n) => taken += n,
             }
+        }
+    }
+}
+
+/// Copies tiny_http's first bytes on a new connection, counting them (before the client can
+/// see them, so a client that got its answer finds it counted); whether they came and went on
+/// to the client (if not, the copy is over).
+fn copy_first_answer(from: &mut TcpStream, to: &mut TcpStream, openings: &Openings) -> bool {
+    let mut first = [0u8; 4 * 1024];
+    loop {
+        match from.read(&mut first) {
+            Ok(0) => return false,
+            Ok(n) => {
+                openings.record_answered();
+                return to.write_all(&first[..n]).is_ok();
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => return false,
         }
     }
 }
