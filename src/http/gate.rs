@@ -85,6 +85,8 @@ pub struct Openings {
     /// Wakes the stall guard after an opening that came close after another (one pending at
     /// most).
     wake: Sender<()>,
+    /// The gate could not accept a client or reach tiny_http: the watchdog checks at once.
+    trouble: (Sender<()>, Receiver<()>),
 }
 
 impl Openings {
@@ -102,6 +104,7 @@ impl Openings {
             answered: AtomicU64::new(0),
             answered_ms: AtomicU64::new(0),
             wake,
+            trouble: crossbeam_channel::bounded(1),
         };
         (Arc::new(openings), woken)
     }
@@ -123,6 +126,15 @@ impl Openings {
                 .elapsed()
                 .saturating_sub(Duration::from_millis(at) - Self::LONE_GAP),
         }
+    }
+
+    /// Where the gate reports that it could not accept a client or reach tiny_http.
+    pub fn trouble(&self) -> Receiver<()> {
+        self.trouble.1.clone()
+    }
+
+    fn report_trouble(&self) {
+        let _ = self.trouble.0.try_send(());
     }
 
     fn record_answered(&self) {
@@ -257,6 +269,7 @@ fn accept_loop(listener: &TcpListener, upstream: SocketAddr, limits: Limits, sha
             Err(e) => {
                 // Out of descriptors, say: wait instead of spinning.
                 log::warn!("http: accept failed: {e}");
+                shared.openings.report_trouble();
                 std::thread::sleep(Duration::from_millis(50));
                 continue;
             }
@@ -571,7 +584,8 @@ impl<'a> Connection<'a> {
     /// Sends a complete request to tiny_http, connecting first if this is the first one.
     fn pass_on(&mut self, request: &Complete) -> std::io::Result<()> {
         if self.upstream.is_none() {
-            let upstream = TcpStream::connect_timeout(&self.upstream_addr, Duration::from_secs(5))?;
+            let upstream = TcpStream::connect_timeout(&self.upstream_addr, Duration::from_secs(5))
+                .inspect_err(|_| self.shared.openings.report_trouble())?;
             upstream.set_nodelay(true)?;
             lock(&self.shared.peers).insert(upstream.local_addr()?, self.peer);
             self.shared.openings.record_gate();

@@ -5,7 +5,8 @@
 //! manager watching only the process would never restart it.
 //!
 //! When a handler thread hears from tiny_http that its accept loop ended, the watchdog acts at
-//! once. Otherwise it checks every [`CHECK_EVERY`] (or every `WatchdogSec/2` when systemd's
+//! once; when the gate cannot accept a client or connect to tiny_http, it checks at once.
+//! Otherwise it checks every [`CHECK_EVERY`] (or every `WatchdogSec/2` when systemd's
 //! watchdog asks for less, so every `WATCHDOG=1` follows a passed check), and after a failed
 //! check every [`RETRY_EVERY`]; after [`FAILURES`] failed checks in a row it logs why and calls
 //! its `on_dead` action (`serve` exits with code 71, so systemd's `Restart=on-failure`
@@ -15,8 +16,9 @@
 //! a busy one with new clients not at all.
 //!
 //! Detection: an accept loop that ends with an error, at once; a listener that refuses or
-//! whose accept thread panicked (new connections are refused), within `CHECK_EVERY + 2 ×
-//! RETRY_EVERY` (12 s); one that accepts but never answers, within `CHECK_EVERY + 3 ×
+//! whose accept thread panicked (new connections are refused), within `2 × RETRY_EVERY` (2 s)
+//! of the first client the gate could not pass on, and within `CHECK_EVERY + 2 ×
+//! RETRY_EVERY` (12 s) with no client; one that accepts but never answers, within `CHECK_EVERY + 3 ×
 //! ANSWER_WITHIN + 2 × RETRY_EVERY` (21 s), and systemd's watchdog, fed only after passed
 //! checks, bounds that to `WatchdogSec` too (20 s in the shipped unit). Each period is
 //! shorter when `WatchdogSec/2` is. The period is what an idle server pays: a check wakes
@@ -69,6 +71,7 @@ impl ListenerWatchdog {
         let notifier = Notifier::from_env();
         let ping_every = Notifier::watchdog_interval();
         let period = check_period(ping_every);
+        let trouble = openings.trouble();
         let thread = std::thread::Builder::new()
             .name("http-watchdog".into())
             .stack_size(256 * 1024)
@@ -79,6 +82,7 @@ impl ListenerWatchdog {
                 let mut answered = openings.answered();
                 let mut skip = false;
                 loop {
+                    let mut forced = false;
                     let result = if skip { Ok(()) } else { check(target) };
                     if !skip {
                         answered = openings.answered(); // not counting this check's own
@@ -129,12 +133,17 @@ impl ListenerWatchdog {
                                 "the accept loop ended: {}",
                                 e.unwrap_or_else(|_| "no reason given".into())
                             )),
+                            recv(trouble) -> _ => {
+                                forced = true;
+                                None
+                            }
                             default(wait) => None,
                         }
                     });
                     // A new client answered within the last period: that stands for a check.
                     let now = openings.answered();
                     skip = passed
+                        && !forced
                         && ready
                         && now != answered
                         && openings.since_answered() < period;
