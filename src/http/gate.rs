@@ -320,15 +320,6 @@ fn refuse(status: u16, code: &'static str, message: impl Into<String>) -> End {
     })
 }
 
-/// A request ready to pass on: its head as tiny_http will read it, and its whole body.
-struct Complete {
-    head: Vec<u8>,
-    body: Vec<u8>,
-    /// The client said this is its last request (`Connection: close`, or HTTP/1.0 without
-    /// keep-alive).
-    last: bool,
-}
-
 struct Connection<'a> {
     client: TcpStream,
     peer: SocketAddr,
@@ -337,6 +328,12 @@ struct Connection<'a> {
     shared: &'a Shared,
     /// Bytes read from the client and not yet passed on.
     buf: Vec<u8>,
+    /// The client socket's read timeout as last set, so a read between requests (the idle
+    /// timeout each time) costs no `setsockopt`.
+    read_timeout: Option<Duration>,
+    /// The request being passed on, head (as tiny_http will read it) and whole body, sent in
+    /// one write; reused from request to request.
+    out: Vec<u8>,
     upstream: Option<(TcpStream, JoinHandle<()>)>,
 }
 
@@ -355,6 +352,8 @@ impl<'a> Connection<'a> {
             limits,
             shared,
             buf: Vec::new(),
+            read_timeout: None,
+            out: Vec::new(),
             upstream: None,
         }
     }
@@ -363,12 +362,12 @@ impl<'a> Connection<'a> {
         let _ = self.client.set_nodelay(true);
         let end = loop {
             match self.next_request() {
-                Ok(request) => {
-                    if let Err(e) = self.pass_on(&request) {
+                Ok(last) => {
+                    if let Err(e) = self.pass_on() {
                         log::debug!("http: could not pass a request from {} on: {e}", self.peer);
                         break End::Quiet;
                     }
-                    if request.last {
+                    if last {
                         break End::Quiet;
                     }
                 }
@@ -405,9 +404,12 @@ impl<'a> Connection<'a> {
             }
             wait = wait.min(left);
         }
-        self.client
-            .set_read_timeout(Some(wait))
-            .map_err(|_| Stall::Failed)?;
+        if self.read_timeout != Some(wait) {
+            self.client
+                .set_read_timeout(Some(wait))
+                .map_err(|_| Stall::Failed)?;
+            self.read_timeout = Some(wait);
+        }
         let mut chunk = [0u8; 16 * 1024];
         loop {
             match self.client.read(&mut chunk) {
@@ -447,7 +449,9 @@ impl<'a> Connection<'a> {
         Ok(())
     }
 
-    fn next_request(&mut self) -> Result<Complete, End> {
+    /// Reads the next request and puts it in `self.out` as tiny_http will read it; whether
+    /// the client said it is its last (`Connection: close`, or HTTP/1.0 without keep-alive).
+    fn next_request(&mut self) -> Result<bool, End> {
         // Between requests the client may be silent for the idle timeout.
         while self.buf.is_empty() {
             match self.fill(None) {
@@ -457,29 +461,42 @@ impl<'a> Connection<'a> {
         }
         let deadline = Instant::now() + self.limits.body_timeout;
         let head_len = self.read_head(deadline)?;
-        let raw_head = self.buf[..head_len].to_vec();
-        let head = Head::parse(&raw_head)?;
-        let framing = head.framing(self.limits.max_body_bytes)?;
-        if head.expects_continue && self.buf.len() == head_len && framing != Framing::Empty {
+        let (framing, expects_continue, last) = {
+            let head = Head::parse(&self.buf[..head_len])?;
+            let framing = head.framing(self.limits.max_body_bytes)?;
+            self.out.clear();
+            head.write_for_tiny_http(framing, &mut self.out);
+            (framing, head.expects_continue, head.last)
+        };
+        if expects_continue && self.buf.len() == head_len && framing != Framing::Empty {
             // The client waits for this before it sends the body. (A client that expects
             // 100-continue does not pipeline, so no earlier answer is being copied now.)
             let _ = self.client.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
-        let (body, consumed) = match framing {
-            Framing::Empty => (Vec::new(), head_len),
+        let consumed = match framing {
+            Framing::Empty => {
+                self.out.extend_from_slice(b"\r\n");
+                head_len
+            }
             Framing::Length(n) => {
                 let n = n as usize; // at most max_body_bytes, checked in framing()
                 self.need(head_len + n, deadline, "body")?;
-                (self.buf[head_len..head_len + n].to_vec(), head_len + n)
+                self.out.extend_from_slice(b"\r\n");
+                self.out
+                    .extend_from_slice(&self.buf[head_len..head_len + n]);
+                head_len + n
             }
-            Framing::Chunked => self.read_chunked(head_len, deadline)?,
+            Framing::Chunked => {
+                let (body, consumed) = self.read_chunked(head_len, deadline)?;
+                self.out.extend_from_slice(
+                    format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes(),
+                );
+                self.out.extend_from_slice(&body);
+                consumed
+            }
         };
         self.buf.drain(..consumed);
-        Ok(Complete {
-            head: head.for_tiny_http(framing, body.len()),
-            body,
-            last: head.last,
-        })
+        Ok(last)
     }
 
     /// Reads until the blank line ending the head; its length including that line.
@@ -582,7 +599,7 @@ impl<'a> Connection<'a> {
     }
 
     /// Sends a complete request to tiny_http, connecting first if this is the first one.
-    fn pass_on(&mut self, request: &Complete) -> std::io::Result<()> {
+    fn pass_on(&mut self) -> std::io::Result<()> {
         if self.upstream.is_none() {
             let upstream = TcpStream::connect_timeout(&self.upstream_addr, Duration::from_secs(5))
                 .inspect_err(|_| self.shared.openings.report_trouble())?;
@@ -608,9 +625,8 @@ impl<'a> Connection<'a> {
             self.upstream = Some((upstream, copier));
         }
         let (upstream, _) = self.upstream.as_mut().expect("connected above");
-        upstream.write_all(&request.head)?;
-        upstream.write_all(&request.body)?;
-        upstream.flush()
+        // One write: tiny_http's connection thread wakes once for the whole request.
+        upstream.write_all(&self.out)
     }
 
     /// The refusal as a JSON answer; the connection closes after it.
@@ -718,10 +734,14 @@ enum Framing {
     Chunked,
 }
 
-/// The parts of a request head the gate needs.
+/// The parts of a request head the gate needs, read without allocating.
 struct Head<'h> {
-    lines: Vec<&'h str>,
-    content_lengths: Vec<&'h str>,
+    /// The request line and header lines, without the blank line that ends them.
+    text: &'h str,
+    /// The first `Content-Length` value.
+    content_length: Option<&'h str>,
+    /// The first `Content-Length` value that is not a plain number or differs from the first.
+    bad_content_length: Option<&'h str>,
     transfer_encoding: Option<&'h str>,
     expects_continue: bool,
     last: bool,
@@ -737,33 +757,42 @@ impl<'h> Head<'h> {
             ));
         }
         let text = std::str::from_utf8(&raw[..raw.len() - 4]).expect("checked ASCII");
-        let lines: Vec<&str> = text.split("\r\n").collect();
-        let http10 = lines.first().is_some_and(|l| l.ends_with("HTTP/1.0"));
+        let http10 = text
+            .split("\r\n")
+            .next()
+            .is_some_and(|l| l.ends_with("HTTP/1.0"));
         let mut head = Head {
-            lines,
-            content_lengths: Vec::new(),
+            text,
+            content_length: None,
+            bad_content_length: None,
             transfer_encoding: None,
             expects_continue: false,
             last: http10,
         };
-        for line in head.lines.iter().skip(1) {
+        let plain = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+        for line in text.split("\r\n").skip(1) {
             let Some((name, value)) = line.split_once(':') else {
                 continue; // tiny_http answers a malformed header line 400 itself
             };
             let value = value.trim_matches([' ', '\t']);
-            match name.to_ascii_lowercase().as_str() {
-                "content-length" => head.content_lengths.push(value),
-                "transfer-encoding" => head.transfer_encoding = Some(value),
-                "expect" => head.expects_continue = value.eq_ignore_ascii_case("100-continue"),
-                "connection" => {
-                    let value = value.to_ascii_lowercase();
-                    if value.contains("close") {
-                        head.last = true;
-                    } else if value.contains("keep-alive") {
-                        head.last = false;
-                    }
+            if name.eq_ignore_ascii_case("content-length") {
+                let first = *head.content_length.get_or_insert(value);
+                if head.bad_content_length.is_none()
+                    && (!plain(value)
+                        || value.trim_start_matches('0') != first.trim_start_matches('0'))
+                {
+                    head.bad_content_length = Some(value);
                 }
-                _ => {}
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                head.transfer_encoding = Some(value);
+            } else if name.eq_ignore_ascii_case("expect") {
+                head.expects_continue = value.eq_ignore_ascii_case("100-continue");
+            } else if name.eq_ignore_ascii_case("connection") {
+                if contains_ignore_case(value, "close") {
+                    head.last = true;
+                } else if contains_ignore_case(value, "keep-alive") {
+                    head.last = false;
+                }
             }
         }
         Ok(head)
@@ -771,7 +800,7 @@ impl<'h> Head<'h> {
 
     fn framing(&self, max_body: u64) -> Result<Framing, End> {
         if let Some(coding) = self.transfer_encoding {
-            if !self.content_lengths.is_empty() {
+            if self.content_length.is_some() {
                 return Err(refuse(
                     400,
                     "bad_content_length",
@@ -787,10 +816,9 @@ impl<'h> Head<'h> {
             }
             return Ok(Framing::Chunked);
         }
-        let Some(first) = self.content_lengths.first() else {
+        let Some(first) = self.content_length else {
             return Ok(Framing::Empty);
         };
-        let plain = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
         let bad = |v: &str| {
             refuse(
                 400,
@@ -798,10 +826,8 @@ impl<'h> Head<'h> {
                 format!("Content-Length {v:?} is not a plain number of bytes; nothing was stored"),
             )
         };
-        for value in &self.content_lengths {
-            if !plain(value) || value.trim_start_matches('0') != first.trim_start_matches('0') {
-                return Err(bad(value));
-            }
+        if let Some(value) = self.bad_content_length {
+            return Err(bad(value));
         }
         let length: u64 = first.parse().map_err(|_| bad(first))?;
         if length > max_body {
@@ -814,32 +840,36 @@ impl<'h> Head<'h> {
         })
     }
 
-    /// The head tiny_http reads: `Expect` answered here and dropped, a chunked body's
-    /// framing replaced by its decoded length.
-    fn for_tiny_http(&self, framing: Framing, body_len: usize) -> Vec<u8> {
-        let mut out =
-            String::with_capacity(self.lines.iter().map(|l| l.len() + 2).sum::<usize>() + 32);
-        for (i, line) in self.lines.iter().enumerate() {
+    /// Appends the head tiny_http reads to `out`, without the blank line that ends it (a
+    /// chunked body's decoded length goes before that): `Expect` answered here and dropped, a
+    /// chunked body's framing dropped.
+    fn write_for_tiny_http(&self, framing: Framing, out: &mut Vec<u8>) {
+        for (i, line) in self.text.split("\r\n").enumerate() {
             if i > 0 {
-                let name = line.split(':').next().unwrap_or("").to_ascii_lowercase();
-                let drop = match name.as_str() {
-                    "expect" => self.expects_continue,
-                    "transfer-encoding" | "content-length" => framing == Framing::Chunked,
-                    _ => false,
+                let name = line.split(':').next().unwrap_or("");
+                let drop = if name.eq_ignore_ascii_case("expect") {
+                    self.expects_continue
+                } else {
+                    framing == Framing::Chunked
+                        && (name.eq_ignore_ascii_case("transfer-encoding")
+                            || name.eq_ignore_ascii_case("content-length"))
                 };
                 if drop {
                     continue;
                 }
             }
-            out.push_str(line);
-            out.push_str("\r\n");
+            out.extend_from_slice(line.as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
-        if framing == Framing::Chunked {
-            out.push_str(&format!("Content-Length: {body_len}\r\n"));
-        }
-        out.push_str("\r\n");
-        out.into_bytes()
     }
+}
+
+/// Whether `haystack` contains `needle` (ASCII), ignoring case.
+fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
