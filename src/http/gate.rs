@@ -33,6 +33,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::{Receiver, Sender};
+
 /// The longest request head (request line and headers) the gate reads; webhook heads are a
 /// few hundred bytes to a few KiB.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -54,7 +56,6 @@ pub struct Limits {
     pub idle_timeout: Duration,
 }
 
-#[derive(Default)]
 struct Shared {
     stopping: AtomicBool,
     next_id: AtomicU64,
@@ -62,6 +63,107 @@ struct Shared {
     clients: Mutex<HashMap<u64, TcpStream>>,
     /// The gate's end of each loopback connection to tiny_http → the client it carries.
     peers: Mutex<HashMap<SocketAddr, SocketAddr>>,
+    openings: Arc<Openings>,
+}
+
+/// What the gate's connections to tiny_http tell the edge's helper threads, so they need not
+/// poll: the stall guard ([`super::stall_guard`]) acts only when tiny_http gets new
+/// connections close together, and the listener watchdog ([`super::listener_watchdog`]) need
+/// not ask when new clients are being answered anyway.
+pub struct Openings {
+    /// Connections opened to tiny_http (the gate's and the stall guard's nudges): each is a
+    /// new task in tiny_http's pool.
+    opened: AtomicU64,
+    /// When the last one was opened, in milliseconds since `epoch` plus `LONE_GAP`.
+    last_ms: AtomicU64,
+    epoch: Instant,
+    /// Of the gate's, the ones whose first answer came back: for a new client, the whole path
+    /// (the gate's accept, tiny_http's accept and pool, a handler) worked.
+    answered: AtomicU64,
+    /// When the last of those answers came, in milliseconds since `epoch` plus `LONE_GAP`.
+    answered_ms: AtomicU64,
+    /// Wakes the stall guard after an opening that came close after another (one pending at
+    /// most).
+    wake: Sender<()>,
+    /// The gate could not accept a client or reach tiny_http: the watchdog checks at once.
+    trouble: (Sender<()>, Receiver<()>),
+}
+
+impl Openings {
+    /// An opening with none this long before it cannot be stranded by tiny_http's pool (a
+    /// woken pool thread runs within far less), so it does not wake the stall guard.
+    pub const LONE_GAP: Duration = Duration::from_secs(1);
+
+    /// The counters, and the receiver the stall guard waits on.
+    pub fn new() -> (Arc<Openings>, Receiver<()>) {
+        let (wake, woken) = crossbeam_channel::bounded(1);
+        let openings = Openings {
+            opened: AtomicU64::new(0),
+            last_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+            answered: AtomicU64::new(0),
+            answered_ms: AtomicU64::new(0),
+            wake,
+            trouble: crossbeam_channel::bounded(1),
+        };
+        (Arc::new(openings), woken)
+    }
+
+    pub fn opened(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed)
+    }
+
+    pub fn answered(&self) -> u64 {
+        self.answered.load(Ordering::Relaxed)
+    }
+
+    /// How long ago the last new connection got its first answer (`Duration::MAX`: none yet).
+    pub fn since_answered(&self) -> Duration {
+        match self.answered_ms.load(Ordering::Relaxed) {
+            0 => Duration::MAX,
+            at => self
+                .epoch
+                .elapsed()
+                .saturating_sub(Duration::from_millis(at) - Self::LONE_GAP),
+        }
+    }
+
+    /// Where the gate reports that it could not accept a client or reach tiny_http.
+    pub fn trouble(&self) -> Receiver<()> {
+        self.trouble.1.clone()
+    }
+
+    fn report_trouble(&self) {
+        let _ = self.trouble.0.try_send(());
+    }
+
+    fn record_answered(&self) {
+        self.answered.fetch_add(1, Ordering::Relaxed);
+        self.answered_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// Milliseconds since `epoch`, plus `LONE_GAP` (so the stored 0 is "never", and at
+    /// least `LONE_GAP` before any opening).
+    fn now_ms(&self) -> u64 {
+        (self.epoch.elapsed() + Self::LONE_GAP).as_millis() as u64
+    }
+
+    /// Counts a connection opened to tiny_http; whether one came less than [`Self::LONE_GAP`]
+    /// before it.
+    pub fn record(&self) -> bool {
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        let now = self.now_ms();
+        let before = self.last_ms.swap(now, Ordering::Relaxed);
+        now.saturating_sub(before) < Self::LONE_GAP.as_millis() as u64
+    }
+
+    /// Counts the gate's connection, and wakes the stall guard when it came close after
+    /// another.
+    fn record_gate(&self) {
+        if self.record() {
+            let _ = self.wake.try_send(());
+        }
+    }
 }
 
 /// Which client a request tiny_http received came from.
@@ -86,12 +188,24 @@ pub struct Gate {
 }
 
 impl Gate {
-    /// Serves `listener`, passing requests to tiny_http at `upstream`.
-    pub fn start(listener: TcpListener, upstream: SocketAddr, limits: Limits) -> Gate {
+    /// Serves `listener`, passing requests to tiny_http at `upstream`; counts its
+    /// connections to tiny_http in `openings`.
+    pub fn start(
+        listener: TcpListener,
+        upstream: SocketAddr,
+        limits: Limits,
+        openings: Arc<Openings>,
+    ) -> Gate {
         let public = listener
             .local_addr()
             .expect("a bound listener has an address");
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            stopping: AtomicBool::new(false),
+            next_id: AtomicU64::new(0),
+            clients: Mutex::default(),
+            peers: Mutex::default(),
+            openings,
+        });
         let accept = {
             let shared = shared.clone();
             std::thread::Builder::new()
@@ -155,6 +269,7 @@ fn accept_loop(listener: &TcpListener, upstream: SocketAddr, limits: Limits, sha
             Err(e) => {
                 // Out of descriptors, say: wait instead of spinning.
                 log::warn!("http: accept failed: {e}");
+                shared.openings.report_trouble();
                 std::thread::sleep(Duration::from_millis(50));
                 continue;
             }
@@ -205,15 +320,6 @@ fn refuse(status: u16, code: &'static str, message: impl Into<String>) -> End {
     })
 }
 
-/// A request ready to pass on: its head as tiny_http will read it, and its whole body.
-struct Complete {
-    head: Vec<u8>,
-    body: Vec<u8>,
-    /// The client said this is its last request (`Connection: close`, or HTTP/1.0 without
-    /// keep-alive).
-    last: bool,
-}
-
 struct Connection<'a> {
     client: TcpStream,
     peer: SocketAddr,
@@ -222,6 +328,12 @@ struct Connection<'a> {
     shared: &'a Shared,
     /// Bytes read from the client and not yet passed on.
     buf: Vec<u8>,
+    /// The client socket's read timeout as last set, so a read between requests (the idle
+    /// timeout each time) costs no `setsockopt`.
+    read_timeout: Option<Duration>,
+    /// The request being passed on, head (as tiny_http will read it) and whole body, sent in
+    /// one write; reused from request to request.
+    out: Vec<u8>,
     upstream: Option<(TcpStream, JoinHandle<()>)>,
 }
 
@@ -240,6 +352,8 @@ impl<'a> Connection<'a> {
             limits,
             shared,
             buf: Vec::new(),
+            read_timeout: None,
+            out: Vec::new(),
             upstream: None,
         }
     }
@@ -248,12 +362,12 @@ impl<'a> Connection<'a> {
         let _ = self.client.set_nodelay(true);
         let end = loop {
             match self.next_request() {
-                Ok(request) => {
-                    if let Err(e) = self.pass_on(&request) {
+                Ok(last) => {
+                    if let Err(e) = self.pass_on() {
                         log::debug!("http: could not pass a request from {} on: {e}", self.peer);
                         break End::Quiet;
                     }
-                    if request.last {
+                    if last {
                         break End::Quiet;
                     }
                 }
@@ -290,9 +404,12 @@ impl<'a> Connection<'a> {
             }
             wait = wait.min(left);
         }
-        self.client
-            .set_read_timeout(Some(wait))
-            .map_err(|_| Stall::Failed)?;
+        if self.read_timeout != Some(wait) {
+            self.client
+                .set_read_timeout(Some(wait))
+                .map_err(|_| Stall::Failed)?;
+            self.read_timeout = Some(wait);
+        }
         let mut chunk = [0u8; 16 * 1024];
         loop {
             match self.client.read(&mut chunk) {
@@ -332,7 +449,9 @@ impl<'a> Connection<'a> {
         Ok(())
     }
 
-    fn next_request(&mut self) -> Result<Complete, End> {
+    /// Reads the next request and puts it in `self.out` as tiny_http will read it; whether
+    /// the client said it is its last (`Connection: close`, or HTTP/1.0 without keep-alive).
+    fn next_request(&mut self) -> Result<bool, End> {
         // Between requests the client may be silent for the idle timeout.
         while self.buf.is_empty() {
             match self.fill(None) {
@@ -342,29 +461,42 @@ impl<'a> Connection<'a> {
         }
         let deadline = Instant::now() + self.limits.body_timeout;
         let head_len = self.read_head(deadline)?;
-        let raw_head = self.buf[..head_len].to_vec();
-        let head = Head::parse(&raw_head)?;
-        let framing = head.framing(self.limits.max_body_bytes)?;
-        if head.expects_continue && self.buf.len() == head_len && framing != Framing::Empty {
+        let (framing, expects_continue, last) = {
+            let head = Head::parse(&self.buf[..head_len])?;
+            let framing = head.framing(self.limits.max_body_bytes)?;
+            self.out.clear();
+            head.write_for_tiny_http(framing, &mut self.out);
+            (framing, head.expects_continue, head.last)
+        };
+        if expects_continue && self.buf.len() == head_len && framing != Framing::Empty {
             // The client waits for this before it sends the body. (A client that expects
             // 100-continue does not pipeline, so no earlier answer is being copied now.)
             let _ = self.client.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
-        let (body, consumed) = match framing {
-            Framing::Empty => (Vec::new(), head_len),
+        let consumed = match framing {
+            Framing::Empty => {
+                self.out.extend_from_slice(b"\r\n");
+                head_len
+            }
             Framing::Length(n) => {
                 let n = n as usize; // at most max_body_bytes, checked in framing()
                 self.need(head_len + n, deadline, "body")?;
-                (self.buf[head_len..head_len + n].to_vec(), head_len + n)
+                self.out.extend_from_slice(b"\r\n");
+                self.out
+                    .extend_from_slice(&self.buf[head_len..head_len + n]);
+                head_len + n
             }
-            Framing::Chunked => self.read_chunked(head_len, deadline)?,
+            Framing::Chunked => {
+                let (body, consumed) = self.read_chunked(head_len, deadline)?;
+                self.out.extend_from_slice(
+                    format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes(),
+                );
+                self.out.extend_from_slice(&body);
+                consumed
+            }
         };
         self.buf.drain(..consumed);
-        Ok(Complete {
-            head: head.for_tiny_http(framing, body.len()),
-            body,
-            last: head.last,
-        })
+        Ok(last)
     }
 
     /// Reads until the blank line ending the head; its length including that line.
@@ -467,18 +599,23 @@ impl<'a> Connection<'a> {
     }
 
     /// Sends a complete request to tiny_http, connecting first if this is the first one.
-    fn pass_on(&mut self, request: &Complete) -> std::io::Result<()> {
+    fn pass_on(&mut self) -> std::io::Result<()> {
         if self.upstream.is_none() {
-            let upstream = TcpStream::connect_timeout(&self.upstream_addr, Duration::from_secs(5))?;
+            let upstream = TcpStream::connect_timeout(&self.upstream_addr, Duration::from_secs(5))
+                .inspect_err(|_| self.shared.openings.report_trouble())?;
             upstream.set_nodelay(true)?;
             lock(&self.shared.peers).insert(upstream.local_addr()?, self.peer);
+            self.shared.openings.record_gate();
             let copier = {
                 let (mut from, mut to) = (upstream.try_clone()?, self.client.try_clone()?);
+                let openings = self.shared.openings.clone();
                 std::thread::Builder::new()
                     .name("http-copy".into())
                     .stack_size(THREAD_STACK)
                     .spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
+                        if copy_first_answer(&mut from, &mut to, &openings) {
+                            let _ = std::io::copy(&mut from, &mut to);
+                        }
                         let _ = to.flush();
                         // tiny_http closed (it answered a last request, or went idle): stop
                         // reading the client too. Writing stays open for a refusal.
@@ -488,9 +625,8 @@ impl<'a> Connection<'a> {
             self.upstream = Some((upstream, copier));
         }
         let (upstream, _) = self.upstream.as_mut().expect("connected above");
-        upstream.write_all(&request.head)?;
-        upstream.write_all(&request.body)?;
-        upstream.flush()
+        // One write: tiny_http's connection thread wakes once for the whole request.
+        upstream.write_all(&self.out)
     }
 
     /// The refusal as a JSON answer; the connection closes after it.
@@ -524,6 +660,24 @@ impl<'a> Connection<'a> {
                 Ok(0) | Err(_) => break,
                 Ok(n) => taken += n,
             }
+        }
+    }
+}
+
+/// Copies tiny_http's first bytes on a new connection, counting them (before the client can
+/// see them, so a client that got its answer finds it counted); whether they came and went on
+/// to the client (if not, the copy is over).
+fn copy_first_answer(from: &mut TcpStream, to: &mut TcpStream, openings: &Openings) -> bool {
+    let mut first = [0u8; 4 * 1024];
+    loop {
+        match from.read(&mut first) {
+            Ok(0) => return false,
+            Ok(n) => {
+                openings.record_answered();
+                return to.write_all(&first[..n]).is_ok();
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => return false,
         }
     }
 }
@@ -580,10 +734,14 @@ enum Framing {
     Chunked,
 }
 
-/// The parts of a request head the gate needs.
+/// The parts of a request head the gate needs, read without allocating.
 struct Head<'h> {
-    lines: Vec<&'h str>,
-    content_lengths: Vec<&'h str>,
+    /// The request line and header lines, without the blank line that ends them.
+    text: &'h str,
+    /// The first `Content-Length` value.
+    content_length: Option<&'h str>,
+    /// The first `Content-Length` value that is not a plain number or differs from the first.
+    bad_content_length: Option<&'h str>,
     transfer_encoding: Option<&'h str>,
     expects_continue: bool,
     last: bool,
@@ -599,33 +757,42 @@ impl<'h> Head<'h> {
             ));
         }
         let text = std::str::from_utf8(&raw[..raw.len() - 4]).expect("checked ASCII");
-        let lines: Vec<&str> = text.split("\r\n").collect();
-        let http10 = lines.first().is_some_and(|l| l.ends_with("HTTP/1.0"));
+        let http10 = text
+            .split("\r\n")
+            .next()
+            .is_some_and(|l| l.ends_with("HTTP/1.0"));
         let mut head = Head {
-            lines,
-            content_lengths: Vec::new(),
+            text,
+            content_length: None,
+            bad_content_length: None,
             transfer_encoding: None,
             expects_continue: false,
             last: http10,
         };
-        for line in head.lines.iter().skip(1) {
+        let plain = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+        for line in text.split("\r\n").skip(1) {
             let Some((name, value)) = line.split_once(':') else {
                 continue; // tiny_http answers a malformed header line 400 itself
             };
             let value = value.trim_matches([' ', '\t']);
-            match name.to_ascii_lowercase().as_str() {
-                "content-length" => head.content_lengths.push(value),
-                "transfer-encoding" => head.transfer_encoding = Some(value),
-                "expect" => head.expects_continue = value.eq_ignore_ascii_case("100-continue"),
-                "connection" => {
-                    let value = value.to_ascii_lowercase();
-                    if value.contains("close") {
-                        head.last = true;
-                    } else if value.contains("keep-alive") {
-                        head.last = false;
-                    }
+            if name.eq_ignore_ascii_case("content-length") {
+                let first = *head.content_length.get_or_insert(value);
+                if head.bad_content_length.is_none()
+                    && (!plain(value)
+                        || value.trim_start_matches('0') != first.trim_start_matches('0'))
+                {
+                    head.bad_content_length = Some(value);
                 }
-                _ => {}
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                head.transfer_encoding = Some(value);
+            } else if name.eq_ignore_ascii_case("expect") {
+                head.expects_continue = value.eq_ignore_ascii_case("100-continue");
+            } else if name.eq_ignore_ascii_case("connection") {
+                if contains_ignore_case(value, "close") {
+                    head.last = true;
+                } else if contains_ignore_case(value, "keep-alive") {
+                    head.last = false;
+                }
             }
         }
         Ok(head)
@@ -633,7 +800,7 @@ impl<'h> Head<'h> {
 
     fn framing(&self, max_body: u64) -> Result<Framing, End> {
         if let Some(coding) = self.transfer_encoding {
-            if !self.content_lengths.is_empty() {
+            if self.content_length.is_some() {
                 return Err(refuse(
                     400,
                     "bad_content_length",
@@ -649,10 +816,9 @@ impl<'h> Head<'h> {
             }
             return Ok(Framing::Chunked);
         }
-        let Some(first) = self.content_lengths.first() else {
+        let Some(first) = self.content_length else {
             return Ok(Framing::Empty);
         };
-        let plain = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
         let bad = |v: &str| {
             refuse(
                 400,
@@ -660,10 +826,8 @@ impl<'h> Head<'h> {
                 format!("Content-Length {v:?} is not a plain number of bytes; nothing was stored"),
             )
         };
-        for value in &self.content_lengths {
-            if !plain(value) || value.trim_start_matches('0') != first.trim_start_matches('0') {
-                return Err(bad(value));
-            }
+        if let Some(value) = self.bad_content_length {
+            return Err(bad(value));
         }
         let length: u64 = first.parse().map_err(|_| bad(first))?;
         if length > max_body {
@@ -676,32 +840,36 @@ impl<'h> Head<'h> {
         })
     }
 
-    /// The head tiny_http reads: `Expect` answered here and dropped, a chunked body's
-    /// framing replaced by its decoded length.
-    fn for_tiny_http(&self, framing: Framing, body_len: usize) -> Vec<u8> {
-        let mut out =
-            String::with_capacity(self.lines.iter().map(|l| l.len() + 2).sum::<usize>() + 32);
-        for (i, line) in self.lines.iter().enumerate() {
+    /// Appends the head tiny_http reads to `out`, without the blank line that ends it (a
+    /// chunked body's decoded length goes before that): `Expect` answered here and dropped, a
+    /// chunked body's framing dropped.
+    fn write_for_tiny_http(&self, framing: Framing, out: &mut Vec<u8>) {
+        for (i, line) in self.text.split("\r\n").enumerate() {
             if i > 0 {
-                let name = line.split(':').next().unwrap_or("").to_ascii_lowercase();
-                let drop = match name.as_str() {
-                    "expect" => self.expects_continue,
-                    "transfer-encoding" | "content-length" => framing == Framing::Chunked,
-                    _ => false,
+                let name = line.split(':').next().unwrap_or("");
+                let drop = if name.eq_ignore_ascii_case("expect") {
+                    self.expects_continue
+                } else {
+                    framing == Framing::Chunked
+                        && (name.eq_ignore_ascii_case("transfer-encoding")
+                            || name.eq_ignore_ascii_case("content-length"))
                 };
                 if drop {
                     continue;
                 }
             }
-            out.push_str(line);
-            out.push_str("\r\n");
+            out.extend_from_slice(line.as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
-        if framing == Framing::Chunked {
-            out.push_str(&format!("Content-Length: {body_len}\r\n"));
-        }
-        out.push_str("\r\n");
-        out.into_bytes()
     }
+}
+
+/// Whether `haystack` contains `needle` (ASCII), ignoring case.
+fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

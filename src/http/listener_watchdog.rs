@@ -1,13 +1,31 @@
-//! No silent outage: a thread that asks our own listener for `/healthz` every second, like a
-//! client would. tiny_http serves from one accept thread; when it dies (it stops at the first
-//! `accept` error, and panics when it cannot start a connection thread: `TasksMax`,
-//! `RLIMIT_NPROC`, memory) the listening socket goes with it while the process lives on, and
-//! a service manager watching only the process would never restart it.
+//! No silent outage: a thread that asks our own listener for `/healthz`, like a client would.
+//! tiny_http serves from one accept thread; when it dies (it stops at the first `accept`
+//! error, and panics when it cannot start a connection thread: `TasksMax`, `RLIMIT_NPROC`,
+//! memory) the listening socket goes with it while the process lives on, and a service
+//! manager watching only the process would never restart it.
 //!
-//! After [`FAILURES`] checks in a row without an HTTP answer — or at once when a handler thread
-//! hears from tiny_http that its accept loop ended — the watchdog logs why and calls its
-//! `on_dead` action (`serve` exits with code 71, so systemd's `Restart=on-failure` restarts
-//! it). While checks pass it also feeds systemd's watchdog (`WATCHDOG=1`) and, after the first
+//! When a handler thread hears from tiny_http that its accept loop ended, the watchdog acts at
+//! once; when the gate cannot accept a client or connect to tiny_http, it checks at once.
+//! Otherwise it checks every [`CHECK_EVERY`] (or every `WatchdogSec/2` when systemd's
+//! watchdog asks for less, so every `WATCHDOG=1` follows a passed check), and after a failed
+//! check every [`RETRY_EVERY`]; after [`FAILURES`] failed checks in a row it logs why and calls
+//! its `on_dead` action (`serve` exits with code 71, so systemd's `Restart=on-failure`
+//! restarts it). A check is skipped, and counts as passed, when since the last one a new
+//! client connection got its first answer through the gate ([`Openings::answered`]): that
+//! client took the same path the check would. So an idle server is asked once per period, and
+//! a busy one with new clients not at all.
+//!
+//! Detection: an accept loop that ends with an error, at once; a listener that refuses or
+//! whose accept thread panicked (new connections are refused), within `2 × RETRY_EVERY` (2 s)
+//! of the first client the gate could not pass on, and within `CHECK_EVERY + 2 ×
+//! RETRY_EVERY` (12 s) with no client; one that accepts but never answers, within `CHECK_EVERY + 3 ×
+//! ANSWER_WITHIN + 2 × RETRY_EVERY` (21 s), and systemd's watchdog, fed only after passed
+//! checks, bounds that to `WatchdogSec` too (20 s in the shipped unit). Each period is
+//! shorter when `WatchdogSec/2` is. The period is what an idle server pays: a check wakes
+//! about eleven threads (this one, the gate's accept, connection and copy threads, tiny_http's
+//! accept and pool threads, a handler), ~1 wake-up per second at 10 s.
+//!
+//! While checks pass it also feeds systemd's watchdog (`WATCHDOG=1`) and, after the first
 //! pass, says `READY=1` (see [`crate::notify`]): readiness means a client can be answered.
 
 use std::io::{Read, Write};
@@ -18,10 +36,13 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, TryRecvError};
 
+use super::gate::Openings;
 use crate::notify::Notifier;
 
-/// How often the listener is asked.
-pub const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// How often the listener is asked while it answers (at most; see [`check_period`]).
+pub const CHECK_EVERY: Duration = Duration::from_secs(10);
+/// How soon a failed check is repeated.
+pub const RETRY_EVERY: Duration = Duration::from_secs(1);
 /// How long one check waits for a connection and an answer. Generous: a listener that
 /// answers slowly under load is alive.
 pub const ANSWER_WITHIN: Duration = Duration::from_secs(3);
@@ -37,16 +58,20 @@ pub struct ListenerWatchdog {
 
 impl ListenerWatchdog {
     /// Watches the listener at `listen`. `accept_died` carries tiny_http's report that its
-    /// accept loop ended; `stop` ends the watchdog (the service is stopping).
+    /// accept loop ended; `openings` counts new clients answered through the gate; `stop`
+    /// ends the watchdog (the service is stopping).
     pub fn start(
         listen: SocketAddr,
         on_dead: OnDead,
         accept_died: Receiver<String>,
+        openings: Arc<Openings>,
         stop: Receiver<()>,
     ) -> ListenerWatchdog {
         let target = loopback(listen);
         let notifier = Notifier::from_env();
         let ping_every = Notifier::watchdog_interval();
+        let period = check_period(ping_every);
+        let trouble = openings.trouble();
         let thread = std::thread::Builder::new()
             .name("http-watchdog".into())
             .stack_size(256 * 1024)
@@ -54,8 +79,16 @@ impl ListenerWatchdog {
                 let mut failures = 0;
                 let mut ready = false;
                 let mut last_ping: Option<Instant> = None;
+                let mut answered = openings.answered();
+                let mut skip = false;
                 loop {
-                    let why = match check(target) {
+                    let mut forced = false;
+                    let result = if skip { Ok(()) } else { check(target) };
+                    if !skip {
+                        answered = openings.answered(); // not counting this check's own
+                    }
+                    let passed = result.is_ok();
+                    let why = match result {
                         Ok(()) => {
                             failures = 0;
                             if let Some(n) = &notifier {
@@ -83,6 +116,16 @@ impl ListenerWatchdog {
                             (failures >= FAILURES).then_some(why)
                         }
                     };
+                    // After a skip, the next check is due a period after the answer that
+                    // stood for it, so a listener that died right after it is not missed
+                    // for longer than a period.
+                    let wait = match (passed, skip) {
+                        (false, _) => RETRY_EVERY,
+                        (true, false) => period,
+                        (true, true) => period
+                            .saturating_sub(openings.since_answered())
+                            .max(Duration::from_millis(10)),
+                    };
                     let why = why.or_else(|| {
                         select! {
                             recv(stop) -> _ => Some(String::new()),
@@ -90,9 +133,21 @@ impl ListenerWatchdog {
                                 "the accept loop ended: {}",
                                 e.unwrap_or_else(|_| "no reason given".into())
                             )),
-                            default(CHECK_EVERY) => None,
+                            recv(trouble) -> _ => {
+                                forced = true;
+                                None
+                            }
+                            default(wait) => None,
                         }
                     });
+                    // A new client answered within the last period: that stands for a check.
+                    let now = openings.answered();
+                    skip = passed
+                        && !forced
+                        && ready
+                        && now != answered
+                        && openings.since_answered() < period;
+                    answered = now;
                     match why {
                         None => {}
                         Some(why) if why.is_empty() => return,
@@ -119,6 +174,12 @@ impl ListenerWatchdog {
     pub fn join(self) {
         let _ = self.thread.join();
     }
+}
+
+/// How often to check while checks pass: [`CHECK_EVERY`], or half of systemd's `WatchdogSec`
+/// (`ping_every`) when that is shorter, so a ping always follows a recent check.
+pub fn check_period(ping_every: Option<Duration>) -> Duration {
+    ping_every.map_or(CHECK_EVERY, |every| every.min(CHECK_EVERY))
 }
 
 /// Where to reach a listener bound to `listen` from this host.

@@ -3,14 +3,14 @@
 //! listens on a loopback port of its own.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
 
-use super::gate::{Gate, Limits, Peers};
+use super::gate::{Gate, Limits, Openings, Peers};
 use super::listener_watchdog::{ListenerWatchdog, OnDead};
 use super::router;
 use super::stall_guard::StallGuard;
@@ -39,10 +39,13 @@ pub struct BoundListener {
 }
 
 impl BoundListener {
-    /// `idle_timeout`: set on the listening socket, so every accepted connection inherits it
-    /// (Linux copies socket options on accept): a connection that sends nothing for that long
-    /// is closed by tiny_http instead of holding its thread forever, and a stalled body read
-    /// fails instead of hanging a handler.
+    /// `idle_timeout`: the send timeout of both listening sockets, so every accepted
+    /// connection inherits it (Linux copies socket options on accept): an answer that cannot
+    /// be sent for that long fails instead of holding a handler. Reads need no timeout from
+    /// the socket: the gate bounds each read from a client itself, and tiny_http reads only
+    /// from the gate, which closes its connection to tiny_http when the client leaves or goes
+    /// idle. (A receive timeout on a listening socket would also bound `accept`, and
+    /// tiny_http's accept loop ends at its first error: an idle server lost its listener.)
     pub fn bind(listen: &str, idle_timeout: Duration) -> Result<BoundListener> {
         let addr: SocketAddr = listen
             .parse()
@@ -75,7 +78,7 @@ impl BoundListener {
     }
 }
 
-/// A listening socket with `idle_timeout` for reads and writes (accepted sockets inherit it).
+/// A listening socket with `idle_timeout` for writes (accepted sockets inherit it).
 fn listen_on(
     addr: SocketAddr,
     idle_timeout: Duration,
@@ -87,9 +90,6 @@ fn listen_on(
     };
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(bind_error)?;
     socket.set_reuse_address(true).map_err(bind_error)?;
-    socket
-        .set_read_timeout(Some(idle_timeout))
-        .map_err(bind_error)?;
     socket
         .set_write_timeout(Some(idle_timeout))
         .map_err(bind_error)?;
@@ -114,6 +114,7 @@ impl HttpServer {
             addr,
         } = bound;
         let server_settings = &state.settings.server;
+        let (openings, opened) = Openings::new();
         let gate = Gate::start(
             public,
             inner,
@@ -122,32 +123,30 @@ impl HttpServer {
                 body_timeout: Duration::from_secs(server_settings.body_timeout_s),
                 idle_timeout: Duration::from_secs(server_settings.idle_timeout_s),
             },
+            openings.clone(),
         );
         let peers = gate.peers();
         let server = Arc::new(server);
         let stopping = Arc::new(AtomicBool::new(false));
-        let requests = Arc::new(AtomicU64::new(0));
         let (accept_died_tx, accept_died) = crossbeam_channel::bounded(1);
         let threads = (0..threads)
             .map(|i| {
                 let (server, state, stopping) = (server.clone(), state.clone(), stopping.clone());
-                let (requests, peers) = (requests.clone(), peers.clone());
+                let peers = peers.clone();
                 let accept_died = accept_died_tx.clone();
                 std::thread::Builder::new()
                     .name(format!("http-{i}"))
                     .stack_size(512 * 1024)
-                    .spawn(move || {
-                        serve(&server, &state, &stopping, &requests, &peers, &accept_died)
-                    })
+                    .spawn(move || serve(&server, &state, &stopping, &peers, &accept_died))
                     .expect("spawn http thread")
             })
             .collect();
         let (guard_stop, guard_rx) = crossbeam_channel::bounded(0);
         // The pool race it works around is tiny_http's: nudge tiny_http's own port.
-        let guard = StallGuard::start(inner, requests, guard_rx);
+        let guard = StallGuard::start(inner, openings.clone(), opened, guard_rx);
         // The watchdog asks the public port: through the gate to a handler, like a client.
         let (watchdog_stop, watchdog_rx) = crossbeam_channel::bounded(0);
-        let watchdog = ListenerWatchdog::start(addr, on_dead, accept_died, watchdog_rx);
+        let watchdog = ListenerWatchdog::start(addr, on_dead, accept_died, openings, watchdog_rx);
         HttpServer {
             gate: Some(gate),
             server,
@@ -193,14 +192,12 @@ fn serve(
     server: &tiny_http::Server,
     state: &AppState,
     stopping: &AtomicBool,
-    requests: &AtomicU64,
     peers: &Peers,
     accept_died: &crossbeam_channel::Sender<String>,
 ) {
     loop {
         match server.recv() {
             Ok(mut request) => {
-                requests.fetch_add(1, Ordering::Relaxed);
                 let started = Instant::now();
                 let client = peers.client_of(request.remote_addr().copied());
                 let reply = router::dispatch(state, &mut request, client, started);

@@ -7,60 +7,81 @@
 //! minutes (our load tester saw one request wait the whole run).
 //!
 //! Any connection that ends frees a pool thread, which then takes the queued task. So this
-//! guard opens and immediately closes connections to our own listener: the pool either runs
-//! such a nudge on an idle thread (which then drains the queue in order) or starts a thread
-//! for it (which, done at once, takes one stranded task). Each nudge rescues at most one
-//! stranded connection, and strandings come in bursts of new connections, so the guard nudges
-//! in bursts while requests are flowing and once per idle period otherwise. A stranded
-//! connection waits tens of milliseconds instead of indefinitely; the cost is about ten
-//! loopback connects per second when idle.
+//! guard opens and immediately closes connections to tiny_http's listener: the pool either
+//! runs such a nudge on an idle thread (which then drains the queue in order) or starts a
+//! thread for it (which, done at once, takes one stranded task). Each nudge rescues at most
+//! one stranded connection, so the guard nudges in bursts.
+//!
+//! When it nudges: a task can only be stranded at the moment tiny_http's accept thread hands
+//! out a *new* connection, and only when another one was handed out just before (the thread
+//! counted as idle is one woken for that earlier connection and not yet running; the window is
+//! one thread's wake-up latency). Only the gate ([`super::gate`]) and this guard open
+//! connections to tiny_http, and both count them in [`Openings`]; the gate wakes the guard
+//! when its connection came within [`Openings::LONE_GAP`] of another (nudges included), and a
+//! lone one, which cannot be stranded, is let be. Woken, the guard nudges [`BUSY_NUDGES`] times
+//! every [`BUSY_PERIOD`] until [`QUIET_TICKS`] ticks pass without a new opening. A stranded
+//! connection waits tens of milliseconds instead of indefinitely; an idle server, or one whose
+//! clients keep their connections, costs the guard nothing.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{select, Receiver, RecvTimeoutError};
 
-/// Tick when idle, and the one nudge it sends.
-pub const IDLE_PERIOD: Duration = Duration::from_millis(100);
-/// Tick while requests are flowing, and the nudges per tick.
+use super::gate::Openings;
+
+/// Tick while connections are being opened, and the nudges per tick.
 pub const BUSY_PERIOD: Duration = Duration::from_millis(20);
 pub const BUSY_NUDGES: usize = 4;
+/// Ticks without a new opening after which the guard sleeps again.
+pub const QUIET_TICKS: u32 = 2;
 
 pub struct StallGuard {
     thread: JoinHandle<()>,
 }
 
 impl StallGuard {
-    /// `requests` counts requests taken by the handler threads; a change means traffic.
-    pub fn start(listen: SocketAddr, requests: Arc<AtomicU64>, stop: Receiver<()>) -> StallGuard {
-        let target = match listen.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => {
-                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), listen.port())
-            }
-            IpAddr::V6(ip) if ip.is_unspecified() => {
-                SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), listen.port())
-            }
-            _ => listen,
-        };
+    /// Guards tiny_http's listener at `target`; `opened` wakes the guard after the gate opened
+    /// connections counted in `openings`; `stop` ends it.
+    pub fn start(
+        target: SocketAddr,
+        openings: Arc<Openings>,
+        opened: Receiver<()>,
+        stop: Receiver<()>,
+    ) -> StallGuard {
         let thread = std::thread::Builder::new()
             .name("http-stall-guard".into())
+            .stack_size(128 * 1024)
             .spawn(move || {
-                let mut seen = requests.load(Relaxed);
-                let mut busy = false;
                 loop {
-                    let period = if busy { BUSY_PERIOD } else { IDLE_PERIOD };
-                    if !matches!(stop.recv_timeout(period), Err(RecvTimeoutError::Timeout)) {
-                        return;
+                    select! {
+                        recv(stop) -> _ => return,
+                        recv(opened) -> woken => if woken.is_err() { return },
                     }
-                    let now = requests.load(Relaxed);
-                    busy = now != seen;
-                    seen = now;
-                    for _ in 0..if busy { BUSY_NUDGES } else { 1 } {
-                        // Connect and drop: tiny_http reads EOF and frees the thread.
-                        let _ = TcpStream::connect_timeout(&target, Duration::from_millis(200));
+                    let mut seen = openings.opened();
+                    let mut quiet = 0;
+                    while quiet < QUIET_TICKS {
+                        if !matches!(
+                            stop.recv_timeout(BUSY_PERIOD),
+                            Err(RecvTimeoutError::Timeout)
+                        ) {
+                            return;
+                        }
+                        for _ in 0..BUSY_NUDGES {
+                            openings.record();
+                            // Connect and drop: tiny_http reads EOF and frees the thread.
+                            let _ = TcpStream::connect_timeout(&target, Duration::from_millis(200));
+                        }
+                        let _ = opened.try_recv();
+                        let now = openings.opened();
+                        quiet = if now == seen + BUSY_NUDGES as u64 {
+                            quiet + 1
+                        } else {
+                            0
+                        };
+                        seen = now;
                     }
                 }
             })
