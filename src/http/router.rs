@@ -1,6 +1,7 @@
 //! Finding a request's route and running it: match the path, check access, call the
 //! handler. Unknown paths get `404`, known paths with another method `405` with `Allow`.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use super::auth;
@@ -63,42 +64,53 @@ pub fn dispatch(
     remote: Option<std::net::SocketAddr>,
     started: Instant,
 ) -> Reply {
-    let url = request.url().to_string();
-    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-    let method = request.method().as_str().to_ascii_uppercase();
-    match find(ROUTES, &method, path) {
-        Match::NotFound => Reply::error(
-            404,
-            "not_found",
-            &format!("no such endpoint: {path}; see /docs for the API"),
-        ),
-        Match::WrongMethod(allowed) => Reply::error(
-            405,
-            "method_not_allowed",
-            &format!(
-                "{method} is not allowed on {path}; use {}",
-                allowed.join(" or ")
-            ),
-        )
-        .with_header("Allow", allowed.join(", ")),
-        Match::Found(route, params) => {
-            let mut call = Call {
-                request,
-                params,
-                query: parse_query(query),
-                remote,
-                started,
-            };
-            let allowed = match route.access {
-                Access::Open => Ok(()),
-                Access::Ingest => auth::check_ingest(state, &call),
-                Access::Admin => auth::check_admin(state, &call),
-            };
-            match allowed {
-                Ok(()) => (route.handler)(state, &mut call),
-                Err(reply) => reply,
+    // The route is found on the borrowed URL; only what the handler needs is copied out.
+    let (route, params, query) = {
+        let url = request.url();
+        let (path, query) = url.split_once('?').unwrap_or((url, ""));
+        let method = request.method().as_str();
+        let method: Cow<str> = if method.bytes().any(|b| b.is_ascii_lowercase()) {
+            Cow::Owned(method.to_ascii_uppercase())
+        } else {
+            Cow::Borrowed(method)
+        };
+        match find(ROUTES, &method, path) {
+            Match::NotFound => {
+                return Reply::error(
+                    404,
+                    "not_found",
+                    &format!("no such endpoint: {path}; see /docs for the API"),
+                )
             }
+            Match::WrongMethod(allowed) => {
+                return Reply::error(
+                    405,
+                    "method_not_allowed",
+                    &format!(
+                        "{method} is not allowed on {path}; use {}",
+                        allowed.join(" or ")
+                    ),
+                )
+                .with_header("Allow", allowed.join(", "))
+            }
+            Match::Found(route, params) => (route, params, parse_query(query)),
         }
+    };
+    let mut call = Call {
+        request,
+        params,
+        query,
+        remote,
+        started,
+    };
+    let allowed = match route.access {
+        Access::Open => Ok(()),
+        Access::Ingest => auth::check_ingest(state, &call),
+        Access::Admin => auth::check_admin(state, &call),
+    };
+    match allowed {
+        Ok(()) => (route.handler)(state, &mut call),
+        Err(reply) => reply,
     }
 }
 

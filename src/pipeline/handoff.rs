@@ -1,8 +1,9 @@
 //! Between the commit and the workers: a newly stored message is offered to them at once
 //! (the fast path; what does not fit stays `queued` for the feeder), a finished one leaves the
 //! in-flight set, requeued dead letters may be handed over again. The offered job is a ticket
-//! without the body: the appended payload is dropped with the op here, after the commit, and
-//! the worker reads it back when it starts (see `queue::bodies`).
+//! without the body; the appended payload goes beside it into the dispatcher's bounded
+//! `queue::fresh_bodies`, where the worker that starts it finds it (a larger one, or one that
+//! did not fit, it reads back from the store: see `queue::bodies`).
 
 use crate::queue::{Dispatcher, QueuedJob};
 use crate::store::{MessageState, OpOutcome, WriteOp};
@@ -24,12 +25,15 @@ impl JobHandoff {
                     id,
                     duplicate: false,
                 },
-            ) => self.dispatcher.offer(QueuedJob {
-                id: *id,
-                path: m.path,
-                attempts: 0,
-                size: m.payload.len() as u64,
-            }),
+            ) => self.dispatcher.offer_with_body(
+                QueuedJob {
+                    id: *id,
+                    path: m.path,
+                    attempts: 0,
+                    size: m.payload.len() as u64,
+                },
+                Some(m.payload),
+            ),
             (WriteOp::Complete { id, .. }, OpOutcome::Completed { .. })
             | (WriteOp::Dead { id, .. }, OpOutcome::Changed(_)) => self.dispatcher.finish(id),
             (

@@ -3,8 +3,9 @@
 //! payload memory by `queue.workers` instead of by the backlog: 600 queued 1 MiB bodies cost
 //! 600 small tickets, not 600 MiB (measured in `docs/performance.md`).
 //!
-//! The body was just written when a ticket comes from the fast path, so the read is served
-//! from SQLite's page cache or the OS's; an attempt pays tens of microseconds for it.
+//! A ticket from the fast path usually finds its body kept in memory since the commit
+//! (`queue::fresh_bodies`, bounded); otherwise the body is read here, from SQLite's page cache
+//! or the OS's, a read transaction of tens of microseconds.
 
 use std::sync::Arc;
 
@@ -28,7 +29,11 @@ impl BodyLoader {
     /// * the body cannot be read (a storage error): the message stays `queued` on disk and
     ///   leaves the in-flight set, so the feeder hands it over again on its next look.
     pub fn load(&self, ticket: QueuedJob) -> Option<Job> {
-        match self.reader.payload(ticket.id) {
+        let kept = self
+            .dispatcher
+            .take_fresh_body(ticket.id)
+            .map(|b| Ok(Some(b)));
+        match kept.unwrap_or_else(|| self.reader.payload(ticket.id)) {
             Ok(Some(payload)) => Some(Job {
                 id: ticket.id,
                 path: ticket.path,

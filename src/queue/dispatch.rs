@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
 
+use super::fresh_bodies::FreshBodies;
 use super::QueuedJob;
 use crate::time::now_ms;
 
@@ -48,6 +49,8 @@ pub struct Dispatcher {
     feeder_request: Arc<AtomicI64>,
     /// One token when messages came into hand after none were; the lease keeper sleeps on it.
     work_started: (Sender<()>, Receiver<()>),
+    /// Bodies of jobs offered on the fast path, for the worker that starts them.
+    fresh: Arc<FreshBodies>,
 }
 
 /// The receiving ends: jobs for the workers, wake-ups for the feeder.
@@ -67,6 +70,7 @@ impl Dispatcher {
                 wake: wake_tx,
                 feeder_request: Arc::new(AtomicI64::new(NO_REQUEST)),
                 work_started: bounded(1),
+                fresh: Arc::new(FreshBodies::default()),
             },
             DispatchReceivers {
                 jobs: jobs_rx,
@@ -78,17 +82,35 @@ impl Dispatcher {
     /// The fast path after a commit. When the channel is full the message simply stays
     /// `queued` on disk and the feeder is told to look.
     pub fn offer(&self, job: QueuedJob) {
+        self.offer_with_body(job, None);
+    }
+
+    /// [`Dispatcher::offer`] with the body just committed: kept for the worker that takes the
+    /// job (see [`FreshBodies`]), so it need not read it back. Kept before the ticket goes
+    /// out, so the worker cannot look before it is there.
+    pub fn offer_with_body(&self, job: QueuedJob, body: Option<Vec<u8>>) {
         let id = job.id;
         if !self.claim(id) {
             return;
         }
+        let kept = body.map(|b| self.fresh.keep(id, b)).is_some();
         match self.jobs.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                // The feeder hands it over later, maybe much later: read it back then.
+                if kept {
+                    self.fresh.forget(id);
+                }
                 self.unmark(id);
                 self.wake_feeder();
             }
         }
+    }
+
+    /// The body kept for message `id` when it was offered, taken; `None` when there is none
+    /// (read it from the store).
+    pub fn take_fresh_body(&self, id: i64) -> Option<Vec<u8>> {
+        self.fresh.take(id)
     }
 
     /// Blocks until the job is taken or `stop` fires; for the feeder only.
@@ -337,6 +359,21 @@ mod tests {
         assert!(started.try_recv().is_err(), "nothing came into hand");
         assert!(d.claim(4));
         assert!(started.try_recv().is_ok(), "in hand again after none");
+    }
+
+    #[test]
+    fn an_offered_body_waits_for_its_worker_unless_the_job_did_not_fit() {
+        let (d, rx) = Dispatcher::new(1);
+        d.offer_with_body(job(1), Some(b"one".to_vec()));
+        d.offer_with_body(job(2), Some(b"two".to_vec()));
+        assert_eq!(rx.jobs.try_recv().unwrap().id, 1);
+        assert_eq!(d.take_fresh_body(1).as_deref(), Some(&b"one"[..]));
+        assert_eq!(
+            d.take_fresh_body(2),
+            None,
+            "a job left to the feeder must not hold its body"
+        );
+        assert_eq!(d.fresh.held(), (0, 0));
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod bodies;
 pub mod dispatch;
 pub mod feeder;
+pub mod fresh_bodies;
 pub mod lease;
 pub mod processor;
 pub mod worker_pool;

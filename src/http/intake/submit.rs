@@ -1,9 +1,8 @@
 //! The last step: the message as it is stored, handed to the writer, and the answer once its
 //! commit is known (`queued` or `duplicate` with the id, or `503` when it could not be kept).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
-
-use serde_json::{Map, Value};
 
 use super::{Refusal, Step};
 use crate::access;
@@ -70,10 +69,13 @@ fn client_address(state: &AppState, call: &Call) -> Option<String> {
 
 /// Waits for the commit; `Ok` only once the message is on disk (or a duplicate of one that is).
 pub(super) fn commit(state: &AppState, message: NewMessage) -> Step<Reply> {
+    // Written out rather than built as a JSON value: this is every acknowledgement's body,
+    // and neither part needs escaping. The same bytes `serde_json` writes for the object.
     let stored = |id: i64, status: &str| {
-        Ok(Reply::json(
+        Ok(Reply::text(
             200,
-            &serde_json::json!({"status": status, "id": id}),
+            "application/json",
+            format!(r#"{{"id":{id},"status":"{status}"}}"#),
         ))
     };
     match state
@@ -106,9 +108,12 @@ pub(super) fn commit(state: &AppState, message: NewMessage) -> Step<Reply> {
 }
 
 /// Headers worth keeping for an audit (content type, user agent, signatures, ids), as a
-/// JSON object; secrets and transport headers are left out and the total is bounded.
+/// JSON object; secrets and transport headers are left out and the total is bounded. Names
+/// are lower case, sorted, the last of a repeated header wins. The values are borrowed from
+/// the request and serialised straight into the string (no JSON value per header: this runs
+/// for every webhook).
 fn stored_headers(request: &tiny_http::Request) -> String {
-    let mut map = Map::new();
+    let mut map: BTreeMap<String, &str> = BTreeMap::new();
     let mut total = 0;
     for h in request.headers() {
         let name = h.field.as_str().as_str().to_ascii_lowercase();
@@ -120,7 +125,7 @@ fn stored_headers(request: &tiny_http::Request) -> String {
         if total > MAX_STORED_HEADERS {
             break;
         }
-        map.insert(name, Value::String(value.to_string()));
+        map.insert(name, value);
     }
-    Value::Object(map).to_string()
+    serde_json::to_string(&map).unwrap_or_else(|_| "{}".into())
 }
