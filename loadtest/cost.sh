@@ -4,6 +4,7 @@
 #
 #   loadtest/cost.sh                  # build release, measure, print a Markdown table
 #   COST_RUNS=3 loadtest/cost.sh      # repeat the side-by-side pair (rows per run)
+#   COST_BEFORE=/tmp/hookvault-old loadtest/cost.sh   # also measure an older binary, same run
 #
 # For each server: `wrk -t2 -c32 -d10s` keep-alive POSTs of a generated order, then (hookvault)
 # wait until every acknowledged webhook is processed. Counted over that whole span:
@@ -17,7 +18,8 @@
 # switches, all threads) and its idle RSS.
 #
 # Needs wrk, curl, jq, awk; perf is used when it can count (perf_event_paranoid <= 2).
-# Knobs: COST_PORT (default 18451, and the next one), COST_RUNS (1), COST_SKIP_BUILD=1,
+# hookvault runs on its built-in defaults (WebSocket listener on, no client connected).
+# Knobs: COST_PORT (default 18451, and the next two), COST_RUNS (1), COST_SKIP_BUILD=1,
 # COST_DURATION (10s), COST_TMP (where the database goes; default under the target dir).
 set -euo pipefail
 
@@ -26,6 +28,7 @@ ROOT=$PWD
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 PORT=${COST_PORT:-18451}
 BPORT=$((PORT + 1))
+WSPORT=$((PORT + 2))
 RUNS=${COST_RUNS:-1}
 DUR=${COST_DURATION:-10s}
 HZ=$(getconf CLK_TCK)
@@ -147,19 +150,22 @@ for run in $(seq 1 "$RUNS"); do
     measure "baseline-server" "$BASE" "http://127.0.0.1:$BPORT" 0
     kill -9 "$BASE"; wait "$BASE" 2>/dev/null || true
 
-    log "run $run/$RUNS: hookvault"
-    rm -rf "$WORK/db"; mkdir -p "$WORK/db"
-    HOOKVAULT_LOG_LEVEL=warn "$HV" serve --listen "127.0.0.1:$PORT" --ws-listen off \
-        --db "$WORK/db/hookvault.db" >"$WORK/hv.log" 2>&1 &
-    HVP=$!
-    PIDS+=("$HVP")
-    wait_up "http://127.0.0.1:$PORT/readyz"
-    idle "hookvault, just started" "$HVP"
-    measure "hookvault GET /healthz (HTTP path only)" "$HVP" "http://127.0.0.1:$PORT/healthz" 0
-    measure "hookvault" "$HVP" "http://127.0.0.1:$PORT" 1
-    idle "hookvault, after the load" "$HVP"
-    kill -TERM "$HVP"; wait "$HVP" 2>/dev/null || true
-
+    for bin in "$HV" ${COST_BEFORE:+"$COST_BEFORE"}; do
+        tag=
+        [[ $bin != "$HV" ]] && tag=" (before: $(basename "$bin"))"
+        log "run $run/$RUNS: hookvault$tag"
+        rm -rf "$WORK/db"; mkdir -p "$WORK/db"
+        HOOKVAULT_LOG_LEVEL=warn "$bin" serve --listen "127.0.0.1:$PORT" --ws-listen "127.0.0.1:$WSPORT" \
+            --db "$WORK/db/hookvault.db" >"$WORK/hv.log" 2>&1 &
+        HVP=$!
+        PIDS+=("$HVP")
+        wait_up "http://127.0.0.1:$PORT/readyz"
+        idle "hookvault$tag, just started" "$HVP"
+        measure "hookvault$tag GET /healthz (HTTP path only)" "$HVP" "http://127.0.0.1:$PORT/healthz" 0
+        measure "hookvault$tag" "$HVP" "http://127.0.0.1:$PORT" 1
+        idle "hookvault$tag, after the load" "$HVP"
+        kill -TERM "$HVP"; wait "$HVP" 2>/dev/null || true
+    done
 done
 
 echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) cores, load average at the end $(cut -d' ' -f1-3 /proc/loadavg); context switches from $( ((PERF)) && echo 'perf stat' || echo '/proc task status (reads low)')."
