@@ -16,8 +16,13 @@ pub struct SqliteWriter {
     conn: Connection,
     /// Held as long as this writer lives (see `store::instance_lock`).
     pub(super) instance_lock: Option<crate::store::InstanceLock>,
+    /// Commits that changed rows since the last checkpoint; a commit that changed nothing
+    /// (an idle lease tick) wrote no page and needs no checkpoint.
     commits_since_checkpoint: u32,
     ops_since_checkpoint: usize,
+    /// The highest `queue_size_peak` written, so a commit whose peak did not rise writes no
+    /// counter row for it: an idle lease tick then touches no page at all.
+    peak_written: u64,
 }
 
 impl SqliteWriter {
@@ -30,6 +35,7 @@ impl SqliteWriter {
             instance_lock: None,
             commits_since_checkpoint: 0,
             ops_since_checkpoint: 0,
+            peak_written: 0,
         })
     }
 }
@@ -57,6 +63,7 @@ impl WriteStore for SqliteWriter {
         now_ms: i64,
         queue_size_peak: u64,
     ) -> StoreResult<(Vec<OpOutcome>, CounterDelta)> {
+        let changes_before = self.conn.total_changes();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -79,10 +86,17 @@ impl WriteStore for SqliteWriter {
                 }
             }
         }
-        write_counters(&tx, &delta, queue_size_peak).map_err(sql_err)?;
+        let peak = (queue_size_peak > self.peak_written).then_some(queue_size_peak);
+        write_counters(&tx, &delta, peak).map_err(sql_err)?;
+        let changed = tx.total_changes() != changes_before;
         tx.commit().map_err(sql_err)?;
-        self.commits_since_checkpoint += 1;
-        self.ops_since_checkpoint += ops.len();
+        if let Some(peak) = peak {
+            self.peak_written = peak;
+        }
+        if changed {
+            self.commits_since_checkpoint += 1;
+            self.ops_since_checkpoint += ops.len();
+        }
         Ok((outcomes, delta))
     }
 
@@ -99,9 +113,15 @@ impl WriteStore for SqliteWriter {
         Ok(n as u64)
     }
 
-    fn maintain(&mut self, idle_for: std::time::Duration) -> StoreResult<()> {
+    /// Checkpoints when due; then nothing is due until the next commit (`None`), or, with
+    /// commits not yet copied back, when the writer will have been idle for
+    /// [`CHECKPOINT_AFTER_IDLE`].
+    fn maintain(
+        &mut self,
+        idle_for: std::time::Duration,
+    ) -> StoreResult<Option<std::time::Duration>> {
         if self.commits_since_checkpoint == 0 {
-            return Ok(());
+            return Ok(None);
         }
         if idle_for >= CHECKPOINT_AFTER_IDLE
             || self.commits_since_checkpoint >= CHECKPOINT_AFTER_COMMITS
@@ -112,8 +132,9 @@ impl WriteStore for SqliteWriter {
                 .map_err(sql_err)?;
             self.commits_since_checkpoint = 0;
             self.ops_since_checkpoint = 0;
+            return Ok(None);
         }
-        Ok(())
+        Ok(Some(CHECKPOINT_AFTER_IDLE.saturating_sub(idle_for)))
     }
 
     fn checkpoint(&mut self) -> StoreResult<()> {
@@ -571,8 +592,9 @@ fn upsert_order(
 }
 
 /// Durable totals move in the same transaction as the rows they count. Gauges (queued,
-/// processing, dead now) are not stored: they are counted once at start-up.
-fn write_counters(tx: &Transaction, d: &CounterDelta, peak: u64) -> rusqlite::Result<()> {
+/// processing, dead now) are not stored: they are counted once at start-up. `peak` is the
+/// queue's high-water mark when it rose since it was last written.
+fn write_counters(tx: &Transaction, d: &CounterDelta, peak: Option<u64>) -> rusqlite::Result<()> {
     let mut add = tx.prepare_cached(
         "INSERT INTO counters (name, value) VALUES (?1, ?2) \
          ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
@@ -582,11 +604,13 @@ fn write_counters(tx: &Transaction, d: &CounterDelta, peak: u64) -> rusqlite::Re
             add.execute(params![name, value])?;
         }
     }
-    tx.prepare_cached(
-        "INSERT INTO counters (name, value) VALUES ('queue_size_peak', ?1) \
-         ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
-    )?
-    .execute([peak as i64])?;
+    if let Some(peak) = peak {
+        tx.prepare_cached(
+            "INSERT INTO counters (name, value) VALUES ('queue_size_peak', ?1) \
+             ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
+        )?
+        .execute([peak as i64])?;
+    }
     Ok(())
 }
 
@@ -708,6 +732,50 @@ mod tests {
         assert_eq!(delta, CounterDelta::default());
         let c = r.counters().unwrap();
         assert_eq!((c.received, c.processed, c.dead, c.retried), (3, 2, 1, 1));
+    }
+
+    /// An idle writer sleeps until an op arrives when `maintain` says nothing is due: only
+    /// commits that changed rows make a checkpoint due, once the writer has been idle for
+    /// [`CHECKPOINT_AFTER_IDLE`]; an idle lease tick (a commit that changed nothing) does not.
+    #[test]
+    fn maintain_says_when_a_checkpoint_is_next_due() {
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let (mut w, _r) = sqlite::open(&dir.path().join("t.db"), 1).unwrap();
+        assert_eq!(
+            w.maintain(Duration::ZERO).unwrap(),
+            None,
+            "fresh: nothing due"
+        );
+        w.commit_batch(&[message()], 1, 1).unwrap();
+        assert_eq!(
+            w.maintain(Duration::ZERO).unwrap(),
+            Some(CHECKPOINT_AFTER_IDLE)
+        );
+        assert_eq!(
+            w.maintain(Duration::from_millis(400)).unwrap(),
+            Some(CHECKPOINT_AFTER_IDLE - Duration::from_millis(400))
+        );
+        assert_eq!(
+            w.maintain(CHECKPOINT_AFTER_IDLE).unwrap(),
+            None,
+            "checkpointed"
+        );
+        let idle_tick = WriteOp::RenewLeases {
+            lease: lease(),
+            live: vec![],
+        };
+        w.commit_batch(&[idle_tick], 2, 1).unwrap();
+        assert_eq!(
+            w.maintain(Duration::ZERO).unwrap(),
+            None,
+            "a commit that changed nothing needs no checkpoint"
+        );
+        w.commit_batch(&[], 3, 2).unwrap();
+        assert!(
+            w.maintain(Duration::ZERO).unwrap().is_some(),
+            "a higher queue peak is a change"
+        );
     }
 
     /// The bug this guards against: a claim held back by a failed commit landed after its own
