@@ -72,12 +72,13 @@ impl WriteStore for SqliteWriter {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql_err)?;
         let mut delta = CounterDelta::default();
+        let clock = BatchClock::new(now_ms);
         let folded = fold_claims(ops);
         let mut outcomes = Vec::with_capacity(ops.len());
         for (op, folded) in ops.iter().zip(&folded) {
             let outcome = match folded {
                 Some(_) => Ok(OpOutcome::Claimed),
-                None => apply(&tx, op, now_ms, &mut delta),
+                None => apply(&tx, op, &clock, &mut delta),
             };
             outcomes.push(outcome.map_err(sql_err)?);
         }
@@ -231,12 +232,33 @@ fn leave(from: AttemptRow, d: &mut CounterDelta) {
     }
 }
 
+/// A batch's commit time: every op of a batch is stamped with the same instant, so its text
+/// (an order's `created_at`) is formatted once per batch, not once per order.
+struct BatchClock {
+    ms: i64,
+    text: std::cell::OnceCell<String>,
+}
+
+impl BatchClock {
+    fn new(ms: i64) -> Self {
+        BatchClock {
+            ms,
+            text: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn text(&self) -> &str {
+        self.text.get_or_init(|| rfc3339(self.ms))
+    }
+}
+
 fn apply(
     tx: &Transaction,
     op: &WriteOp,
-    now: i64,
+    clock: &BatchClock,
     d: &mut CounterDelta,
 ) -> rusqlite::Result<OpOutcome> {
+    let now = clock.ms;
     match op {
         WriteOp::Append(m) => append(tx, m, d),
         WriteOp::Claim { id, attempt, lease } => {
@@ -272,7 +294,7 @@ fn apply(
             d.processing_us += *processing_us as i64;
             let order = match effect {
                 Effect::Nothing => None,
-                Effect::Order(order) => Some(insert_order(tx, *id, &path, order, now, d)?),
+                Effect::Order(order) => Some(insert_order(tx, *id, &path, order, clock, d)?),
             };
             if let Some(OrderChange::Duplicate { message_id }) = &order {
                 tx.prepare_cached("UPDATE messages SET note = ?2 WHERE id = ?1")?
@@ -387,7 +409,7 @@ fn apply(
             let Some((path, state)) = row else {
                 return Ok(OpOutcome::NotApplicable { state: None });
             };
-            let change = upsert_order(tx, *id, &path, order, now, d)?;
+            let change = upsert_order(tx, *id, &path, order, clock, d)?;
             if state == "dead" {
                 tx.prepare_cached(
                     "UPDATE messages SET state = 'processed', finished_at = ?2, last_error = NULL, \
@@ -506,9 +528,10 @@ fn insert_order(
     message_id: i64,
     path: &str,
     o: &Order,
-    now: i64,
+    clock: &BatchClock,
     d: &mut CounterDelta,
 ) -> rusqlite::Result<OrderChange> {
+    let now = clock.ms;
     let fields = serde_json::to_string(&o.fields).unwrap_or_else(|_| "{}".into());
     // A plain insert and `last_insert_rowid`, not `RETURNING id`: SQLite runs a RETURNING
     // statement through a temporary result table, which cost the writer measurable CPU per order.
@@ -531,7 +554,7 @@ fn insert_order(
                 id,
                 message_id,
                 source_path: path.to_string(),
-                created_at: rfc3339(now),
+                created_at: clock.text().to_owned(),
                 updated_at: None,
                 order: o.clone(),
             })))
@@ -554,9 +577,10 @@ fn upsert_order(
     message_id: i64,
     path: &str,
     o: &Order,
-    now: i64,
+    clock: &BatchClock,
     d: &mut CounterDelta,
 ) -> rusqlite::Result<OrderChange> {
+    let now = clock.ms;
     let existing: Option<(i64, i64)> = tx
         .prepare_cached(
             "SELECT id, message_id FROM orders WHERE source_path = ?1 AND order_number = ?2",
@@ -566,7 +590,7 @@ fn upsert_order(
         })
         .optional()?;
     let Some((order_id, first_message)) = existing else {
-        return insert_order(tx, message_id, path, o, now, d);
+        return insert_order(tx, message_id, path, o, clock, d);
     };
     if first_message != message_id {
         return Ok(OrderChange::Duplicate {
