@@ -169,7 +169,7 @@ impl<S: WriteStore> WriteStore for FaultyStore<S> {
         self.inner.recover_in_flight(owner, now_ms)
     }
 
-    fn maintain(&mut self, idle_for: Duration) -> StoreResult<()> {
+    fn maintain(&mut self, idle_for: Duration) -> StoreResult<Option<Duration>> {
         self.inner.maintain(idle_for)
     }
 

@@ -77,9 +77,15 @@ pub trait WriteStore: Send {
     /// it stopped, those nobody holds, and those whose lease ran out before `now_ms`; returns
     /// how many. Another node's live leases are left to it.
     fn recover_in_flight(&mut self, owner: &str, now_ms: i64) -> StoreResult<u64>;
-    /// Housekeeping between batches (WAL checkpoints); `idle_for` is how long no commit has
-    /// been asked for (zero right after a commit).
-    fn maintain(&mut self, idle_for: std::time::Duration) -> StoreResult<()>;
+    /// Housekeeping between batches (WAL checkpoints, heartbeats); `idle_for` is how long no
+    /// commit has been asked for (zero right after a commit). Returns how long the writer may
+    /// wait for work before the next call is due, `None` when nothing is due until the next
+    /// commit: an idle writer then sleeps until an op arrives instead of polling, which is
+    /// what a Pi on battery or a shared host notices.
+    fn maintain(
+        &mut self,
+        idle_for: std::time::Duration,
+    ) -> StoreResult<Option<std::time::Duration>>;
     /// Copies the WAL into the main file and truncates it (on shutdown and when it grows).
     fn checkpoint(&mut self) -> StoreResult<()>;
 }
@@ -144,7 +150,10 @@ impl<S: WriteStore + ?Sized> WriteStore for Box<S> {
     fn recover_in_flight(&mut self, owner: &str, now_ms: i64) -> StoreResult<u64> {
         (**self).recover_in_flight(owner, now_ms)
     }
-    fn maintain(&mut self, idle_for: std::time::Duration) -> StoreResult<()> {
+    fn maintain(
+        &mut self,
+        idle_for: std::time::Duration,
+    ) -> StoreResult<Option<std::time::Duration>> {
         (**self).maintain(idle_for)
     }
     fn checkpoint(&mut self) -> StoreResult<()> {

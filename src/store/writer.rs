@@ -22,6 +22,8 @@ const WORKER_LINGER: Duration = Duration::from_millis(20);
 /// Worker outcomes kept in memory while the disk refuses writes, and how often they are retried.
 const MAX_PARKED: usize = 100_000;
 const PARKED_RETRY: Duration = Duration::from_secs(1);
+/// How soon housekeeping that failed (a checkpoint, a heartbeat) is tried again.
+const MAINTAIN_RETRY: Duration = Duration::from_secs(1);
 
 type Reply = Sender<StoreResult<OpOutcome>>;
 
@@ -114,6 +116,8 @@ fn run(mut store: Box<dyn WriteStore>, inbox: Receiver<Request>, mut observer: O
     let mut parked: Vec<WriteOp> = Vec::new();
     let mut last_parked_try = Instant::now();
     let mut last_commit = Instant::now();
+    // When the store next wants `maintain` while no op arrives; `None`: not until a commit.
+    let mut maintain_due = maintain(&mut *store, Duration::ZERO);
     let mut stopping = false;
     while !stopping {
         // Outcomes that could not be written (disk full) are tried again, first, once a second.
@@ -126,11 +130,22 @@ fn run(mut store: Box<dyn WriteStore>, inbox: Receiver<Request>, mut observer: O
                 log::info!("recorded {before} worker outcomes that had waited for the disk");
             }
         }
-        let first = match inbox.recv_timeout(Duration::from_millis(250)) {
+        // Sleep until an op arrives or something is due: housekeeping, or the parked outcomes'
+        // next try. With neither, an idle writer does not wake at all.
+        let parked_due = (!parked.is_empty()).then(|| last_parked_try + PARKED_RETRY);
+        let wake_at = match (maintain_due, parked_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let received = match wake_at {
+            Some(at) => inbox.recv_deadline(at),
+            None => inbox.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        let first = match received {
             Ok(r) => r,
             Err(RecvTimeoutError::Timeout) => {
-                if let Err(e) = store.maintain(last_commit.elapsed()) {
-                    log::warn!("storage housekeeping (WAL checkpoint, heartbeat) failed: {e}");
+                if maintain_due.is_some_and(|at| at <= Instant::now()) {
+                    maintain_due = maintain(&mut *store, last_commit.elapsed());
                 }
                 continue;
             }
@@ -168,9 +183,7 @@ fn run(mut store: Box<dyn WriteStore>, inbox: Receiver<Request>, mut observer: O
             );
         }
         last_commit = Instant::now();
-        if let Err(e) = store.maintain(Duration::ZERO) {
-            log::warn!("storage housekeeping (WAL checkpoint, heartbeat) failed: {e}");
-        }
+        maintain_due = maintain(&mut *store, Duration::ZERO);
     }
     if !parked.is_empty() {
         // One last try; what still fails stays as it was on disk and resumes at the next start.
@@ -188,6 +201,18 @@ fn run(mut store: Box<dyn WriteStore>, inbox: Receiver<Request>, mut observer: O
         );
     }
     observer.writer_running(false);
+}
+
+/// Runs the store's housekeeping; returns when it is next due (see [`WriteStore::maintain`]).
+/// A failure is logged and tried again after [`MAINTAIN_RETRY`].
+fn maintain(store: &mut dyn WriteStore, idle_for: Duration) -> Option<Instant> {
+    match store.maintain(idle_for) {
+        Ok(due) => due.map(|d| Instant::now() + d),
+        Err(e) => {
+            log::warn!("storage housekeeping (WAL checkpoint, heartbeat) failed: {e}");
+            Some(Instant::now() + MAINTAIN_RETRY)
+        }
+    }
 }
 
 /// What [`take_waiting`] moved into the batch.

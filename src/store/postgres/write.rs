@@ -19,7 +19,8 @@ use crate::store::{
 };
 use crate::time::{now_ms, rfc3339};
 
-/// How often the node's heartbeat row is refreshed (from the writer's idle ticks).
+/// How often the node's heartbeat row is refreshed (the writer calls `maintain` when it is due,
+/// busy or idle).
 const HEARTBEAT: Duration = Duration::from_secs(1);
 
 pub struct PostgresWriter {
@@ -234,14 +235,16 @@ impl WriteStore for PostgresWriter {
     }
 
     /// The heartbeat: the node list shows nodes seen in the last few seconds. (A command that
-    /// writes directly never calls this, so it never shows as a node.)
-    fn maintain(&mut self, _idle_for: Duration) -> StoreResult<()> {
+    /// writes directly never calls this, so it never shows as a node.) The next one is due a
+    /// [`HEARTBEAT`] after this one, busy or idle.
+    fn maintain(&mut self, _idle_for: Duration) -> StoreResult<Option<Duration>> {
         self.connected()?;
         if self.last_heartbeat.is_none_or(|t| t.elapsed() >= HEARTBEAT) {
             let beat = self.heartbeat();
             self.watch(beat)?;
         }
-        Ok(())
+        let since = self.last_heartbeat.map_or(HEARTBEAT, |t| t.elapsed());
+        Ok(Some(HEARTBEAT.saturating_sub(since)))
     }
 
     /// At a clean stop the node leaves the node list (PostgreSQL makes its own commits
