@@ -236,7 +236,7 @@ impl WriteStore for PostgresWriter {
 
     /// The heartbeat: the node list shows nodes seen in the last few seconds. (A command that
     /// writes directly never calls this, so it never shows as a node.) The next one is due a
-    /// [`HEARTBEAT`] after this one, busy or idle.
+    /// `HEARTBEAT` after this one, busy or idle.
     fn maintain(&mut self, _idle_for: Duration) -> StoreResult<Option<Duration>> {
         self.connected()?;
         if self.last_heartbeat.is_none_or(|t| t.elapsed() >= HEARTBEAT) {
