@@ -860,17 +860,26 @@ mod tests {
         let db = dir.path().join("t.db");
         let (mut w, _r) = sqlite::open(&db, 1).unwrap();
         w.commit_batch(&[message()], 1, 1).unwrap();
-        assert!(w.checkpointer.is_none(), "no thread before a checkpoint is due");
+        assert!(
+            w.checkpointer.is_none(),
+            "no thread before a checkpoint is due"
+        );
         assert_eq!(w.maintain(CHECKPOINT_AFTER_IDLE).unwrap(), None);
         let checkpointer = w.checkpointer.as_ref().expect("started when due");
         let mut waited = 0;
         while checkpointer.wal_frames() == 0 {
-            assert!(waited < 1000, "the checkpointer never reported a checkpoint");
+            assert!(
+                waited < 1000,
+                "the checkpointer never reported a checkpoint"
+            );
             std::thread::sleep(std::time::Duration::from_millis(10));
             waited += 1;
         }
         w.checkpoint().unwrap();
-        assert!(w.checkpointer.is_none(), "stopped before the truncating checkpoint");
+        assert!(
+            w.checkpointer.is_none(),
+            "stopped before the truncating checkpoint"
+        );
         let wal = std::fs::metadata(dir.path().join("t.db-wal")).unwrap();
         assert_eq!(wal.len(), 0, "the final checkpoint truncated the WAL");
     }
