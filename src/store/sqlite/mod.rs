@@ -4,6 +4,7 @@
 
 pub mod backup;
 pub(super) mod check;
+mod checkpointer;
 mod read;
 mod schema;
 mod write;
@@ -68,7 +69,7 @@ fn configure(conn: &Connection, read_only: bool) -> rusqlite::Result<()> {
     if !read_only {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        // Checkpoints are ours to run (see SqliteWriter::checkpoint_if_large): an automatic
+        // Checkpoints are ours to run (see `CHECKPOINT_AFTER_IDLE` in write.rs): an automatic
         // one inside a commit would put its cost on whichever webhook happened to be acked.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     }

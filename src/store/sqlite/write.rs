@@ -2,9 +2,12 @@
 //! between writers and `BEGIN IMMEDIATE` never waits on another hookvault thread.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
+use super::checkpointer::Checkpointer;
 use super::sql_err;
 use crate::store::{
     CounterDelta, Effect, Lease, MessageState, NewMessage, OpOutcome, Order, OrderChange,
@@ -23,6 +26,9 @@ pub struct SqliteWriter {
     /// The highest `queue_size_peak` written, so a commit whose peak did not rise writes no
     /// counter row for it: an idle lease tick then touches no page at all.
     peak_written: u64,
+    /// Runs the PASSIVE checkpoints beside the commits; started at the first one due (a
+    /// command that never commits has no such thread), stopped before the final one.
+    checkpointer: Option<Checkpointer>,
 }
 
 impl SqliteWriter {
@@ -36,14 +42,27 @@ impl SqliteWriter {
             commits_since_checkpoint: 0,
             ops_since_checkpoint: 0,
             peak_written: 0,
+            checkpointer: None,
         })
     }
 }
 
 impl SqliteWriter {
     /// The write connection itself, for `check --repair`, which writes outside the writer's ops.
-    pub(super) fn into_connection(self) -> Connection {
+    pub(super) fn into_connection(mut self) -> Connection {
+        self.checkpointer = None;
         self.conn
+    }
+
+    /// Copies the WAL back on the writer's own connection, between commits: nothing is
+    /// appended meanwhile, so it copies everything and the next commit starts the WAL over.
+    /// `false` when another checkpoint (the checkpointer's) was running and this one did not.
+    fn checkpoint_here(&mut self) -> StoreResult<bool> {
+        let busy = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0))
+            .map_err(sql_err)?;
+        Ok(busy == 0)
     }
 }
 
@@ -51,13 +70,19 @@ impl SqliteWriter {
 /// since the last one once, however often it changed, so checkpointing seldom writes far less
 /// (SD cards wear by the byte): after a second with no commit, or once enough has piled up
 /// that the WAL should not grow further (ops are a cautious stand-in for pages: a batch's ops
-/// share pages). The checkpoint runs on the writer thread between commits, so acks that
-/// arrive meanwhile wait for it: in a 20,000-webhook burst, 32,768 ops instead of 8,192 wrote
-/// 4.0-4.5 KB per webhook instead of 4.6-5.0 KB, but the longer pauses doubled wrk's p99 at
-/// 32 connections (7-11 ms -> 21-22 ms), so the shorter interval stays.
+/// share pages). The checkpoint runs on its own thread and connection ([`Checkpointer`]),
+/// beside the commits, so acks that arrive meanwhile do not wait for it.
 const CHECKPOINT_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 const CHECKPOINT_AFTER_COMMITS: u32 = 1000;
 const CHECKPOINT_AFTER_OPS: usize = 8192;
+
+/// A checkpoint beside the writer never finds the WAL fully copied when a commit starts, so
+/// under sustained traffic the WAL would only grow (see [`Checkpointer::wal_frames`]). Past
+/// this many frames (16 MiB at 1 KiB pages) the writer runs the due checkpoint itself, which
+/// has only what the checkpointer has not yet copied left to do.
+const WAL_FRAMES_CHECKPOINT_HERE: u64 = 16 * 1024;
+/// How soon the writer tries its own checkpoint again when the checkpointer's was running.
+const CHECKPOINT_BUSY_RETRY: Duration = Duration::from_millis(100);
 
 impl WriteStore for SqliteWriter {
     fn commit_batch(
@@ -131,9 +156,30 @@ impl WriteStore for SqliteWriter {
             || self.commits_since_checkpoint >= CHECKPOINT_AFTER_COMMITS
             || self.ops_since_checkpoint >= CHECKPOINT_AFTER_OPS
         {
-            self.conn
-                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                .map_err(sql_err)?;
+            if self.checkpointer.is_none() {
+                // An in-memory database has no path and no second connection to it.
+                let path = self
+                    .conn
+                    .path()
+                    .filter(|p| !p.is_empty())
+                    .map(PathBuf::from);
+                if let Some(path) = path {
+                    self.checkpointer = Some(Checkpointer::start(&path)?);
+                }
+            }
+            match &self.checkpointer {
+                Some(c) if c.wal_frames() < WAL_FRAMES_CHECKPOINT_HERE => c.request(),
+                _ => {
+                    if !self.checkpoint_here()? {
+                        // The checkpointer is still at it: try again shortly.
+                        return Ok(Some(CHECKPOINT_BUSY_RETRY));
+                    }
+                    if let Some(c) = &self.checkpointer {
+                        // Copied to the end: the next commit starts the WAL over.
+                        c.set_wal_frames(0);
+                    }
+                }
+            }
             self.commits_since_checkpoint = 0;
             self.ops_since_checkpoint = 0;
             return Ok(None);
@@ -142,6 +188,8 @@ impl WriteStore for SqliteWriter {
     }
 
     fn checkpoint(&mut self) -> StoreResult<()> {
+        // The truncating checkpoint needs no other checkpoint beside it.
+        self.checkpointer = None;
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .map_err(sql_err)?;
@@ -802,6 +850,38 @@ mod tests {
             w.maintain(Duration::ZERO).unwrap().is_some(),
             "a higher queue peak is a change"
         );
+    }
+
+    /// A due checkpoint is handed to the checkpointer thread, which copies the WAL back on its
+    /// own connection; the writer's final checkpoint stops the thread and truncates the WAL.
+    #[test]
+    fn the_checkpointer_thread_copies_the_wal_back_and_stops_before_the_final_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        let (mut w, _r) = sqlite::open(&db, 1).unwrap();
+        w.commit_batch(&[message()], 1, 1).unwrap();
+        assert!(
+            w.checkpointer.is_none(),
+            "no thread before a checkpoint is due"
+        );
+        assert_eq!(w.maintain(CHECKPOINT_AFTER_IDLE).unwrap(), None);
+        let checkpointer = w.checkpointer.as_ref().expect("started when due");
+        let mut waited = 0;
+        while checkpointer.wal_frames() == 0 {
+            assert!(
+                waited < 1000,
+                "the checkpointer never reported a checkpoint"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            waited += 1;
+        }
+        w.checkpoint().unwrap();
+        assert!(
+            w.checkpointer.is_none(),
+            "stopped before the truncating checkpoint"
+        );
+        let wal = std::fs::metadata(dir.path().join("t.db-wal")).unwrap();
+        assert_eq!(wal.len(), 0, "the final checkpoint truncated the WAL");
     }
 
     /// The bug this guards against: a claim held back by a failed commit landed after its own
