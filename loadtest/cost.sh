@@ -15,7 +15,7 @@
 #     that ended during the run, so it reads low);
 # The same wrk run fetching hookvault's `GET /healthz` shows what the HTTP path alone costs
 # (edge gate, tiny_http, a handler; nothing stored). Then, with nothing to do for 10 s, the server's thread wake-ups per second (context
-# switches, all threads) and its idle RSS.
+# switches, all threads), its idle RSS (anonymous + file pages) and its peak RSS so far.
 #
 # Needs wrk, curl, jq, awk; perf is used when it can count (perf_event_paranoid <= 2).
 # hookvault runs on its built-in defaults (WebSocket listener on, no client connected).
@@ -137,8 +137,13 @@ idle() { # NAME PID: wake-ups per second and RSS after 10 s with nothing to do; 
     switches_begin "$2"
     sleep 10
     sw=$(switches_end "$2")
-    rss=$(awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$2/status")
-    printf '| %s | %.1f | %s MiB | %s |\n' "$1" "$(awk -v s="$sw" 'BEGIN{print s / 10}')" "$rss" "$(ls "/proc/$2/task" | wc -l)" >>"$WORK/idle"
+    # RSS, and how it splits: anonymous memory (heap, thread stacks, channel buffers, SQLite's
+    # caches: what hookvault allocates) and file pages (the binary's and libc's code and data,
+    # the WAL index: mostly shared and set by what code ran).
+    # VmHWM: the most it has held so far (after the load: its peak under wrk).
+    rss=$(awk '/^VmRSS/ {r = $2} /^RssAnon/ {a = $2} /^RssFile/ {f = $2} /^VmHWM/ {h = $2}
+        END {printf "%.1f MiB (%.1f anon + %.1f file) | %.1f MiB", r / 1024, a / 1024, f / 1024, h / 1024}' "/proc/$2/status")
+    printf '| %s | %.1f | %s | %s |\n' "$1" "$(awk -v s="$sw" 'BEGIN{print s / 10}')" "$rss" "$(ls "/proc/$2/task" | wc -l)" >>"$WORK/idle"
 }
 
 for run in $(seq 1 "$RUNS"); do
@@ -174,6 +179,6 @@ echo "| server, wrk -t2 -c32 -d$DUR keep-alive | req/s | p99 | server CPU µs pe
 echo "|---|---|---|---|---|---|---|"
 cat "$WORK/rows"
 echo
-echo "| idle for 10 s | wake-ups/s (context switches, all threads) | RSS | threads |"
-echo "|---|---|---|---|"
+echo "| idle for 10 s | wake-ups/s (context switches, all threads) | RSS | peak RSS so far (VmHWM) | threads |"
+echo "|---|---|---|---|---|"
 cat "$WORK/idle"
