@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod net;
 pub mod notify;
 pub mod orders;
 pub mod pipeline;

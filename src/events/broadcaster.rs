@@ -236,23 +236,14 @@ impl Broadcaster {
         // With nobody connected the thread sleeps in `accept`: a connection wakes it, and it
         // then sees the shutdown. When it is not asleep the connection is never accepted and
         // goes with the listener.
-        let _ = TcpStream::connect_timeout(&wake_address(self.local_addr), Duration::from_secs(1));
+        let _ = TcpStream::connect_timeout(
+            &crate::net::reachable(self.local_addr),
+            Duration::from_secs(1),
+        );
         if self.handle.join().is_err() {
             error!("events: broadcaster thread panicked");
         }
     }
-}
-
-/// The listener's address as a connectable one (an unspecified address becomes loopback).
-fn wake_address(listen: SocketAddr) -> SocketAddr {
-    let mut addr = listen;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(match addr {
-            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    addr
 }
 
 /// Handshake check: only `/ws` upgrades, and only for whoever may call the admin API —

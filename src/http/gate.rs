@@ -230,7 +230,8 @@ impl Gate {
     pub fn stop(self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
         // Wake the accept thread; it sees `stopping` and returns.
-        let _ = TcpStream::connect_timeout(&wake_address(self.public), Duration::from_secs(1));
+        let _ =
+            TcpStream::connect_timeout(&crate::net::reachable(self.public), Duration::from_secs(1));
         let _ = self.accept.join();
         let clients = &self.shared.clients;
         for client in lock(clients).values() {
@@ -244,18 +245,6 @@ impl Gate {
             let _ = client.shutdown(Shutdown::Both);
         }
     }
-}
-
-/// The listener's address as a connectable one (an unspecified address becomes loopback).
-fn wake_address(listen: SocketAddr) -> SocketAddr {
-    let mut addr = listen;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(match addr {
-            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    addr
 }
 
 fn accept_loop(listener: &TcpListener, upstream: SocketAddr, limits: Limits, shared: &Arc<Shared>) {

@@ -29,7 +29,7 @@
 //! pass, says `READY=1` (see [`crate::notify`]): readiness means a client can be answered.
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -67,7 +67,7 @@ impl ListenerWatchdog {
         openings: Arc<Openings>,
         stop: Receiver<()>,
     ) -> ListenerWatchdog {
-        let target = loopback(listen);
+        let target = crate::net::reachable(listen);
         let notifier = Notifier::from_env();
         let ping_every = Notifier::watchdog_interval();
         let period = check_period(ping_every);
@@ -180,19 +180,6 @@ impl ListenerWatchdog {
 /// (`ping_every`) when that is shorter, so a ping always follows a recent check.
 pub fn check_period(ping_every: Option<Duration>) -> Duration {
     ping_every.map_or(CHECK_EVERY, |every| every.min(CHECK_EVERY))
-}
-
-/// Where to reach a listener bound to `listen` from this host.
-pub fn loopback(listen: SocketAddr) -> SocketAddr {
-    match listen.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => {
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), listen.port())
-        }
-        IpAddr::V6(ip) if ip.is_unspecified() => {
-            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), listen.port())
-        }
-        _ => listen,
-    }
 }
 
 /// One check: an HTTP status line in answer to `GET /healthz` within [`ANSWER_WITHIN`].
