@@ -124,6 +124,20 @@ fn one_node_has_the_sqlite_semantics() {
         } => assert_eq!(o.order.order_number, "A-1"),
         other => panic!("{other:?}"),
     }
+    // Re-deriving: the same order changes nothing; a different product updates the row.
+    let rederive = |order: Order| WriteOp::Rederive { id: first, order };
+    assert_eq!(
+        one(&mut w, rederive(order("A-1"))),
+        OpOutcome::Rederived(OrderChange::Unchanged)
+    );
+    let changed = Order {
+        product: Some("Boot".into()),
+        ..order("A-1")
+    };
+    assert_eq!(
+        one(&mut w, rederive(changed)),
+        OpOutcome::Rederived(OrderChange::Changed)
+    );
     assert_eq!(
         one(&mut w, claim(second, 1, "a", 30_000)),
         OpOutcome::Claimed

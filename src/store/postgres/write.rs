@@ -563,22 +563,7 @@ fn insert_order(b: &mut Batch, message_id: i64, path: &str, o: &Order) -> PgResu
          currency, email, size, site, quantity, profile, title, fields, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
          ON CONFLICT (source_path, order_number) DO NOTHING RETURNING id",
-        &[
-            &message_id,
-            &path,
-            &o.order_number,
-            &o.product,
-            &o.amount_cents,
-            &o.currency,
-            &o.email,
-            &o.size,
-            &o.site,
-            &o.quantity,
-            &o.profile,
-            &o.title,
-            &fields,
-            &now,
-        ],
+        &with_order_columns(&[&message_id, &path, &o.order_number], o, &fields, &now),
     )?;
     match row {
         Some(row) => {
@@ -603,6 +588,32 @@ fn insert_order(b: &mut Batch, message_id: i64, path: &str, o: &Order) -> PgResu
             Ok(OrderChange::Duplicate { message_id: first })
         }
     }
+}
+
+/// The parameters of an order's row in the one order both statements number them: `first`
+/// (the keys), the order's columns from `product` to `fields`, then the time (`created_at` or
+/// `updated_at`).
+fn with_order_columns<'a>(
+    first: &[&'a (dyn ToSql + Sync)],
+    o: &'a Order,
+    fields: &'a String,
+    now: &'a i64,
+) -> Vec<&'a (dyn ToSql + Sync)> {
+    let mut params = first.to_vec();
+    params.extend_from_slice(&[
+        &o.product,
+        &o.amount_cents,
+        &o.currency,
+        &o.email,
+        &o.size,
+        &o.site,
+        &o.quantity,
+        &o.profile,
+        &o.title,
+        fields,
+        now,
+    ]);
+    params
 }
 
 /// As on SQLite: replace the stored order by what the current parser makes of the same body,
@@ -630,20 +641,7 @@ fn upsert_order(b: &mut Batch, message_id: i64, path: &str, o: &Order) -> PgResu
          AND currency IS NOT DISTINCT FROM $4 AND email IS NOT DISTINCT FROM $5 \
          AND size IS NOT DISTINCT FROM $6 AND site IS NOT DISTINCT FROM $7 AND quantity = $8 \
          AND profile IS NOT DISTINCT FROM $9 AND title IS NOT DISTINCT FROM $10 AND fields = $11)",
-        &[
-            &order_id,
-            &o.product,
-            &o.amount_cents,
-            &o.currency,
-            &o.email,
-            &o.size,
-            &o.site,
-            &o.quantity,
-            &o.profile,
-            &o.title,
-            &fields,
-            &now,
-        ],
+        &with_order_columns(&[&order_id], o, &fields, &now),
     )?;
     Ok(if n == 0 {
         OrderChange::Unchanged
