@@ -23,9 +23,9 @@ URL=http://127.0.0.1:$PORT
 BURL=http://127.0.0.1:$BPORT
 HZ=$(getconf CLK_TCK)
 
-for tool in curl jq awk wrk; do
-    command -v "$tool" >/dev/null || { echo "bench.sh: '$tool' is required" >&2; exit 2; }
-done
+# shellcheck source=loadtest/common.sh
+source "$ROOT/loadtest/common.sh"
+require_tools bench.sh curl jq awk wrk
 
 if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
     cargo build --release --workspace
@@ -33,23 +33,7 @@ fi
 HV=$TARGET/release/hookvault
 LT=$TARGET/release/hookvault-loadtest
 
-mkdir -p "${BENCH_TMP:-$TARGET}"
-WORK=$(mktemp -d "${BENCH_TMP:-$TARGET}/hv-bench.XXXXXX")
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do
-        kill -9 "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
-    if [[ ${BENCH_KEEP:-0} == 1 ]]; then
-        echo "raw outputs kept in $WORK" >&2
-    else
-        rm -rf "$WORK"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+make_workdir bench "${BENCH_TMP:-$TARGET}" "${BENCH_KEEP:-0}"
 
 for p in "$PORT" "$BPORT"; do
     if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$p/"; then
@@ -60,11 +44,9 @@ done
 
 log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
 load1() { cut -d' ' -f1 /proc/loadavg; }
-now_ms() { date +%s%3N; }
 
 # ---- CPU accounting: how busy were *other* processes during a measurement? ------------------
 busy_ticks() { awk '/^cpu /{print $2+$3+$4+$9}' /proc/stat; } # user nice system steal (irq/softirq of our own loopback traffic left out)
-proc_ticks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 children_ticks() { # user+sys of waited-for children of this shell, in ticks -> KID_TICKS
     # (must run in this shell, not in $(...): a subshell has no reaped children of its own)
     times >"$WORK/.times"

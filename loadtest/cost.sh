@@ -33,9 +33,9 @@ RUNS=${COST_RUNS:-1}
 DUR=${COST_DURATION:-10s}
 HZ=$(getconf CLK_TCK)
 
-for tool in curl jq awk wrk; do
-    command -v "$tool" >/dev/null || { echo "cost.sh: '$tool' is required" >&2; exit 2; }
-done
+# shellcheck source=loadtest/common.sh
+source "$ROOT/loadtest/common.sh"
+require_tools cost.sh curl jq awk wrk
 PERF=0
 if command -v perf >/dev/null && perf stat -e context-switches -- true >/dev/null 2>&1; then
     PERF=1
@@ -46,23 +46,9 @@ fi
 HV=$TARGET/release/hookvault
 LT=$TARGET/release/hookvault-loadtest
 
-mkdir -p "${COST_TMP:-$TARGET}"
-WORK=$(mktemp -d "${COST_TMP:-$TARGET}/hv-cost.XXXXXX")
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do
-        kill -9 "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+make_workdir cost "${COST_TMP:-$TARGET}" 0
 
 log() { printf '[cost %s] %s\n' "$(date +%T)" "$*" >&2; }
-now_ms() { date +%s%3N; }
-ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 task_switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s+0}'; }
 
 # Counting context switches of $1 from now until `switches_end`.
@@ -116,7 +102,7 @@ measure() {
     [[ $url =~ ^http://[^/]+$ ]] && script=(-s "$ROOT/loadtest/wrk/post_order.lua")
     sleep 1
     switches_begin "$pid"
-    c0=$(ticks "$pid")
+    c0=$(proc_ticks "$pid")
     t0=$(now_ms)
     wrk -t2 -c32 -d"$DUR" --latency "${script[@]}" "$url" >"$f.wrk" 2>&1
     ((drain)) && wait_drained
@@ -126,7 +112,7 @@ measure() {
     rps=$(field Requests/sec: "$f.wrk")
     p99=$(field 99% "$f.wrk")
     awk -v name="$name" -v rps="$rps" -v p99="$p99" -v n="$n" -v sw="$sw" -v hz="$HZ" \
-        -v cpu=$(($(ticks "$pid") - c0)) -v ms=$((t1 - t0)) -v non2xx="$(awk '/Non-2xx/ {print $NF}' "$f.wrk")" \
+        -v cpu=$(($(proc_ticks "$pid") - c0)) -v ms=$((t1 - t0)) -v non2xx="$(awk '/Non-2xx/ {print $NF}' "$f.wrk")" \
         'BEGIN { printf "| %s | %.0f | %s | %.1f | %.2f | %s | %.1f s |\n", name, rps, p99, cpu / hz * 1e6 / n, sw / n, (non2xx == "" ? 0 : non2xx), ms / 1000 }' \
         >>"$WORK/rows"
 }
