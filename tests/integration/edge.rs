@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{Hookvault, Http};
+use crate::harness::{self, Hookvault, Http};
 
 const INGEST: &str = "/api/v2/webhooks/orders";
 
@@ -524,21 +524,12 @@ fn a_trusted_proxy_names_the_client_in_the_audit_trail() {
     assert_eq!(recorded, "203.0.113.7");
 }
 
-/// This machine's first non-loopback IPv4 address, from the routing table's view of a UDP
-/// "connection" (nothing is sent).
-fn non_loopback_ipv4() -> Option<std::net::IpAddr> {
-    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
-    socket.connect("192.0.2.1:9").ok()?;
-    let ip = socket.local_addr().ok()?.ip();
-    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
-}
-
 #[test]
 fn a_remote_client_through_the_gate_is_not_taken_for_loopback() {
     // tiny_http sees every request come from the gate on 127.0.0.1; the client's own address
     // must be the one the access rules and the audit trail see.
-    let Some(ip) = non_loopback_ipv4() else {
-        eprintln!("skipped: no non-loopback IPv4 address on this machine");
+    let Some(ip) = harness::non_loopback_ip() else {
+        harness::skip_or_fail("no non-loopback address on this machine");
         return;
     };
     let s = Hookvault::new()

@@ -9,7 +9,7 @@ use hookvault::queue::{Job, JsonCheckProcessor, ProcessError, Processor};
 use hookvault::store::{Effect, RetentionSweeper};
 use serde_json::Value;
 
-use crate::harness::{order_body, Answer, Hookvault, Http};
+use crate::harness::{self, order_body, Answer, Hookvault, Http};
 
 const INGEST: &str = "/api/v2/webhooks/orders";
 const DEAD: &str = "/api/v2/webhooks/queue/dead-letters";
@@ -650,21 +650,10 @@ fn without_a_token_loopback_clients_are_admins() {
     }
 }
 
-/// A local address other than loopback, when the machine has one.
-fn non_loopback_ip() -> Option<std::net::IpAddr> {
-    let sock = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
-    // No packet is sent: connecting a UDP socket only picks the route and source address.
-    sock.connect("192.0.2.1:9")
-        .or_else(|_| sock.connect("10.255.255.1:9"))
-        .ok()?;
-    let ip = sock.local_addr().ok()?.ip();
-    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
-}
-
 #[test]
 fn without_a_token_other_clients_get_403_but_health_stays_open() {
-    let Some(ip) = non_loopback_ip() else {
-        eprintln!("skipped: this machine has no non-loopback address");
+    let Some(ip) = harness::non_loopback_ip() else {
+        harness::skip_or_fail("no non-loopback address on this machine");
         return;
     };
     let s = Hookvault::new()

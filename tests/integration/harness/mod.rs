@@ -26,7 +26,7 @@ pub use http::{Answer, Http};
 pub use in_process::InProcess;
 #[cfg(feature = "postgres")]
 pub(crate) use postgres::{pg_or_skip, PgDb};
-pub use tools::{require, skip_or_fail, tool};
+pub use tools::{non_loopback_ip, require, skip_or_fail, tool};
 pub use ws::ws_connect;
 
 /// A loopback port free right now, for a server the harness does not start itself (sshd, a
