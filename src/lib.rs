@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod jitter;
 pub mod net;
 pub mod notify;
 pub mod orders;
