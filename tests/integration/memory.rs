@@ -134,11 +134,7 @@ fn measure(count: usize, body: impl Fn(usize) -> String) -> (Rss, Drained) {
     let (_, peak) = rss_kb(pid).expect("read /proc");
     std::thread::sleep(Duration::from_secs(2));
     let (after, _) = rss_kb(pid).expect("read /proc");
-    let rss = Rss {
-        idle,
-        peak,
-        after,
-    };
+    let rss = Rss { idle, peak, after };
     (rss, Drained { server, _dir: dir })
 }
 
