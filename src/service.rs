@@ -23,8 +23,8 @@ use crate::shutdown::Shutdown;
 use crate::stats::cluster::ClusterRefresher;
 use crate::stats::{LiveStats, QueueView, StatsSnapshot};
 use crate::store::{
-    self, EventListener, Faults, FaultyStore, Lease, NodeIdentity, RemoteEvent, RetentionSweeper,
-    WriteStore, Writer, WriterHandle,
+    self, EventListener, Faults, Lease, NodeIdentity, RemoteEvent, RetentionSweeper, WriteStore,
+    Writer, WriterHandle,
 };
 use crate::time::now_ms;
 
@@ -138,7 +138,7 @@ impl Service {
             owner: identity.id.clone().into(),
             duration_ms: settings.queue.lease_s.saturating_mul(1000) as i64,
         };
-        let opened = store::open_node(&settings.storage, &identity)?;
+        let opened = store::open_node(&settings.storage, &identity, faults)?;
         let (mut write_store, reader, cluster) = (opened.writer, opened.reader, opened.cluster);
         let recovered = write_store.recover_in_flight(&lease.owner, now_ms())?;
         // With other nodes: the cluster's figures, and what of them the others wrote, in one
@@ -188,10 +188,6 @@ impl Service {
             (Some(b), sink)
         };
 
-        let write_store: Box<dyn WriteStore> = match faults {
-            Some(faults) => Box::new(FaultyStore::new(write_store, faults)),
-            None => write_store,
-        };
         let (writer, writer_handle) = Writer::start(
             write_store,
             Box::new(Pipeline::new(

@@ -112,7 +112,7 @@ pub fn reprocess(
         let ops = parse_page(parser, &page, &mut summary);
         if !ops.is_empty() {
             let (outcomes, _) = writer
-                .commit_batch(&ops, now_ms(), 0)
+                .commit_batch(&ops, now_ms())
                 .map_err(|e| Error::Storage(e.to_string()))?;
             count_changes(&outcomes, &mut summary);
         }
@@ -131,9 +131,7 @@ pub fn reprocess(
             );
         }
     }
-    writer
-        .checkpoint()
-        .map_err(|e| Error::Storage(e.to_string()))?;
+    writer.close().map_err(|e| Error::Storage(e.to_string()))?;
     let _ = writeln!(
         progress,
         "reprocess: done, {} messages in {:.2}s",

@@ -5,7 +5,11 @@ use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 
-use super::{sqlite, ReadStore, RemoteEvent, StoreError, StoreResult, WriteStore};
+use super::sql::SqlBackend;
+use super::{
+    sqlite, Faults, FaultyBackend, ReadStore, RemoteEvent, SqlStore, StoreError, StoreResult,
+    WriteStore,
+};
 use crate::config::StorageSettings;
 
 /// Read connections kept open: the feeder and one HTTP handler at a time without opening more
@@ -83,19 +87,32 @@ pub fn open(settings: &StorageSettings) -> StoreResult<(Box<dyn WriteStore>, Arc
         id: format!("command-{}", std::process::id()),
         lease: Duration::from_secs(30),
     };
-    let opened = open_node(settings, &identity)?;
+    let opened = open_node(settings, &identity, None)?;
     Ok((opened.writer, opened.reader))
+}
+
+/// The write side over `backend`, its transactions failing as `faults` say when given.
+fn write_store<B: SqlBackend + 'static>(backend: B, faults: Option<Faults>) -> Box<dyn WriteStore> {
+    match faults {
+        Some(faults) => Box::new(SqlStore::new(FaultyBackend::new(backend, faults))),
+        None => Box::new(SqlStore::new(backend)),
+    }
 }
 
 /// Opens the storage for a serving node. On SQLite the write side holds the database's
 /// [`InstanceLock`](super::InstanceLock): while it lives, another `open` of the same database
-/// (in this process or another) fails with [`StoreError::InUse`].
-pub fn open_node(settings: &StorageSettings, node: &NodeIdentity) -> StoreResult<OpenedStore> {
+/// (in this process or another) fails with [`StoreError::InUse`]. With `faults`, the write
+/// side's transactions fail as they say (tests only; see [`Faults`]).
+pub fn open_node(
+    settings: &StorageSettings,
+    node: &NodeIdentity,
+    faults: Option<Faults>,
+) -> StoreResult<OpenedStore> {
     match settings.backend.as_str() {
         "sqlite" => {
             let (writer, reader) = sqlite::open(&settings.path, READ_CONNECTIONS)?;
             Ok(OpenedStore {
-                writer: Box::new(writer),
+                writer: write_store(writer.into_backend(), faults),
                 reader: Arc::new(reader),
                 cluster: None,
             })
@@ -110,7 +127,7 @@ pub fn open_node(settings: &StorageSettings, node: &NodeIdentity) -> StoreResult
             let (writer, reader) = super::postgres::open(&options, READ_CONNECTIONS)?;
             let config = super::postgres::config(&options.url, &options.node)?;
             Ok(OpenedStore {
-                writer: Box::new(writer),
+                writer: write_store(writer.into_backend(), faults),
                 reader: Arc::new(reader),
                 cluster: Some(Cluster {
                     node: options.node,
@@ -120,7 +137,7 @@ pub fn open_node(settings: &StorageSettings, node: &NodeIdentity) -> StoreResult
             })
         }
         other => {
-            let _ = node;
+            let _ = (node, faults);
             Err(StoreError::Other(format!(
                 "storage.backend {other:?} is not available in this build (see docs/cluster.md)"
             )))

@@ -21,7 +21,11 @@ pub mod order;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod retention;
+pub mod sql;
+mod sql_store;
 mod sqlite;
+mod state_machine;
+mod statements;
 pub mod writer;
 
 use std::sync::Arc;
@@ -32,12 +36,13 @@ pub use backend::{open, open_node, Cluster, EventListener, NodeIdentity, OpenedS
 pub use backup::{backup, restore, Restored};
 pub use consistency::{Check, ConsistencyReport};
 pub use error::{StoreError, StoreResult};
-pub use faults::{FaultKind, Faults, FaultyStore};
+pub use faults::{FailAt, FaultKind, Faults, FaultyBackend};
 pub use instance_lock::InstanceLock;
 pub use model::*;
 pub use observer::CommitObserver;
 pub use order::Order;
 pub use retention::RetentionSweeper;
+pub use sql_store::SqlStore;
 pub use writer::{Writer, WriterHandle};
 
 /// `hookvault check`: the durable counters against the tables and the state and lease rules
@@ -65,13 +70,14 @@ pub fn sqlite_only(settings: &StorageSettings, command: &str) -> StoreResult<()>
 /// The write side: one implementation, owned by one thread.
 pub trait WriteStore: Send {
     /// Applies every op in one transaction and commits it (one fsync); the results line up
-    /// with `ops`. On error nothing of the batch is kept.
-    /// `queue_size_peak` is the writer's running maximum, stored as a durable high-water mark.
+    /// with `ops`. On error nothing of the batch is kept, unless the error came after a
+    /// durable `COMMIT` (a connection lost while the answer was on its way): every op is
+    /// therefore safe to apply twice (an attempt's ops name their attempt; an append with an
+    /// idempotency key finds itself).
     fn commit_batch(
         &mut self,
         ops: &[WriteOp],
         now_ms: i64,
-        queue_size_peak: u64,
     ) -> StoreResult<(Vec<OpOutcome>, CounterDelta)>;
     /// At start: moves back to `queued` the `processing` messages this node (`owner`) held when
     /// it stopped, those nobody holds, and those whose lease ran out before `now_ms`; returns
@@ -86,8 +92,9 @@ pub trait WriteStore: Send {
         &mut self,
         idle_for: std::time::Duration,
     ) -> StoreResult<Option<std::time::Duration>>;
-    /// Copies the WAL into the main file and truncates it (on shutdown and when it grows).
-    fn checkpoint(&mut self) -> StoreResult<()>;
+    /// The last call at a clean stop: SQLite copies its WAL back into the database file and
+    /// truncates it; PostgreSQL takes this node off the node list.
+    fn close(&mut self) -> StoreResult<()>;
 }
 
 /// The read side: cheap queries on their own connections; never blocks the writer.
@@ -143,9 +150,8 @@ impl<S: WriteStore + ?Sized> WriteStore for Box<S> {
         &mut self,
         ops: &[WriteOp],
         now_ms: i64,
-        queue_size_peak: u64,
     ) -> StoreResult<(Vec<OpOutcome>, CounterDelta)> {
-        (**self).commit_batch(ops, now_ms, queue_size_peak)
+        (**self).commit_batch(ops, now_ms)
     }
     fn recover_in_flight(&mut self, owner: &str, now_ms: i64) -> StoreResult<u64> {
         (**self).recover_in_flight(owner, now_ms)
@@ -156,8 +162,8 @@ impl<S: WriteStore + ?Sized> WriteStore for Box<S> {
     ) -> StoreResult<Option<std::time::Duration>> {
         (**self).maintain(idle_for)
     }
-    fn checkpoint(&mut self) -> StoreResult<()> {
-        (**self).checkpoint()
+    fn close(&mut self) -> StoreResult<()> {
+        (**self).close()
     }
 }
 

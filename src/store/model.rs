@@ -163,6 +163,11 @@ pub enum WriteOp {
         id: i64,
         order: Order,
     },
+    /// The queue's size rose to `peak`: the durable high-water mark follows it (never down).
+    /// The writer adds it to a batch when the live peak passed the one last written.
+    QueueSizePeak {
+        peak: u64,
+    },
 }
 
 /// What an order write did.

@@ -21,7 +21,7 @@ use postgres::{Client, Config, NoTls};
 pub use listen::PostgresListener;
 pub use read::PostgresReader;
 pub use schema::SCHEMA_VERSION;
-pub use write::PostgresWriter;
+pub use write::{PostgresBackend, PostgresWriter};
 
 use super::StoreError;
 
@@ -47,7 +47,7 @@ pub fn open(
     let config = config(&options.url, &options.node)?;
     let mut client = connect(&config)?;
     schema::migrate(&mut client)?;
-    let writer = PostgresWriter::new(client, config.clone(), options)?;
+    let writer = PostgresWriter::new(PostgresBackend::new(client, config.clone(), options));
     let mut readers = Vec::with_capacity(read_connections.max(1));
     for _ in 0..read_connections.max(1) {
         readers.push(connect(&config)?);

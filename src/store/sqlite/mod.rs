@@ -16,7 +16,7 @@ use rusqlite::{Connection, OpenFlags};
 pub use read::SqliteReader;
 #[cfg(feature = "postgres")]
 pub use schema::SCHEMA_VERSION;
-pub use write::SqliteWriter;
+pub use write::{SqliteBackend, SqliteWriter};
 
 use super::{InstanceLock, StoreError};
 
@@ -47,8 +47,9 @@ pub fn open(
         .map_err(|e| unavailable(path, e))?;
     configure(&conn, false).map_err(|e| unavailable(path, e))?;
     schema::migrate(&mut conn)?;
-    let mut writer = SqliteWriter::new(conn)?;
-    writer.instance_lock = Some(lock);
+    let mut backend = SqliteBackend::new(conn)?;
+    backend.instance_lock = Some(lock);
+    let writer = SqliteWriter::new(backend);
     let mut readers = Vec::with_capacity(read_connections);
     for _ in 0..read_connections.max(1) {
         let c = Connection::open_with_flags(
