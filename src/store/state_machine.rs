@@ -565,3 +565,6 @@ impl BatchClock {
         self.text.get_or_init(|| rfc3339(self.ms))
     }
 }
+
+#[cfg(test)]
+mod tests;
