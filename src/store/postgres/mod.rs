@@ -78,7 +78,7 @@ pub fn config(url: &str, node: &str) -> Result<Config, StoreError> {
 pub fn connect(config: &Config) -> Result<Client, StoreError> {
     config.connect(NoTls).map_err(|e| {
         let hosts = format!("{:?}", config.get_hosts());
-        StoreError::Io(format!(
+        StoreError::Unavailable(format!(
             "cannot connect to PostgreSQL ({hosts}, database {:?}): {e}",
             config.get_dbname().unwrap_or("(default)")
         ))
@@ -90,14 +90,14 @@ pub(crate) fn pg_err(e: postgres::Error) -> StoreError {
     // The server's own message (with its detail) says more than the client's summary.
     let Some(db) = e.as_db_error() else {
         // No answer from the server: the connection is gone or broke.
-        return StoreError::Io(format!("PostgreSQL connection: {e}"));
+        return StoreError::Unavailable(format!("PostgreSQL connection: {e}"));
     };
     let text = format!("PostgreSQL: {db}");
     match db.code().code() {
         "53100" => StoreError::DiskFull(text),
         "40001" | "40P01" | "55P03" | "57014" => StoreError::Busy(text),
-        "57P01" | "57P02" | "57P03" | "53300" => StoreError::Io(text),
-        c if c.starts_with("08") => StoreError::Io(text),
+        "57P01" | "57P02" | "57P03" | "53300" => StoreError::Unavailable(text),
+        c if c.starts_with("08") => StoreError::Unavailable(text),
         c if c.starts_with("XX") => StoreError::Corrupt(text),
         _ => StoreError::Other(text),
     }

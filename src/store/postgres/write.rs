@@ -91,7 +91,7 @@ impl PostgresBackend {
 
     /// Notes a failure that says the connection is gone, so the next call connects again.
     fn watch<T>(&mut self, result: StoreResult<T>) -> StoreResult<T> {
-        if let Err(StoreError::Io(_)) = &result {
+        if let Err(StoreError::Io(_) | StoreError::Unavailable(_)) = &result {
             self.broken = true;
         }
         result
