@@ -112,9 +112,8 @@ pub trait ReadStore: Send + Sync {
     /// The earliest time after `after_ms` at which a `queued` message becomes due (a retry's
     /// backoff ends), `None` when none waits: the feeder sleeps until then instead of polling.
     fn next_due_at(&self, after_ms: i64) -> StoreResult<Option<i64>>;
-    /// One message's body, for the worker starting an attempt; `None` when the message (or
-    /// its body) is gone.
-    fn payload(&self, id: i64) -> StoreResult<Option<Vec<u8>>>;
+    /// One message's body, for the worker starting an attempt (or why there is none).
+    fn payload(&self, id: i64) -> StoreResult<Payload>;
     fn orders(&self, query: &OrderQuery) -> StoreResult<Vec<StoredOrder>>;
     fn order(&self, order_number: &str) -> StoreResult<Option<StoredOrder>>;
     /// Raw bodies for `reprocess`, id above `after_id`, oldest first.
@@ -190,7 +189,7 @@ impl<S: ReadStore + ?Sized> ReadStore for Arc<S> {
     fn next_due_at(&self, after_ms: i64) -> StoreResult<Option<i64>> {
         (**self).next_due_at(after_ms)
     }
-    fn payload(&self, id: i64) -> StoreResult<Option<Vec<u8>>> {
+    fn payload(&self, id: i64) -> StoreResult<Payload> {
         (**self).payload(id)
     }
     fn orders(&self, query: &OrderQuery) -> StoreResult<Vec<StoredOrder>> {

@@ -65,6 +65,28 @@ pub struct Job {
     pub attempts: u32,
 }
 
+/// A message's body as the worker starting an attempt finds it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    Found(Vec<u8>),
+    /// The message itself is gone (an operator or retention removed it while it waited).
+    MessageGone,
+    /// The message is there but its body row is not (a damaged or hand-edited database):
+    /// nothing can ever process it.
+    BodyMissing,
+}
+
+impl Payload {
+    /// From a message row joined with its body: no row, a row without a body, or both.
+    pub fn from_row(row: Option<Option<Vec<u8>>>) -> Payload {
+        match row {
+            None => Payload::MessageGone,
+            Some(None) => Payload::BodyMissing,
+            Some(Some(body)) => Payload::Found(body),
+        }
+    }
+}
+
 /// A webhook as received, before it has an id.
 #[derive(Debug, Clone)]
 pub struct NewMessage {

@@ -14,7 +14,7 @@ use crate::store::{
     MessageState, MessageSummary, NodeStatus, OperatorAction, OrderQuery, RawFilter, RawMessage,
     ReadStore, StoreResult, StoredOrder,
 };
-use crate::store::{QueuedJob, PAYLOAD_PREVIEW_BYTES};
+use crate::store::{Payload, QueuedJob, PAYLOAD_PREVIEW_BYTES};
 use crate::time::{now_ms, rfc3339};
 
 /// A node whose heartbeat is older than this is left out of the node list.
@@ -287,9 +287,13 @@ impl ReadStore for PostgresReader {
         Ok(rows.first().and_then(|r| r.get(0)))
     }
 
-    fn payload(&self, id: i64) -> StoreResult<Option<Vec<u8>>> {
-        let rows = self.query("SELECT payload FROM bodies WHERE message_id = $1", &[&id])?;
-        Ok(rows.first().map(|r| r.get(0)))
+    fn payload(&self, id: i64) -> StoreResult<Payload> {
+        let rows = self.query(
+            "SELECT b.payload FROM messages m LEFT JOIN bodies b ON b.message_id = m.id \
+             WHERE m.id = $1",
+            &[&id],
+        )?;
+        Ok(Payload::from_row(rows.first().map(|r| r.get(0))))
     }
 
     /// On the database's clock, as leases are set (`now_ms`, this node's, is not used).

@@ -9,8 +9,8 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use super::sql_err;
 use crate::store::{
     DeadLetter, DurableCounters, FileSizes, LogQuery, MessageDetail, MessageState, MessageSummary,
-    OperatorAction, Order, OrderQuery, QueuedJob, RawFilter, RawMessage, ReadStore, StoreError,
-    StoreResult, StoredOrder, PAYLOAD_PREVIEW_BYTES,
+    OperatorAction, Order, OrderQuery, Payload, QueuedJob, RawFilter, RawMessage, ReadStore,
+    StoreError, StoreResult, StoredOrder, PAYLOAD_PREVIEW_BYTES,
 };
 use crate::time::rfc3339;
 
@@ -267,12 +267,16 @@ impl ReadStore for SqliteReader {
         })
     }
 
-    fn payload(&self, id: i64) -> StoreResult<Option<Vec<u8>>> {
-        self.with(|c| {
-            c.prepare_cached("SELECT payload FROM bodies WHERE message_id = ?1")?
-                .query_row([id], |r| r.get(0))
-                .optional()
-        })
+    fn payload(&self, id: i64) -> StoreResult<Payload> {
+        let found: Option<Option<Vec<u8>>> = self.with(|c| {
+            c.prepare_cached(
+                "SELECT b.payload FROM messages m LEFT JOIN bodies b ON b.message_id = m.id \
+                 WHERE m.id = ?1",
+            )?
+            .query_row([id], |r| r.get(0))
+            .optional()
+        })?;
+        Ok(Payload::from_row(found))
     }
 
     fn orders(&self, q: &OrderQuery) -> StoreResult<Vec<StoredOrder>> {
