@@ -170,7 +170,7 @@ impl Service {
                 serde_json::to_value(StatsSnapshot::build(
                     &stats_live,
                     view,
-                    stats_reader.file_sizes(),
+                    stats_reader.storage_health(),
                 ))
                 .unwrap_or_default()
             });
@@ -305,7 +305,7 @@ impl Service {
         StatsSnapshot::build(
             &self.live,
             self.state.queue_view(),
-            self.state.reader.file_sizes(),
+            self.state.reader.storage_health(),
         )
     }
 

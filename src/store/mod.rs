@@ -125,7 +125,8 @@ pub trait ReadStore: Send + Sync {
     ) -> StoreResult<Vec<RawMessage>>;
     /// How many messages `raw_messages` would return in all.
     fn raw_count(&self, filter: &RawFilter) -> StoreResult<u64>;
-    fn file_sizes(&self) -> FileSizes;
+    /// The storage's own figures (see [`StorageHealth`]); cheap, never a table scan.
+    fn storage_health(&self) -> StorageHealth;
     /// `processing` messages whose lease ran out before `now_ms` (or that have none): work
     /// nobody is doing. Reads the `processing` rows only.
     fn expired_leases(&self, now_ms: i64) -> StoreResult<u64>;
@@ -209,8 +210,8 @@ impl<S: ReadStore + ?Sized> ReadStore for Arc<S> {
     fn raw_count(&self, filter: &RawFilter) -> StoreResult<u64> {
         (**self).raw_count(filter)
     }
-    fn file_sizes(&self) -> FileSizes {
-        (**self).file_sizes()
+    fn storage_health(&self) -> StorageHealth {
+        (**self).storage_health()
     }
     fn expired_leases(&self, now_ms: i64) -> StoreResult<u64> {
         (**self).expired_leases(now_ms)

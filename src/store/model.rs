@@ -376,10 +376,15 @@ pub struct NodeStatus {
     pub last_seen: String,
 }
 
+/// How the storage itself is doing, in the backend's own terms: each figure is `None` where the
+/// backend has no such thing or could not read it, never a made-up zero.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct FileSizes {
-    pub db_size_bytes: u64,
-    pub wal_size_bytes: u64,
+pub struct StorageHealth {
+    /// The database's size: SQLite's file, PostgreSQL's `pg_database_size`.
+    pub size_bytes: Option<u64>,
+    /// Committed writes not yet copied into the database file: SQLite's write-ahead log.
+    /// PostgreSQL's WAL is the server's own business, so it reports none.
+    pub wal_bytes: Option<u64>,
 }
 
 /// How one committed batch moved the counters; the writer adds it to the live figures after

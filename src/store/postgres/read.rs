@@ -10,9 +10,9 @@ use postgres::{Client, Config, Row};
 use super::{connect, pg_err, DB_NOW_MS};
 use crate::store::Order;
 use crate::store::{
-    ClusterCounters, CounterDelta, DeadLetter, DurableCounters, FileSizes, LogQuery, MessageDetail,
+    ClusterCounters, CounterDelta, DeadLetter, DurableCounters, LogQuery, MessageDetail,
     MessageState, MessageSummary, NodeStatus, OperatorAction, OrderQuery, RawFilter, RawMessage,
-    ReadStore, StoreResult, StoredOrder,
+    ReadStore, StorageHealth, StoreResult, StoredOrder,
 };
 use crate::store::{Payload, QueuedJob, PAYLOAD_PREVIEW_BYTES};
 use crate::time::{now_ms, rfc3339};
@@ -21,6 +21,8 @@ use crate::time::{now_ms, rfc3339};
 pub const NODE_ALIVE_MS: i64 = 5_000;
 /// The database size is asked for at most this often (the stats page asks on every request).
 const SIZE_EVERY_MS: i64 = 5_000;
+/// `size` before the first answer, or when the last question failed.
+const UNKNOWN_SIZE: u64 = u64::MAX;
 /// How long a new message is left to the node that received it (see `due_jobs`).
 pub const FRESH_MS: i64 = 2_000;
 /// Idle read connections kept.
@@ -38,7 +40,7 @@ impl PostgresReader {
         PostgresReader {
             config,
             idle: Mutex::new(clients),
-            size: AtomicU64::new(0),
+            size: AtomicU64::new(UNKNOWN_SIZE),
             size_at: AtomicI64::new(0),
         }
     }
@@ -413,21 +415,22 @@ impl ReadStore for PostgresReader {
             .collect())
     }
 
-    /// The database's size (`pg_database_size`, asked at most every few seconds); there is
-    /// no WAL file of ours to report.
-    fn file_sizes(&self) -> FileSizes {
+    /// The database's size (`pg_database_size`, asked at most every few seconds; unknown
+    /// while the server does not answer). The WAL is the server's: none is reported.
+    fn storage_health(&self) -> StorageHealth {
         let now = now_ms();
         if now - self.size_at.load(Relaxed) >= SIZE_EVERY_MS {
             self.size_at.store(now, Relaxed);
-            if let Ok(rows) = self.query("SELECT pg_database_size(current_database())", &[]) {
-                if let Some(r) = rows.first() {
-                    self.size.store(r.get::<_, i64>(0).max(0) as u64, Relaxed);
-                }
-            }
+            let size = self
+                .query("SELECT pg_database_size(current_database())", &[])
+                .ok()
+                .and_then(|rows| rows.first().map(|r| r.get::<_, i64>(0).max(0) as u64));
+            self.size.store(size.unwrap_or(UNKNOWN_SIZE), Relaxed);
         }
-        FileSizes {
-            db_size_bytes: self.size.load(Relaxed),
-            wal_size_bytes: 0,
+        let size = self.size.load(Relaxed);
+        StorageHealth {
+            size_bytes: (size != UNKNOWN_SIZE).then_some(size),
+            wal_bytes: None,
         }
     }
 }

@@ -8,9 +8,9 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
 use super::sql_err;
 use crate::store::{
-    DeadLetter, DurableCounters, FileSizes, LogQuery, MessageDetail, MessageState, MessageSummary,
+    DeadLetter, DurableCounters, LogQuery, MessageDetail, MessageState, MessageSummary,
     OperatorAction, Order, OrderQuery, Payload, QueuedJob, RawFilter, RawMessage, ReadStore,
-    StoreError, StoreResult, StoredOrder, PAYLOAD_PREVIEW_BYTES,
+    StorageHealth, StoreError, StoreResult, StoredOrder, PAYLOAD_PREVIEW_BYTES,
 };
 use crate::time::rfc3339;
 
@@ -355,13 +355,18 @@ impl ReadStore for SqliteReader {
         })
     }
 
-    fn file_sizes(&self) -> FileSizes {
-        let size = |p: PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    /// The file's size and the WAL's (no WAL file: nothing waits to be copied back).
+    fn storage_health(&self) -> StorageHealth {
         let mut wal = self.path.clone().into_os_string();
         wal.push("-wal");
-        FileSizes {
-            db_size_bytes: size(self.path.clone()),
-            wal_size_bytes: size(PathBuf::from(wal)),
+        let wal = match std::fs::metadata(PathBuf::from(wal)) {
+            Ok(m) => Some(m.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(0),
+            Err(_) => None,
+        };
+        StorageHealth {
+            size_bytes: std::fs::metadata(&self.path).ok().map(|m| m.len()),
+            wal_bytes: wal,
         }
     }
 }
