@@ -17,8 +17,8 @@ use crate::config::Sources;
 use crate::error::{Error, Result, StoreError};
 use crate::orders::{Order, OrderParser, OrderProcessor, ParseError};
 use crate::store::{
-    self, MessageState, OpOutcome, OrderChange, RawFilter, RawMessage, ReadStore, WriteOp,
-    WriteStore,
+    self, MessageState, OpOutcome, OrderChange, PageAfter, RawFilter, RawMessage, ReadStore,
+    WriteOp, WriteStore,
 };
 use crate::time::{now_ms, parse_rfc3339};
 
@@ -103,7 +103,13 @@ pub fn reprocess(
     let mut cursor = 0;
     loop {
         let page = reader
-            .raw_messages(filter, cursor, PAGE)
+            .raw_messages(
+                filter,
+                PageAfter {
+                    after_id: cursor,
+                    limit: PAGE,
+                },
+            )
             .map_err(Error::Storage)?;
         let Some(last) = page.last() else { break };
         cursor = last.id;

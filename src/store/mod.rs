@@ -21,6 +21,7 @@ pub mod order;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod retention;
+mod rows;
 pub mod sql;
 mod sql_store;
 mod sqlite;
@@ -117,12 +118,7 @@ pub trait ReadStore: Send + Sync {
     fn orders(&self, query: &OrderQuery) -> StoreResult<Vec<StoredOrder>>;
     fn order(&self, order_number: &str) -> StoreResult<Option<StoredOrder>>;
     /// Raw bodies for `reprocess`, id above `after_id`, oldest first.
-    fn raw_messages(
-        &self,
-        filter: &RawFilter,
-        after_id: i64,
-        limit: u32,
-    ) -> StoreResult<Vec<RawMessage>>;
+    fn raw_messages(&self, filter: &RawFilter, page: PageAfter) -> StoreResult<Vec<RawMessage>>;
     /// How many messages `raw_messages` would return in all.
     fn raw_count(&self, filter: &RawFilter) -> StoreResult<u64>;
     /// The storage's own figures (see [`StorageHealth`]); cheap, never a table scan.
@@ -199,13 +195,8 @@ impl<S: ReadStore + ?Sized> ReadStore for Arc<S> {
     fn order(&self, order_number: &str) -> StoreResult<Option<StoredOrder>> {
         (**self).order(order_number)
     }
-    fn raw_messages(
-        &self,
-        filter: &RawFilter,
-        after_id: i64,
-        limit: u32,
-    ) -> StoreResult<Vec<RawMessage>> {
-        (**self).raw_messages(filter, after_id, limit)
+    fn raw_messages(&self, filter: &RawFilter, page: PageAfter) -> StoreResult<Vec<RawMessage>> {
+        (**self).raw_messages(filter, page)
     }
     fn raw_count(&self, filter: &RawFilter) -> StoreResult<u64> {
         (**self).raw_count(filter)

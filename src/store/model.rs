@@ -342,6 +342,13 @@ pub struct RawFilter {
     pub status: Option<MessageState>,
 }
 
+/// One page of a listing read oldest first: ids above `after_id`, at most `limit` of them.
+#[derive(Debug, Clone, Copy)]
+pub struct PageAfter {
+    pub after_id: i64,
+    pub limit: u32,
+}
+
 #[derive(Debug, Clone)]
 pub struct RawMessage {
     pub id: i64,

@@ -121,37 +121,49 @@ impl Announce {
     }
 }
 
+/// Who else writes the tables: the one fact the state machine's guard depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writers {
+    /// This node alone (SQLite). An attempt's outcome may also land on its message still
+    /// `queued`: before its claim (which it then carries, so claims fold into outcomes) or
+    /// after its lease ran out. Gauges are counted from the rows at start, not stored.
+    OneNode,
+    /// Several nodes share the tables (PostgreSQL). An outcome lands only on the message
+    /// `processing` that attempt and leased to this node (another node may have taken a
+    /// `queued` row meanwhile); gauges are stored as counter rows per node, since no node can
+    /// count them from its own commits alone.
+    SharedWithLeases,
+}
+
+impl Writers {
+    pub fn outcome_on_queued(self) -> bool {
+        self == Writers::OneNode
+    }
+
+    pub fn outcome_needs_lease_holder(self) -> bool {
+        self == Writers::SharedWithLeases
+    }
+
+    pub fn stores_gauges(self) -> bool {
+        self == Writers::SharedWithLeases
+    }
+}
+
 /// Where the backends truly differ, as data. Everything else is one statement in
-/// `statements.rs` and one meaning in `state_machine.rs`.
+/// `statements.rs` (row locks are written there in standard SQL, `FOR UPDATE [SKIP LOCKED]`
+/// at a statement's end, which a backend without other writers drops) and one meaning in
+/// `state_machine.rs`.
 #[derive(Debug, Clone, Copy)]
 pub struct Rules {
-    /// The guard on an attempt's outcome. `true` (SQLite, one node): an outcome may also land
-    /// on its message still `queued`, before its claim (which it then carries) or after its
-    /// lease ran out. `false` (PostgreSQL, shared): only on the message `processing` that
-    /// attempt, leased to this node; another node may have taken a `queued` row meanwhile.
-    pub outcome_on_queued: bool,
-    /// The outcome also demands that this node holds the lease.
-    pub outcome_needs_lease_holder: bool,
-    /// Gauges (`queued`, `processing`, `dead_now`) are stored as counter rows too: with
-    /// several nodes no node can count them from its own commits alone.
-    pub stores_gauges: bool,
-    /// `attempt_row`: `state, attempts, path, lease_owner` of message `?1`, locked for this
-    /// transaction where other writers exist.
-    pub attempt_row: &'static str,
+    pub writers: Writers,
     /// `claim`: message `?1` to `processing` with `attempts = ?2`, leased to `?3` until `?4`,
     /// only when `queued` with `attempts = ?2 - 1` (and, shared, not being changed right now).
     pub claim: &'static str,
-    /// `processing` rows as `id, lease_owner, lease_until`, locked (skipping locked ones)
-    /// where other writers exist.
-    pub processing_rows: &'static str,
-    /// Up to `?2` ids of `processed` messages finished before `?1`.
+    /// Up to `?2` ids of `processed` messages finished before `?1`, each taken by one sweep.
     pub purge_candidates: &'static str,
     /// A lock only one sweeper may hold at a time (a row `1` when taken); `None` where only
     /// one writer exists.
     pub sweep_lock: Option<&'static str>,
-    /// Recovery at start: back to `queued` every `processing` message leased to `?1`, to
-    /// nobody, or until before `?2`.
-    pub recover: &'static str,
 }
 
 /// One transaction. Every method runs inside it; nothing is kept unless it commits.

@@ -24,7 +24,7 @@ pub fn apply_batch(
     ops: &[WriteOp],
     now_ms: i64,
 ) -> StoreResult<(Vec<OpOutcome>, CounterDelta)> {
-    let folded = if tx.rules().outcome_on_queued {
+    let folded = if tx.rules().writers.outcome_on_queued() {
         fold_claims(ops)
     } else {
         vec![None; ops.len()]
@@ -53,8 +53,11 @@ pub fn apply_batch(
 /// stopped holding them), to nobody, or whose lease ran out; another node's live leases stay.
 pub fn recover_in_flight(tx: &mut dyn SqlTx, owner: &str, now_ms: i64) -> StoreResult<u64> {
     let now = tx.lease_clock(now_ms)?;
-    let recover = tx.rules().recover;
-    let n = tx.execute(recover, &[owner.into(), now.into()])? as i64;
+    let ids = tx.query(sql::RECOVERABLE, &[owner.into(), now.into()])?;
+    for row in &ids {
+        tx.execute(sql::REQUEUE_EXPIRED, &[row.int(0).into()])?;
+    }
+    let n = ids.len() as i64;
     let mut batch = Batch::new(tx, now_ms);
     batch.d.processing -= n;
     batch.d.queued += n;
@@ -131,7 +134,7 @@ impl<'t> Batch<'t> {
 
     /// Adds what the batch moved to the durable counters; the delta, for the live figures.
     fn finish(self) -> StoreResult<CounterDelta> {
-        let rows = counter_rows(&self.d, self.tx.rules().stores_gauges);
+        let rows = counter_rows(&self.d, self.tx.rules().writers.stores_gauges());
         if !rows.is_empty() {
             self.tx.add_counters(&rows)?;
         }
@@ -276,7 +279,7 @@ impl<'t> Batch<'t> {
     /// lease ran out. It walks the `processing` rows only (as many as attempts in hand).
     fn renew_leases(&mut self, lease: &Lease, live: &[i64]) -> StoreResult<OpOutcome> {
         let now = self.lease_now()?;
-        let rows = self.tx.query(self.tx.rules().processing_rows, &[])?;
+        let rows = self.tx.query(sql::PROCESSING_ROWS, &[])?;
         let (mut extended, mut requeued) = (0, Vec::new());
         for row in rows {
             let (id, owner, until) = (row.int(0), row.opt_text(1), row.opt_int(2));
@@ -372,21 +375,25 @@ impl<'t> Batch<'t> {
     /// Finds message `id` for the outcome of attempt `attempt`: where it is and its path, or
     /// `None` when the message is not in a state that attempt can end (the backend's guard).
     fn attempt_row(&mut self, id: i64, attempt: u32) -> StoreResult<Option<(AttemptRow, String)>> {
-        let rules = *self.tx.rules();
-        let Some(row) = self.tx.query_row(rules.attempt_row, &[id.into()])? else {
+        let writers = self.tx.rules().writers;
+        let Some(row) = self.tx.query_row(sql::ATTEMPT_ROW, &[id.into()])? else {
             return Ok(None);
         };
         let (state, attempts) = (row.text(0), row.int(1));
-        if rules.outcome_needs_lease_holder && row.opt_text(3).as_deref() != Some(self.tx.node()) {
+        if writers.outcome_needs_lease_holder()
+            && row.opt_text(3).as_deref() != Some(self.tx.node())
+        {
             return Ok(None);
         }
         let attempt = i64::from(attempt);
         let found = match state.as_str() {
             "processing" if attempts == attempt => AttemptRow::Processing,
-            "queued" if rules.outcome_on_queued && attempts + 1 == attempt => {
+            "queued" if writers.outcome_on_queued() && attempts + 1 == attempt => {
                 AttemptRow::QueuedBefore
             }
-            "queued" if rules.outcome_on_queued && attempts == attempt => AttemptRow::QueuedAfter,
+            "queued" if writers.outcome_on_queued() && attempts == attempt => {
+                AttemptRow::QueuedAfter
+            }
             _ => return Ok(None),
         };
         Ok(Some((found, row.text(2))))

@@ -23,6 +23,18 @@ pub const DEAD: &str = "UPDATE messages SET state = 'dead', last_error = ?2, fin
      attempts = ?4, lease_owner = NULL, lease_until = NULL WHERE id = ?1";
 pub const SET_NOTE: &str = "UPDATE messages SET note = ?2 WHERE id = ?1";
 
+/// `state, attempts, path, lease_owner` of the message an attempt's outcome is for.
+pub const ATTEMPT_ROW: &str =
+    "SELECT state, attempts, path, lease_owner FROM messages WHERE id = ?1 FOR UPDATE";
+/// `processing` rows as `id, lease_owner, lease_until`; one another writer is changing right
+/// now is skipped (its change decides; the next tick sees it).
+pub const PROCESSING_ROWS: &str = "SELECT id, lease_owner, lease_until FROM messages \
+     WHERE state = 'processing' ORDER BY id FOR UPDATE SKIP LOCKED";
+/// Recovery at start: `processing` messages leased to `?1`, to nobody, or until before `?2`.
+pub const RECOVERABLE: &str = "SELECT id FROM messages WHERE state = 'processing' \
+     AND (lease_owner IS NULL OR lease_owner = ?1 OR lease_until IS NULL OR lease_until < ?2) \
+     ORDER BY id FOR UPDATE SKIP LOCKED";
+
 pub const EXTEND_LEASE: &str = "UPDATE messages SET lease_until = ?2 WHERE id = ?1";
 pub const REQUEUE_EXPIRED: &str =
     "UPDATE messages SET state = 'queued', lease_owner = NULL, lease_until = NULL WHERE id = ?1";

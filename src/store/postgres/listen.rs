@@ -10,8 +10,9 @@ use crossbeam_channel::Receiver;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, Config};
 
-use super::read::{stored_order, ORDER_COLUMNS};
+use super::read::stored_order;
 use super::{connect, EVENTS_CHANNEL};
+use crate::store::rows::ORDER_COLUMNS;
 use crate::store::{RemoteEvent, StoreError};
 
 /// How long to wait before connecting again after the connection was lost.
@@ -116,7 +117,9 @@ fn decode(payload: &str, me: &str, db: &mut Client) -> Result<Option<RemoteEvent
                 &[&id],
             )
             .map_err(super::pg_err)?
-            .map(|r| RemoteEvent::OrderCreated(Box::new(stored_order(&r)))),
+            .map(|r| stored_order(&r))
+            .transpose()?
+            .map(|o| RemoteEvent::OrderCreated(Box::new(o))),
         "dead" => db
             .query_opt("SELECT last_error FROM messages WHERE id = $1", &[&id])
             .map_err(super::pg_err)?

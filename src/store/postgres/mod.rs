@@ -16,6 +16,7 @@ mod write;
 
 use std::time::Duration;
 
+use postgres::types::Type;
 use postgres::{Client, Config, NoTls};
 
 pub use listen::PostgresListener;
@@ -23,6 +24,7 @@ pub use read::PostgresReader;
 pub use schema::SCHEMA_VERSION;
 pub use write::{PostgresBackend, PostgresWriter};
 
+use super::sql::{Cell, Row};
 use super::StoreError;
 
 /// The `LISTEN/NOTIFY` channel carrying committed events between nodes.
@@ -83,6 +85,40 @@ pub fn connect(config: &Config) -> Result<Client, StoreError> {
             config.get_dbname().unwrap_or("(default)")
         ))
     })
+}
+
+/// A result row as cells (see [`Row`]), by each column's type, for what is read above the
+/// backend.
+pub(crate) fn cells(r: &postgres::Row) -> Result<Row, StoreError> {
+    let cells = r
+        .columns()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let ty = c.type_();
+            let cell = if *ty == Type::INT2 {
+                r.try_get::<_, Option<i16>>(i)
+                    .map(|v| v.map_or(Cell::Null, |v| Cell::Int(v.into())))
+            } else if *ty == Type::INT4 {
+                r.try_get::<_, Option<i32>>(i)
+                    .map(|v| v.map_or(Cell::Null, |v| Cell::Int(v.into())))
+            } else if *ty == Type::INT8 {
+                r.try_get::<_, Option<i64>>(i)
+                    .map(|v| v.map_or(Cell::Null, Cell::Int))
+            } else if *ty == Type::BOOL {
+                r.try_get::<_, Option<bool>>(i)
+                    .map(|v| v.map_or(Cell::Null, |v| Cell::Int(v.into())))
+            } else if *ty == Type::BYTEA {
+                r.try_get::<_, Option<Vec<u8>>>(i)
+                    .map(|v| v.map_or(Cell::Null, Cell::Blob))
+            } else {
+                r.try_get::<_, Option<String>>(i)
+                    .map(|v| v.map_or(Cell::Null, Cell::Text))
+            };
+            cell.map_err(pg_err)
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(Row(cells))
 }
 
 /// Sorts a PostgreSQL failure into the storage error kinds by its SQLSTATE class.

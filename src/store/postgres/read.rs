@@ -7,12 +7,12 @@ use std::sync::Mutex;
 use postgres::types::ToSql;
 use postgres::{Client, Config, Row};
 
-use super::{connect, pg_err, DB_NOW_MS};
-use crate::store::Order;
+use super::{cells, connect, pg_err, DB_NOW_MS};
+use crate::store::rows::{self, ORDER_COLUMNS, SUMMARY_COLUMNS};
 use crate::store::{
     ClusterCounters, CounterDelta, DeadLetter, DurableCounters, LogQuery, MessageDetail,
-    MessageState, MessageSummary, NodeStatus, OperatorAction, OrderQuery, RawFilter, RawMessage,
-    ReadStore, StorageHealth, StoreResult, StoredOrder,
+    MessageState, MessageSummary, NodeStatus, OperatorAction, OrderQuery, PageAfter, RawFilter,
+    RawMessage, ReadStore, StorageHealth, StoreResult, StoredOrder,
 };
 use crate::store::{Payload, QueuedJob, PAYLOAD_PREVIEW_BYTES};
 use crate::time::{now_ms, rfc3339};
@@ -72,51 +72,12 @@ impl PostgresReader {
     }
 }
 
-const SUMMARY_COLUMNS: &str =
-    "id, received_at, path, remote_addr, size, state, attempts, last_error, finished_at, note";
-
-fn summary(r: &Row) -> MessageSummary {
-    let state: String = r.get(5);
-    MessageSummary {
-        id: r.get(0),
-        received_at: rfc3339(r.get(1)),
-        path: r.get(2),
-        remote_addr: r.get(3),
-        size: r.get::<_, i64>(4).max(0) as u64,
-        status: MessageState::parse(&state).unwrap_or(MessageState::Queued),
-        attempts: r.get::<_, i32>(6).max(0) as u32,
-        last_error: r.get(7),
-        processed_at: r.get::<_, Option<i64>>(8).map(rfc3339),
-        note: r.get(9),
-    }
+fn summary(r: &Row) -> StoreResult<MessageSummary> {
+    cells(r).map(|c| rows::summary(&c))
 }
 
-pub(super) const ORDER_COLUMNS: &str =
-    "id, message_id, source_path, created_at, updated_at, order_number, product, \
-    amount_cents, currency, email, size, site, quantity, profile, title, fields";
-
-pub(super) fn stored_order(r: &Row) -> StoredOrder {
-    let fields: String = r.get(15);
-    StoredOrder {
-        id: r.get(0),
-        message_id: r.get(1),
-        source_path: r.get(2),
-        created_at: rfc3339(r.get(3)),
-        updated_at: r.get::<_, Option<i64>>(4).map(rfc3339),
-        order: Order {
-            order_number: r.get(5),
-            product: r.get(6),
-            amount_cents: r.get(7),
-            currency: r.get(8),
-            email: r.get(9),
-            size: r.get(10),
-            site: r.get(11),
-            quantity: r.get(12),
-            profile: r.get(13),
-            title: r.get(14),
-            fields: serde_json::from_str(&fields).unwrap_or_default(),
-        },
-    }
+pub(super) fn stored_order(r: &Row) -> StoreResult<StoredOrder> {
+    cells(r).map(|c| rows::stored_order(&c))
 }
 
 impl ReadStore for PostgresReader {
@@ -179,17 +140,19 @@ impl ReadStore for PostgresReader {
             ),
             &[&id],
         )?;
-        Ok(rows.first().map(|r| {
-            let next: i64 = r.get(12);
-            MessageDetail {
-                summary: summary(r),
-                headers_json: r
-                    .get::<_, Option<String>>(10)
-                    .unwrap_or_else(|| "{}".into()),
-                payload: r.get::<_, Option<Vec<u8>>>(11).unwrap_or_default(),
-                next_attempt_at: (next > 0).then(|| rfc3339(next)),
-            }
-        }))
+        rows.first()
+            .map(|r| {
+                let next: i64 = r.get(12);
+                Ok(MessageDetail {
+                    summary: summary(r)?,
+                    headers_json: r
+                        .get::<_, Option<String>>(10)
+                        .unwrap_or_else(|| "{}".into()),
+                    payload: r.get::<_, Option<Vec<u8>>>(11).unwrap_or_default(),
+                    next_attempt_at: (next > 0).then(|| rfc3339(next)),
+                })
+            })
+            .transpose()
     }
 
     fn logs(&self, q: &LogQuery) -> StoreResult<Vec<MessageSummary>> {
@@ -210,7 +173,7 @@ impl ReadStore for PostgresReader {
                 &[&before, &limit],
             )?,
         };
-        Ok(rows.iter().map(summary).collect())
+        rows.iter().map(summary).collect()
     }
 
     fn dead_letters(&self, after_id: Option<i64>, limit: u32) -> StoreResult<Vec<DeadLetter>> {
@@ -336,7 +299,7 @@ impl ReadStore for PostgresReader {
                 &[&before, &limit],
             )?,
         };
-        Ok(rows.iter().map(stored_order).collect())
+        rows.iter().map(stored_order).collect()
     }
 
     fn order(&self, order_number: &str) -> StoreResult<Option<StoredOrder>> {
@@ -346,15 +309,10 @@ impl ReadStore for PostgresReader {
             ),
             &[&order_number],
         )?;
-        Ok(rows.first().map(stored_order))
+        rows.first().map(stored_order).transpose()
     }
 
-    fn raw_messages(
-        &self,
-        f: &RawFilter,
-        after_id: i64,
-        limit: u32,
-    ) -> StoreResult<Vec<RawMessage>> {
+    fn raw_messages(&self, f: &RawFilter, page: PageAfter) -> StoreResult<Vec<RawMessage>> {
         let rows = self.query(
             "SELECT m.id, m.path, m.state, b.payload FROM messages m \
              JOIN bodies b ON b.message_id = m.id \
@@ -362,24 +320,15 @@ impl ReadStore for PostgresReader {
              AND (m.state = $3 OR ($3::text IS NULL AND m.state IN ('processed', 'dead'))) \
              ORDER BY m.id LIMIT $4",
             &[
-                &after_id,
+                &page.after_id,
                 &f.since_ms.unwrap_or(i64::MIN),
                 &f.status.map(MessageState::as_str),
-                &(limit as i64),
+                &i64::from(page.limit),
             ],
         )?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let state: String = r.get(2);
-                RawMessage {
-                    id: r.get(0),
-                    path: r.get(1),
-                    state: MessageState::parse(&state).unwrap_or(MessageState::Queued),
-                    payload: r.get(3),
-                }
-            })
-            .collect())
+        rows.iter()
+            .map(|r| cells(r).map(|c| rows::raw_message(&c)))
+            .collect()
     }
 
     fn raw_count(&self, f: &RawFilter) -> StoreResult<u64> {

@@ -12,39 +12,27 @@ use std::time::{Duration, Instant};
 use postgres::types::{private::BytesMut, to_sql_checked, IsNull, ToSql, Type};
 use postgres::{Client, Statement, Transaction};
 
-use super::{pg_err, PostgresOptions, DB_NOW_MS, EVENTS_CHANNEL};
-use crate::store::sql::{Announce, Cell, Row, Rules, SqlBackend, SqlTx, Value};
+use super::{cells, pg_err, PostgresOptions, DB_NOW_MS, EVENTS_CHANNEL};
+use crate::store::sql::{Announce, Row, Rules, SqlBackend, SqlTx, Value, Writers};
 use crate::store::{SqlStore, StoreError, StoreResult};
 use crate::time::now_ms;
 
 /// The write side on PostgreSQL: the state machine over this node's connection.
 pub type PostgresWriter = SqlStore<PostgresBackend>;
 
-/// Several nodes share the tables: rows are locked before they change (`FOR UPDATE`, and
-/// `SKIP LOCKED` where another node's change may simply decide), an outcome needs this
-/// node's lease on that very attempt, gauges are stored per node, one node sweeps at a time.
+/// Several nodes share the tables: a claim skips a row another node is changing right now
+/// (its change decides), and one node sweeps at a time under an advisory lock (the key is
+/// `0x686f_6f6b_7661_0002`, beside `schema::MIGRATION_LOCK`).
 const RULES: Rules = Rules {
-    outcome_on_queued: false,
-    outcome_needs_lease_holder: true,
-    stores_gauges: true,
-    attempt_row: "SELECT state, attempts, path, lease_owner FROM messages WHERE id = ?1 FOR UPDATE",
+    writers: Writers::SharedWithLeases,
     claim: "UPDATE messages m SET state = 'processing', attempts = ?2, lease_owner = ?3, \
-            lease_until = ?4 \
-            FROM (SELECT id FROM messages WHERE id = ?1 AND state = 'queued' \
-                  AND attempts = ?2 - 1 FOR UPDATE SKIP LOCKED) c WHERE m.id = c.id",
-    processing_rows: "SELECT id, lease_owner, lease_until FROM messages \
-                      WHERE state = 'processing' ORDER BY id FOR UPDATE SKIP LOCKED",
+            lease_until = ?4 FROM (SELECT id FROM messages WHERE id = ?1 AND state = 'queued' \
+            AND attempts = ?2 - 1 FOR UPDATE SKIP LOCKED) c WHERE m.id = c.id",
     purge_candidates: "SELECT id FROM messages WHERE state = 'processed' AND finished_at < ?1 \
                        ORDER BY id LIMIT ?2 FOR UPDATE SKIP LOCKED",
-    // The retention lock key 0x686f_6f6b_7661_0002 (beside `schema::MIGRATION_LOCK`).
     sweep_lock: Some(
         "SELECT CASE WHEN pg_try_advisory_xact_lock(7525356009697640450) THEN 1 ELSE 0 END",
     ),
-    recover: "UPDATE messages m SET state = 'queued', lease_owner = NULL, lease_until = NULL \
-              FROM (SELECT id FROM messages WHERE state = 'processing' \
-                    AND (lease_owner IS NULL OR lease_owner = ?1 OR lease_until IS NULL \
-                         OR lease_until < ?2) \
-                    FOR UPDATE SKIP LOCKED) r WHERE m.id = r.id",
 };
 
 /// How often the node's heartbeat row is refreshed (the writer calls `maintain` when it is due,
@@ -256,7 +244,7 @@ impl SqlTx for PgTx<'_, '_> {
     }
 
     fn query(&mut self, sql: &'static str, params: &[Value]) -> StoreResult<Vec<Row>> {
-        self.rows(sql, false, params)?.iter().map(row).collect()
+        self.rows(sql, false, params)?.iter().map(cells).collect()
     }
 
     fn query_row(&mut self, sql: &'static str, params: &[Value]) -> StoreResult<Option<Row>> {
@@ -293,39 +281,6 @@ impl SqlTx for PgTx<'_, '_> {
         self.notes
             .push(format!("{}\t{}\t{id}", self.node, what.as_str()));
     }
-}
-
-/// A result row as cells, by each column's type.
-fn row(r: &postgres::Row) -> StoreResult<Row> {
-    let cells = r
-        .columns()
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let ty = c.type_();
-            let cell = if *ty == Type::INT2 {
-                r.try_get::<_, Option<i16>>(i)
-                    .map(|v| v.map_or(Cell::Null, |v| Cell::Int(v.into())))
-            } else if *ty == Type::INT4 {
-                r.try_get::<_, Option<i32>>(i)
-                    .map(|v| v.map_or(Cell::Null, |v| Cell::Int(v.into())))
-            } else if *ty == Type::INT8 {
-                r.try_get::<_, Option<i64>>(i)
-                    .map(|v| v.map_or(Cell::Null, Cell::Int))
-            } else if *ty == Type::BOOL {
-                r.try_get::<_, Option<bool>>(i)
-                    .map(|v| v.map_or(Cell::Null, |v| Cell::Int(v.into())))
-            } else if *ty == Type::BYTEA {
-                r.try_get::<_, Option<Vec<u8>>>(i)
-                    .map(|v| v.map_or(Cell::Null, Cell::Blob))
-            } else {
-                r.try_get::<_, Option<String>>(i)
-                    .map(|v| v.map_or(Cell::Null, Cell::Text))
-            };
-            cell.map_err(pg_err)
-        })
-        .collect::<StoreResult<Vec<_>>>()?;
-    Ok(Row(cells))
 }
 
 /// A shared statement's parameter as the column it meets wants it (an `INTEGER` column takes

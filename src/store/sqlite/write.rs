@@ -10,33 +10,33 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, ToSql, Transaction, TransactionBehavior};
 
 use super::checkpointer::Checkpointer;
-use super::sql_err;
-use crate::store::sql::{Announce, Cell, Row, Rules, SqlBackend, SqlTx, Value};
+use super::{cells, sql_err};
+use crate::store::sql::{Announce, Row, Rules, SqlBackend, SqlTx, Value, Writers};
 use crate::store::{SqlStore, StoreResult};
 
 /// The write side on SQLite: the state machine over this connection.
 pub type SqliteWriter = SqlStore<SqliteBackend>;
 
-/// One node owns the file, so an outcome may land on its message still `queued` (its claim
-/// folded into the same commit, or its lease just run out), and no row needs locking.
+/// One node owns the file: no row needs locking, no sweep needs a lock of its own.
 const RULES: Rules = Rules {
-    outcome_on_queued: true,
-    outcome_needs_lease_holder: false,
-    stores_gauges: false,
-    attempt_row: "SELECT state, attempts, path, lease_owner FROM messages WHERE id = ?1",
+    writers: Writers::OneNode,
     claim: "UPDATE messages SET state = 'processing', attempts = ?2, lease_owner = ?3, \
             lease_until = ?4 WHERE id = ?1 AND state = 'queued' AND attempts = ?2 - 1",
-    processing_rows: "SELECT id, lease_owner, lease_until FROM messages WHERE state = 'processing'",
     // Named, not left to the planner: without statistics it prefers the (state, id) index and
     // sorts every processed row by finish time.
     purge_candidates:
         "SELECT id FROM messages INDEXED BY messages_processed_finished \
                        WHERE state = 'processed' AND finished_at < ?1 ORDER BY finished_at LIMIT ?2",
     sweep_lock: None,
-    recover: "UPDATE messages SET state = 'queued', lease_owner = NULL, lease_until = NULL \
-              WHERE state = 'processing' AND (lease_owner IS NULL OR lease_owner = ?1 \
-              OR lease_until IS NULL OR lease_until < ?2)",
 };
+
+/// The statement as this backend runs it: one writer needs no row locks, so a shared
+/// statement's `FOR UPDATE [SKIP LOCKED]` is dropped (a slice of the same text, no copy).
+fn unlocked(sql: &'static str) -> &'static str {
+    sql.strip_suffix(" FOR UPDATE SKIP LOCKED")
+        .or_else(|| sql.strip_suffix(" FOR UPDATE"))
+        .unwrap_or(sql)
+}
 
 /// Statements the state machine and the backend prepare; the connection keeps them all.
 const STATEMENT_CACHE: usize = 64;
@@ -203,7 +203,7 @@ impl SqlTx for SqliteTx<'_> {
     fn execute(&mut self, sql: &'static str, params: &[Value]) -> StoreResult<u64> {
         let n = self
             .tx
-            .prepare_cached(sql)
+            .prepare_cached(unlocked(sql))
             .and_then(|mut s| s.execute(rusqlite::params_from_iter(params)))
             .map_err(sql_err)?;
         Ok(n as u64)
@@ -217,15 +217,9 @@ impl SqlTx for SqliteTx<'_> {
     }
 
     fn query(&mut self, sql: &'static str, params: &[Value]) -> StoreResult<Vec<Row>> {
-        let mut stmt = self.tx.prepare_cached(sql).map_err(sql_err)?;
-        let columns = stmt.column_count();
+        let mut stmt = self.tx.prepare_cached(unlocked(sql)).map_err(sql_err)?;
         let rows = stmt
-            .query_map(rusqlite::params_from_iter(params), |r| {
-                (0..columns)
-                    .map(|i| r.get_ref(i).map(cell))
-                    .collect::<rusqlite::Result<Vec<_>>>()
-                    .map(Row)
-            })
+            .query_map(rusqlite::params_from_iter(params), cells)
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(sql_err)?;
         Ok(rows)
@@ -272,16 +266,6 @@ impl ToSql for Value<'_> {
             Value::Text(v) => ToSqlOutput::Borrowed(ValueRef::Text(v.as_bytes())),
             Value::Blob(v) => ToSqlOutput::Borrowed(ValueRef::Blob(v)),
         })
-    }
-}
-
-fn cell(v: ValueRef) -> Cell {
-    match v {
-        ValueRef::Null => Cell::Null,
-        ValueRef::Integer(i) => Cell::Int(i),
-        ValueRef::Real(f) => Cell::Int(f as i64),
-        ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
-        ValueRef::Blob(b) => Cell::Blob(b.to_vec()),
     }
 }
 
