@@ -1,6 +1,7 @@
 //! The one way to open storage: the backend `storage.backend` names.
 
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::Receiver;
@@ -32,51 +33,30 @@ pub struct OpenedStore {
     pub cluster: Option<Cluster>,
 }
 
-/// What a node sharing its database needs beyond the two stores.
+/// What a node sharing its database needs beyond the two stores: its name and lease, and
+/// how to hear what the other nodes commit. Only a backend that several nodes share makes one.
 pub struct Cluster {
     pub node: String,
     pub lease: Duration,
-    #[cfg(feature = "postgres")]
-    config: ::postgres::Config,
+    listen: Box<dyn FnOnce(Deliver, Receiver<()>) -> JoinHandle<()> + Send>,
 }
 
+/// Where the listener hands each event another node committed (on its own thread).
+pub type Deliver = Box<dyn Fn(RemoteEvent) + Send>;
+
 /// The thread receiving other nodes' events; it ends when its `stop` disconnects.
-pub struct EventListener {
-    #[cfg(feature = "postgres")]
-    inner: super::postgres::PostgresListener,
-}
+pub struct EventListener(JoinHandle<()>);
 
 impl EventListener {
     pub fn join(self) {
-        #[cfg(feature = "postgres")]
-        self.inner.join();
+        let _ = self.0.join();
     }
 }
 
 impl Cluster {
     /// Starts receiving the events other nodes commit; `deliver` runs on the listener thread.
-    pub fn listen(
-        &self,
-        deliver: Box<dyn Fn(RemoteEvent) + Send>,
-        stop: Receiver<()>,
-    ) -> EventListener {
-        #[cfg(feature = "postgres")]
-        {
-            EventListener {
-                inner: super::postgres::PostgresListener::start(
-                    self.config.clone(),
-                    self.node.clone(),
-                    deliver,
-                    stop,
-                ),
-            }
-        }
-        #[cfg(not(feature = "postgres"))]
-        {
-            // Without the feature no `Cluster` is ever made (see `open_node`).
-            let _ = (deliver, stop);
-            EventListener {}
-        }
+    pub fn listen(self, deliver: Deliver, stop: Receiver<()>) -> EventListener {
+        EventListener((self.listen)(deliver, stop))
     }
 }
 
@@ -126,13 +106,16 @@ pub fn open_node(
             };
             let (writer, reader) = super::postgres::open(&options, READ_CONNECTIONS)?;
             let config = super::postgres::config(&options.url, &options.node)?;
+            let node = options.node.clone();
             Ok(OpenedStore {
                 writer: write_store(writer.into_backend(), faults),
                 reader: Arc::new(reader),
                 cluster: Some(Cluster {
                     node: options.node,
                     lease: options.lease,
-                    config,
+                    listen: Box::new(move |deliver, stop| {
+                        super::postgres::listen(config, node, deliver, stop)
+                    }),
                 }),
             })
         }

@@ -382,7 +382,7 @@ fn other_nodes_hear_committed_events() {
     let (tx, rx) = crossbeam_channel::unbounded();
     let (_stop_tx, stop) = crossbeam_channel::bounded::<()>(0);
     let config = postgres::config(&db.url, "b").unwrap();
-    let _listener = postgres::PostgresListener::start(
+    let _listener = postgres::listen(
         config,
         "b".into(),
         Box::new(move |e| {

@@ -19,7 +19,7 @@ use std::time::Duration;
 use postgres::types::Type;
 use postgres::{Client, Config, NoTls};
 
-pub use listen::PostgresListener;
+pub use listen::start as listen;
 pub use read::PostgresReader;
 pub use schema::SCHEMA_VERSION;
 pub use write::{PostgresBackend, PostgresWriter};
