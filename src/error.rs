@@ -129,7 +129,7 @@ impl StoreError {
     }
 
     /// The exit code a command ends with when this stops it, by what the operator does next.
-    fn exit_code(&self) -> i32 {
+    pub fn exit_code(&self) -> i32 {
         match self {
             StoreError::DiskFull(_) | StoreError::Io(_) | StoreError::Other(_) => EXIT_STORAGE,
             StoreError::Corrupt(_) | StoreError::NewerSchema { .. } => EXIT_DATA,

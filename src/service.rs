@@ -82,7 +82,8 @@ impl ServiceBuilder {
         self
     }
 
-    /// Commits go through a [`FaultyStore`] switched by `faults` (keep a clone to switch it).
+    /// Transactions go through a [`FaultyBackend`](crate::store::FaultyBackend) switched by
+    /// `faults` (keep a clone to switch it).
     pub fn faults(mut self, faults: Faults) -> Self {
         self.faults = Some(faults);
         self

@@ -139,7 +139,7 @@ pub trait ReadStore: Send + Sync {
     }
 }
 
-/// A boxed store is a store, so wrappers (such as [`FaultyStore`]) and commands can take
+/// A boxed store is a store, so the writer and commands can take
 /// whatever [`open`] returned.
 impl<S: WriteStore + ?Sized> WriteStore for Box<S> {
     fn commit_batch(
