@@ -124,6 +124,21 @@ impl<'t> Batch<'t> {
                 limit,
             } => self.purge(*finished_before_ms, *limit),
             WriteOp::Rederive { id, order } => self.rederive(*id, order),
+            WriteOp::Deliver(d) => self.deliver(d),
+            WriteOp::TakeDeliveries {
+                target,
+                limit,
+                lease,
+            } => self.take_deliveries(target, *limit, lease),
+            WriteOp::DeliveryOutcome {
+                id,
+                attempt,
+                result,
+                next,
+            } => self.delivery_outcome(*id, *attempt, result, next),
+            WriteOp::RetryDeliveries { id, actor } => self.retry_deliveries(*id, actor),
+            WriteOp::DiscardDelivery { id, actor } => self.discard_delivery(*id, actor),
+            WriteOp::ReleaseDeliveries { owner } => self.release_deliveries(owner),
             WriteOp::QueueSizePeak { peak } => {
                 self.tx
                     .raise_counter("queue_size_peak", i64::try_from(*peak).unwrap_or(i64::MAX))?;
@@ -176,6 +191,9 @@ impl<'t> Batch<'t> {
             sql::APPEND_BODY,
             &[id.into(), (&m.headers_json).into(), m.payload[..].into()],
         )?;
+        for d in &m.deliveries {
+            self.insert_delivery(Some(id), d)?;
+        }
         self.d.received += 1;
         self.d.queued += 1;
         self.tx.announce(Announce::Received, id);
@@ -573,5 +591,6 @@ impl BatchClock {
     }
 }
 
+mod deliveries;
 #[cfg(test)]
 mod tests;

@@ -31,6 +31,7 @@ fn append(key: &str) -> WriteOp {
         headers_json: "{}".into(),
         payload: b"{}".to_vec(),
         idem_key: Some(key.into()),
+        deliveries: Vec::new(),
     })
 }
 

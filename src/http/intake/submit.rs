@@ -55,6 +55,7 @@ pub(super) fn message(
         headers_json: stored_headers(call.request),
         payload,
         idem_key,
+        deliveries: Vec::new(),
     }
 }
 

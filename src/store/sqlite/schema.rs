@@ -5,7 +5,7 @@ use rusqlite::Connection;
 
 use crate::store::StoreError;
 
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Version 1, kept as it was so older databases migrate step by step.
 pub(super) const V1: &str = r#"
@@ -83,6 +83,53 @@ ALTER TABLE messages ADD COLUMN lease_until INTEGER;
 CREATE INDEX messages_processed_finished ON messages(finished_at) WHERE state = 'processed';
 "#;
 
+/// Version 3: deliveries (relays and forwards), one row per message and target, their
+/// attempts, and the targets' leases and deaths. The same tables as PostgreSQL's version 2.
+const V3: &str = r#"
+CREATE TABLE deliveries (
+    id              INTEGER PRIMARY KEY,
+    message_id      INTEGER,                   -- NULL: a delivery on its own (an alert)
+    target          TEXT    NOT NULL,          -- the full URL, token included
+    label           TEXT    NOT NULL,          -- the URL masked: what the API shows and filters
+    kind            TEXT    NOT NULL,          -- discord | http
+    content_type    TEXT,
+    headers         TEXT    NOT NULL,          -- JSON object of extra request headers
+    body            BLOB,                      -- NULL: the message's body
+    state           TEXT    NOT NULL,          -- pending | sending | delivered | dead | discarded
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL DEFAULT 0,
+    lease_owner     TEXT,                      -- while `sending`: the node sending it
+    created_at      INTEGER NOT NULL,
+    finished_at     INTEGER,
+    last_status     INTEGER,
+    last_error      TEXT
+);
+CREATE INDEX deliveries_target ON deliveries(target, state, id);
+CREATE INDEX deliveries_message ON deliveries(message_id) WHERE message_id IS NOT NULL;
+CREATE INDEX deliveries_state ON deliveries(state, id);
+CREATE INDEX deliveries_label ON deliveries(label, id);
+
+CREATE TABLE delivery_attempts (
+    id          INTEGER PRIMARY KEY,
+    delivery_id INTEGER NOT NULL,
+    at          INTEGER NOT NULL,
+    status      INTEGER,
+    latency_ms  INTEGER NOT NULL,
+    error       TEXT
+);
+CREATE INDEX delivery_attempts_delivery ON delivery_attempts(delivery_id, id);
+
+-- One row per target: which node sends its queue now (a lease, so one node at a time keeps
+-- its order), and whether it is dead (no request until an operator retries).
+CREATE TABLE relay_targets (
+    target      TEXT PRIMARY KEY,
+    lease_owner TEXT,
+    lease_until INTEGER,
+    dead_reason TEXT,
+    dead_at     INTEGER
+);
+"#;
+
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -102,6 +149,9 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     if version < 2 {
         tx.execute_batch(V2).map_err(super::sql_err)?;
+    }
+    if version < 3 {
+        tx.execute_batch(V3).map_err(super::sql_err)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)
         .map_err(super::sql_err)?;
