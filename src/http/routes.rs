@@ -9,7 +9,10 @@ use super::openapi::AuthMode;
 use super::response::Reply;
 use super::route::{Access, Route};
 use super::state::AppState;
-use super::{dashboard, dead_letters, favicon, health, intake, logs, openapi, orders};
+use super::{
+    dashboard, dead_letters, deliveries, discord_relay, favicon, health, intake, logs, openapi,
+    orders,
+};
 
 pub const ROUTES: &[Route] = &[
     Route {
@@ -18,6 +21,55 @@ pub const ROUTES: &[Route] = &[
         access: Access::Ingest,
         handler: intake::receive,
         summary: "Receive a webhook; 200 only once it is committed to disk",
+    },
+    Route {
+        method: "POST",
+        path: "/api/webhooks/{id}/{token}",
+        access: Access::Open,
+        handler: discord_relay::execute,
+        summary: "Discord's webhook path: stored, then relayed to Discord at its pace",
+    },
+    Route {
+        method: "POST",
+        path: "/api/v9/webhooks/{id}/{token}",
+        access: Access::Open,
+        handler: discord_relay::execute,
+        summary: "Discord's webhook path (API v9 spelling)",
+    },
+    Route {
+        method: "POST",
+        path: "/api/v10/webhooks/{id}/{token}",
+        access: Access::Open,
+        handler: discord_relay::execute,
+        summary: "Discord's webhook path (API v10 spelling)",
+    },
+    Route {
+        method: "GET",
+        path: "/api/v2/deliveries",
+        access: Access::Admin,
+        handler: deliveries::list,
+        summary: "Deliveries, newest first; ?state=, ?target=, ?limit=, ?before_id=",
+    },
+    Route {
+        method: "POST",
+        path: "/api/v2/deliveries/retry-failed",
+        access: Access::Admin,
+        handler: deliveries::retry_failed,
+        summary: "Every dead delivery is owed again (dead targets revived)",
+    },
+    Route {
+        method: "POST",
+        path: "/api/v2/deliveries/{id}/retry",
+        access: Access::Admin,
+        handler: deliveries::retry_one,
+        summary: "One dead delivery is owed again (its target revived)",
+    },
+    Route {
+        method: "DELETE",
+        path: "/api/v2/deliveries/{id}",
+        access: Access::Admin,
+        handler: deliveries::discard,
+        summary: "Give up a dead or pending delivery",
     },
     Route {
         method: "GET",

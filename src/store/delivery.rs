@@ -139,6 +139,8 @@ pub struct DeliveryAttempt {
 pub struct DeliveryDetail {
     #[serde(flatten)]
     pub summary: DeliverySummary,
+    /// Every request made, oldest first (`attempts` is their count, `429`s included).
+    #[serde(rename = "requests")]
     pub attempts_made: Vec<DeliveryAttempt>,
 }
 

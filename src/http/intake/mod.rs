@@ -25,6 +25,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use super::call::Call;
 use super::response::Reply;
 use super::state::AppState;
+use crate::store::NewDelivery;
 
 /// Why a webhook was not stored, for the rejection counters.
 enum Refusal {
@@ -37,10 +38,45 @@ enum Refusal {
 type Step<T> = Result<T, (Refusal, Reply)>;
 
 pub fn receive(state: &AppState, call: &mut Call) -> Reply {
-    match receive_steps(state, call) {
-        Ok(reply) => {
+    let steps = receive_steps(state, call);
+    counted(state, call, steps).unwrap_or_else(|reply| reply)
+}
+
+/// The same steps for a webhook another path received (the Discord relay path): stored with
+/// `path` (its secret masked) and `deliveries` in the same commit. The stored id and whether
+/// it was a duplicate, or the answer that ends the request.
+pub fn receive_relayed(
+    state: &AppState,
+    call: &mut Call,
+    path: String,
+    deliveries: Vec<NewDelivery>,
+) -> Result<(i64, bool), Reply> {
+    let steps = relayed_steps(state, call, path, deliveries);
+    counted(state, call, steps)
+}
+
+fn relayed_steps(
+    state: &AppState,
+    call: &mut Call,
+    path: String,
+    deliveries: Vec<NewDelivery>,
+) -> Step<(i64, bool)> {
+    limits::check(state, call)?;
+    let idem_key = idempotency::key(call)?;
+    let payload = body::read(state, call)?;
+    verification::check(state, call, &payload)?;
+    let mut message = submit::message(state, call, payload, idem_key);
+    message.path = path;
+    message.deliveries = deliveries;
+    submit::commit_id(state, message)
+}
+
+/// Counts the outcome: the ack latency of a stored webhook, or the refusal's reason.
+fn counted<T>(state: &AppState, call: &Call, steps: Step<T>) -> Result<T, Reply> {
+    match steps {
+        Ok(v) => {
             state.live.ack_latency.record(call.started.elapsed());
-            reply
+            Ok(v)
         }
         Err((why, reply)) => {
             let counter = match why {
@@ -49,7 +85,7 @@ pub fn receive(state: &AppState, call: &mut Call) -> Reply {
                 Refusal::Client => &state.live.rejected_other,
             };
             counter.fetch_add(1, Relaxed);
-            reply
+            Err(reply)
         }
     }
 }
