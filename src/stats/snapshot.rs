@@ -68,6 +68,8 @@ pub struct StatsSnapshot {
     pub node: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nodes: Option<Vec<NodeStatus>>,
+    /// The relay's deliveries: owed, delivered, dead, `429`s seen, per target (masked).
+    pub relay: super::RelaySnapshot,
 }
 
 fn ms(us: u64) -> f64 {
@@ -140,6 +142,7 @@ impl StatsSnapshot {
             status_reasons: verdict.reasons,
             node: cluster.as_ref().map(|c| c.node.clone()),
             nodes: cluster.map(|c| c.nodes),
+            relay: live.relay.snapshot(),
         }
     }
 }

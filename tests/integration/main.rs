@@ -46,6 +46,7 @@ mod parser_props;
 mod pg_store;
 mod processing;
 mod promtool;
+mod relay;
 mod retention_scale;
 mod schemathesis;
 mod status;
