@@ -294,3 +294,38 @@ fn after_kill_9_every_delivery_arrives_and_the_token_is_never_shown() {
     assert!(!first.stderr().contains(TOKEN), "{}", first.stderr());
     assert!(!second.stderr().contains(TOKEN), "{}", second.stderr());
 }
+
+#[test]
+fn a_global_rate_limit_pauses_every_discord_target() {
+    let fake = FakeDiscord::start(None, 2);
+    let hv = Hookvault::new()
+        .settings(relayed_to(&fake, &["881", "882"]))
+        .start();
+    fake.global_limit(1);
+    let a = hv
+        .http
+        .post(&format!("/api/webhooks/881/{TOKEN}"), &body(0, 0));
+    assert_eq!(a.status, 204);
+    let first = Instant::now() + Duration::from_secs(10);
+    while fake.count_status(429) == 0 {
+        assert!(Instant::now() < first, "no global 429 reached the fake");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let b = hv
+        .http
+        .post(&format!("/api/webhooks/882/{TOKEN}"), &body(1, 0));
+    assert_eq!(b.status, 204);
+    fake.wait_accepted("881", 1, Duration::from_secs(10));
+    fake.wait_accepted("882", 1, Duration::from_secs(10));
+    let requests = fake.requests();
+    let limited = requests.iter().find(|r| r.status == 429).unwrap().at;
+    // The fake asked for 0.3 s; no Discord target is sent anything before it has passed.
+    for r in requests.iter().filter(|r| r.status != 429) {
+        assert!(
+            r.at.duration_since(limited) >= Duration::from_millis(280),
+            "{} sent {:?} after a global 429",
+            r.webhook,
+            r.at.duration_since(limited)
+        );
+    }
+}

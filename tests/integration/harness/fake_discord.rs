@@ -5,7 +5,6 @@
 //! the global limit is hit), unknown webhooks as `404` code 10015, and scripted failures.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -23,6 +22,7 @@ pub struct Received {
     pub user_agent: Option<String>,
     pub body: Vec<u8>,
     pub status: u16,
+    pub at: Instant,
 }
 
 #[derive(Default)]
@@ -257,6 +257,7 @@ fn answer(mut req: tiny_http::Request, state: &Mutex<State>, limit: Option<Limit
         user_agent,
         body,
         status,
+        at: Instant::now(),
     });
     drop(s);
     let mut response = Response::from_string(text).with_status_code(status);
