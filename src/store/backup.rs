@@ -152,6 +152,62 @@ pub fn restore(
     })
 }
 
+/// What `serve` would do with a database's schema, as `hookvault schema` reports it before an
+/// upgrade: a deploy takes a backup when the new binary will migrate, since the binary before
+/// it refuses the migrated database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaPlan {
+    /// No database yet: `serve` creates one at the binary's version.
+    Create,
+    /// The database is at the binary's version.
+    Current,
+    /// The database is older: `serve` migrates it in place.
+    Migrate,
+    /// The database is newer than this binary runs: `serve` refuses it (exit 74).
+    Refuse,
+}
+
+impl SchemaPlan {
+    /// The word `hookvault schema` prints after `on_serve=`.
+    pub fn word(self) -> &'static str {
+        match self {
+            SchemaPlan::Create => "create",
+            SchemaPlan::Current => "none",
+            SchemaPlan::Migrate => "migrate",
+            SchemaPlan::Refuse => "refuse",
+        }
+    }
+}
+
+/// The schema version this binary runs against the database's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchemaReport {
+    pub binary: i64,
+    /// `None`: no database file yet.
+    pub database: Option<i64>,
+    pub plan: SchemaPlan,
+}
+
+/// Reads the schema version of the SQLite database `settings` point at (without changing
+/// anything) and says what this binary's `serve` would do with it.
+pub fn schema_report(settings: &StorageSettings) -> StoreResult<SchemaReport> {
+    super::sqlite_only(settings, "schema")?;
+    let binary = sqlite::backup::binary_schema_version();
+    let database = sqlite::backup::schema_version(&settings.path)?;
+    let plan = match database {
+        // 0: an empty file, which `serve` fills with the schema like a new one.
+        None | Some(0) => SchemaPlan::Create,
+        Some(v) if v == binary => SchemaPlan::Current,
+        Some(v) if v < binary => SchemaPlan::Migrate,
+        Some(_) => SchemaPlan::Refuse,
+    };
+    Ok(SchemaReport {
+        binary,
+        database,
+        plan,
+    })
+}
+
 /// The directory `path` goes into must exist (it is not created: a typo should not make a
 /// tree of directories).
 fn check_target_dir(path: &Path) -> StoreResult<()> {

@@ -1,5 +1,6 @@
-//! SQLite's side of `hookvault backup` and `hookvault restore`: an online copy of a live
-//! database, the check that a copy is whole, and the check that nobody has a database open.
+//! SQLite's side of `hookvault backup`, `restore` and `schema`: an online copy of a live
+//! database, the check that a copy is whole, the check that nobody has a database open, and
+//! a database's schema version.
 //!
 //! The copy pins one read snapshot (WAL) for its whole run and copies it in steps. A WAL
 //! reader never blocks the writer, so `serve` keeps committing while the copy runs; holding the
@@ -206,6 +207,30 @@ pub fn verify(path: &Path) -> StoreResult<CopySummary> {
         orders: orders as u64,
         bytes,
     })
+}
+
+/// The schema version this binary creates and runs.
+pub fn binary_schema_version() -> i64 {
+    schema::SCHEMA_VERSION
+}
+
+/// The schema version (`PRAGMA user_version`) of the database at `path`, read without changing
+/// it; `None` when there is no file there yet.
+pub fn schema_version(path: &Path) -> StoreResult<Option<i64>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| unavailable(path, e))?;
+    conn.busy_timeout(Duration::from_secs(5))
+        .map_err(|e| unavailable(path, e))?;
+    let version = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| unavailable(path, e))?;
+    Ok(Some(version))
 }
 
 /// Makes sure no other connection has the database at `path` open, and leaves it as one
