@@ -3,8 +3,10 @@
 # install it as a new versioned file beside the old ones, switch one symlink, install the unit
 # and a config (an existing config is never touched), check the config on the host, restart,
 # wait for /readyz, and switch the symlink back if the new binary does not come up.
-# A rollback is therefore one symlink switch and one restart. See `--help` and the Upgrades
-# section of docs/operations.md; tests/integration/deploy_ssh.rs runs it against a real sshd.
+# A rollback is one symlink switch and one restart; when the new binary migrates the database
+# schema (it says so: `hookvault schema`), a backup taken before the switch is restored too,
+# since the previous binary refuses a newer schema. See `--help` and the Upgrades section of
+# docs/operations.md; tests/integration/deploy_ssh.rs runs it against a real sshd.
 set -euo pipefail
 
 usage() {
@@ -42,6 +44,13 @@ Restart and readiness:
 
   --dry-run               inspect the host (read-only) and print every step without doing it
   -h, --help              this text
+
+Schema changes: before switching, the new binary is asked (`hookvault schema`) what its
+`serve` will do with the database. When it will migrate it, the current binary first takes a
+`hookvault backup` to STATE_DIR/hookvault.db.pre-upgrade-<UTC time> (the two newest are kept).
+A rollback restores that backup when the previous binary refuses the database as the new one
+left it; the migrated database is kept aside (hookvault.db.before-restore-<UTC time>).
+A new binary that refuses the database (a newer schema than it runs) is not switched in.
 
 Exit status: 0 deployed (or already current), 1 failed before switching (nothing changed on
 the running service), 2 the new binary did not become ready and was rolled back, 3 it did not
@@ -306,8 +315,71 @@ else
     say "check-config: ok"
 fi
 
-# --- 4. switch, restart, wait ----------------------------------------------------------------
 PREVIOUS="$(inspect "readlink $(q "$BIN_LINK") 2>/dev/null" || true)"
+
+# --- 4. the schema: a backup before a switch that migrates -----------------------------------
+# Runs CMD's binary as `BIN schema` on the host and prints its on_serve= word (empty when the
+# binary cannot say: an older release without the command, or a broken build).
+schema_plan() {
+    inspect "$(q "$1") schema --config $(q "$CONFIG") --db $(q "$DB") 2>/dev/null; \
+        chown --reference=$(q "$DB") $(q "$DB-wal") $(q "$DB-shm") 2>/dev/null; true" |
+        sed -n 's/^on_serve=//p'
+}
+
+# Gives the database's -wal/-shm (which an SQLite reader may create) and a restored database
+# the owner of the database directory, so the service user can open them (this script may
+# run as root while the service runs as its own user).
+fix_owner() {
+    change "for f in $(q "$DB") $(q "$DB-wal") $(q "$DB-shm") $(q "$DB.lock"); do [ ! -e \"\$f\" ] || chown --reference=$(q "$STATE_DIR") \"\$f\" 2>/dev/null || true; done"
+}
+
+SCHEMA_BACKUP=""
+if [ -n "$PREVIOUS" ] && [ "$PREVIOUS" != "$VERSION_FILE" ] && [ "$DRY_RUN" = 0 ]; then
+    plan="$(schema_plan "$VERSION_FILE")"
+    case "$plan" in
+        migrate)
+            SCHEMA_BACKUP="$DB.pre-upgrade-$(inspect 'date -u +%Y%m%dT%H%M%SZ')"
+            say "the new binary migrates the database schema: backing it up first (the previous binary refuses a migrated database)"
+            change "$(q "$PREVIOUS") backup --config $(q "$CONFIG") --db $(q "$DB") $(q "$SCHEMA_BACKUP")" ||
+                fail "the backup before the schema change failed; nothing was switched"
+            fix_owner
+            change "chmod 0600 $(q "$SCHEMA_BACKUP") && cd $(q "$STATE_DIR") && ls -1t | grep -E '^hookvault\.db\.pre-upgrade-' | tail -n +3 | while read -r old; do rm -f -- \"\$old\"; done"
+            say "backup before the schema change: $SCHEMA_BACKUP"
+            ;;
+        none | create) say "schema: the new binary does not migrate the database; no backup needed" ;;
+        refuse) fail "the new binary refuses the database at $DB (its schema is newer than that binary runs; \`$VERSION_FILE schema\` says so); nothing was switched" ;;
+        *) say "schema: the new binary cannot say whether it migrates the database (no \`hookvault schema\`?); no backup taken" ;;
+    esac
+elif [ "$DRY_RUN" = 1 ] && [ -n "$PREVIOUS" ]; then
+    echo "+ [$HOST] $VERSION_FILE schema --config $CONFIG --db $DB   # on_serve=migrate: $PREVIOUS backup ... $DB.pre-upgrade-<time> first"
+fi
+
+# Puts the pre-upgrade backup back when the previous binary refuses the database as the new
+# one left it. The new binary must have stopped: restore refuses a database in use.
+restore_schema_backup() {
+    [ -n "$SCHEMA_BACKUP" ] || return 0
+    case "$SERVICE_MANAGER" in
+        systemctl) change "systemctl stop hookvault" || true ;;
+    esac
+    local plan
+    plan="$(schema_plan "$PREVIOUS")"
+    if [ "$plan" = none ] || [ "$plan" = create ]; then
+        say "the database is still at a schema the previous binary runs: not restored (the backup stays at $SCHEMA_BACKUP)"
+        return 0
+    fi
+    echo "deploy: the previous binary cannot run the database as the new one left it: restoring $SCHEMA_BACKUP" >&2
+    # A command: service manager has no stop; give a failing new binary a moment to exit.
+    local tries=0
+    until change "$(q "$PREVIOUS") restore --force --config $(q "$CONFIG") --db $(q "$DB") $(q "$SCHEMA_BACKUP")"; do
+        tries=$((tries + 1))
+        [ "$tries" -lt 10 ] || return 1
+        sleep 1
+    done
+    fix_owner
+    echo "deploy: restored the database from before the upgrade; webhooks the new binary acknowledged are only in the database moved aside" >&2
+}
+
+# --- 5. switch, restart, wait ----------------------------------------------------------------
 
 switch_to() {
     change "ln -sfn $(q "$1") $(q "$BIN_LINK.new") && mv -Tf $(q "$BIN_LINK.new") $(q "$BIN_LINK")"
@@ -367,6 +439,10 @@ else
     fi
     echo "deploy: ROLLING BACK to $PREVIOUS" >&2
     switch_to "$PREVIOUS"
+    if ! restore_schema_backup; then
+        echo "deploy: FAILED: rolled back to $(basename "$PREVIOUS"), but could not restore $SCHEMA_BACKUP (is the new binary still running?): look at the host" >&2
+        exit 3
+    fi
     restart
     if wait_ready; then
         echo "deploy: FAILED: rolled back to $(basename "$PREVIOUS"), which is ready again ($(elapsed) s)" >&2
@@ -376,6 +452,6 @@ else
     exit 3
 fi
 
-# --- 5. prune old versions (never the current or the previous one) ---------------------------
+# --- 6. prune old versions (never the current or the previous one) ---------------------------
 change "cd $(q "$VERSIONS_DIR") && ls -1t | grep -E '^hookvault-' | grep -v -x -F -e $(q "$(basename "$VERSION_FILE")") -e $(q "$(basename "${PREVIOUS:-none}")") | tail -n +$((KEEP - 1)) | while read -r old; do rm -f -- \"\$old\"; done"
 [ "$DRY_RUN" = 0 ] || say "dry run: nothing was changed on $HOST ($(elapsed) s)"
