@@ -18,11 +18,18 @@ the previous binary when the new one does not become ready.
 
 Build (skipped with --binary):
   --binary PATH           deploy this prebuilt binary instead of building one
-  --target TRIPLE         Rust target to build for (default: from `ssh HOST uname -m`:
-                          aarch64, armv7l, x86_64)
+  --target TRIPLE         Rust target to build for (default: from `ssh HOST uname -m`
+                          and `getconf LONG_BIT`: aarch64 -> aarch64-unknown-linux-gnu,
+                          armv7l or a 32-bit OS on a 64-bit Pi -> armv7-unknown-linux-gnueabihf,
+                          armv6l (Pi Zero, Pi 1) -> arm-unknown-linux-musleabihf (static),
+                          x86_64 -> x86_64-unknown-linux-gnu)
                           The build uses `cross` when it and Docker work, else
-                          `cargo zigbuild` when installed, else `cargo build --target` with
-                          Debian's cross gcc as the linker (e.g. gcc-arm-linux-gnueabihf).
+                          `cargo zigbuild` when installed (glibc targets linked against
+                          glibc 2.28, so Raspberry Pi OS 10 and later run them; ARMv6 with
+                          its standard library built from source), else `cargo build
+                          --target` with Debian's cross gcc as the linker (e.g.
+                          gcc-arm-linux-gnueabihf; the binary then needs the glibc of the
+                          build machine or newer).
 
 SSH (the command is $SSH when set, else `ssh`):
   -p, --port PORT         SSH port
@@ -186,14 +193,22 @@ say "host $HOST, prefix '${PREFIX:-/}', service manager $SERVICE_MANAGER$([ "$DR
 inspect true || fail "cannot run commands on $HOST over SSH (${SSH_CMD[*]} $HOST)"
 
 # --- 1. the binary ---------------------------------------------------------------------------
+# The release target for `uname -m` and the word size of the host's userland ($2, from
+# `getconf LONG_BIT`): a 32-bit Raspberry Pi OS on a 64-bit kernel says aarch64 but runs only
+# 32-bit programs.
 target_for_machine() {
     case "$1" in
-        aarch64 | arm64) echo aarch64-unknown-linux-gnu ;;
-        armv7l | armv7*) echo armv7-unknown-linux-gnueabihf ;;
+        aarch64 | arm64)
+            if [ "$2" = 32 ]; then echo armv7-unknown-linux-gnueabihf; else echo aarch64-unknown-linux-gnu; fi ;;
+        armv7l | armv7* | armv8l) echo armv7-unknown-linux-gnueabihf ;;
+        armv6l | armv6*) echo arm-unknown-linux-musleabihf ;;
         x86_64 | amd64) echo x86_64-unknown-linux-gnu ;;
         *) fail "no known Rust target for machine '$1'; pass --target TRIPLE or --binary PATH" ;;
     esac
 }
+
+# The glibc version the zigbuild links glibc targets against (Raspberry Pi OS 10 has 2.28).
+ZIG_GLIBC=2.28
 
 build() {
     local gnu_target="$1" musl_target linker_prefix
@@ -204,9 +219,21 @@ build() {
         local_step cross build --release --locked --target "$musl_target" --bin hookvault
         BINARY="$REPO/target/$musl_target/release/hookvault"
     elif cargo zigbuild --help >/dev/null 2>&1; then
-        local_step cargo zigbuild --release --locked --target "$gnu_target" --bin hookvault
+        case "$gnu_target" in
+            arm-unknown-linux-musleabihf)
+                # rustup may have no prebuilt standard library for ARMv6: build it from source
+                # (needs `rustup component add rust-src`).
+                local_step env RUSTC_BOOTSTRAP=1 cargo zigbuild --release --locked --target "$gnu_target" \
+                    -Zbuild-std=std,panic_abort --bin hookvault ;;
+            *-gnu | *-gnueabihf)
+                local_step cargo zigbuild --release --locked --target "$gnu_target.$ZIG_GLIBC" --bin hookvault ;;
+            *) local_step cargo zigbuild --release --locked --target "$gnu_target" --bin hookvault ;;
+        esac
         BINARY="$REPO/target/$gnu_target/release/hookvault"
     else
+        case "$gnu_target" in
+            *-musl*) fail "$gnu_target needs cross (with Docker) or cargo zigbuild; neither works here (pass --binary)" ;;
+        esac
         local upper="${gnu_target^^}"
         upper="${upper//-/_}"
         local -a env_vars=()
@@ -233,8 +260,9 @@ build() {
 if [ -z "$BINARY" ]; then
     if [ -z "$TARGET" ]; then
         machine="$(inspect 'uname -m')" || fail "cannot ask $HOST for its machine type"
-        TARGET="$(target_for_machine "$machine")"
-        say "host machine $machine: target $TARGET"
+        bits="$(inspect 'getconf LONG_BIT 2>/dev/null' || true)"
+        TARGET="$(target_for_machine "$machine" "$bits")"
+        say "host machine $machine (${bits:-?}-bit userland): target $TARGET"
     fi
     build "$TARGET"
 fi

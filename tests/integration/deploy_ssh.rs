@@ -676,3 +676,44 @@ fn a_failed_upgrade_that_migrated_the_schema_is_rolled_back_with_the_backup_take
         took.as_secs_f64()
     );
 }
+
+#[test]
+fn deploy_picks_the_build_for_the_hosts_machine_and_word_size() {
+    // A stand-in for ssh that answers `uname -m` and `getconf LONG_BIT` as a Pi would, and
+    // runs everything else (read-only inspection: this is a dry run) here under --prefix.
+    let tmp = tempfile::tempdir().unwrap();
+    let fake_ssh = tmp.path().join("fake-ssh");
+    std::fs::write(
+        &fake_ssh,
+        "#!/bin/sh\nfor last; do :; done\ncase \"$last\" in\n  'uname -m') echo \"$FAKE_MACHINE\" ;;\n  \
+         'getconf LONG_BIT'*) echo \"$FAKE_BITS\" ;;\n  exit) exit 0 ;;\n  *) exec sh -c \"$last\" ;;\nesac\n",
+    )
+    .unwrap();
+    run_ok(Command::new("chmod").args(["755"]).arg(&fake_ssh));
+    for (machine, bits, target) in [
+        ("armv6l", "32", "arm-unknown-linux-musleabihf"),
+        ("armv7l", "32", "armv7-unknown-linux-gnueabihf"),
+        ("aarch64", "32", "armv7-unknown-linux-gnueabihf"),
+        ("aarch64", "64", "aarch64-unknown-linux-gnu"),
+        ("x86_64", "64", "x86_64-unknown-linux-gnu"),
+    ] {
+        let out = Command::new("bash")
+            .arg(Deploy::script())
+            .args(["--dry-run", "--prefix"])
+            .arg(tmp.path().join("host"))
+            .arg("pi.example")
+            .env("SSH", &fake_ssh)
+            .env("FAKE_MACHINE", machine)
+            .env("FAKE_BITS", bits)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let said = text(&out);
+        assert!(
+            said.contains(&format!(
+                "host machine {machine} ({bits}-bit userland): target {target}\n"
+            )),
+            "{machine}/{bits}: expected {target}:\n{said}"
+        );
+    }
+}
