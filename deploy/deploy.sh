@@ -222,9 +222,9 @@ build() {
         case "$gnu_target" in
             arm-unknown-linux-musleabihf)
                 # rustup may have no prebuilt standard library for ARMv6: build it from source
-                # (needs `rustup component add rust-src`).
-                local_step env RUSTC_BOOTSTRAP=1 cargo zigbuild --release --locked --target "$gnu_target" \
-                    -Zbuild-std=std,panic_abort --bin hookvault ;;
+                # (needs `rustup component add rust-src`); zig supplies musl and its start files.
+                local_step env RUSTC_BOOTSTRAP=1 CARGO_TARGET_ARM_UNKNOWN_LINUX_MUSLEABIHF_RUSTFLAGS="-C link-self-contained=no" \
+                    cargo zigbuild --release --locked --target "$gnu_target" -Zbuild-std=std,panic_abort --bin hookvault ;;
             *-gnu | *-gnueabihf)
                 local_step cargo zigbuild --release --locked --target "$gnu_target.$ZIG_GLIBC" --bin hookvault ;;
             *) local_step cargo zigbuild --release --locked --target "$gnu_target" --bin hookvault ;;
