@@ -163,7 +163,7 @@ pub enum SchemaPlan {
     Current,
     /// The database is older: `serve` migrates it in place.
     Migrate,
-    /// The database is newer than this binary runs: `serve` refuses it (exit 74).
+    /// The database is newer than this binary runs: `serve` refuses to start on it.
     Refuse,
 }
 

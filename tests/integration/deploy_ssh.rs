@@ -659,12 +659,15 @@ fn a_failed_upgrade_that_migrated_the_schema_is_rolled_back_with_the_backup_take
         schema_field(&refused, "database_schema"),
         (schema + 1).to_string()
     );
-    let check = crate::harness::command()
-        .args(["check", "--db"])
-        .arg(&aside)
-        .output()
-        .unwrap();
-    assert_eq!(check.status.code(), Some(74), "{}", text(&check));
+    let refused_serve = crate::harness::Hookvault::new()
+        .database(&aside)
+        .spawn_refused();
+    assert!(
+        !refused_serve.status.success()
+            && text(&refused_serve).contains(&format!("schema version {}", schema + 1)),
+        "the previous binary should refuse the migrated database: {}",
+        text(&refused_serve)
+    );
     assert!(
         files
             .iter()
