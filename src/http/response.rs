@@ -106,3 +106,13 @@ impl Reply {
         resp
     }
 }
+
+impl From<super::edge::refusal::Refusal> for Reply {
+    fn from(r: super::edge::refusal::Refusal) -> Reply {
+        let reply = Reply::error(r.status, r.code, &r.message);
+        match r.retry_after_s {
+            Some(s) => reply.with_header("Retry-After", s.to_string()),
+            None => reply,
+        }
+    }
+}
