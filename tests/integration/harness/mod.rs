@@ -6,6 +6,7 @@
 
 mod binary;
 mod fixtures;
+pub mod hostile;
 mod http;
 mod in_process;
 #[cfg(feature = "postgres")]
