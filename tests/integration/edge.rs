@@ -525,31 +525,88 @@ fn a_trusted_proxy_names_the_client_in_the_audit_trail() {
 
 #[test]
 fn a_remote_client_through_the_gate_is_not_taken_for_loopback() {
-    // tiny_http sees every request come from the gate on 127.0.0.1; the client's own address
-    // must be the one the access rules and the audit trail see.
-    let Some(ip) = harness::non_loopback_ip() else {
-        harness::skip_or_fail("no non-loopback address on this machine");
+    // tiny_http receives every request from the gate; the client's own address must be the
+    // one the access rules and the audit trail see.
+    let Some(ns) = harness::remote_client() else {
         return;
     };
-    let s = gate()
-        .settings(|c| c.server.listen = "0.0.0.0:0".into())
-        .start();
-    let remote = Http::new(SocketAddr::new(ip, addr(&s.http).port()));
-    let answer = remote.get(STATS);
+    let listen = SocketAddr::new(ns.host_ip, 0).to_string();
+    let s = gate().settings(move |c| c.server.listen = listen).start();
+    let remote = Http::new(addr(&s.http));
+    let (answer, stored) = ns.run(|| {
+        (
+            remote.get(STATS),
+            remote.ingest("{\"content\":\"from afar\"}"),
+        )
+    });
     assert_eq!(answer.status, 403, "{answer:?}");
     assert_eq!(answer.json["error"], "forbidden");
-    let stored = remote.ingest("{\"content\":\"from afar\"}");
     let id = stored.json["id"]
         .as_i64()
         .unwrap_or_else(|| panic!("{stored:?}"));
-    // (s.http names 0.0.0.0 as its Host, which loopback trust does not take.)
-    let local = Http::new(SocketAddr::from(([127, 0, 0, 1], addr(&s.http).port())));
-    let recorded = local.get(&format!("/api/v2/webhooks/logs/{id}")).json["remote_addr"].clone();
+    let (_, recorded) = stored_row(s.database(), id);
     assert!(
-        recorded
-            .as_str()
-            .unwrap_or("")
-            .starts_with(&format!("{ip}:")),
-        "recorded {recorded}, not {ip}"
+        recorded.starts_with(&format!("{}:", ns.client_ip)),
+        "recorded {recorded}, not {}",
+        ns.client_ip
+    );
+}
+
+/// Message `id`'s state and the address the audit trail recorded, read from the database
+/// (the server listens only on the namespace's link, where this host is not loopback).
+fn stored_row(database: &std::path::Path, id: i64) -> (String, String) {
+    let db =
+        rusqlite::Connection::open_with_flags(database, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    db.query_row(
+        "SELECT state, coalesce(remote_addr, '') FROM messages WHERE id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .unwrap()
+}
+
+#[test]
+fn pipelined_admin_requests_then_a_reset_from_afar_run_nothing() {
+    // A remote client pipelines admin requests and resets the connection: none of them may
+    // run as if it came from loopback, whatever tiny_http still holds.
+    let Some(ns) = harness::remote_client() else {
+        return;
+    };
+    let listen = SocketAddr::new(ns.host_ip, 0).to_string();
+    let s = gate().settings(move |c| c.server.listen = listen).start();
+    let target = addr(&s.http);
+    // A dead letter (not JSON: dead at once), for the DELETEs to aim at.
+    let id = ns.run(|| Http::new(target).ingest("not json")).json["id"]
+        .as_i64()
+        .unwrap();
+    let dead = || stored_row(s.database(), id).0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while dead() != "dead" {
+        assert!(Instant::now() < deadline, "no dead letter");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let one = format!(
+        "DELETE /api/v2/webhooks/queue/dead-letters/{id} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    );
+    let pipelined = one.repeat(17);
+    let remote = Http::new(target);
+    let stored = ns.run(|| {
+        for _ in 0..17 {
+            let mut conn = TcpStream::connect(target).unwrap();
+            conn.write_all(pipelined.as_bytes()).unwrap();
+            // Reset: close with unread answers and SO_LINGER 0 semantics (drop after shutdown).
+            let _ = conn.shutdown(Shutdown::Both);
+        }
+        remote.ingest("{\"content\":\"after the resets\"}")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(dead(), "dead", "a remote DELETE ran");
+    let after = stored.json["id"].as_i64().unwrap();
+    let (_, recorded) = stored_row(s.database(), after);
+    assert!(
+        recorded.starts_with(&format!("{}:", ns.client_ip)),
+        "recorded {recorded}, not {}",
+        ns.client_ip
     );
 }
