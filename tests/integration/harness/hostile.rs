@@ -251,15 +251,7 @@ pub fn run_corpus(
         let got_final: Vec<u16> = got.iter().copied().filter(|s| *s != 100).collect();
         match case.expect {
             Expect::Refused(allowed) => {
-                let ok = match edge {
-                    Edge::Proxy => {
-                        got_final.len() <= 1
-                            && got_final
-                                .iter()
-                                .all(|s| (400..500).contains(s) || allowed.contains(s))
-                    }
-                    _ => got_final.len() == 1 && allowed.contains(&got_final[0]),
-                };
+                let ok = got_final.len() == 1 && allowed.contains(&got_final[0]);
                 if !ok {
                     fail(format!("answers {got:?}, expected one of {allowed:?}"));
                 }
