@@ -30,7 +30,18 @@ fn spawn(
 
 fn run(edge: Edge, name: &'static str) {
     let hv = spawn(name, |_| {});
-    let failures = hostile::run_corpus(edge, addr(&hv.http), hv.pid(), &hv.http, &hv.http);
+    let target = addr(&hv.http);
+    let failures = hostile::run_corpus(&hostile::Target {
+        edge,
+        connect: &|| hostile::tcp(target, Duration::from_secs(5)),
+        pid: hv.pid(),
+        admin: &hv.http,
+        ingest: &|| {
+            hv.http
+                .ingest("{\"content\":\"after a hostile request\"}")
+                .status
+        },
+    });
     assert!(failures.is_empty(), "{name} mode:\n{}", failures.join("\n"));
 }
 
