@@ -1,6 +1,6 @@
 //! The listener and its handler threads. Who reads the public port depends on the edge mode
 //! ([`super::edge::Mode`]): the gate, passing tiny_http (on a Unix socket of its own) only
-//! requests it wrote itself, or tiny_http directly, with the stall guard beside it.
+//! requests it wrote itself, or tiny_http directly; the stall guard beside it in both.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +16,7 @@ use super::edge::head::CLIENT_HEADER;
 use super::edge::hop::HopSocket;
 use super::edge::listener_watchdog::{ListenerWatchdog, OnDead};
 use super::edge::refusal::Refusal;
-use super::edge::stall_guard::{Poke, StallGuard};
+use super::edge::stall_guard::{Poke, StallGuard, Target as GuardTarget};
 use super::edge::Mode;
 use super::response::Reply;
 use super::router;
@@ -155,14 +155,13 @@ impl HttpServer {
             )),
             _ => None,
         };
-        let (guard, poke) = match mode {
-            Mode::Direct => {
-                let (stop, stop_rx) = crossbeam_channel::bounded(0);
-                let (guard, poke) = StallGuard::start(crate::net::reachable(addr), stop_rx);
-                (Some((guard, stop)), Some(poke))
-            }
-            Mode::Gate => (None, None),
+        // tiny_http's pool strands connections in both modes: clients' or the gate's hops.
+        let guarded = match &hop {
+            Some(hop) => GuardTarget::Unix(hop.path().to_path_buf()),
+            None => GuardTarget::Tcp(crate::net::reachable(addr)),
         };
+        let (guard_stop, guard_stop_rx) = crossbeam_channel::bounded(0);
+        let (guard, poke) = StallGuard::start(guarded, guard_stop_rx);
         let server = Arc::new(server);
         let stopping = Arc::new(AtomicBool::new(false));
         let (accept_died_tx, accept_died) = crossbeam_channel::bounded(1);
@@ -174,27 +173,24 @@ impl HttpServer {
                 std::thread::Builder::new()
                     .name(format!("http-{i}"))
                     .stack_size(512 * 1024)
-                    .spawn(move || {
-                        serve(
-                            &server,
-                            &state,
-                            &stopping,
-                            mode,
-                            poke.as_ref(),
-                            &accept_died,
-                        )
-                    })
+                    .spawn(move || serve(&server, &state, &stopping, mode, &poke, &accept_died))
                     .expect("spawn http thread")
             })
             .collect();
         // The watchdog asks the public port, like a client.
         let (watchdog_stop, watchdog_rx) = crossbeam_channel::bounded(0);
-        let watchdog =
-            ListenerWatchdog::start(addr, on_dead, accept_died, activity, poke, watchdog_rx);
+        let watchdog = ListenerWatchdog::start(
+            addr,
+            on_dead,
+            accept_died,
+            activity,
+            Some(poke),
+            watchdog_rx,
+        );
         HttpServer {
             gate,
             server,
-            guard,
+            guard: Some((guard, guard_stop)),
             watchdog: Some((watchdog, watchdog_stop)),
             threads,
             stopping,
@@ -241,19 +237,17 @@ fn serve(
     state: &AppState,
     stopping: &AtomicBool,
     mode: Mode,
-    poke: Option<&Poke>,
+    poke: &Poke,
     accept_died: &crossbeam_channel::Sender<String>,
 ) {
     loop {
         match server.recv() {
             Ok(mut request) => {
                 let started = Instant::now();
+                poke.poke();
                 let client = match mode {
                     Mode::Gate => gate_client(&request),
                     Mode::Direct => {
-                        if let Some(poke) = poke {
-                            poke.poke();
-                        }
                         if wants_upgrade(&request) {
                             // tiny_http would hand the rest of the connection to the body.
                             let reply = Reply::from(Refusal::upgrade_refused())

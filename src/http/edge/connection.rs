@@ -1,7 +1,7 @@
 //! One client connection in gate mode, on a thread of its own, request and answer in
 //! lockstep: read a whole request (head and body, bounded in size and time), hand it to
-//! tiny_http over a fresh connection to the hop socket, copy the answer back, and only then
-//! read the next request. So tiny_http never holds a client's backlog, a client that does
+//! tiny_http over the connection's own hop connection, copy exactly its answer back
+//! ([`super::answer`]), and only then read the next request. So tiny_http never holds a client's backlog, a client that does
 //! not read its answers is cut off by the send timeout, and each request carries its own
 //! client address.
 
@@ -10,6 +10,7 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
+use super::answer::{self, After, Failed};
 use super::chunked::Decoder;
 use super::framing::Framing;
 use super::gate::{Limits, Shared};
@@ -47,6 +48,10 @@ pub struct Connection<'a> {
     /// The request as tiny_http receives it; reused from request to request.
     out: Vec<u8>,
     body: Vec<u8>,
+    /// The connection to tiny_http, kept from request to request.
+    hop: Option<UnixStream>,
+    /// Scratch space for tiny_http's answers.
+    answer: Vec<u8>,
     read_timeout: Option<Duration>,
     /// When the request being read must be whole.
     deadline: Option<Instant>,
@@ -68,6 +73,8 @@ impl<'a> Connection<'a> {
             buf: Vec::new(),
             out: Vec::new(),
             body: Vec::new(),
+            hop: None,
+            answer: Vec::new(),
             read_timeout: None,
             deadline: None,
             answered_once: false,
@@ -131,7 +138,7 @@ impl<'a> Connection<'a> {
         }
         self.out.extend_from_slice(b"\r\n");
         self.out.extend_from_slice(&self.body);
-        self.pass_on(head.last)?;
+        self.pass_on(head.last, head.head_request)?;
         Ok(!head.last)
     }
 
@@ -226,49 +233,56 @@ impl<'a> Connection<'a> {
         }
     }
 
-    /// Hands the request in `out` to tiny_http and copies its answer to the client.
-    /// `last`: the client asked for the connection to close after it.
-    fn pass_on(&mut self, last: bool) -> Result<(), End> {
-        let mut hop = UnixStream::connect(self.shared.hop_path()).map_err(|e| {
+    /// Hands the request in `out` to tiny_http and copies its answer to the client. The hop
+    /// connection is kept for the client's next request. `last`: the client asked for the
+    /// connection to close after it.
+    fn pass_on(&mut self, last: bool, head_request: bool) -> Result<(), End> {
+        // A kept hop that tiny_http closed in the meantime fails before it answers: the
+        // request then goes once more, on a new hop.
+        for attempt in 0..2 {
+            let reused = self.hop.is_some();
+            let hop = match self.hop.as_mut() {
+                Some(hop) => hop,
+                None => self.hop.insert(self.connect_hop()?),
+            };
+            // One write: tiny_http's connection thread wakes once for the whole request.
+            let copied = match hop.write_all(&self.out) {
+                Ok(()) => answer::copy(hop, &mut self.client, &mut self.answer, head_request, last),
+                Err(_) => Err(Failed::Hop { started: false }),
+            };
+            match copied {
+                Ok(after) => {
+                    if !self.answered_once {
+                        self.answered_once = true;
+                        self.shared.activity().record_answered();
+                    }
+                    if last || after == After::Closed {
+                        self.hop = None;
+                    }
+                    return Ok(());
+                }
+                Err(Failed::Hop { started: false }) if reused && attempt == 0 => {
+                    self.hop = None;
+                }
+                Err(Failed::Hop { started: false }) => {
+                    self.hop = None;
+                    return Err(Refusal::handlers_unavailable().into());
+                }
+                Err(_) => {
+                    self.hop = None;
+                    return Err(End::Quiet);
+                }
+            }
+        }
+        Err(Refusal::handlers_unavailable().into())
+    }
+
+    fn connect_hop(&self) -> Result<UnixStream, End> {
+        UnixStream::connect(self.shared.hop_path()).map_err(|e| {
             log::warn!("http: cannot reach the request handlers: {e}");
             self.shared.activity().report_trouble();
             End::Refuse(Refusal::handlers_unavailable())
-        })?;
-        // One write: tiny_http's connection thread wakes once for the whole request.
-        hop.write_all(&self.out).map_err(|_| End::Quiet)?;
-        let mut answer = [0u8; READ_SIZE];
-        let mut first = true;
-        loop {
-            let n = match hop.read(&mut answer) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => return Err(End::Quiet),
-            };
-            let mut chunk = &answer[..n];
-            if first {
-                first = false;
-                if !self.answered_once {
-                    self.answered_once = true;
-                    self.shared.activity().record_answered();
-                }
-                if last {
-                    // Say so before closing: the status line, then `Connection: close`.
-                    if let Some(end) = chunk.windows(2).position(|w| w == b"\r\n") {
-                        self.client
-                            .write_all(&chunk[..end + 2])
-                            .and_then(|()| self.client.write_all(b"Connection: close\r\n"))
-                            .map_err(|_| End::Quiet)?;
-                        chunk = &chunk[end + 2..];
-                    }
-                }
-            }
-            self.client.write_all(chunk).map_err(|_| End::Quiet)?;
-        }
-        if first {
-            return Err(End::Refuse(Refusal::handlers_unavailable()));
-        }
-        Ok(())
+        })
     }
 
     /// The refusal as the last answer on this connection.

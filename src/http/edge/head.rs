@@ -1,6 +1,7 @@
 //! Reading a request head with `httparse` and writing the head tiny_http receives in its
 //! place. No line the client sent is passed on as it came: tiny_http reads only the request
-//! line and the headers as parsed here, the client's address in [`CLIENT_HEADER`], and the
+//! line and the headers as parsed here, the client's address in [`CLIENT_HEADER`],
+//! `Connection: close` when the client's connection ends with this request, and the
 //! framing the gate chose (written by the connection once the body is read). Hop-by-hop
 //! headers (`Connection`, `Upgrade`, `Keep-Alive`, `TE`, `Trailer`, `Expect`) are the gate's
 //! to answer, so tiny_http never switches protocols or waits for a `100 Continue`.
@@ -41,6 +42,8 @@ pub struct Head {
     pub last: bool,
     /// `Expect: 100-continue`: the client waits for a go-ahead before its body.
     pub expects_continue: bool,
+    /// A `HEAD` request: its answer has no body.
+    pub head_request: bool,
 }
 
 /// Whether `buf` may hold a whole head: it has a blank line, or is too long to wait for one.
@@ -137,8 +140,7 @@ pub fn parse(
     }
     let framing = framing.decide(http10, max_body)?;
     let _ = write!(out, "{CLIENT_HEADER}: {client}\r\n");
-    if !http10 {
-        // One request per connection to tiny_http: its pool thread is free again at once.
+    if close && !http10 {
         out.extend_from_slice(b"Connection: close\r\n");
     }
     Ok(Some(Head {
@@ -146,6 +148,7 @@ pub fn parse(
         framing,
         last: close || http10,
         expects_continue: expects_continue && framing != Framing::Empty,
+        head_request: method == "HEAD",
     }))
 }
 
@@ -199,7 +202,7 @@ mod tests {
         assert!(!head.last);
         assert_eq!(
             out,
-            "POST /api/v2/webhooks/orders HTTP/1.1\r\nHost: x\r\nX-Sig: a b\r\nX-Hookvault-Client: 192.0.2.9:4000\r\nConnection: close\r\n"
+            "POST /api/v2/webhooks/orders HTTP/1.1\r\nHost: x\r\nX-Sig: a b\r\nX-Hookvault-Client: 192.0.2.9:4000\r\n"
         );
         assert!(parse_str("GET / HTTP/1.1\r\nHost: x\r\n")
             .unwrap()

@@ -15,6 +15,7 @@
 //! new clients are being answered anyway.
 
 pub mod activity;
+pub mod answer;
 pub mod chunked;
 pub mod connection;
 pub mod framing;
