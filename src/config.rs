@@ -124,7 +124,7 @@ pub struct OrdersSettings {
 }
 
 /// Gate mode costs two threads per client connection at most (the gate's, and tiny_http's
-/// while a request is in flight); with the ~60 fixed threads this fits the shipped unit's
+/// once it has sent a request); with the ~60 fixed threads this fits the shipped unit's
 /// `TasksMax=512`.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 200;
 

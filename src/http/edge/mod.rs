@@ -3,13 +3,14 @@
 //! Two modes (`server.edge`, see [`Mode`]):
 //! - **direct**: tiny_http listens on the public port itself. Right behind a reverse proxy
 //!   that bounds heads, bodies, slow senders and connections (the shipped nginx and Caddy
-//!   configurations), or for senders on this host; see `docs/deploy.md`. The
-//!   [`stall_guard`] rescues connections tiny_http's pool strands.
+//!   configurations), or for senders on this host; see `docs/deploy.md`.
 //! - **gate**: hookvault is its own edge. The gate ([`gate`], [`connection`]) reads each
 //!   request whole with `httparse` ([`head`], [`framing`], [`chunked`]), refuses anything
 //!   ambiguous ([`refusal`] words every refusal, for both modes), and passes tiny_http a
-//!   request it wrote itself, one per connection to a Unix socket only hookvault can reach
-//!   ([`hop`]), carrying the client's address.
+//!   request it wrote itself, carrying the client's address, over a connection to a Unix
+//!   socket only hookvault can reach ([`hop`]), copying back exactly its answer ([`answer`]).
+//!
+//! In both modes the [`stall_guard`] rescues connections tiny_http's pool strands.
 //!
 //! [`listener_watchdog`] watches the public port in both modes, told by [`activity`] when
 //! new clients are being answered anyway.
