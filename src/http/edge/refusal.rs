@@ -174,12 +174,20 @@ impl Refusal {
         serde_json::json!({ "error": self.code, "message": self.message }).to_string()
     }
 
-    /// The whole HTTP answer, closing the connection.
+    /// The whole HTTP answer, closing the connection. `Retry-After` is drawn from the base
+    /// to twice it, like every `503` of hookvault's, so senders refused together come back
+    /// spread out.
     pub fn http(&self) -> Vec<u8> {
         let body = self.json();
         let retry = self
             .retry_after_s
-            .map(|s| format!("Retry-After: {s}\r\n"))
+            .map(|s| {
+                let base = u64::from(s);
+                format!(
+                    "Retry-After: {}\r\n",
+                    crate::jitter::between(base, 2 * base)
+                )
+            })
             .unwrap_or_default();
         format!(
             "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{retry}Connection: close\r\n\r\n{body}",
