@@ -11,7 +11,11 @@ use crate::stats::{health, metrics, StatsSnapshot};
 
 /// `GET /api/v2/webhooks/queue/stats`.
 pub fn stats(state: &AppState, _call: &mut Call) -> Reply {
-    let snapshot = StatsSnapshot::build(&state.live, state.queue_view(), state.reader.file_sizes());
+    let snapshot = StatsSnapshot::build(
+        &state.live,
+        state.queue_view(),
+        state.reader.storage_health(),
+    );
     Reply::json(200, &snapshot)
 }
 
@@ -33,6 +37,10 @@ pub fn readyz(state: &AppState, _call: &mut Call) -> Reply {
 
 /// `GET /metrics`.
 pub fn metrics(state: &AppState, _call: &mut Call) -> Reply {
-    let text = metrics::render(&state.live, state.queue_view(), state.reader.file_sizes());
+    let text = metrics::render(
+        &state.live,
+        state.queue_view(),
+        state.reader.storage_health(),
+    );
     Reply::text(200, metrics::CONTENT_TYPE, text)
 }

@@ -503,7 +503,9 @@ fn schemas() -> Value {
             "total_leases_expired": int, "stale_leases": int, "oldest_processing_age_s": int,
             "uptime_s": int, "ack_latency_p50_ms": num, "ack_latency_p99_ms": num,
             "processing_time_p50_ms": num, "processing_time_p99_ms": num, "avg_batch_size": num,
-            "db_size_bytes": int, "wal_size_bytes": int, "version": {"type": "string"}
+            "db_size_bytes": {"type": ["integer", "null"], "description": "The database's size; null when unknown"},
+            "wal_size_bytes": {"type": ["integer", "null"], "description": "SQLite's write-ahead log; null on PostgreSQL"},
+            "version": {"type": "string"}
     });
     if let (Some(p), Value::Object(e)) = (properties.as_object_mut(), extras) {
         p.extend(e);

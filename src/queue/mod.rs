@@ -12,7 +12,7 @@ pub mod processor;
 pub mod worker_pool;
 
 pub use crate::store::{Job, QueuedJob};
-pub use bodies::BodyLoader;
+pub use bodies::{BodyLoader, Loaded};
 pub use dispatch::Dispatcher;
 pub use feeder::Feeder;
 pub use lease::{LeaseKeeper, LeaseKeeping};

@@ -50,6 +50,7 @@ mod promtool;
 mod retention_scale;
 mod schemathesis;
 mod status;
+mod store_faults;
 mod systemd_units;
 mod upgrade;
 mod watchdog;
