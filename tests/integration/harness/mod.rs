@@ -7,8 +7,10 @@
 mod binary;
 mod fake_discord;
 mod fixtures;
+pub mod hostile;
 mod http;
 mod in_process;
+mod netns;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod tools;
@@ -26,9 +28,10 @@ pub use fake_discord::{FakeDiscord, Limit};
 pub use fixtures::{order_body, webhook_fixture, webhook_fixtures, Fixture};
 pub use http::{Answer, Http};
 pub use in_process::InProcess;
+pub use netns::remote_client;
 #[cfg(feature = "postgres")]
 pub(crate) use postgres::{pg_or_skip, PgDb};
-pub use tools::{non_loopback_ip, require, skip_or_fail, tool};
+pub use tools::{require, skip_or_fail, tool};
 pub use ws::ws_connect;
 
 /// A loopback port free right now, for a server the harness does not start itself (sshd, a
