@@ -69,7 +69,7 @@ pub fn read(status: u16, header: &dyn Fn(&str) -> Option<String>, body: &[u8]) -
 mod tests {
     use super::*;
 
-    fn headers(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + '_ {
+    fn headers<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         move |name| {
             pairs
                 .iter()

@@ -234,7 +234,7 @@ impl Scheduler {
             .filter(|(_, t)| t.in_flight < self.concurrency)
             .filter(|(_, t)| t.ready_at.is_some_and(|r| r <= now))
             .map(|(k, _)| k.clone())
-            .filter(|k| !self.paused_until(k).is_some_and(|p| p > now))
+            .filter(|k| self.paused_until(k).is_none_or(|p| p <= now))
             .collect();
         for target in due {
             let Some(t) = self.targets.get_mut(&target) else {
