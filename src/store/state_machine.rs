@@ -593,4 +593,6 @@ impl BatchClock {
 
 mod deliveries;
 #[cfg(test)]
+mod delivery_tests;
+#[cfg(test)]
 mod tests;
