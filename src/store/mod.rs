@@ -28,7 +28,7 @@ pub mod sql;
 mod sql_store;
 mod sqlite;
 mod state_machine;
-mod statements;
+pub(crate) mod statements;
 pub mod writer;
 
 use std::sync::Arc;

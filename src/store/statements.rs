@@ -178,3 +178,12 @@ pub const OWED_BY_LABEL: &str = "SELECT label, count(*) FROM deliveries \
      WHERE state IN ('pending', 'sending') GROUP BY label";
 /// `state, count` over all deliveries (the relay's figures at start).
 pub const DELIVERIES_BY_STATE: &str = "SELECT state, count(*) FROM deliveries GROUP BY state";
+
+/// The deliveries table's indexes, created by both backends' schema migrations: by target
+/// (the take), by message (a message's log), by state (listings, figures), by masked target.
+pub const DELIVERY_INDEXES: &str = "
+CREATE INDEX deliveries_target ON deliveries(target, state, id);
+CREATE INDEX deliveries_message ON deliveries(message_id) WHERE message_id IS NOT NULL;
+CREATE INDEX deliveries_state ON deliveries(state, id);
+CREATE INDEX deliveries_label ON deliveries(label, id);
+";

@@ -104,10 +104,7 @@ CREATE TABLE deliveries (
     last_status     INTEGER,
     last_error      TEXT
 );
-CREATE INDEX deliveries_target ON deliveries(target, state, id);
-CREATE INDEX deliveries_message ON deliveries(message_id) WHERE message_id IS NOT NULL;
-CREATE INDEX deliveries_state ON deliveries(state, id);
-CREATE INDEX deliveries_label ON deliveries(label, id);
+-- Its indexes: `statements::DELIVERY_INDEXES`, the same on both backends.
 
 CREATE TABLE delivery_attempts (
     id          INTEGER PRIMARY KEY,
@@ -152,6 +149,8 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     if version < 3 {
         tx.execute_batch(V3).map_err(super::sql_err)?;
+        tx.execute_batch(crate::store::statements::DELIVERY_INDEXES)
+            .map_err(super::sql_err)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)
         .map_err(super::sql_err)?;

@@ -176,7 +176,7 @@ impl Batch<'_> {
                     &[id.into(), (*at).into(), status.into(), error.into()],
                 )?;
             }
-            DeliveryNext::Dead => {
+            DeliveryNext::Dead | DeliveryNext::TargetDead { .. } => {
                 self.tx.execute(
                     sql::DELIVERY_DEAD,
                     &[id.into(), now.into(), status.into(), error.into()],
@@ -184,30 +184,24 @@ impl Batch<'_> {
                 self.d.deliveries_owed -= 1;
                 self.d.deliveries_dead += 1;
             }
-            DeliveryNext::TargetDead { reason } => {
+        }
+        if let DeliveryNext::TargetDead { reason } = next {
+            self.tx.execute(
+                sql::KILL_TARGET,
+                &[(&target).into(), reason.into(), now.into()],
+            )?;
+            let why = format!("target dead: {reason}");
+            for other in self.tx.query(sql::OWED_BY_TARGET, &[(&target).into()])? {
+                let other = other.int(0);
                 self.tx.execute(
-                    sql::DELIVERY_DEAD,
-                    &[id.into(), now.into(), status.into(), error.into()],
+                    sql::DEAD_WITH_TARGET,
+                    &[other.into(), now.into(), (&why).into()],
                 )?;
-                self.d.deliveries_owed -= 1;
-                self.d.deliveries_dead += 1;
-                self.tx.execute(
-                    sql::KILL_TARGET,
-                    &[(&target).into(), reason.into(), now.into()],
-                )?;
-                let why = format!("target dead: {reason}");
-                for other in self.tx.query(sql::OWED_BY_TARGET, &[(&target).into()])? {
-                    let other = other.int(0);
-                    self.tx.execute(
-                        sql::DEAD_WITH_TARGET,
-                        &[other.into(), now.into(), (&why).into()],
-                    )?;
-                    also_dead.push(other);
-                }
-                let n = also_dead.len() as i64;
-                self.d.deliveries_owed -= n;
-                self.d.deliveries_dead += n;
+                also_dead.push(other);
             }
+            let n = also_dead.len() as i64;
+            self.d.deliveries_owed -= n;
+            self.d.deliveries_dead += n;
         }
         Ok(OpOutcome::DeliveryRecorded {
             label: mask_target(&target),
