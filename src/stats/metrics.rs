@@ -292,6 +292,10 @@ fn relay(o: &mut Out, live: &LiveStats) {
         &r.latency,
     );
     let snapshot = r.snapshot();
+    if snapshot.targets.is_empty() {
+        // A family without a sample is invalid exposition: none until a target exists.
+        return;
+    }
     o.family(
         "hookvault_deliveries_pending",
         "gauge",
