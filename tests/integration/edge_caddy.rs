@@ -229,14 +229,19 @@ impl Front {
 
     fn connect(&self) -> TcpStream {
         let conn = TcpStream::connect(self.addr).expect("connect to caddy");
-        conn.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
         conn
     }
 
     /// The payload hookvault stored for the `id` of a 2xx answer's JSON.
     fn stored_payload(&self, answer: &Value) -> Value {
         let id = answer["id"].as_i64().expect("an id");
-        self.hv.http.get(&format!("/api/v2/webhooks/logs/{id}")).json["payload"].clone()
+        self.hv
+            .http
+            .get(&format!("/api/v2/webhooks/logs/{id}"))
+            .json["payload"]
+            .clone()
     }
 }
 
@@ -339,7 +344,10 @@ fn a_body_cut_short_by_a_half_close_gets_no_2xx() {
     let head = "POST /api/v2/webhooks/orders HTTP/1.1\r\nHost: localhost\r\n\
         Content-Type: application/json\r\n";
     let cases = [
-        ("short Content-Length", "Content-Length: 2000\r\n\r\n{\"a\":1}"),
+        (
+            "short Content-Length",
+            "Content-Length: 2000\r\n\r\n{\"a\":1}",
+        ),
         (
             "chunked, no last chunk",
             "Transfer-Encoding: chunked\r\n\r\n7\r\n{\"a\":1}\r\n",
