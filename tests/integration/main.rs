@@ -11,7 +11,7 @@
 
 mod harness;
 
-mod armv7_smoke;
+mod arm_builds;
 mod backends;
 mod backup;
 mod browser;
