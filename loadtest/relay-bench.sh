@@ -9,7 +9,7 @@
 #    RELAY_N webhooks are posted to the Discord path, spread over RELAY_TARGETS webhook ids.
 #    Every post is answered 204 and stored; each target's first delivery fails and waits for
 #    its retry, the rest wait on disk: the resident memory then is what the backlog holds.
-# 2. The target comes back (`hookvault-loadtest baseline`: answers 200 at once, no rate-limit
+# 2. The target comes back (`hookvault-loadtest baseline-server`: answers 200 at once, no rate-limit
 #    headers) and the backlog drains: deliveries per second, and hookvault's CPU per delivery
 #    (utime + stime over the drain). Retries back off at most 1 s here, so the drain starts
 #    within a second of the target's return.
@@ -91,7 +91,7 @@ DB_BYTES=$(stat -c %s "$WORK/relay.db")
 echo "database file: $DB_BYTES bytes"
 
 echo "== the target is back: draining"
-"$LT" baseline --listen "127.0.0.1:$TPORT" > "$WORK/baseline.out" 2>&1 &
+"$LT" baseline-server --listen "127.0.0.1:$TPORT" > "$WORK/baseline.out" 2>&1 &
 PIDS+=("$!")
 C0=$(proc_ticks "$HVPID")
 D0=$(now_ms)
