@@ -6,6 +6,7 @@
 //! the modules.
 
 pub mod access;
+pub mod allocator;
 pub mod cidr;
 pub mod cli;
 pub mod commands;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod jitter;
 pub mod net;
 pub mod notify;
 pub mod orders;
@@ -83,6 +85,7 @@ pub fn run(args: Vec<String>) -> i32 {
             backup,
             force,
         } => commands::restore::run(sources, backup, force),
+        Command::Schema(sources) => commands::schema::run(sources),
         Command::Migrate { from, to } => commands::migrate::run(&from, &to),
     };
     match result {

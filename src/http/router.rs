@@ -1,7 +1,6 @@
 //! Finding a request's route and running it: match the path, check access, call the
 //! handler. Unknown paths get `404`, known paths with another method `405` with `Allow`.
 
-use std::borrow::Cow;
 use std::time::Instant;
 
 use super::auth;
@@ -68,13 +67,11 @@ pub fn dispatch(
     let (route, params, query) = {
         let url = request.url();
         let (path, query) = url.split_once('?').unwrap_or((url, ""));
+        // Methods are case-sensitive (RFC 9110): `post` is not POST. It is matched as sent, so
+        // it finds no route, rather than reaching a handler that the access rules, which read
+        // the method as sent too, might have judged as a read.
         let method = request.method().as_str();
-        let method: Cow<str> = if method.bytes().any(|b| b.is_ascii_lowercase()) {
-            Cow::Owned(method.to_ascii_uppercase())
-        } else {
-            Cow::Borrowed(method)
-        };
-        match find(ROUTES, &method, path) {
+        match find(ROUTES, method, path) {
             Match::NotFound => {
                 return Reply::error(
                     404,
@@ -83,15 +80,20 @@ pub fn dispatch(
                 )
             }
             Match::WrongMethod(allowed) => {
+                let spelling = if allowed.iter().any(|a| a.eq_ignore_ascii_case(method)) {
+                    " (methods are case-sensitive)"
+                } else {
+                    ""
+                };
                 return Reply::error(
                     405,
                     "method_not_allowed",
                     &format!(
-                        "{method} is not allowed on {path}; use {}",
+                        "{method} is not allowed on {path}; use {}{spelling}",
                         allowed.join(" or ")
                     ),
                 )
-                .with_header("Allow", allowed.join(", "))
+                .with_header("Allow", allowed.join(", "));
             }
             Match::Found(route, params) => (route, params, parse_query(query)),
         }
@@ -140,5 +142,14 @@ mod tests {
             Match::Found(r, _) if r.path == "/api/v2/webhooks/logs"
         ));
         assert!(matches!(find(ROUTES, "GET", "/healthz/"), Match::Found(..)));
+        // Case-sensitive: a lowercase method is no route's.
+        assert!(matches!(
+            find(ROUTES, "post", "/api/v2/webhooks/queue/retry-failed"),
+            Match::WrongMethod(m) if m == vec!["POST"]
+        ));
+        assert!(matches!(
+            find(ROUTES, "get", "/healthz"),
+            Match::WrongMethod(_)
+        ));
     }
 }
