@@ -21,6 +21,7 @@ pub mod queue;
 pub mod service;
 pub mod shutdown;
 pub mod signals;
+pub mod sources;
 pub mod stats;
 pub mod store;
 pub mod text;
