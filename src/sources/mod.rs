@@ -41,7 +41,11 @@ impl SourceList {
         server_max: u64,
     ) -> Result<SourceList, String> {
         let builtin = [SourceSettings::builtin_orders()];
-        let tables = if tables.is_empty() { &builtin[..] } else { tables };
+        let tables = if tables.is_empty() {
+            &builtin[..]
+        } else {
+            tables
+        };
         settings::check_all(tables, server_max)?;
         let sources = tables
             .iter()
@@ -106,7 +110,10 @@ mod tests {
         let a = list.by_name("a").unwrap();
         assert_eq!((a.token.as_deref(), a.max_body_bytes), (Some("own"), 10));
         let b = list.by_path("/api/v2/webhooks/in/b").unwrap();
-        assert_eq!((b.token.as_deref(), b.max_body_bytes), (Some("global"), 1000));
+        assert_eq!(
+            (b.token.as_deref(), b.max_body_bytes),
+            (Some("global"), 1000)
+        );
         assert_eq!(list.names(), vec!["a", "b"]);
     }
 }

@@ -145,7 +145,9 @@ impl Verifier {
             .iter()
             .enumerate()
             .map(|(i, s)| match kind {
-                SchemeKind::StandardWebhooks => standard_key(s).map_err(|why| format!("secret {i}: {why}")),
+                SchemeKind::StandardWebhooks => {
+                    standard_key(s).map_err(|why| format!("secret {i}: {why}"))
+                }
                 _ => Ok(s.as_bytes().to_vec()),
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -169,9 +171,7 @@ impl Verifier {
         now_s: i64,
     ) -> Result<Verified, Refused> {
         match self.kind {
-            SchemeKind::None => Ok(Verified {
-                delivery_id: None,
-            }),
+            SchemeKind::None => Ok(Verified { delivery_id: None }),
             SchemeKind::StandardWebhooks => self.standard(headers, body, now_s),
             SchemeKind::Github => {
                 let given = required(headers, "X-Hub-Signature-256")?;
@@ -192,7 +192,9 @@ impl Verifier {
             SchemeKind::Shopify => {
                 let given = required(headers, "X-Shopify-Hmac-Sha256")?;
                 let signature = BASE64.decode(given.trim()).map_err(|_| {
-                    invalid("X-Shopify-Hmac-Sha256 is not base64 (Shopify sends the HMAC in base64)")
+                    invalid(
+                        "X-Shopify-Hmac-Sha256 is not base64 (Shopify sends the HMAC in base64)",
+                    )
                 })?;
                 self.expect_match(&[signature], &[body], "X-Shopify-Hmac-Sha256")?;
                 Ok(Verified {
@@ -282,7 +284,11 @@ impl Verifier {
             ));
         }
         self.check_time(timestamp, "Stripe-Signature t=", now_s)?;
-        self.expect_match(&signatures, &[timestamp.as_bytes(), b".", body], "Stripe-Signature")?;
+        self.expect_match(
+            &signatures,
+            &[timestamp.as_bytes(), b".", body],
+            "Stripe-Signature",
+        )?;
         Ok(Verified {
             delivery_id: stripe_event_id(body),
         })
@@ -370,11 +376,17 @@ impl Verifier {
             }
             SchemeKind::Github => vec![
                 h("X-GitHub-Delivery", id),
-                h("X-Hub-Signature-256", format!("sha256={}", hex_encode(&mac(&[body])))),
+                h(
+                    "X-Hub-Signature-256",
+                    format!("sha256={}", hex_encode(&mac(&[body]))),
+                ),
             ],
             SchemeKind::Stripe => {
                 let sig = mac(&[ts.as_bytes(), b".", body]);
-                vec![h("Stripe-Signature", format!("t={ts},v1={}", hex_encode(&sig)))]
+                vec![h(
+                    "Stripe-Signature",
+                    format!("t={ts},v1={}", hex_encode(&sig)),
+                )]
             }
             SchemeKind::Shopify => vec![
                 h("X-Shopify-Webhook-Id", id),
@@ -386,7 +398,10 @@ impl Verifier {
                     Encoding::Hex => hex_encode(&sig),
                     Encoding::Base64 => BASE64.encode(sig),
                 };
-                vec![h(&self.generic.name, format!("{}{encoded}", self.generic.prefix))]
+                vec![h(
+                    &self.generic.name,
+                    format!("{}{encoded}", self.generic.prefix),
+                )]
             }
         }
     }
@@ -412,7 +427,10 @@ fn required<'h>(headers: &'h (impl Headers + ?Sized), name: &str) -> Result<&'h 
 }
 
 /// The first of a scheme's alternative header names that is present.
-fn first_of<'h>(headers: &'h (impl Headers + ?Sized), names: &[&str; 2]) -> Result<&'h str, Refused> {
+fn first_of<'h>(
+    headers: &'h (impl Headers + ?Sized),
+    names: &[&str; 2],
+) -> Result<&'h str, Refused> {
     names
         .iter()
         .find_map(|n| headers.header(n))
@@ -547,15 +565,24 @@ mod tests {
             code(v.verify(&headers[..], body, now))
         };
         assert_eq!(with(STD_SIG, b"{}", STD_TS), "signature_invalid");
-        assert_eq!(with(STD_SIG, STD_BODY, STD_TS + 301), "timestamp_out_of_tolerance");
-        assert_eq!(with(STD_SIG, STD_BODY, STD_TS - 301), "timestamp_out_of_tolerance");
+        assert_eq!(
+            with(STD_SIG, STD_BODY, STD_TS + 301),
+            "timestamp_out_of_tolerance"
+        );
+        assert_eq!(
+            with(STD_SIG, STD_BODY, STD_TS - 301),
+            "timestamp_out_of_tolerance"
+        );
         assert_eq!(with(STD_SIG, STD_BODY, STD_TS + 300), "ok");
         // Only the second entry of the list matches.
         let list = format!("v1,AAAA{} {STD_SIG}", &STD_SIG[7..]);
         assert_eq!(with(&list, STD_BODY, STD_TS), "ok");
         assert_eq!(with("v2,abc", STD_BODY, STD_TS), "signature_invalid");
         let missing = [("webhook-id", STD_ID), ("webhook-timestamp", ts.as_str())];
-        assert_eq!(code(v.verify(&missing[..], STD_BODY, STD_TS)), "signature_missing");
+        assert_eq!(
+            code(v.verify(&missing[..], STD_BODY, STD_TS)),
+            "signature_missing"
+        );
         // Rotation: the old secret second still passes; a wrong one alone does not.
         let other = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
         let rotated = verifier(SchemeKind::StandardWebhooks, &[other, WHSEC]);
@@ -566,7 +593,10 @@ mod tests {
         ];
         assert_eq!(code(rotated.verify(&headers[..], STD_BODY, STD_TS)), "ok");
         let wrong = verifier(SchemeKind::StandardWebhooks, &[other]);
-        assert_eq!(code(wrong.verify(&headers[..], STD_BODY, STD_TS)), "signature_invalid");
+        assert_eq!(
+            code(wrong.verify(&headers[..], STD_BODY, STD_TS)),
+            "signature_invalid"
+        );
         assert!(Verifier::new(
             SchemeKind::StandardWebhooks,
             &["whsec_not base64!".into()],
@@ -579,13 +609,25 @@ mod tests {
     #[test]
     fn github_documented_example() {
         let v = verifier(SchemeKind::Github, &[GH_SECRET]);
-        let headers = [("X-Hub-Signature-256", GH_SIG), ("X-GitHub-Delivery", "d-1")];
+        let headers = [
+            ("X-Hub-Signature-256", GH_SIG),
+            ("X-GitHub-Delivery", "d-1"),
+        ];
         let ok = v.verify(&headers[..], b"Hello, World!", 0).unwrap();
         assert_eq!(ok.delivery_id.as_deref(), Some("d-1"));
-        assert_eq!(code(v.verify(&headers[..], b"Hello, World?", 0)), "signature_invalid");
+        assert_eq!(
+            code(v.verify(&headers[..], b"Hello, World?", 0)),
+            "signature_invalid"
+        );
         let bare = [("X-Hub-Signature-256", &GH_SIG[7..])];
-        assert_eq!(code(v.verify(&bare[..], b"Hello, World!", 0)), "signature_invalid");
-        assert_eq!(code(v.verify(&[][..], b"Hello, World!", 0)), "signature_missing");
+        assert_eq!(
+            code(v.verify(&bare[..], b"Hello, World!", 0)),
+            "signature_invalid"
+        );
+        assert_eq!(
+            code(v.verify(&[][..], b"Hello, World!", 0)),
+            "signature_missing"
+        );
         assert_eq!(v.sign(b"Hello, World!", Some("d-1"), None, 0)[1].1, GH_SIG);
     }
 
@@ -610,7 +652,10 @@ mod tests {
         let second = format!("t=1700000000,v1={},v1={expected},v0=00", "ab".repeat(32));
         let h = [("Stripe-Signature", second.as_str())];
         assert_eq!(code(v.verify(&h[..], body, now)), "ok");
-        assert_eq!(code(v.verify(&h[..], body, now + 400)), "timestamp_out_of_tolerance");
+        assert_eq!(
+            code(v.verify(&h[..], body, now + 400)),
+            "timestamp_out_of_tolerance"
+        );
         assert_eq!(code(v.verify(&h[..], b"{}", now)), "signature_invalid");
         let v0_only = [("Stripe-Signature", "t=1700000000,v0=abcd")];
         assert_eq!(code(v.verify(&v0_only[..], body, now)), "signature_invalid");
@@ -620,7 +665,10 @@ mod tests {
     fn shopify_and_generic() {
         let v = verifier(SchemeKind::Shopify, &["shpss_secret"]);
         let signed = v.sign(b"{\"a\":1}", Some("w-9"), None, 0);
-        let h: Vec<(&str, &str)> = signed.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let h: Vec<(&str, &str)> = signed
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
         let ok = v.verify(&h[..], b"{\"a\":1}", 0).unwrap();
         assert_eq!(ok.delivery_id.as_deref(), Some("w-9"));
         // Hex where base64 is expected.
@@ -653,6 +701,9 @@ mod tests {
         let h = [("X-Sig", as_hex.as_str())];
         assert_eq!(code(b64.verify(&h[..], b"body", 0)), "signature_invalid");
         let no_prefix = [("X-Sig", &signed[0].1[7..])];
-        assert_eq!(code(b64.verify(&no_prefix[..], b"body", 0)), "signature_invalid");
+        assert_eq!(
+            code(b64.verify(&no_prefix[..], b"body", 0)),
+            "signature_invalid"
+        );
     }
 }

@@ -91,7 +91,9 @@ impl SourceSettings {
     /// Checks this table on its own; `key` is how errors name it (`sources[0]`).
     /// `server_max` is `server.max_body_bytes`.
     pub fn check(&self, key: &str, server_max: u64) -> Result<(), String> {
-        let named = |field: &str, why: String| Err(format!("{key}.{field} (source {:?}): {why}", self.name));
+        let named = |field: &str, why: String| {
+            Err(format!("{key}.{field} (source {:?}): {why}", self.name))
+        };
         if !valid_name(&self.name) {
             return Err(format!(
                 "{key}.name: {:?} is not a source name: 1 to 32 of a-z, 0-9, _ and -",
@@ -101,15 +103,26 @@ impl SourceSettings {
         if let Some(path) = &self.path {
             if !path.starts_with('/')
                 || path.len() > 256
-                || path.chars().any(|c| c.is_whitespace() || c.is_control() || "?#{}%".contains(c))
+                || path
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || "?#{}%".contains(c))
             {
-                return named("path", format!("{path:?} is not a plain path like /api/v2/webhooks/in/{}", self.name));
+                return named(
+                    "path",
+                    format!(
+                        "{path:?} is not a plain path like /api/v2/webhooks/in/{}",
+                        self.name
+                    ),
+                );
             }
         }
         self.processor_kind()
             .map_err(|why| format!("{key}.processor (source {:?}): {why}", self.name))?;
         if self.token.as_deref().is_some_and(str::is_empty) {
-            return named("token", "is empty; remove the key to use ingest.token, or set a secret".into());
+            return named(
+                "token",
+                "is empty; remove the key to use ingest.token, or set a secret".into(),
+            );
         }
         match self.max_body_bytes {
             Some(0) => return named("max_body_bytes", "must be at least 1".into()),
@@ -123,7 +136,10 @@ impl SourceSettings {
         }
         let Some(kind) = SchemeKind::parse(&self.verify) else {
             let names: Vec<&str> = SchemeKind::ALL.iter().map(|k| k.as_str()).collect();
-            return named("verify", format!("{:?} is not one of {}", self.verify, names.join(", ")));
+            return named(
+                "verify",
+                format!("{:?} is not one of {}", self.verify, names.join(", ")),
+            );
         };
         match kind {
             SchemeKind::None if !self.secrets.is_empty() => {
@@ -148,13 +164,26 @@ impl SourceSettings {
                 ("signature_prefix", self.signature_prefix.is_some()),
             ] {
                 if set {
-                    return named(field, format!("applies to verify = \"hmac-sha256\" only (this source's is {:?})", self.verify));
+                    return named(
+                        field,
+                        format!(
+                            "applies to verify = \"hmac-sha256\" only (this source's is {:?})",
+                            self.verify
+                        ),
+                    );
                 }
             }
         }
         if let Some(h) = &self.signature_header {
-            if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)) {
-                return named("signature_header", format!("{h:?} is not a header name like X-Signature"));
+            if h.is_empty()
+                || !h
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+            {
+                return named(
+                    "signature_header",
+                    format!("{h:?} is not a header name like X-Signature"),
+                );
             }
         }
         if let Some(e) = &self.signature_encoding {
@@ -179,7 +208,8 @@ impl SourceSettings {
 
     /// The scheme with its secrets decoded.
     pub fn verifier(&self) -> Result<Verifier, String> {
-        let kind = SchemeKind::parse(&self.verify).ok_or_else(|| format!("unknown scheme {:?}", self.verify))?;
+        let kind = SchemeKind::parse(&self.verify)
+            .ok_or_else(|| format!("unknown scheme {:?}", self.verify))?;
         let generic = GenericHeader {
             name: self
                 .signature_header
@@ -215,7 +245,10 @@ pub fn check_all(sources: &[SourceSettings], server_max: u64) -> Result<(), Stri
         s.check(&key, server_max)?;
         for (j, earlier) in sources[..i].iter().enumerate() {
             if earlier.name == s.name {
-                return Err(format!("{key}.name: {:?} is also sources[{j}]'s name", s.name));
+                return Err(format!(
+                    "{key}.name: {:?} is also sources[{j}]'s name",
+                    s.name
+                ));
             }
             if earlier.effective_path() == s.effective_path() {
                 return Err(format!(
@@ -262,7 +295,10 @@ mod tests {
         assert_eq!(o.effective_path(), ORDERS_PATH);
         assert_eq!(o.processor_kind().unwrap(), ProcessorKind::Orders);
         assert_eq!(SourceSettings::builtin_orders(), o);
-        assert_eq!(source("name = \"x\"\npath = \"/hooks/x/\"").effective_path(), "/hooks/x");
+        assert_eq!(
+            source("name = \"x\"\npath = \"/hooks/x/\"").effective_path(),
+            "/hooks/x"
+        );
     }
 
     #[test]
@@ -286,10 +322,21 @@ mod tests {
             assert!(e.starts_with(key), "{text}: {e}");
             assert!(!e.contains("whsec_??"), "a secret in the message: {e}");
         }
-        let twice = [source("name = \"a\""), source("name = \"b\"\npath = \"/api/v2/webhooks/in/a/\"")];
+        let twice = [
+            source("name = \"a\""),
+            source("name = \"b\"\npath = \"/api/v2/webhooks/in/a/\""),
+        ];
         let e = check_all(&twice, 1_048_576).unwrap_err();
-        assert!(e.starts_with("sources[1].path") && e.contains("\"a\""), "{e}");
-        let same = [source("name = \"a\""), source("name = \"a\"\npath = \"/x\"")];
-        assert!(check_all(&same, 1_048_576).unwrap_err().starts_with("sources[1].name"));
+        assert!(
+            e.starts_with("sources[1].path") && e.contains("\"a\""),
+            "{e}"
+        );
+        let same = [
+            source("name = \"a\""),
+            source("name = \"a\"\npath = \"/x\""),
+        ];
+        assert!(check_all(&same, 1_048_576)
+            .unwrap_err()
+            .starts_with("sources[1].name"));
     }
 }
