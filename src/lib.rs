@@ -85,6 +85,21 @@ pub fn run(args: Vec<String>) -> i32 {
             force,
         } => commands::restore::run(sources, backup, force),
         Command::Migrate { from, to } => commands::migrate::run(&from, &to),
+        Command::Sign {
+            sources,
+            source,
+            id,
+            timestamp,
+            body,
+        } => commands::sign::run(
+            sources,
+            commands::sign::SignRequest {
+                source,
+                id,
+                timestamp,
+                body,
+            },
+        ),
     };
     match result {
         Ok(()) => 0,

@@ -7,6 +7,7 @@ use crate::error::Result;
 
 pub fn run(sources: Sources) -> Result<()> {
     let settings = load_settings(sources)?;
+    crate::service::sources_of(&settings)?;
     println!("# configuration is valid; effective settings:");
     print!("{}", settings.to_display_toml());
     Ok(())

@@ -9,6 +9,7 @@ pub mod migrate;
 pub mod reprocess;
 pub mod restore;
 pub mod serve;
+pub mod sign;
 
 use crate::config::{Settings, Sources};
 use crate::error::Result;

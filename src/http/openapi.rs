@@ -13,6 +13,7 @@ use serde_json::{json, Map, Value};
 
 use super::route::{Access, Route};
 use crate::config::Settings;
+use crate::sources::{SchemeKind, Source, SourceList};
 use crate::store::MessageState;
 
 const DOCS_HTML: &str = include_str!("docs.html");
@@ -52,9 +53,16 @@ pub fn docs_page(spec: &str) -> String {
     )
 }
 
-/// The OpenAPI 3.1 document for `routes` as a server with `mode`'s credentials answers them.
-pub fn document(routes: &[Route], mode: AuthMode) -> Value {
+/// The OpenAPI 3.1 document for `routes` and the ingest paths of `sources` as a server with
+/// `mode`'s credentials answers them.
+pub fn document(routes: &[Route], sources: &SourceList, mode: AuthMode) -> Value {
     let mut paths = Map::new();
+    for source in sources.iter() {
+        paths.insert(
+            source.path.clone(),
+            json!({"post": source_operation(source)}),
+        );
+    }
     for route in routes {
         let item = paths
             .entry(route.path.to_string())
@@ -185,9 +193,82 @@ fn operation(route: &Route, mode: AuthMode) -> Value {
     op
 }
 
+/// A source's ingest operation: the ingest description with this source's token, scheme and
+/// the headers its scheme reads.
+fn source_operation(source: &Source) -> Value {
+    let mut op = describe("POST", INGEST).expect("the ingest description");
+    let scheme = source.verifier.kind();
+    op["summary"] = json!(format!(
+        "Receive a webhook for source `{}`; 200 only once it is committed to disk",
+        source.name
+    ));
+    op["operationId"] = json!(path_operation_id("POST", &source.path));
+    op["tags"] = json!(["ingest"]);
+    op["x-hookvault-source"] = json!({
+        "name": source.name,
+        "processor": source.processor.as_str(),
+        "verify": scheme.as_str(),
+        "max_body_bytes": source.max_body_bytes
+    });
+    let mut refusals = Vec::new();
+    if source.token.is_some() {
+        op["security"] = json!([{"ingestTokenQuery": []}, {"ingestTokenHeader": []}]);
+        op["x-hookvault-access"] = json!("ingest token (`?token=` or `X-Webhook-Token`)");
+        refusals.push("`token_invalid` (the token is missing or wrong)");
+    } else {
+        op["security"] = json!([{}]);
+        op["x-hookvault-access"] = json!("open (no token for this source)");
+    }
+    let headers: &[&str] = match scheme {
+        SchemeKind::None => &[],
+        SchemeKind::StandardWebhooks => &["webhook-id", "webhook-timestamp", "webhook-signature"],
+        SchemeKind::Github => &["X-Hub-Signature-256"],
+        SchemeKind::Stripe => &["Stripe-Signature"],
+        SchemeKind::Shopify => &["X-Shopify-Hmac-Sha256"],
+        SchemeKind::HmacSha256 => &[],
+    };
+    if scheme != SchemeKind::None {
+        refusals.push("`signature_missing`, `signature_invalid`");
+        if scheme.timestamped() {
+            refusals.push("`timestamp_out_of_tolerance`");
+        }
+        op["description"] = json!(format!(
+            "{} The body must be signed with this source's scheme ({}); the signature is \
+                checked before anything is stored, and the scheme's delivery id dedupes when \
+                no `Idempotency-Key` is sent.",
+            op["description"].as_str().unwrap_or(""),
+            scheme.as_str()
+        ));
+    }
+    if let Some(Value::Array(params)) = op.get_mut("parameters") {
+        for name in headers {
+            params.push(json!({"name": name, "in": "header", "required": true,
+                "schema": {"type": "string"}, "description": "The sender's signature scheme"}));
+        }
+    }
+    if !refusals.is_empty() {
+        op["responses"]["401"] = error(&format!(
+            "Refused before anything was stored: {}; kept in the rejections log",
+            refusals.join(", ")
+        ));
+    }
+    op["responses"]["413"] = error(&format!(
+        "Body larger than this source's max_body_bytes ({}); nothing stored",
+        source.max_body_bytes
+    ));
+    op
+}
+
+/// The description every source's ingest operation starts from.
+const INGEST: &str = "/api/v2/webhooks/{source}";
+
 fn operation_id(route: &Route) -> String {
-    let mut id = route.method.to_ascii_lowercase();
-    for seg in route.path.split('/').filter(|s| !s.is_empty()) {
+    path_operation_id(route.method, route.path)
+}
+
+fn path_operation_id(method: &str, path: &str) -> String {
+    let mut id = method.to_ascii_lowercase();
+    for seg in path.split('/').filter(|s| !s.is_empty()) {
         let seg = seg.trim_start_matches('{').trim_end_matches('}');
         id.push('_');
         id.extend(
@@ -237,7 +318,7 @@ fn int64() -> Value {
 pub fn describe(method: &str, path: &str) -> Option<Value> {
     let states: Vec<&str> = MessageState::ALL.iter().map(|s| s.as_str()).collect();
     let v = match (method, path) {
-        ("POST", "/api/v2/webhooks/orders") => json!({
+        ("POST", INGEST) => json!({
             "description": "Stores the body durably (SQLite, synchronous=FULL) before answering. \
                 A body that is not valid JSON is still stored and answered 200; it goes to dead \
                 letters with the parse error.",

@@ -121,7 +121,10 @@ impl StatsSnapshot {
             oldest_processing_age_s: live.oldest_attempt_age().as_secs(),
             rejected: live.rejected_backlog.load(Relaxed)
                 + live.rejected_storage.load(Relaxed)
-                + live.rejected_other.load(Relaxed),
+                + live.rejected_other.load(Relaxed)
+                + (live.rejected_unverified.iter())
+                    .map(|c| c.load(Relaxed))
+                    .sum::<u64>(),
             uptime_s: live.started.elapsed().as_secs(),
             ack_latency_p50_ms: ms(live.ack_latency.quantile_us(0.5)),
             ack_latency_p99_ms: ms(live.ack_latency.quantile_us(0.99)),
