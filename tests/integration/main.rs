@@ -48,6 +48,7 @@ mod processing;
 mod promtool;
 mod retention_scale;
 mod schemathesis;
+mod sources;
 mod status;
 mod systemd_units;
 mod upgrade;
