@@ -12,6 +12,7 @@
 use serde_json::{json, Map, Value};
 
 use super::route::{Access, Route};
+use super::source_filter::SOURCE_PATTERN;
 use crate::config::Settings;
 use crate::sources::{SchemeKind, Source, SourceList};
 use crate::store::MessageState;
@@ -309,6 +310,14 @@ fn limit_param() -> Value {
     )
 }
 
+fn source_param() -> Value {
+    query(
+        "source",
+        "Only this source's (a `[[sources]]` name)",
+        json!({"type": "string", "pattern": SOURCE_PATTERN}),
+    )
+}
+
 fn int64() -> Value {
     json!({"type": "integer", "format": "int64"})
 }
@@ -354,7 +363,7 @@ pub fn describe(method: &str, path: &str) -> Option<Value> {
         }),
         ("GET", "/api/v2/webhooks/queue/dead-letters") => json!({
             "description": "Dead letters, oldest first.",
-            "parameters": [limit_param(), query("after_id", "Only ids above this (use `next_after_id`)", int64())],
+            "parameters": [limit_param(), query("after_id", "Only ids above this (use `next_after_id`)", int64()), source_param()],
             "responses": {
                 "200": ok("A page of dead letters", schema_ref("DeadLetterPage")),
                 "400": error("A bad query parameter")
@@ -392,7 +401,8 @@ pub fn describe(method: &str, path: &str) -> Option<Value> {
             "parameters": [
                 limit_param(),
                 query("before_id", "Only ids below this (use `next_before_id`)", int64()),
-                query("status", "Only messages in this state", json!({"type": "string", "enum": states}))
+                query("status", "Only messages in this state", json!({"type": "string", "enum": states})),
+                source_param()
             ],
             "responses": {
                 "200": ok("A page of the audit log", schema_ref("LogPage")),
@@ -405,11 +415,33 @@ pub fn describe(method: &str, path: &str) -> Option<Value> {
                 "404": error("No message with this id")
             }
         }),
+        ("GET", "/api/v2/webhooks/rejections") => json!({
+            "description": "Webhooks refused by their source's token or signature check (nothing \
+                of them was stored), newest first. Bounded: the last `ingest.rejections_kept` \
+                rows. Never a body or a secret.",
+            "parameters": [
+                limit_param(),
+                query("before_id", "Only ids below this (use `next_before_id`)", int64()),
+                source_param()
+            ],
+            "responses": {
+                "200": ok("A page of the rejections log", json!({
+                    "type": "object", "required": ["items", "count"],
+                    "properties": {
+                        "items": {"type": "array", "items": schema_ref("Rejection")},
+                        "count": {"type": "integer"},
+                        "next_before_id": {"type": ["integer", "null"], "description": "`before_id` of the next page; null on the last"}
+                    }
+                })),
+                "400": error("A bad query parameter")
+            }
+        }),
         ("GET", "/api/v2/orders") => json!({
             "parameters": [
                 limit_param(),
                 query("before_id", "Only ids below this", int64()),
-                query("q", "Substring of order number, email or product", json!({"type": "string"}))
+                query("q", "Substring of order number, email or product", json!({"type": "string"})),
+                source_param()
             ],
             "responses": {
                 "200": with_links(ok("Orders, newest first", json!({
@@ -431,12 +463,16 @@ pub fn describe(method: &str, path: &str) -> Option<Value> {
         }),
         ("GET", "/api/v2/orders.csv") => json!({
             "parameters": [
-                query("q", "Substring of order number, email or product", json!({"type": "string"}))
+                query("q", "Substring of order number, email or product", json!({"type": "string"})),
+                source_param()
             ],
-            "responses": {"200": {
-                "description": "Every matching order as CSV (RFC 4180), newest first, streamed",
-                "content": {"text/csv": {"schema": {"type": "string"}}}
-            }}
+            "responses": {
+                "200": {
+                    "description": "Every matching order as CSV (RFC 4180), newest first, streamed",
+                    "content": {"text/csv": {"schema": {"type": "string"}}}
+                },
+                "400": error("A bad query parameter")
+            }
         }),
         ("GET", "/api/v2/orders/{order_number}") => json!({
             "responses": {"200": ok("The order", schema_ref("Order")), "404": error("No such order")}
@@ -498,6 +534,7 @@ fn schemas() -> Value {
     let summary_props = json!({
         "id": int64(),
         "received_at": time,
+        "source": {"type": "string", "description": "The source it came in through"},
         "path": {"type": "string"},
         "remote_addr": opt_str,
         "size": {"type": "integer", "description": "Body size in bytes"},
@@ -584,7 +621,9 @@ fn schemas() -> Value {
             "total_leases_expired": int, "stale_leases": int, "oldest_processing_age_s": int,
             "uptime_s": int, "ack_latency_p50_ms": num, "ack_latency_p99_ms": num,
             "processing_time_p50_ms": num, "processing_time_p99_ms": num, "avg_batch_size": num,
-            "db_size_bytes": int, "wal_size_bytes": int, "version": {"type": "string"}
+            "db_size_bytes": int, "wal_size_bytes": int, "version": {"type": "string"},
+            "sources": {"type": "object", "description": "Per source: durable totals",
+                "additionalProperties": schema_ref("SourceFigures")}
     });
     if let (Some(p), Value::Object(e)) = (properties.as_object_mut(), extras) {
         p.extend(e);
@@ -601,8 +640,8 @@ fn schemas() -> Value {
         "required": ["id", "received_at", "attempts", "last_error", "failed_at", "payload", "payload_encoding",
                      "payload_truncated", "payload_size"],
         "properties": {
-            "id": int64(), "received_at": time, "attempts": int, "last_error": opt_str,
-            "failed_at": opt_time,
+            "id": int64(), "received_at": time, "source": {"type": "string"}, "attempts": int,
+            "last_error": opt_str, "failed_at": opt_time,
             "payload": {"type": "string", "description": "A preview: the first 256 bytes of the body (a UTF-8 character cut at the end is left out); the whole body is in GET /api/v2/webhooks/logs/{id}"},
             "payload_encoding": {"type": "string", "enum": ["utf-8", "base64"]},
             "payload_truncated": {"type": "boolean", "description": "True when `payload` is shorter than the body"},
@@ -653,6 +692,25 @@ fn schemas() -> Value {
             "amount_cents": {"type": ["integer", "null"]}, "currency": opt_str, "email": opt_str,
             "size": opt_str, "site": opt_str, "quantity": int, "profile": opt_str, "title": opt_str,
             "fields": {"type": "object", "additionalProperties": {"type": "string"}}
+        }
+    }));
+    m.insert("SourceFigures".into(), json!({
+        "type": "object", "required": ["received", "processed", "failed", "dead", "rejected"],
+        "properties": {
+            "received": {"type": "integer", "description": "Webhooks stored"},
+            "processed": {"type": "integer"},
+            "failed": {"type": "integer", "description": "Failed attempts (retried or dead)"},
+            "dead": {"type": "integer", "description": "Messages that went to dead letters"},
+            "rejected": {"type": "integer", "description": "Refused by the token or signature check"}
+        }
+    }));
+    m.insert("Rejection".into(), json!({
+        "type": "object", "required": ["id", "at", "source", "remote_addr", "reason", "size"],
+        "properties": {
+            "id": int64(), "at": time, "source": {"type": "string"},
+            "remote_addr": opt_str,
+            "reason": {"type": "string", "enum": ["signature_missing", "signature_invalid", "timestamp_out_of_tolerance", "token_invalid"]},
+            "size": {"type": "integer", "description": "The body's size in bytes (declared, when it was not read)"}
         }
     }));
     m.insert(

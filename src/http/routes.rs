@@ -8,7 +8,7 @@ use super::response::Reply;
 use super::route::{Access, Route};
 use super::router::{find, Match};
 use super::state::AppState;
-use super::{dashboard, dead_letters, favicon, health, logs, openapi, orders};
+use super::{dashboard, dead_letters, favicon, health, logs, openapi, orders, rejections};
 use crate::sources::SourceList;
 
 /// Every route but the ingest paths, which come from the configured sources (the router
@@ -62,6 +62,13 @@ pub const ROUTES: &[Route] = &[
         access: Access::Admin,
         handler: logs::one,
         summary: "One message whole: state, attempts, headers and payload",
+    },
+    Route {
+        method: "GET",
+        path: "/api/v2/webhooks/rejections",
+        access: Access::Admin,
+        handler: rejections::list,
+        summary: "Webhooks refused by their source's token or signature check, newest first",
     },
     Route {
         method: "GET",

@@ -706,4 +706,55 @@ mod tests {
             "signature_invalid"
         );
     }
+
+    /// The verification cost per webhook, measured, not asserted (docs/performance.md):
+    /// `cargo test --release --lib sources::scheme::tests::verification_cost -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn verification_cost() {
+        use std::time::Instant;
+        const ROUNDS: u32 = 20_000;
+        let schemes = [
+            (SchemeKind::StandardWebhooks, WHSEC),
+            (SchemeKind::Github, GH_SECRET),
+            (SchemeKind::Stripe, "whsec_stripe"),
+            (SchemeKind::Shopify, "shpss_secret"),
+            (SchemeKind::HmacSha256, "k"),
+        ];
+        println!("| scheme | body | 1 secret, passes | 2 secrets, the second passes | refused (wrong signature) |");
+        println!("|---|---|---|---|---|");
+        for size in [1024usize, 16 * 1024] {
+            let body = vec![b'x'; size];
+            for (kind, secret) in schemes {
+                let one = verifier(kind, &[secret]);
+                let headers = one.sign(&body, Some("msg_1"), None, 1_700_000_000);
+                let pairs: Vec<(&str, &str)> = headers
+                    .iter()
+                    .map(|(a, b)| (a.as_str(), b.as_str()))
+                    .collect();
+                let other = match kind {
+                    SchemeKind::StandardWebhooks => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                    _ => "another secret",
+                };
+                let two = verifier(kind, &[other, secret]);
+                let wrong = verifier(kind, &[other]);
+                let time = |v: &Verifier, expect_ok: bool| {
+                    let started = Instant::now();
+                    for _ in 0..ROUNDS {
+                        let r = v.verify(&pairs[..], std::hint::black_box(&body), 1_700_000_000);
+                        assert_eq!(r.is_ok(), expect_ok);
+                    }
+                    started.elapsed().as_secs_f64() * 1e6 / f64::from(ROUNDS)
+                };
+                println!(
+                    "| {} | {} KiB | {:.2} µs | {:.2} µs | {:.2} µs |",
+                    kind.as_str(),
+                    size / 1024,
+                    time(&one, true),
+                    time(&two, true),
+                    time(&wrong, false)
+                );
+            }
+        }
+    }
 }

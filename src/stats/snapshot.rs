@@ -9,7 +9,9 @@ use serde::Serialize;
 use super::health;
 use super::live::LiveStats;
 use super::queue_view::QueueView;
-use crate::store::{FileSizes, NodeStatus};
+use std::collections::BTreeMap;
+
+use crate::store::{FileSizes, NodeStatus, SourceCounters};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StatsSnapshot {
@@ -66,6 +68,10 @@ pub struct StatsSnapshot {
     pub node: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nodes: Option<Vec<NodeStatus>>,
+    /// Per source (`[[sources]]`), from the durable per-source totals; filled by the stats
+    /// endpoint ([`super::sources`]), left out where only the atomics are at hand.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sources: BTreeMap<String, SourceCounters>,
 }
 
 fn ms(us: u64) -> f64 {
@@ -141,6 +147,7 @@ impl StatsSnapshot {
             status_reasons: verdict.reasons,
             node: cluster.as_ref().map(|c| c.node.clone()),
             nodes: cluster.map(|c| c.nodes),
+            sources: BTreeMap::new(),
         }
     }
 }
