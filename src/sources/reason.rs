@@ -52,3 +52,18 @@ impl Refused {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counters are indexed by `reason as usize` and labelled through `ALL`: the two orders
+    /// must agree, and every code must read back.
+    #[test]
+    fn all_lists_the_reasons_in_declaration_order() {
+        for (i, r) in Reason::ALL.into_iter().enumerate() {
+            assert_eq!(r as usize, i);
+            assert_eq!(Reason::parse(r.code()), Some(r));
+        }
+    }
+}
