@@ -525,3 +525,146 @@ fn start_up_refuses_bad_sources_naming_the_key() {
         assert!(err.contains(key), "{text}: {err}");
     }
 }
+
+/// Polls `path` until `done` holds for its JSON answer (the rejections log is written without
+/// holding the 401 for a commit).
+fn wait_for(http: &crate::harness::Http, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let a = http.get(path);
+        if done(&a.json) {
+            return a.json;
+        }
+        assert!(std::time::Instant::now() < until, "{path}: {}", a.text);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_refused_webhook_stores_nothing_and_is_kept_in_a_bounded_rejections_log() {
+    let server = Hookvault::new()
+        .settings(|s| {
+            s.sources = source_tables();
+            s.ingest.rejections_kept = 3;
+        })
+        .spawn();
+    let http = &server.http;
+    let forged = [("X-Hub-Signature-256", "sha256=00")];
+    for i in 0..5 {
+        let body = format!("{{\"secret-looking\":\"body-{i}\"}}");
+        let a = http.post_with(&path("gh"), body.as_bytes(), &forged);
+        assert_eq!(outcome(&a), (401, "signature_invalid".into()), "{}", a.text);
+    }
+    let a = http.post(&path("tok"), b"{}");
+    assert_eq!(outcome(&a), (401, "token_invalid".into()));
+
+    let log = wait_for(http, "/api/v2/webhooks/rejections", |v| {
+        v["items"][0]["source"] == "tok"
+    });
+    let items = log["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3, "bounded by ingest.rejections_kept: {log}");
+    assert_eq!(items[0]["reason"], "token_invalid");
+    assert_eq!(items[1]["reason"], "signature_invalid");
+    assert_eq!(items[1]["size"], 27);
+    assert!(
+        items[1]["remote_addr"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("127.0.0.1:")),
+        "{log}"
+    );
+    assert!(
+        items[0]["id"].as_i64() > items[1]["id"].as_i64(),
+        "newest first"
+    );
+    assert!(
+        !log.to_string().contains("body-"),
+        "no body in the log: {log}"
+    );
+    let gh = http.get("/api/v2/webhooks/rejections?source=gh&limit=1");
+    assert_eq!(gh.json["items"][0]["source"], "gh");
+    assert_eq!(gh.json["next_before_id"], items[1]["id"]);
+    assert_eq!(
+        http.get("/api/v2/webhooks/rejections?source=Bad!").status,
+        400
+    );
+
+    // Nothing was stored, and each refusal is counted for its source.
+    let stats = http.stats();
+    assert_eq!(stats["total_received"], 0);
+    assert_eq!(stats["sources"]["gh"]["rejected"], 5, "{stats}");
+    assert_eq!(stats["sources"]["tok"]["rejected"], 1);
+    assert_eq!(stats["sources"]["std"]["rejected"], 0);
+    assert_eq!(http.get("/api/v2/webhooks/logs").json["count"], 0);
+}
+
+#[test]
+fn dedupe_by_delivery_id_is_per_source_and_everything_carries_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(dir.path());
+    let server = Hookvault::new()
+        .settings(|s| s.sources = source_tables())
+        .spawn();
+    let http = &server.http;
+    let signed = sign(&config, "std", STD_BODY, &["--id", "same-id"]);
+    let h: Vec<(&str, &str)> = signed
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    // The same delivery id at two sources (the same secret signs for both): two messages.
+    let first = http.post_with(&path("std"), STD_BODY.as_bytes(), &h);
+    let other = http.post_with(&path("rot"), STD_BODY.as_bytes(), &h);
+    let again = http.post_with(&path("std"), STD_BODY.as_bytes(), &h);
+    assert_eq!(outcome(&first), (200, "queued".into()));
+    assert_eq!(outcome(&other), (200, "queued".into()));
+    assert_eq!(outcome(&again), (200, "duplicate".into()));
+    assert_eq!(again.json["id"], first.json["id"]);
+    // An order through the orders source, and a body the order parser refuses.
+    let order = crate::harness::order_body(7);
+    assert_eq!(
+        http.post("/api/v2/webhooks/orders", order.as_bytes())
+            .status,
+        200
+    );
+    assert_eq!(
+        http.post("/api/v2/webhooks/orders", b"not json").status,
+        200
+    );
+    http.wait_drained(std::time::Duration::from_secs(20));
+
+    let logs = http.get("/api/v2/webhooks/logs?source=std").json;
+    assert_eq!(logs["count"], 1, "{logs}");
+    assert_eq!(logs["items"][0]["source"], "std");
+    let orders = http.get("/api/v2/orders?source=orders").json;
+    assert_eq!(orders["count"], 1, "{orders}");
+    assert_eq!(orders["items"][0]["source"], "orders");
+    assert_eq!(http.get("/api/v2/orders?source=std").json["count"], 0);
+    let dead = http
+        .get("/api/v2/webhooks/queue/dead-letters?source=orders")
+        .json;
+    assert_eq!(dead["count"], 1, "{dead}");
+    assert_eq!(dead["items"][0]["source"], "orders");
+    assert_eq!(
+        http.get("/api/v2/webhooks/queue/dead-letters?source=std")
+            .json["count"],
+        0
+    );
+    // A store source keeps what the order parser would refuse: processed, not dead.
+    assert_eq!(logs["items"][0]["status"], "processed");
+
+    let stats = http.stats();
+    let figures = |s: &str| stats["sources"][s].clone();
+    assert_eq!(figures("std")["received"], 1, "{stats}");
+    assert_eq!(figures("std")["processed"], 1);
+    assert_eq!(figures("rot")["received"], 1);
+    assert_eq!(figures("orders")["received"], 2);
+    assert_eq!(figures("orders")["processed"], 1);
+    assert_eq!(figures("orders")["dead"], 1);
+    assert_eq!(figures("orders")["failed"], 1);
+    let metrics = http.get("/metrics").text;
+    for line in [
+        "hookvault_source_received_total{source=\"std\"} 1",
+        "hookvault_source_dead_total{source=\"orders\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} missing");
+    }
+}
