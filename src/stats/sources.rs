@@ -19,9 +19,12 @@ pub fn per_source(
     map
 }
 
+/// A figure's name, its help text, and how to read it.
+type Figure = (&'static str, &'static str, fn(&SourceCounters) -> u64);
+
 /// The Prometheus families, one per figure, labelled `source`.
 pub fn render_metrics(out: &mut String, sources: &BTreeMap<String, SourceCounters>) {
-    let figures: [(&str, &str, fn(&SourceCounters) -> u64); 5] = [
+    let figures: [Figure; 5] = [
         ("received", "Webhooks stored, per source; durable.", |c| {
             c.received
         }),
