@@ -709,11 +709,14 @@ mod tests {
 
     /// The verification cost per webhook, measured, not asserted (docs/performance.md):
     /// `cargo test --release --lib sources::scheme::tests::verification_cost -- --ignored --nocapture`
+    /// Each cell is the fastest of several rounds: on a shared machine the slower rounds
+    /// measure the neighbours.
     #[test]
     #[ignore]
     fn verification_cost() {
         use std::time::Instant;
-        const ROUNDS: u32 = 20_000;
+        const ROUNDS: u32 = 9;
+        const PER_ROUND: u32 = 2_000;
         let schemes = [
             (SchemeKind::StandardWebhooks, WHSEC),
             (SchemeKind::Github, GH_SECRET),
@@ -739,12 +742,20 @@ mod tests {
                 let two = verifier(kind, &[other, secret]);
                 let wrong = verifier(kind, &[other]);
                 let time = |v: &Verifier, expect_ok: bool| {
-                    let started = Instant::now();
-                    for _ in 0..ROUNDS {
-                        let r = v.verify(&pairs[..], std::hint::black_box(&body), 1_700_000_000);
-                        assert_eq!(r.is_ok(), expect_ok);
-                    }
-                    started.elapsed().as_secs_f64() * 1e6 / f64::from(ROUNDS)
+                    (0..ROUNDS)
+                        .map(|_| {
+                            let started = Instant::now();
+                            for _ in 0..PER_ROUND {
+                                let r = v.verify(
+                                    &pairs[..],
+                                    std::hint::black_box(&body),
+                                    1_700_000_000,
+                                );
+                                assert_eq!(r.is_ok(), expect_ok);
+                            }
+                            started.elapsed().as_secs_f64() * 1e6 / f64::from(PER_ROUND)
+                        })
+                        .fold(f64::INFINITY, f64::min)
                 };
                 println!(
                     "| {} | {} KiB | {:.2} µs | {:.2} µs | {:.2} µs |",
