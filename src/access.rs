@@ -26,7 +26,8 @@ pub trait Caller {
     fn header(&self, name: &str) -> Option<&str>;
     /// A query parameter, decoded (the first one when it is given twice).
     fn query(&self, name: &str) -> Option<&str>;
-    /// The request method, upper case (`GET` for a WebSocket handshake).
+    /// The request method as sent (`GET` for a WebSocket handshake). Methods are
+    /// case-sensitive: `get` is not `GET`.
     fn method(&self) -> &str;
 }
 
@@ -80,8 +81,8 @@ impl Denied {
 /// The admin rule: the token when one is configured (it works from anywhere: a page on
 /// another site cannot send it by itself). Without a token, loopback trust: the peer is local
 /// ([`is_local`]), `Host` is a loopback host or listed in `allowed_hosts`, and a
-/// state-changing request (POST, PUT, PATCH, DELETE) or a WebSocket handshake has no
-/// `Origin` or one of the same host.
+/// state-changing request (any method but `GET` and `HEAD` spelled exactly so: see
+/// [`is_safe_method`]) or a WebSocket handshake has no `Origin` or one of the same host.
 pub fn admin(
     token: Option<&str>,
     allowed_hosts: &[String],
@@ -137,8 +138,7 @@ fn loopback_trust(
             return Err(Denied::ForeignHost);
         }
     }
-    let checks_origin =
-        door == Door::EventStream || matches!(caller.method(), "POST" | "PUT" | "PATCH" | "DELETE");
+    let checks_origin = door == Door::EventStream || !is_safe_method(caller.method());
     if checks_origin {
         if let Some(origin) = caller.header("Origin") {
             if !same_host(origin, host) {
@@ -147,6 +147,13 @@ fn loopback_trust(
         }
     }
     Ok(())
+}
+
+/// Whether a request with this method only reads. The list names the safe methods, not the
+/// unsafe ones: a method spelled otherwise (`post`, `Post`, one nobody registered) is treated
+/// as changing state, so no spelling slips past the Origin check.
+pub fn is_safe_method(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD")
 }
 
 /// Whether a caller counts as local, which is what admin access without a token rests on:
@@ -477,7 +484,11 @@ mod tests {
     #[test]
     fn a_state_change_or_handshake_from_another_origin_is_refused() {
         let base = || from(LOCAL).header("Host", "127.0.0.1:8001");
-        for method in ["POST", "PUT", "PATCH", "DELETE"] {
+        // Any spelling but the two safe methods' exact ones is a state change: methods are
+        // case-sensitive, and a lowercase one once skipped this check.
+        for method in [
+            "POST", "PUT", "PATCH", "DELETE", "post", "Post", "delete", "get", "head", "PURGE",
+        ] {
             let foreign = base()
                 .method(method)
                 .header("Origin", "http://evil.example");
@@ -504,8 +515,12 @@ mod tests {
         }
         // A read with a foreign Origin is let through (the browser does not show it the answer
         // without CORS headers, which hookvault never sends).
-        let read = base().header("Origin", "http://evil.example");
-        assert_eq!(admin(None, &read, Door::Api), Ok(()));
+        for method in ["GET", "HEAD"] {
+            let read = base()
+                .method(method)
+                .header("Origin", "http://evil.example");
+            assert_eq!(admin(None, &read, Door::Api), Ok(()), "{method}");
+        }
         // The event stream checks every handshake; the dashboard's port differs from the
         // stream's, and that is the same host.
         let ws = from(LOCAL).header("Host", "127.0.0.1:8002");

@@ -6,6 +6,7 @@
 //! the modules.
 
 pub mod access;
+pub mod allocator;
 pub mod cidr;
 pub mod cli;
 pub mod commands;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod jitter;
 pub mod net;
 pub mod notify;
 pub mod orders;

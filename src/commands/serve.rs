@@ -12,6 +12,7 @@ use crate::signals;
 pub fn run(sources: Sources) -> Result<()> {
     let settings = load_settings(sources)?;
     logging::init(&settings.log.level);
+    crate::allocator::return_large_blocks_to_the_system();
     let terminate = signals::termination()?;
     warn_about_exposure(&settings);
     let service = Service::start(settings.clone())?;

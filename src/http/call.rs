@@ -34,10 +34,17 @@ impl Call<'_> {
             .map(|(_, v)| v.as_str())
     }
 
-    /// A numeric query parameter; an unparsable one is the caller's mistake, so say so.
+    /// A numeric query parameter; an unparsable one is the caller's mistake, so say so. An
+    /// empty one (`?limit=`) too: it is not a number, and taking it for "absent" would hide a
+    /// client's bug behind a default.
     pub fn query_num<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, Reply> {
         match self.query(name) {
-            None | Some("") => Ok(None),
+            None => Ok(None),
+            Some("") => Err(Reply::error(
+                400,
+                "bad_request",
+                &format!("query parameter `{name}` is empty; give a number or leave it out"),
+            )),
             Some(v) => v.parse().map(Some).map_err(|_| {
                 Reply::error(
                     400,

@@ -77,9 +77,14 @@ impl Reply {
         self
     }
 
-    /// `503` with `Retry-After`: the sender should come back, nothing was stored.
+    /// `503` with `Retry-After`: the sender should come back, nothing was stored. The wait is
+    /// drawn from `retry_after_s ..= 2 × retry_after_s` seconds: senders refused together (a
+    /// failing disk refuses everyone at once) then come back spread over that window instead
+    /// of all at the same second, which would meet the disk with the same burst again.
     pub fn unavailable(code: &str, message: &str, retry_after_s: u32) -> Reply {
-        Reply::error(503, code, message).with_header("Retry-After", retry_after_s.to_string())
+        let base = u64::from(retry_after_s);
+        let wait = crate::jitter::between(base, 2 * base);
+        Reply::error(503, code, message).with_header("Retry-After", wait.to_string())
     }
 
     pub fn into_tiny(self) -> tiny_http::Response<Box<dyn std::io::Read + Send>> {

@@ -2,7 +2,6 @@
 //! the configuration), then the route table: match the path, check access, call the handler.
 //! Unknown paths get `404`, known paths with another method `405` with `Allow`.
 
-use std::borrow::Cow;
 use std::time::Instant;
 
 use super::auth;
@@ -71,27 +70,26 @@ pub fn dispatch(
     let (target, params, query) = {
         let url = request.url();
         let (path, query) = url.split_once('?').unwrap_or((url, ""));
+        // Methods are case-sensitive (RFC 9110): `post` is not POST. It is matched as sent, so
+        // it finds no route, rather than reaching a handler that the access rules, which read
+        // the method as sent too, might have judged as a read.
         let method = request.method().as_str();
-        let method: Cow<str> = if method.bytes().any(|b| b.is_ascii_lowercase()) {
-            Cow::Owned(method.to_ascii_uppercase())
-        } else {
-            Cow::Borrowed(method)
-        };
         if let Some(source) = state.sources.by_path(path) {
             if method != "POST" {
                 return Reply::error(
                     405,
                     "method_not_allowed",
                     &format!(
-                        "{method} is not allowed on {path} (the ingest path of source {:?}); use POST",
-                        source.name
+                        "{method} is not allowed on {path} (the ingest path of source {:?}); use POST{}",
+                        source.name,
+                        spelling(&["POST"], method)
                     ),
                 )
                 .with_header("Allow", "POST");
             }
             (Target::Source(source), Vec::new(), parse_query(query))
         } else {
-            match find(ROUTES, &method, path) {
+            match find(ROUTES, method, path) {
                 Match::NotFound => {
                     return Reply::error(
                         404,
@@ -104,11 +102,12 @@ pub fn dispatch(
                         405,
                         "method_not_allowed",
                         &format!(
-                            "{method} is not allowed on {path}; use {}",
-                            allowed.join(" or ")
+                            "{method} is not allowed on {path}; use {}{}",
+                            allowed.join(" or "),
+                            spelling(&allowed, method)
                         ),
                     )
-                    .with_header("Allow", allowed.join(", "))
+                    .with_header("Allow", allowed.join(", "));
                 }
                 Match::Found(route, params) => (Target::Route(route), params, parse_query(query)),
             }
@@ -134,6 +133,15 @@ pub fn dispatch(
     match allowed {
         Ok(()) => (route.handler)(state, &mut call),
         Err(reply) => reply,
+    }
+}
+
+/// A hint when the method differs from an allowed one only in case.
+fn spelling(allowed: &[&str], method: &str) -> &'static str {
+    if allowed.iter().any(|a| a.eq_ignore_ascii_case(method)) {
+        " (methods are case-sensitive)"
+    } else {
+        ""
     }
 }
 
@@ -169,5 +177,14 @@ mod tests {
             Match::Found(r, _) if r.path == "/api/v2/webhooks/logs"
         ));
         assert!(matches!(find(ROUTES, "GET", "/healthz/"), Match::Found(..)));
+        // Case-sensitive: a lowercase method is no route's.
+        assert!(matches!(
+            find(ROUTES, "post", "/api/v2/webhooks/queue/retry-failed"),
+            Match::WrongMethod(m) if m == vec!["POST"]
+        ));
+        assert!(matches!(
+            find(ROUTES, "get", "/healthz"),
+            Match::WrongMethod(_)
+        ));
     }
 }

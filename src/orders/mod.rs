@@ -9,6 +9,7 @@
 //! * [`lines`] — `Label: value` lines and alternating label/value lines;
 //! * [`labels`] — label normalisation and the alias table;
 //! * [`markdown`] — Discord markdown removal;
+//! * [`limits`] — how much of each value an order keeps;
 //! * [`price`] — price strings to minor units + ISO currency;
 //! * the [`Order`] itself is the store's (`store/order.rs`), re-exported here;
 //! * [`processor`] — the worker-side [`Processor`](crate::queue::Processor).
@@ -17,6 +18,7 @@
 //! `http/csv.rs`, `hookvault reprocess` in `commands/reprocess.rs`.
 
 pub mod labels;
+pub mod limits;
 pub mod lines;
 pub mod markdown;
 pub mod parser;

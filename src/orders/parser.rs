@@ -21,12 +21,13 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::labels::{clean_label, AliasTable, Target};
+use super::limits::{self, MAX_FIELDS, MAX_LABEL_BYTES, MAX_ORDER_NUMBER_BYTES, MAX_VALUE_BYTES};
 use super::lines;
 use super::markdown;
 use super::price::{parse_price, Price};
 use super::Order;
 
-/// Why a body yields no order. Both variants are permanent.
+/// Why a body yields no order. Every variant is permanent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     /// The body is not JSON (or nests deeper than serde_json's limit).
@@ -36,6 +37,9 @@ pub enum ParseError {
     /// looked at.
     #[error("no order number found ({0})")]
     NoOrderNumber(String),
+    /// The order number is over [`MAX_ORDER_NUMBER_BYTES`]; the text quotes its start.
+    #[error("order number longer than {MAX_ORDER_NUMBER_BYTES} bytes (starts {0:?})")]
+    OrderNumberTooLong(String),
 }
 
 impl ParseError {
@@ -43,7 +47,9 @@ impl ParseError {
     /// the processor uses it to choose dead-letter over retry.
     pub fn is_permanent(&self) -> bool {
         match self {
-            ParseError::InvalidJson(_) | ParseError::NoOrderNumber(_) => true,
+            ParseError::InvalidJson(_)
+            | ParseError::NoOrderNumber(_)
+            | ParseError::OrderNumberTooLong(_) => true,
         }
     }
 }
@@ -174,7 +180,12 @@ impl OrderParser {
                 self.looked_for
             )));
         };
-        Ok(assemble(sources, primary))
+        let order = assemble(sources, primary);
+        if order.order_number.len() > MAX_ORDER_NUMBER_BYTES {
+            let start = order.order_number.chars().take(32).collect();
+            return Err(ParseError::OrderNumberTooLong(start));
+        }
+        Ok(order)
     }
 
     fn read_embed<'v>(
@@ -187,7 +198,7 @@ impl OrderParser {
             .get("title")
             .and_then(Value::as_str)
             .or_else(|| e.get("author")?.get("name")?.as_str())
-            .map(markdown::clean)
+            .map(value_text)
             .filter(|t| !t.is_empty());
         if let Some(d) = e.get("description").and_then(Value::as_str) {
             self.read_text(d, f, scratch);
@@ -203,8 +214,8 @@ impl OrderParser {
                 continue;
             };
             let label = match name {
-                Cow::Borrowed(n) => clean_label(n),
-                Cow::Owned(n) => Cow::Owned(clean_label(&n).into_owned()),
+                Cow::Borrowed(n) => label_text(n),
+                Cow::Owned(n) => Cow::Owned(label_text(&n).into_owned()),
             };
             let target = if label.is_empty() {
                 None
@@ -218,8 +229,8 @@ impl OrderParser {
                 }
             }
             let value = match value {
-                Cow::Borrowed(v) => markdown::clean(v),
-                Cow::Owned(v) => Cow::Owned(markdown::clean(&v).into_owned()),
+                Cow::Borrowed(v) => value_text(v),
+                Cow::Owned(v) => Cow::Owned(value_text(&v).into_owned()),
             };
             f.offer(label, target, value);
         }
@@ -227,9 +238,19 @@ impl OrderParser {
 
     fn read_text<'v>(&self, text: &'v str, f: &mut Found<'v, '_>, scratch: &mut String) {
         lines::pairs(text, &self.aliases, scratch, |label, target, value| {
-            f.offer(label, target, markdown::clean(value));
+            f.offer(label, target, value_text(value));
         });
     }
+}
+
+/// A value as the order keeps it: markdown removed, within [`MAX_VALUE_BYTES`].
+fn value_text(raw: &str) -> Cow<'_, str> {
+    limits::bounded(raw, MAX_VALUE_BYTES, markdown::clean)
+}
+
+/// A label as the order keeps it: cleaned, within [`MAX_LABEL_BYTES`].
+fn label_text(raw: &str) -> Cow<'_, str> {
+    limits::bounded(raw, MAX_LABEL_BYTES, clean_label)
 }
 
 /// JSON kind name for error messages.
@@ -258,8 +279,10 @@ fn scalar(v: &Value) -> Option<Cow<'_, str>> {
 /// What one source (an embed, or the content) yielded.
 struct Found<'v, 'd> {
     default_currency: Option<&'d str>,
-    /// Every pair, in order of appearance.
+    /// Every pair, in order of appearance, up to [`MAX_FIELDS`] (and those a target chose).
     pairs: Vec<(Cow<'v, str>, Cow<'v, str>)>,
+    /// Pairs left out past [`MAX_FIELDS`].
+    dropped: usize,
     /// Per target: index into `pairs` of the value chosen (text targets).
     slot: [Option<usize>; Target::ALL.len()],
     price: Option<Price<'d>>,
@@ -272,6 +295,7 @@ impl<'v, 'd> Found<'v, 'd> {
         Found {
             default_currency,
             pairs: Vec::new(),
+            dropped: 0,
             slot: [None; Target::ALL.len()],
             price: None,
             quantity: None,
@@ -280,11 +304,13 @@ impl<'v, 'd> Found<'v, 'd> {
     }
 
     /// Records a pair; the first usable value for each target wins (a price
-    /// or quantity must parse to count).
+    /// or quantity must parse to count). Past [`MAX_FIELDS`] pairs only those a target
+    /// chooses are kept, so a body of many short lines holds no more than a few.
     fn offer(&mut self, label: Cow<'v, str>, target: Option<Target>, value: Cow<'v, str>) {
         if value.is_empty() {
             return;
         }
+        let mut chosen = None;
         match target {
             Some(Target::Price) if self.price.is_none() => {
                 self.price = parse_price(&value, self.default_currency);
@@ -293,17 +319,20 @@ impl<'v, 'd> Found<'v, 'd> {
                 self.quantity = parse_quantity(&value);
             }
             Some(Target::Price | Target::Quantity) => {}
-            Some(t) => {
-                let slot = &mut self.slot[t.index()];
-                if slot.is_none() && !label.is_empty() {
-                    *slot = Some(self.pairs.len());
-                }
-            }
-            None => {}
+            Some(t) if self.slot[t.index()].is_none() && !label.is_empty() => chosen = Some(t),
+            Some(_) | None => {}
         }
-        if !label.is_empty() {
-            self.pairs.push((label, value));
+        if label.is_empty() {
+            return;
         }
+        if self.pairs.len() >= MAX_FIELDS && chosen.is_none() {
+            self.dropped += 1;
+            return;
+        }
+        if let Some(t) = chosen {
+            self.slot[t.index()] = Some(self.pairs.len());
+        }
+        self.pairs.push((label, value));
     }
 }
 
@@ -327,8 +356,10 @@ fn assemble(mut sources: Vec<Found<'_, '_>>, primary: usize) -> Order {
     let mut quantity = None;
     let mut title = None;
     let mut fields = BTreeMap::new();
+    let mut dropped = 0;
     for &i in &order_of_sources {
         let src = &mut sources[i];
+        dropped += src.dropped;
         price = price.or(src.price);
         quantity = quantity.or(src.quantity);
         if title.is_none() {
@@ -341,10 +372,21 @@ fn assemble(mut sources: Vec<Found<'_, '_>>, primary: usize) -> Order {
                     text[t] = Some(value.to_string());
                 }
             }
-            if !fields.contains_key(label.as_ref()) {
+            if fields.contains_key(label.as_ref()) {
+                continue;
+            }
+            if fields.len() < MAX_FIELDS {
                 fields.insert(label.into_owned(), value.into_owned());
+            } else {
+                dropped += 1;
             }
         }
+    }
+    if dropped > 0 {
+        fields.insert(
+            limits::TRUNCATED.to_owned(),
+            format!("{dropped} more labelled values left out"),
+        );
     }
     let mut take = |t: Target| text[t.index()].take();
     Order {
@@ -570,6 +612,85 @@ mod tests {
             ] }] }),
         };
         v.to_string()
+    }
+
+    #[test]
+    fn long_values_are_cut_to_their_limits() {
+        use crate::orders::limits::TRUNCATED;
+        let long = "Shoe ".repeat(200_000);
+        let body = serde_json::json!({"embeds": [{
+            "title": long,
+            "description": format!("Order: LIM-1\nProduct: **{long}**"),
+            "fields": [{"name": long, "value": "x"}, {"name": "Notes", "value": long}],
+        }]});
+        let o = parse(&body.to_string()).expect("parses");
+        assert_eq!(o.order_number, "LIM-1");
+        for kept in [
+            o.product.as_deref().unwrap(),
+            o.title.as_deref().unwrap(),
+            &o.fields["Notes"],
+        ] {
+            assert!(kept.ends_with(TRUNCATED), "{kept:.40}");
+            assert!(kept.len() <= MAX_VALUE_BYTES + TRUNCATED.len());
+            assert!(kept.starts_with("Shoe Shoe"), "{kept:.40}");
+        }
+        let label = o
+            .fields
+            .keys()
+            .find(|k| k.starts_with("Shoe"))
+            .expect("the long label");
+        assert!(label.ends_with(TRUNCATED) && label.len() <= MAX_LABEL_BYTES + TRUNCATED.len());
+        // Within the limit, nothing changes.
+        let exact = "y".repeat(MAX_VALUE_BYTES);
+        let o = parse(
+            &serde_json::json!({"content": format!("Order: A\nProduct: {exact}")}).to_string(),
+        )
+        .expect("parses");
+        assert_eq!(o.product.as_deref(), Some(exact.as_str()));
+    }
+
+    #[test]
+    fn fields_past_the_limit_are_counted_not_kept() {
+        let mut text = String::from("Order: MANY-1\n");
+        for i in 0..(MAX_FIELDS + 100) {
+            text.push_str(&format!("Label {i}: value {i}\n"));
+        }
+        text.push_str("Email: last@example.com\n");
+        let o = parse(&serde_json::json!({ "content": text }).to_string()).expect("parses");
+        // A known field after the limit is still found.
+        assert_eq!(o.email.as_deref(), Some("last@example.com"));
+        assert_eq!(o.fields.len(), MAX_FIELDS + 1);
+        assert_eq!(
+            o.fields[crate::orders::limits::TRUNCATED],
+            "102 more labelled values left out"
+        );
+        assert_eq!(o.fields["Order"], "MANY-1");
+    }
+
+    #[test]
+    fn an_order_number_over_its_limit_is_refused_not_cut() {
+        let ok = "N".repeat(MAX_ORDER_NUMBER_BYTES);
+        assert_eq!(
+            parse(&format!(r#"{{"content":"Order: {ok}"}}"#))
+                .unwrap()
+                .order_number,
+            ok
+        );
+        let long = "N".repeat(MAX_ORDER_NUMBER_BYTES + 1);
+        let e = parse(&format!(r#"{{"content":"Order: {long}"}}"#)).expect_err("too long");
+        assert!(e.is_permanent());
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "order number longer than 128 bytes (starts {:?})",
+                "N".repeat(32)
+            )
+        );
+        let huge = "N".repeat(1_000_000);
+        assert!(matches!(
+            parse(&format!(r#"{{"content":"Order: {huge}"}}"#)),
+            Err(ParseError::OrderNumberTooLong(_))
+        ));
     }
 
     #[test]

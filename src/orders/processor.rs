@@ -32,10 +32,12 @@ impl Processor for OrderProcessor {
     fn process(&self, job: &Job) -> std::result::Result<Effect, ProcessError> {
         match self.parser.parse(&job.payload) {
             Ok(order) => Ok(Effect::Order(Box::new(order))),
-            // Both parse errors are facts about the body: retrying cannot change them.
-            Err(e @ (ParseError::InvalidJson(_) | ParseError::NoOrderNumber(_))) => {
-                Err(ProcessError::Permanent(e.to_string()))
-            }
+            // Every parse error is a fact about the body: retrying cannot change it.
+            Err(
+                e @ (ParseError::InvalidJson(_)
+                | ParseError::NoOrderNumber(_)
+                | ParseError::OrderNumberTooLong(_)),
+            ) => Err(ProcessError::Permanent(e.to_string())),
         }
     }
 }

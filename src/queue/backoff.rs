@@ -1,8 +1,9 @@
 //! Retry delays: `min(backoff_max, base · 2^(attempt-1))` with ±10% jitter so that a burst of
 //! failures does not come back as a synchronized burst of retries.
 
-use std::cell::Cell;
 use std::time::Duration;
+
+use crate::jitter::next_random;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Backoff {
@@ -28,32 +29,6 @@ impl Backoff {
         let offset = next_random() % (2 * spread + 1);
         Duration::from_millis((nominal - spread + offset).min(self.max_ms))
     }
-}
-
-thread_local! {
-    static STATE: Cell<u64> = Cell::new(seed());
-}
-
-fn seed() -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0x9E37_79B9_7F4A_7C15);
-    let tid = format!("{:?}", std::thread::current().id());
-    tid.bytes()
-        .fold(t | 1, |acc, b| acc.rotate_left(5) ^ u64::from(b))
-}
-
-/// xorshift64*: jitter needs spread, not cryptographic quality.
-fn next_random() -> u64 {
-    STATE.with(|s| {
-        let mut x = s.get();
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        s.set(x);
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    })
 }
 
 #[cfg(test)]

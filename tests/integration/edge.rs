@@ -447,6 +447,36 @@ fn loopback_trust_refuses_forwarded_requests_foreign_hosts_and_other_origins() {
 }
 
 #[test]
+fn a_method_in_another_spelling_reaches_no_handler() {
+    let s = Hookvault::new().start();
+    let host = format!("Host: {}\r\n", addr(&s.http));
+    // Methods are case-sensitive: `post` is not POST, so it is no route's method and cannot
+    // slip past the Origin check that a POST from another site meets.
+    for method in ["post", "Post", "pOST"] {
+        for origin in ["Origin: http://evil.example\r\n", ""] {
+            let answer = raw(
+                &s.http,
+                format!(
+                    "{method} {RETRY_FAILED} HTTP/1.1\r\n{host}{origin}Content-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            assert_eq!(answer.status, 405, "{method} {origin:?}: {answer:?}");
+            assert_eq!(answer.json["error"], "method_not_allowed");
+            let message = answer.json["message"].as_str().unwrap();
+            assert!(message.contains("case-sensitive"), "{message}");
+        }
+    }
+    let answer = get(&s.http, "/api/v2/webhooks/queue/stats", &host);
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let lowercase_get = raw(
+        &s.http,
+        format!("get /healthz HTTP/1.1\r\n{host}Connection: close\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(lowercase_get.status, 405, "{lowercase_get:?}");
+}
+
+#[test]
 fn the_admin_token_works_from_anywhere() {
     let s = Hookvault::new()
         .settings(|c| c.server.admin_token = Some("s3cret".into()))

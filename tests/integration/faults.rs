@@ -191,6 +191,34 @@ fn issue_figure_every_fortieth_commit_failing_during_3000_posts() {
     assert_nothing_stuck(&o);
 }
 
+/// Senders refused together must not all come back at the same second: each 503's
+/// `Retry-After` is drawn from 2 s to 4 s.
+#[test]
+fn a_storage_refusal_spreads_senders_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults::new();
+    let (mut service, http) = start(dir.path(), &faults);
+    faults.fail_all(true);
+    let waits: Vec<u64> = (0..40)
+        .map(|n| {
+            let refused = http.ingest(&order_body(n));
+            assert_refused_for_storage(&refused);
+            let wait = refused.header("Retry-After").expect("Retry-After");
+            wait.parse()
+                .unwrap_or_else(|_| panic!("Retry-After {wait:?} is not seconds"))
+        })
+        .collect();
+    faults.fail_all(false);
+    assert!(waits.iter().all(|w| (2..=4).contains(w)), "{waits:?}");
+    let distinct: std::collections::BTreeSet<_> = waits.iter().collect();
+    // 40 draws of three values: all equal has a chance of about 3 in 10^19.
+    assert!(
+        distinct.len() >= 2,
+        "every Retry-After was the same: {waits:?}"
+    );
+    service.stop();
+}
+
 #[test]
 fn a_failing_disk_answers_503_until_it_recovers() {
     let dir = tempfile::tempdir().unwrap();

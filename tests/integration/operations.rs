@@ -118,6 +118,29 @@ fn dead_letters_page_retry_and_discard() {
     assert_error(&http.get(&format!("{DEAD}?limit=0")), 400, "bad_request");
     assert_error(&http.get(&format!("{DEAD}?limit=ten")), 400, "bad_request");
     assert_error(&http.get(&format!("{DEAD}?after_id=x")), 400, "bad_request");
+    // An empty value is a bad value too, not the parameter left out.
+    for (list, cursor) in [
+        (DEAD, "after_id"),
+        ("/api/v2/webhooks/logs", "before_id"),
+        ("/api/v2/orders", "before_id"),
+    ] {
+        for query in [
+            "limit=".to_string(),
+            format!("{cursor}="),
+            format!("limit=2&{cursor}"),
+        ] {
+            let answer = http.get(&format!("{list}?{query}"));
+            assert_error(&answer, 400, "bad_request");
+            assert!(
+                answer.json["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("is empty"),
+                "{}",
+                answer.text
+            );
+        }
+    }
 
     // Retry one: it is processed on its second attempt.
     let a = http.post(&format!("{DEAD}/{}/retry", dead[0]), b"");

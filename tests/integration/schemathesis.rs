@@ -5,7 +5,8 @@
 //! token (loopback clients are trusted) and once with `server.admin_token` set and sent.
 //!
 //! Bounded: a fixed seed and a fixed number of examples per operation, so a run takes about a
-//! minute in a debug build. `SCHEMATHESIS_BIN` names the `st` binary (`.ci/run` installs it
+//! minute in a debug build. A harder run by hand: `SCHEMATHESIS_MAX_EXAMPLES=500
+//! SCHEMATHESIS_SEED=7` (any seed: each finds other inputs). `SCHEMATHESIS_BIN` names the `st` binary (`.ci/run` installs it
 //! into a virtualenv and sets it); otherwise `st` is looked up on `PATH`. Without it the test
 //! skips with a note, except under `CI=true` ([`harness::require`](crate::harness::require)).
 //! Run them alone with `cargo test --test integration schemathesis:: -- --nocapture`.
@@ -17,6 +18,13 @@ use crate::harness::{require, tool, Binary, Hookvault};
 
 /// Examples per operation and phase; with 20 operations about 1,000 requests per run.
 const MAX_EXAMPLES: &str = "50";
+/// The seed of the normal run: the same inputs every time.
+const SEED: &str = "1";
+
+/// `name` from the environment, else `default`: for a harder run by hand.
+fn setting(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
 
 /// The real binary with short backoffs and quiet logs; `token` as `server.admin_token`, given
 /// through the environment.
@@ -53,8 +61,11 @@ fn run_schemathesis(label: &str, server: &Binary, headers: &[&str]) {
     let mut cmd = Command::new(&st);
     cmd.arg("run")
         .arg(format!("{}/openapi.json", server.http.base))
-        .args(["--checks", "all", "--max-examples", MAX_EXAMPLES])
-        .args(["--seed", "1", "--generation-database", "none"])
+        .args(["--checks", "all", "--max-examples"])
+        .arg(setting("SCHEMATHESIS_MAX_EXAMPLES", MAX_EXAMPLES))
+        .arg("--seed")
+        .arg(setting("SCHEMATHESIS_SEED", SEED))
+        .args(["--generation-database", "none"])
         .args(["--request-timeout", "10", "--no-color"])
         .current_dir(work.path())
         .stdin(Stdio::null());
