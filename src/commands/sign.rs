@@ -11,7 +11,7 @@ use std::path::Path;
 use super::load_settings;
 use crate::config::Sources;
 use crate::error::{Error, Result};
-use crate::sources::{SchemeKind, SourceList};
+use crate::sources::SchemeKind;
 use crate::time::now_ms;
 
 pub struct SignRequest {
@@ -24,12 +24,7 @@ pub struct SignRequest {
 
 pub fn run(sources: Sources, request: SignRequest) -> Result<()> {
     let settings = load_settings(sources)?;
-    let list = SourceList::new(
-        &settings.sources,
-        settings.ingest.token.as_deref(),
-        settings.server.max_body_bytes,
-    )
-    .map_err(Error::Config)?;
+    let list = crate::service::sources_of(&settings)?;
     let Some(source) = list.by_name(&request.source) else {
         return Err(Error::Usage(format!(
             "no source named {:?}; the configured sources are {}",
