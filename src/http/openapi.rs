@@ -686,7 +686,8 @@ fn schemas() -> Value {
     m.insert("Order".into(), json!({
         "type": "object",
         "properties": {
-            "id": int64(), "message_id": int64(), "source_path": {"type": "string"},
+            "id": int64(), "message_id": int64(), "source": {"type": "string", "description": "The source of the message it came from"},
+            "source_path": {"type": "string"},
             "created_at": time, "updated_at": opt_time,
             "order_number": {"type": "string"}, "product": opt_str,
             "amount_cents": {"type": ["integer", "null"]}, "currency": opt_str, "email": opt_str,
