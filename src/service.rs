@@ -24,8 +24,8 @@ use crate::sources::SourceList;
 use crate::stats::cluster::ClusterRefresher;
 use crate::stats::{LiveStats, QueueView, StatsSnapshot};
 use crate::store::{
-    self, EventListener, Faults, FaultyStore, Lease, NodeIdentity, RemoteEvent, RetentionSweeper,
-    WriteStore, Writer, WriterHandle,
+    self, EventListener, Faults, Lease, NodeIdentity, RemoteEvent, RetentionSweeper, WriteStore,
+    Writer, WriterHandle,
 };
 use crate::time::now_ms;
 
@@ -83,7 +83,8 @@ impl ServiceBuilder {
         self
     }
 
-    /// Commits go through a [`FaultyStore`] switched by `faults` (keep a clone to switch it).
+    /// Transactions go through a [`FaultyBackend`](crate::store::FaultyBackend) switched by
+    /// `faults` (keep a clone to switch it).
     pub fn faults(mut self, faults: Faults) -> Self {
         self.faults = Some(faults);
         self
@@ -141,7 +142,7 @@ impl Service {
             owner: identity.id.clone().into(),
             duration_ms: settings.queue.lease_s.saturating_mul(1000) as i64,
         };
-        let opened = store::open_node(&settings.storage, &identity)?;
+        let opened = store::open_node(&settings.storage, &identity, faults)?;
         let (mut write_store, reader, cluster) = (opened.writer, opened.reader, opened.cluster);
         let recovered = write_store.recover_in_flight(&lease.owner, now_ms())?;
         // With other nodes: the cluster's figures, and what of them the others wrote, in one
@@ -173,7 +174,7 @@ impl Service {
                 serde_json::to_value(StatsSnapshot::build(
                     &stats_live,
                     view,
-                    stats_reader.file_sizes(),
+                    stats_reader.storage_health(),
                 ))
                 .unwrap_or_default()
             });
@@ -191,10 +192,6 @@ impl Service {
             (Some(b), sink)
         };
 
-        let write_store: Box<dyn WriteStore> = match faults {
-            Some(faults) => Box::new(FaultyStore::new(write_store, faults)),
-            None => write_store,
-        };
         let (writer, writer_handle) = Writer::start(
             write_store,
             Box::new(Pipeline::new(
@@ -313,7 +310,7 @@ impl Service {
         StatsSnapshot::build(
             &self.live,
             self.state.queue_view(),
-            self.state.reader.file_sizes(),
+            self.state.reader.storage_health(),
         )
     }
 

@@ -25,10 +25,10 @@ pub fn run(from: &Path, to: &str) -> Result<()> {
         );
     }
     if let Some(bad) = counts.iter().find(|c| !c.verified()) {
-        return Err(Error::Storage(format!(
+        return Err(Error::Storage(crate::error::StoreError::Other(format!(
             "table {}: {} rows in SQLite but {} in PostgreSQL after the copy",
             bad.table, bad.source, bad.target
-        )));
+        ))));
     }
     println!(
         "migrated {} into {} in {:.1}s; point storage.backend = \"postgres\" and storage.url at it",

@@ -14,11 +14,11 @@ use rayon::prelude::*;
 
 use super::load_settings;
 use crate::config::Sources;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StoreError};
 use crate::orders::{Order, OrderParser, OrderProcessor, ParseError};
 use crate::store::{
-    self, MessageState, OpOutcome, OrderChange, RawFilter, RawMessage, ReadStore, WriteOp,
-    WriteStore,
+    self, MessageState, OpOutcome, OrderChange, PageAfter, RawFilter, RawMessage, ReadStore,
+    WriteOp, WriteStore,
 };
 use crate::time::{now_ms, parse_rfc3339};
 
@@ -45,10 +45,10 @@ pub fn run(sources: Sources, since: Option<String>, status: Option<String>) -> R
     let settings = &load_settings(sources)?;
     let filter = filter(since, status)?;
     if settings.storage.backend == "sqlite" && !settings.storage.path.exists() {
-        return Err(Error::Storage(format!(
+        return Err(Error::Storage(StoreError::Io(format!(
             "no database at {}; pass --db or set storage.path",
             settings.storage.path.display()
-        )));
+        ))));
     }
     // The same parser, with the same aliases, as the workers of `serve`.
     let processor = OrderProcessor::new(settings)?;
@@ -96,24 +96,28 @@ pub fn reprocess(
     filter: &RawFilter,
     progress: &mut dyn Write,
 ) -> Result<Summary> {
-    let total = reader
-        .raw_count(filter)
-        .map_err(|e| Error::Storage(e.to_string()))?;
+    let total = reader.raw_count(filter).map_err(Error::Storage)?;
     let started = Instant::now();
     let mut last_report = Instant::now();
     let mut summary = Summary::default();
     let mut cursor = 0;
     loop {
         let page = reader
-            .raw_messages(filter, cursor, PAGE)
-            .map_err(|e| Error::Storage(e.to_string()))?;
+            .raw_messages(
+                filter,
+                PageAfter {
+                    after_id: cursor,
+                    limit: PAGE,
+                },
+            )
+            .map_err(Error::Storage)?;
         let Some(last) = page.last() else { break };
         cursor = last.id;
         let ops = parse_page(parser, &page, &mut summary);
         if !ops.is_empty() {
             let (outcomes, _) = writer
-                .commit_batch(&ops, now_ms(), 0)
-                .map_err(|e| Error::Storage(e.to_string()))?;
+                .commit_batch(&ops, now_ms())
+                .map_err(Error::Storage)?;
             count_changes(&outcomes, &mut summary);
         }
         if last_report.elapsed().as_secs_f64() >= 1.0 {
@@ -131,9 +135,7 @@ pub fn reprocess(
             );
         }
     }
-    writer
-        .checkpoint()
-        .map_err(|e| Error::Storage(e.to_string()))?;
+    writer.close().map_err(Error::Storage)?;
     let _ = writeln!(
         progress,
         "reprocess: done, {} messages in {:.2}s",

@@ -14,8 +14,11 @@ use crate::store::SourceCounters;
 
 /// `GET /api/v2/webhooks/queue/stats`.
 pub fn stats(state: &AppState, _call: &mut Call) -> Reply {
-    let mut snapshot =
-        StatsSnapshot::build(&state.live, state.queue_view(), state.reader.file_sizes());
+    let mut snapshot = StatsSnapshot::build(
+        &state.live,
+        state.queue_view(),
+        state.reader.storage_health(),
+    );
     snapshot.sources = per_source(state);
     Reply::json(200, &snapshot)
 }
@@ -50,7 +53,11 @@ pub fn readyz(state: &AppState, _call: &mut Call) -> Reply {
 
 /// `GET /metrics`.
 pub fn metrics(state: &AppState, _call: &mut Call) -> Reply {
-    let mut text = metrics::render(&state.live, state.queue_view(), state.reader.file_sizes());
+    let mut text = metrics::render(
+        &state.live,
+        state.queue_view(),
+        state.reader.storage_health(),
+    );
     sources::render_metrics(&mut text, &per_source(state));
     Reply::text(200, metrics::CONTENT_TYPE, text)
 }

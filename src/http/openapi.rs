@@ -621,7 +621,9 @@ fn schemas() -> Value {
             "total_leases_expired": int, "stale_leases": int, "oldest_processing_age_s": int,
             "uptime_s": int, "ack_latency_p50_ms": num, "ack_latency_p99_ms": num,
             "processing_time_p50_ms": num, "processing_time_p99_ms": num, "avg_batch_size": num,
-            "db_size_bytes": int, "wal_size_bytes": int, "version": {"type": "string"},
+            "db_size_bytes": {"type": ["integer", "null"], "description": "The database's size; null when unknown"},
+            "wal_size_bytes": {"type": ["integer", "null"], "description": "SQLite's write-ahead log; null on PostgreSQL"},
+            "version": {"type": "string"},
             "sources": {"type": "object", "description": "Per source: durable totals",
                 "additionalProperties": schema_ref("SourceFigures")}
     });
@@ -686,8 +688,7 @@ fn schemas() -> Value {
     m.insert("Order".into(), json!({
         "type": "object",
         "properties": {
-            "id": int64(), "message_id": int64(), "source": {"type": "string", "description": "The source of the message it came from"},
-            "source_path": {"type": "string"},
+            "id": int64(), "message_id": int64(), "source_path": {"type": "string"},
             "created_at": time, "updated_at": opt_time,
             "order_number": {"type": "string"}, "product": opt_str,
             "amount_cents": {"type": ["integer", "null"]}, "currency": opt_str, "email": opt_str,

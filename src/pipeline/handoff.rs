@@ -69,6 +69,13 @@ impl JobHandoff {
         }
     }
 
+    /// A commit failed. Its answer may only have been lost after a durable `COMMIT` (a
+    /// PostgreSQL connection dropping), leaving messages stored that nobody was told about:
+    /// the feeder looks at the disk so they do not wait for the next start.
+    pub fn commit_failed(&self) {
+        self.dispatcher.wake_feeder();
+    }
+
     /// A worker's outcome (or claim) could not be recorded and was given up: its message leaves
     /// the in-flight set so the feeder may hand it over again.
     pub fn dropped(&self, op: &WriteOp) {

@@ -62,6 +62,7 @@ impl CommitObserver for Pipeline {
 
     fn commit_failed(&mut self, _error: &StoreError) {
         self.figures.commit_failed();
+        self.handoff.commit_failed();
     }
 
     fn dropped(&mut self, op: &WriteOp, _error: &StoreError) {

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use super::{Dispatcher, Job, QueuedJob};
-use crate::store::ReadStore;
+use crate::store::{Payload, ReadStore};
 
 #[derive(Clone)]
 pub struct BodyLoader {
@@ -23,30 +23,32 @@ impl BodyLoader {
         BodyLoader { reader, dispatcher }
     }
 
-    /// The job to run, or `None` when there is nothing to run now:
+    /// The job to run, a message that can never run (its body is missing), or nothing to do
+    /// now:
     /// * the message is gone (an operator or retention removed it while it waited): skipped,
     ///   there is nothing left to process;
     /// * the body cannot be read (a storage error): the message stays `queued` on disk and
     ///   leaves the in-flight set, so the feeder hands it over again on its next look.
-    pub fn load(&self, ticket: QueuedJob) -> Option<Job> {
+    pub fn load(&self, ticket: QueuedJob) -> Loaded {
         let kept = self
             .dispatcher
             .take_fresh_body(ticket.id)
-            .map(|b| Ok(Some(b)));
+            .map(|b| Ok(Payload::Found(b)));
         match kept.unwrap_or_else(|| self.reader.payload(ticket.id)) {
-            Ok(Some(payload)) => Some(Job {
+            Ok(Payload::Found(payload)) => Loaded::Job(Job {
                 id: ticket.id,
                 path: ticket.path,
                 payload,
                 attempts: ticket.attempts,
             }),
-            Ok(None) => {
+            Ok(Payload::BodyMissing) => Loaded::BodyMissing(ticket),
+            Ok(Payload::MessageGone) => {
                 log::warn!(
                     "message {} is gone before its attempt (removed while queued); skipped",
                     ticket.id
                 );
                 self.dispatcher.release(ticket.id);
-                None
+                Loaded::Nothing
             }
             Err(e) => {
                 log::error!(
@@ -54,8 +56,18 @@ impl BodyLoader {
                     ticket.id
                 );
                 self.dispatcher.release(ticket.id);
-                None
+                Loaded::Nothing
             }
         }
     }
+}
+
+/// What [`BodyLoader::load`] found for a ticket.
+pub enum Loaded {
+    Job(Job),
+    /// The message is stored without its body: no attempt can succeed, so it goes to the dead
+    /// letters at once (handing it out again would only repeat the failure).
+    BodyMissing(QueuedJob),
+    /// Nothing to run now (see [`BodyLoader::load`]).
+    Nothing,
 }

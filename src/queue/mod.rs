@@ -13,7 +13,7 @@ pub mod processor;
 pub mod worker_pool;
 
 pub use crate::store::{Job, QueuedJob};
-pub use bodies::BodyLoader;
+pub use bodies::{BodyLoader, Loaded};
 pub use by_source::BySource;
 pub use dispatch::Dispatcher;
 pub use feeder::Feeder;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, RecvTimeoutError};
 
 use super::backoff::Backoff;
-use super::{BodyLoader, Dispatcher, ProcessError, Processor, QueuedJob};
+use super::{BodyLoader, Dispatcher, Loaded, ProcessError, Processor, QueuedJob};
 use crate::stats::LiveStats;
 use crate::store::{Lease, OpOutcome, WriteOp, WriterHandle};
 use crate::time::now_ms;
@@ -164,8 +164,10 @@ impl Worker {
     /// backoff (then it simply stays `queued` on disk).
     fn handle(&self, ticket: QueuedJob) {
         // The body is read now, on this thread, not carried through the channel.
-        let Some(job) = self.bodies.load(ticket) else {
-            return;
+        let job = match self.bodies.load(ticket) {
+            Loaded::Job(job) => job,
+            Loaded::BodyMissing(ticket) => return self.bury_without_body(ticket),
+            Loaded::Nothing => return,
         };
         let mut attempt = job.attempts;
         loop {
@@ -234,6 +236,24 @@ impl Worker {
                 return;
             }
         }
+    }
+
+    /// A message stored without its body: one attempt, recorded as dead at once with the error
+    /// "body missing" (it never runs the processor, and is not handed out again).
+    fn bury_without_body(&self, ticket: QueuedJob) {
+        let attempt = ticket.attempts + 1;
+        if !self.claim(ticket.id, attempt) {
+            return;
+        }
+        log::error!(
+            "message {}: its body is missing from the database; moved to the dead letters",
+            ticket.id
+        );
+        self.writer.send(WriteOp::Dead {
+            id: ticket.id,
+            attempt,
+            error: "body missing".into(),
+        });
     }
 
     /// Records the start of attempt `attempt`. The attempt's number goes with its claim and its

@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use super::live::LiveStats;
 use super::outcomes::Finished;
 use super::queue_view::QueueView;
-use crate::store::FileSizes;
+use crate::store::StorageHealth;
 
 /// Above this the WAL is considered too large (checkpoints are falling behind).
 pub const WAL_DEGRADED_BYTES: u64 = 256 * 1024 * 1024;
@@ -69,14 +69,14 @@ pub struct Verdict {
 /// `unhealthy` when [`not_ready`] finds anything; else `degraded` when the channel or the
 /// backlog is congested, dead letters wait for an operator, the recent success rate is low
 /// or the WAL is large; else `healthy`.
-pub fn assess(live: &LiveStats, queue: QueueView, files: FileSizes) -> Verdict {
+pub fn assess(live: &LiveStats, queue: QueueView, storage: StorageHealth) -> Verdict {
     let mut unhealthy = not_ready(live);
     let signs = Signs {
         queue_size: live.queue_size(),
         dead_now: live.dead_now.load(Relaxed).max(0) as u64,
         recent: live.recent.finished(),
     };
-    let mut degraded = degradation(signs, queue, files);
+    let mut degraded = degradation(signs, queue, storage);
     degraded.extend(live.long_attempt());
     let status = if !unhealthy.is_empty() {
         "unhealthy"
@@ -100,7 +100,7 @@ struct Signs {
     recent: Finished,
 }
 
-fn degradation(signs: Signs, queue: QueueView, files: FileSizes) -> Vec<String> {
+fn degradation(signs: Signs, queue: QueueView, storage: StorageHealth) -> Vec<String> {
     let Signs {
         queue_size,
         dead_now,
@@ -138,8 +138,8 @@ fn degradation(signs: Signs, queue: QueueView, files: FileSizes) -> Vec<String> 
             ));
         }
     }
-    if files.wal_size_bytes > WAL_DEGRADED_BYTES {
-        degraded.push(format!("the WAL is {} MiB", files.wal_size_bytes >> 20));
+    if let Some(wal) = storage.wal_bytes.filter(|w| *w > WAL_DEGRADED_BYTES) {
+        degraded.push(format!("the WAL is {} MiB", wal >> 20));
     }
     degraded
 }
@@ -208,7 +208,7 @@ mod tests {
             channel_capacity: 10,
             max_backlog: 100,
         };
-        let healthy = assess(&live, calm, FileSizes::default());
+        let healthy = assess(&live, calm, StorageHealth::default());
         assert_eq!(healthy.status, "healthy");
         assert!(healthy.reasons.is_empty());
 
@@ -217,7 +217,7 @@ mod tests {
             ..calm
         };
         live.dead_now.store(2, Relaxed);
-        let degraded = assess(&live, full, FileSizes::default());
+        let degraded = assess(&live, full, StorageHealth::default());
         assert_eq!(degraded.status, "degraded");
         assert_eq!(
             degraded.reasons,
@@ -229,7 +229,7 @@ mod tests {
         live.dead_now.store(0, Relaxed);
 
         live.writer_running.store(false, Relaxed);
-        let unhealthy = assess(&live, full, FileSizes::default());
+        let unhealthy = assess(&live, full, StorageHealth::default());
         assert_eq!(unhealthy.status, "unhealthy");
         assert_eq!(
             unhealthy.reasons,
@@ -255,19 +255,28 @@ mod tests {
             channel_capacity: 10,
             max_backlog: 100,
         };
-        let files = FileSizes::default();
+        let storage = StorageHealth::default();
         // 11 good and 1 discarded: too few to judge a rate by; nothing waits.
-        assert!(degradation(signs(0, 11, 1), calm, files).is_empty());
+        assert!(degradation(signs(0, 11, 1), calm, storage).is_empty());
         // The same failure still waiting is a reason of its own.
         assert_eq!(
-            degradation(signs(1, 11, 1), calm, files),
+            degradation(signs(1, 11, 1), calm, storage),
             vec!["1 dead letter waits for an operator (retry or discard)"]
         );
         // 19 of 20 is 95%: not below. 18 of 20 is.
-        assert!(degradation(signs(0, 19, 1), calm, files).is_empty());
+        assert!(degradation(signs(0, 19, 1), calm, storage).is_empty());
         assert_eq!(
-            degradation(signs(0, 18, 2), calm, files),
+            degradation(signs(0, 18, 2), calm, storage),
             vec!["the success rate of the last 15 minutes (90% of 20 messages) is below 95%"]
+        );
+        // A long WAL degrades; a backend without one of its own (None) never does.
+        let long_wal = StorageHealth {
+            size_bytes: Some(1),
+            wal_bytes: Some(WAL_DEGRADED_BYTES + (1 << 20)),
+        };
+        assert_eq!(
+            degradation(signs(0, 11, 1), calm, long_wal),
+            vec!["the WAL is 257 MiB"]
         );
     }
 

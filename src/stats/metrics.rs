@@ -8,7 +8,7 @@ use super::health;
 use super::latency::LatencyHistogram;
 use super::live::LiveStats;
 use super::queue_view::QueueView;
-use crate::store::FileSizes;
+use crate::store::StorageHealth;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -78,7 +78,7 @@ impl Out {
 }
 
 /// Renders every metric.
-pub fn render(live: &LiveStats, queue: QueueView, files: FileSizes) -> String {
+pub fn render(live: &LiveStats, queue: QueueView, storage: StorageHealth) -> String {
     let ready = health::is_ready(live);
     let mut o = Out(String::with_capacity(8 * 1024));
     let n = |a: &std::sync::atomic::AtomicU64| a.load(Relaxed);
@@ -225,16 +225,22 @@ pub fn render(live: &LiveStats, queue: QueueView, files: FileSizes) -> String {
         "Webhooks stored per second over the last minute.",
         live.received_rate.per_second(),
     );
-    o.gauge(
-        "hookvault_db_size_bytes",
-        "Size of the SQLite database file.",
-        files.db_size_bytes,
-    );
-    o.gauge(
-        "hookvault_wal_size_bytes",
-        "Size of the SQLite write-ahead log.",
-        files.wal_size_bytes,
-    );
+    // A figure the backend does not have (PostgreSQL's WAL) or could not read is left out,
+    // not reported as zero.
+    if let Some(size) = storage.size_bytes {
+        o.gauge(
+            "hookvault_db_size_bytes",
+            "Size of the database (SQLite's file, PostgreSQL's pg_database_size).",
+            size,
+        );
+    }
+    if let Some(wal) = storage.wal_bytes {
+        o.gauge(
+            "hookvault_wal_size_bytes",
+            "Size of the SQLite write-ahead log.",
+            wal,
+        );
+    }
     o.gauge(
         "hookvault_uptime_seconds",
         "Seconds since this process started.",
@@ -282,11 +288,13 @@ mod tests {
             live.ack_latency.record(Duration::from_micros(us));
         }
         live.batch_size.record(Duration::from_micros(3));
-        assert!(render(&live, QueueView::default(), FileSizes::default())
-            .contains("hookvault_ready 0\n"));
+        assert!(
+            render(&live, QueueView::default(), StorageHealth::default())
+                .contains("hookvault_ready 0\n")
+        );
         live.storage_ok.store(true, Relaxed);
         live.writer_running.store(true, Relaxed);
-        let text = render(&live, QueueView::default(), FileSizes::default());
+        let text = render(&live, QueueView::default(), StorageHealth::default());
         let buckets: Vec<u64> = text
             .lines()
             .filter(|l| l.starts_with("hookvault_ack_latency_seconds_bucket"))

@@ -11,7 +11,7 @@ use super::live::LiveStats;
 use super::queue_view::QueueView;
 use std::collections::BTreeMap;
 
-use crate::store::{FileSizes, NodeStatus, SourceCounters};
+use crate::store::{NodeStatus, SourceCounters, StorageHealth};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StatsSnapshot {
@@ -57,8 +57,10 @@ pub struct StatsSnapshot {
     pub processing_time_p50_ms: f64,
     pub processing_time_p99_ms: f64,
     pub avg_batch_size: f64,
-    pub db_size_bytes: u64,
-    pub wal_size_bytes: u64,
+    /// `null` when unknown (see [`StorageHealth`]).
+    pub db_size_bytes: Option<u64>,
+    /// SQLite's WAL; `null` on PostgreSQL, whose WAL is the server's.
+    pub wal_size_bytes: Option<u64>,
     pub version: &'static str,
     /// Why `status` is not `healthy` (empty when it is).
     pub status_reasons: Vec<String>,
@@ -79,7 +81,7 @@ fn ms(us: u64) -> f64 {
 }
 
 impl StatsSnapshot {
-    pub fn build(live: &LiveStats, queue: QueueView, files: FileSizes) -> StatsSnapshot {
+    pub fn build(live: &LiveStats, queue: QueueView, storage: StorageHealth) -> StatsSnapshot {
         let tally = health::Tally::of(live);
         let processed = tally.succeeded;
         let recent = live.recent.finished();
@@ -89,7 +91,7 @@ impl StatsSnapshot {
         let workers_running = live.workers_running.load(Relaxed);
         let batches = live.batches.load(Relaxed);
 
-        let verdict = health::assess(live, queue, files);
+        let verdict = health::assess(live, queue, storage);
         let cluster = live.cluster.lock().ok().and_then(|c| c.clone());
 
         StatsSnapshot {
@@ -141,8 +143,8 @@ impl StatsSnapshot {
             } else {
                 (live.batch_ops.load(Relaxed) as f64 * 100.0 / batches as f64).round() / 100.0
             },
-            db_size_bytes: files.db_size_bytes,
-            wal_size_bytes: files.wal_size_bytes,
+            db_size_bytes: storage.size_bytes,
+            wal_size_bytes: storage.wal_bytes,
             version: env!("CARGO_PKG_VERSION"),
             status_reasons: verdict.reasons,
             node: cluster.as_ref().map(|c| c.node.clone()),

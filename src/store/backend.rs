@@ -1,11 +1,16 @@
 //! The one way to open storage: the backend `storage.backend` names.
 
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 
-use super::{sqlite, ReadStore, RemoteEvent, StoreError, StoreResult, WriteStore};
+use super::sql::SqlBackend;
+use super::{
+    sqlite, Faults, FaultyBackend, ReadStore, RemoteEvent, SqlStore, StoreError, StoreResult,
+    WriteStore,
+};
 use crate::config::StorageSettings;
 
 /// Read connections kept open: the feeder and one HTTP handler at a time without opening more
@@ -28,51 +33,30 @@ pub struct OpenedStore {
     pub cluster: Option<Cluster>,
 }
 
-/// What a node sharing its database needs beyond the two stores.
+/// What a node sharing its database needs beyond the two stores: its name and lease, and
+/// how to hear what the other nodes commit. Only a backend that several nodes share makes one.
 pub struct Cluster {
     pub node: String,
     pub lease: Duration,
-    #[cfg(feature = "postgres")]
-    config: ::postgres::Config,
+    listen: Box<dyn FnOnce(Deliver, Receiver<()>) -> JoinHandle<()> + Send>,
 }
 
+/// Where the listener hands each event another node committed (on its own thread).
+pub type Deliver = Box<dyn Fn(RemoteEvent) + Send>;
+
 /// The thread receiving other nodes' events; it ends when its `stop` disconnects.
-pub struct EventListener {
-    #[cfg(feature = "postgres")]
-    inner: super::postgres::PostgresListener,
-}
+pub struct EventListener(JoinHandle<()>);
 
 impl EventListener {
     pub fn join(self) {
-        #[cfg(feature = "postgres")]
-        self.inner.join();
+        let _ = self.0.join();
     }
 }
 
 impl Cluster {
     /// Starts receiving the events other nodes commit; `deliver` runs on the listener thread.
-    pub fn listen(
-        &self,
-        deliver: Box<dyn Fn(RemoteEvent) + Send>,
-        stop: Receiver<()>,
-    ) -> EventListener {
-        #[cfg(feature = "postgres")]
-        {
-            EventListener {
-                inner: super::postgres::PostgresListener::start(
-                    self.config.clone(),
-                    self.node.clone(),
-                    deliver,
-                    stop,
-                ),
-            }
-        }
-        #[cfg(not(feature = "postgres"))]
-        {
-            // Without the feature no `Cluster` is ever made (see `open_node`).
-            let _ = (deliver, stop);
-            EventListener {}
-        }
+    pub fn listen(self, deliver: Deliver, stop: Receiver<()>) -> EventListener {
+        EventListener((self.listen)(deliver, stop))
     }
 }
 
@@ -83,19 +67,32 @@ pub fn open(settings: &StorageSettings) -> StoreResult<(Box<dyn WriteStore>, Arc
         id: format!("command-{}", std::process::id()),
         lease: Duration::from_secs(30),
     };
-    let opened = open_node(settings, &identity)?;
+    let opened = open_node(settings, &identity, None)?;
     Ok((opened.writer, opened.reader))
+}
+
+/// The write side over `backend`, its transactions failing as `faults` say when given.
+fn write_store<B: SqlBackend + 'static>(backend: B, faults: Option<Faults>) -> Box<dyn WriteStore> {
+    match faults {
+        Some(faults) => Box::new(SqlStore::new(FaultyBackend::new(backend, faults))),
+        None => Box::new(SqlStore::new(backend)),
+    }
 }
 
 /// Opens the storage for a serving node. On SQLite the write side holds the database's
 /// [`InstanceLock`](super::InstanceLock): while it lives, another `open` of the same database
-/// (in this process or another) fails with [`StoreError::InUse`].
-pub fn open_node(settings: &StorageSettings, node: &NodeIdentity) -> StoreResult<OpenedStore> {
+/// (in this process or another) fails with [`StoreError::InUse`]. With `faults`, the write
+/// side's transactions fail as they say (tests only; see [`Faults`]).
+pub fn open_node(
+    settings: &StorageSettings,
+    node: &NodeIdentity,
+    faults: Option<Faults>,
+) -> StoreResult<OpenedStore> {
     match settings.backend.as_str() {
         "sqlite" => {
             let (writer, reader) = sqlite::open(&settings.path, READ_CONNECTIONS)?;
             Ok(OpenedStore {
-                writer: Box::new(writer),
+                writer: write_store(writer.into_backend(), faults),
                 reader: Arc::new(reader),
                 cluster: None,
             })
@@ -109,18 +106,21 @@ pub fn open_node(settings: &StorageSettings, node: &NodeIdentity) -> StoreResult
             };
             let (writer, reader) = super::postgres::open(&options, READ_CONNECTIONS)?;
             let config = super::postgres::config(&options.url, &options.node)?;
+            let node = options.node.clone();
             Ok(OpenedStore {
-                writer: Box::new(writer),
+                writer: write_store(writer.into_backend(), faults),
                 reader: Arc::new(reader),
                 cluster: Some(Cluster {
                     node: options.node,
                     lease: options.lease,
-                    config,
+                    listen: Box::new(move |deliver, stop| {
+                        super::postgres::listen(config, node, deliver, stop)
+                    }),
                 }),
             })
         }
         other => {
-            let _ = node;
+            let _ = (node, faults);
             Err(StoreError::Other(format!(
                 "storage.backend {other:?} is not available in this build (see docs/cluster.md)"
             )))

@@ -21,7 +21,12 @@ pub mod order;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod retention;
+mod rows;
+pub mod sql;
+mod sql_store;
 mod sqlite;
+mod state_machine;
+mod statements;
 pub mod writer;
 
 use std::sync::Arc;
@@ -32,12 +37,13 @@ pub use backend::{open, open_node, Cluster, EventListener, NodeIdentity, OpenedS
 pub use backup::{backup, restore, Restored};
 pub use consistency::{Check, ConsistencyReport};
 pub use error::{StoreError, StoreResult};
-pub use faults::{FaultKind, Faults, FaultyStore};
+pub use faults::{FailAt, FaultKind, Faults, FaultyBackend};
 pub use instance_lock::InstanceLock;
 pub use model::*;
 pub use observer::CommitObserver;
 pub use order::Order;
 pub use retention::RetentionSweeper;
+pub use sql_store::SqlStore;
 pub use writer::{Writer, WriterHandle};
 
 /// `hookvault check`: the durable counters against the tables and the state and lease rules
@@ -65,13 +71,14 @@ pub fn sqlite_only(settings: &StorageSettings, command: &str) -> StoreResult<()>
 /// The write side: one implementation, owned by one thread.
 pub trait WriteStore: Send {
     /// Applies every op in one transaction and commits it (one fsync); the results line up
-    /// with `ops`. On error nothing of the batch is kept.
-    /// `queue_size_peak` is the writer's running maximum, stored as a durable high-water mark.
+    /// with `ops`. On error nothing of the batch is kept, unless the error came after a
+    /// durable `COMMIT` (a connection lost while the answer was on its way): every op is
+    /// therefore safe to apply twice (an attempt's ops name their attempt; an append with an
+    /// idempotency key finds itself).
     fn commit_batch(
         &mut self,
         ops: &[WriteOp],
         now_ms: i64,
-        queue_size_peak: u64,
     ) -> StoreResult<(Vec<OpOutcome>, CounterDelta)>;
     /// At start: moves back to `queued` the `processing` messages this node (`owner`) held when
     /// it stopped, those nobody holds, and those whose lease ran out before `now_ms`; returns
@@ -86,8 +93,9 @@ pub trait WriteStore: Send {
         &mut self,
         idle_for: std::time::Duration,
     ) -> StoreResult<Option<std::time::Duration>>;
-    /// Copies the WAL into the main file and truncates it (on shutdown and when it grows).
-    fn checkpoint(&mut self) -> StoreResult<()>;
+    /// The last call at a clean stop: SQLite copies its WAL back into the database file and
+    /// truncates it; PostgreSQL takes this node off the node list.
+    fn close(&mut self) -> StoreResult<()>;
 }
 
 /// The read side: cheap queries on their own connections; never blocks the writer.
@@ -115,21 +123,16 @@ pub trait ReadStore: Send + Sync {
     /// The earliest time after `after_ms` at which a `queued` message becomes due (a retry's
     /// backoff ends), `None` when none waits: the feeder sleeps until then instead of polling.
     fn next_due_at(&self, after_ms: i64) -> StoreResult<Option<i64>>;
-    /// One message's body, for the worker starting an attempt; `None` when the message (or
-    /// its body) is gone.
-    fn payload(&self, id: i64) -> StoreResult<Option<Vec<u8>>>;
+    /// One message's body, for the worker starting an attempt (or why there is none).
+    fn payload(&self, id: i64) -> StoreResult<Payload>;
     fn orders(&self, query: &OrderQuery) -> StoreResult<Vec<StoredOrder>>;
     fn order(&self, order_number: &str) -> StoreResult<Option<StoredOrder>>;
     /// Raw bodies for `reprocess`, id above `after_id`, oldest first.
-    fn raw_messages(
-        &self,
-        filter: &RawFilter,
-        after_id: i64,
-        limit: u32,
-    ) -> StoreResult<Vec<RawMessage>>;
+    fn raw_messages(&self, filter: &RawFilter, page: PageAfter) -> StoreResult<Vec<RawMessage>>;
     /// How many messages `raw_messages` would return in all.
     fn raw_count(&self, filter: &RawFilter) -> StoreResult<u64>;
-    fn file_sizes(&self) -> FileSizes;
+    /// The storage's own figures (see [`StorageHealth`]); cheap, never a table scan.
+    fn storage_health(&self) -> StorageHealth;
     /// `processing` messages whose lease ran out before `now_ms` (or that have none): work
     /// nobody is doing. Reads the `processing` rows only.
     fn expired_leases(&self, now_ms: i64) -> StoreResult<u64>;
@@ -146,16 +149,15 @@ pub trait ReadStore: Send + Sync {
     }
 }
 
-/// A boxed store is a store, so wrappers (such as [`FaultyStore`]) and commands can take
+/// A boxed store is a store, so the writer and commands can take
 /// whatever [`open`] returned.
 impl<S: WriteStore + ?Sized> WriteStore for Box<S> {
     fn commit_batch(
         &mut self,
         ops: &[WriteOp],
         now_ms: i64,
-        queue_size_peak: u64,
     ) -> StoreResult<(Vec<OpOutcome>, CounterDelta)> {
-        (**self).commit_batch(ops, now_ms, queue_size_peak)
+        (**self).commit_batch(ops, now_ms)
     }
     fn recover_in_flight(&mut self, owner: &str, now_ms: i64) -> StoreResult<u64> {
         (**self).recover_in_flight(owner, now_ms)
@@ -166,8 +168,8 @@ impl<S: WriteStore + ?Sized> WriteStore for Box<S> {
     ) -> StoreResult<Option<std::time::Duration>> {
         (**self).maintain(idle_for)
     }
-    fn checkpoint(&mut self) -> StoreResult<()> {
-        (**self).checkpoint()
+    fn close(&mut self) -> StoreResult<()> {
+        (**self).close()
     }
 }
 
@@ -205,7 +207,7 @@ impl<S: ReadStore + ?Sized> ReadStore for Arc<S> {
     fn next_due_at(&self, after_ms: i64) -> StoreResult<Option<i64>> {
         (**self).next_due_at(after_ms)
     }
-    fn payload(&self, id: i64) -> StoreResult<Option<Vec<u8>>> {
+    fn payload(&self, id: i64) -> StoreResult<Payload> {
         (**self).payload(id)
     }
     fn orders(&self, query: &OrderQuery) -> StoreResult<Vec<StoredOrder>> {
@@ -214,19 +216,14 @@ impl<S: ReadStore + ?Sized> ReadStore for Arc<S> {
     fn order(&self, order_number: &str) -> StoreResult<Option<StoredOrder>> {
         (**self).order(order_number)
     }
-    fn raw_messages(
-        &self,
-        filter: &RawFilter,
-        after_id: i64,
-        limit: u32,
-    ) -> StoreResult<Vec<RawMessage>> {
-        (**self).raw_messages(filter, after_id, limit)
+    fn raw_messages(&self, filter: &RawFilter, page: PageAfter) -> StoreResult<Vec<RawMessage>> {
+        (**self).raw_messages(filter, page)
     }
     fn raw_count(&self, filter: &RawFilter) -> StoreResult<u64> {
         (**self).raw_count(filter)
     }
-    fn file_sizes(&self) -> FileSizes {
-        (**self).file_sizes()
+    fn storage_health(&self) -> StorageHealth {
+        (**self).storage_health()
     }
     fn expired_leases(&self, now_ms: i64) -> StoreResult<u64> {
         (**self).expired_leases(now_ms)

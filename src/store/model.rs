@@ -65,6 +65,28 @@ pub struct Job {
     pub attempts: u32,
 }
 
+/// A message's body as the worker starting an attempt finds it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    Found(Vec<u8>),
+    /// The message itself is gone (an operator or retention removed it while it waited).
+    MessageGone,
+    /// The message is there but its body row is not (a damaged or hand-edited database):
+    /// nothing can ever process it.
+    BodyMissing,
+}
+
+impl Payload {
+    /// From a message row joined with its body: no row, a row without a body, or both.
+    pub fn from_row(row: Option<Option<Vec<u8>>>) -> Payload {
+        match row {
+            None => Payload::MessageGone,
+            Some(None) => Payload::BodyMissing,
+            Some(Some(body)) => Payload::Found(body),
+        }
+    }
+}
+
 /// A webhook as received, before it has an id.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
@@ -162,6 +184,11 @@ pub enum WriteOp {
     Rederive {
         id: i64,
         order: Order,
+    },
+    /// The queue's size rose to `peak`: the durable high-water mark follows it (never down).
+    /// The writer adds it to a batch when the live peak passed the one last written.
+    QueueSizePeak {
+        peak: u64,
     },
 }
 
@@ -370,6 +397,13 @@ pub struct RawFilter {
     pub status: Option<MessageState>,
 }
 
+/// One page of a listing read oldest first: ids above `after_id`, at most `limit` of them.
+#[derive(Debug, Clone, Copy)]
+pub struct PageAfter {
+    pub after_id: i64,
+    pub limit: u32,
+}
+
 #[derive(Debug, Clone)]
 pub struct RawMessage {
     pub id: i64,
@@ -404,10 +438,15 @@ pub struct NodeStatus {
     pub last_seen: String,
 }
 
+/// How the storage itself is doing, in the backend's own terms: each figure is `None` where the
+/// backend has no such thing or could not read it, never a made-up zero.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct FileSizes {
-    pub db_size_bytes: u64,
-    pub wal_size_bytes: u64,
+pub struct StorageHealth {
+    /// The database's size: SQLite's file, PostgreSQL's `pg_database_size`.
+    pub size_bytes: Option<u64>,
+    /// Committed writes not yet copied into the database file: SQLite's write-ahead log.
+    /// PostgreSQL's WAL is the server's own business, so it reports none.
+    pub wal_bytes: Option<u64>,
 }
 
 /// How one committed batch moved the counters; the writer adds it to the live figures after

@@ -123,6 +123,7 @@ fn run(mut store: Box<dyn WriteStore>, inbox: Receiver<Request>, mut observer: O
     // When the store next wants `maintain` while no op arrives; `None`: not until a commit.
     let mut maintain_due = maintain(&mut *store, Duration::ZERO);
     let mut stopping = false;
+    let mut peak_written = 0;
     while !stopping {
         // Outcomes that could not be written (disk full) are tried again, first, once a second.
         let retry_parked = !parked.is_empty() && last_parked_try.elapsed() >= PARKED_RETRY;
@@ -172,6 +173,13 @@ fn run(mut store: Box<dyn WriteStore>, inbox: Receiver<Request>, mut observer: O
                 }
             }
         }
+        // The queue's high-water mark rides along with the batch when it rose.
+        let peak = observer.queue_size_peak();
+        if peak > peak_written {
+            ops.push(WriteOp::QueueSizePeak { peak });
+            replies.push(None);
+            peak_written = peak;
+        }
         let parked_before = parked.len();
         commit(
             &mut *store,
@@ -199,7 +207,7 @@ fn run(mut store: Box<dyn WriteStore>, inbox: Receiver<Request>, mut observer: O
             );
         }
     }
-    if let Err(e) = store.checkpoint() {
+    if let Err(e) = store.close() {
         log::warn!(
             "final storage housekeeping (WAL checkpoint, leaving the node list) failed: {e}"
         );
@@ -279,8 +287,7 @@ fn commit(
         return;
     }
     let started = Instant::now();
-    let peak = observer.queue_size_peak();
-    match store.commit_batch(ops, now_ms(), peak) {
+    match store.commit_batch(ops, now_ms()) {
         Ok((outcomes, delta)) => {
             observer.batch_committed(ops.len(), &delta);
             for ((op, outcome), reply) in ops.drain(..).zip(outcomes).zip(replies.drain(..)) {
@@ -385,13 +392,14 @@ fn describe(op: &WriteOp) -> String {
         WriteOp::PurgeProcessed { .. } => "a retention purge".into(),
         WriteOp::Rederive { id, .. } => format!("a re-derived order of message {id}"),
         WriteOp::RenewLeases { .. } => "a lease renewal".into(),
+        WriteOp::QueueSizePeak { peak } => format!("the queue's peak size ({peak})"),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{CounterDelta, Faults, FaultyStore, Lease, MessageState, NewMessage};
+    use crate::store::{CounterDelta, Faults, Lease, MessageState, NewMessage};
 
     struct Quiet;
 
@@ -421,9 +429,18 @@ mod tests {
             path: dir.path().join("w.db"),
             ..Default::default()
         };
-        let (inner, reader) = crate::store::open(&settings).unwrap();
         let faults = Faults::new();
-        let mut store = FaultyStore::new(inner, faults.clone());
+        let (store, reader) = crate::store::open_node(
+            &settings,
+            &crate::store::NodeIdentity {
+                id: "n:1".into(),
+                lease: Duration::from_secs(30),
+            },
+            Some(faults.clone()),
+        )
+        .map(|o| (o.writer, o.reader))
+        .unwrap();
+        let mut store = store;
         let lease = Lease {
             owner: "n:1".into(),
             duration_ms: 30_000,

@@ -287,7 +287,11 @@ fn backup_refuses_an_existing_target_a_missing_directory_and_a_damaged_backup() 
         &["restore", "--force", "--db", path_str(&db), path_str(&junk)],
         &[],
     );
-    assert_eq!(out.status.code(), Some(74));
+    assert_eq!(
+        out.status.code(),
+        Some(65),
+        "a damaged file is a data error"
+    );
     assert!(
         text(&out.stderr).contains("damaged"),
         "{}",
@@ -309,7 +313,11 @@ fn backup_refuses_an_existing_target_a_missing_directory_and_a_damaged_backup() 
         ],
         &[],
     );
-    assert_eq!(out.status.code(), Some(74));
+    assert_eq!(
+        out.status.code(),
+        Some(65),
+        "a newer schema is a data error"
+    );
     assert!(
         text(&out.stderr).contains("schema version 99"),
         "{}",

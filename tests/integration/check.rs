@@ -136,3 +136,47 @@ fn a_missing_database_is_a_storage_error() {
         "check created a database"
     );
 }
+
+/// A queued message whose body row is missing (a damaged or hand-edited database) goes to the
+/// dead letters once, with the error "body missing", instead of being handed out again every
+/// second; `check` names the missing body.
+#[test]
+fn a_queued_message_without_its_body_becomes_one_dead_letter_and_check_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hookvault.db");
+    Hookvault::new().database(&db).spawn().stop();
+    let c = Connection::open(&db).unwrap();
+    c.execute(
+        "INSERT INTO messages (received_at, path, size, state) \
+         VALUES (1, '/api/v2/webhooks/orders', 2, 'queued')",
+        [],
+    )
+    .unwrap();
+    let id = c.last_insert_rowid();
+    c.execute(
+        "INSERT INTO counters (name, value) VALUES ('received', 1) \
+         ON CONFLICT (name) DO UPDATE SET value = value + 1",
+        [],
+    )
+    .unwrap();
+    drop(c);
+
+    let mut s = Hookvault::new().database(&db).spawn();
+    let m = s.http.wait_status(id, "dead", Duration::from_secs(10));
+    assert_eq!(m["last_error"], "body missing", "{m}");
+    assert_eq!(m["attempts"], 1, "{m}");
+    // Well past the feeder's once-a-second look: it is not handed out (or logged) again.
+    std::thread::sleep(Duration::from_millis(2500));
+    let m = s.http.wait_status(id, "dead", Duration::from_secs(1));
+    assert_eq!(m["attempts"], 1, "{m}");
+    s.stop();
+    let logged = s.stderr().matches("body is missing").count();
+    assert_eq!(logged, 1, "{}", s.stderr());
+
+    let (code, out) = check(&db, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("MISMATCH  every message has its body"),
+        "{out}"
+    );
+}

@@ -145,9 +145,28 @@ fn a_database_from_a_newer_version_is_refused_with_a_clear_message() {
         assert!(c, "could not prepare the database");
     }
     let out = Hookvault::new().database(&db).spawn_refused();
-    assert_eq!(out.status.code(), Some(74), "{out:?}");
+    assert_eq!(out.status.code(), Some(65), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("schema version 99"), "{err}");
+}
+
+/// The exit code says which kind of storage failure stopped the start: a damaged file (65:
+/// restore a backup) is not a missing directory (74: the disk or the path).
+#[test]
+fn a_damaged_database_and_a_missing_directory_exit_with_their_own_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, vec![0x5a; 8192]).unwrap();
+    let out = Hookvault::new().database(&junk).spawn_refused();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(65), "{err}");
+    assert!(err.contains("damaged"), "{err}");
+
+    let nowhere = dir.path().join("no-such-dir").join("x.db");
+    let out = Hookvault::new().database(&nowhere).spawn_refused();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(74), "{err}");
+    assert!(err.contains("no-such-dir"), "{err}");
 }
 
 /// Sets `PRAGMA user_version` by writing the SQLite header field directly: a fresh database

@@ -7,7 +7,9 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use hookvault::store::Faults;
+use hookvault::store::{FailAt, Faults};
+
+const INGEST: &str = "/api/v2/webhooks/orders";
 
 use crate::harness::{order_body, Answer, Hookvault, Http, InProcess};
 
@@ -216,6 +218,35 @@ fn a_storage_refusal_spreads_senders_out() {
         distinct.len() >= 2,
         "every Retry-After was the same: {waits:?}"
     );
+    service.stop();
+}
+
+/// The answer lost after a durable COMMIT (a dropped PostgreSQL connection): the sender is
+/// refused, yet the message is stored; it is processed without a restart, and the sender's
+/// retry with the same Idempotency-Key finds it instead of storing it twice.
+#[test]
+fn a_commit_whose_answer_is_lost_is_processed_once_and_found_by_the_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults::new();
+    let (mut service, http) = start(dir.path(), &faults);
+    faults.fail_at(FailAt::AfterCommit);
+    faults.fail_next(1);
+    let key = [("Idempotency-Key", "lost-answer")];
+    let body = order_body(7);
+    assert_refused_for_storage(&http.post_with(INGEST, body.as_bytes(), &key));
+    let retry = http.post_with(INGEST, body.as_bytes(), &key);
+    assert_eq!(retry.status, 200, "{}", retry.text);
+    let id = retry.json["id"].as_i64().unwrap();
+    http.wait_status(id, "processed", Duration::from_secs(10));
+    assert_eq!(http.stats()["total_orders"], 1);
+    service.stop();
+    // The durable totals counted it once. (The live ones missed the commit whose answer was
+    // lost until this restart counts them from the disk.)
+    let (mut service, http) = start(dir.path(), &Faults::new());
+    let stats = http.stats();
+    assert_eq!(stats["total_received"], 1, "{stats}");
+    assert_eq!(stats["total_processed"], 1, "{stats}");
+    assert_eq!(stats["total_duplicates"], 1, "{stats}");
     service.stop();
 }
 

@@ -70,7 +70,7 @@ fn lease(node: &str, ms: i64) -> Lease {
 }
 
 fn one(w: &mut PostgresWriter, op: WriteOp) -> OpOutcome {
-    let (mut outcomes, _) = w.commit_batch(&[op], hookvault::time::now_ms(), 0).unwrap();
+    let (mut outcomes, _) = w.commit_batch(&[op], hookvault::time::now_ms()).unwrap();
     outcomes.remove(0)
 }
 
@@ -94,7 +94,6 @@ fn one_node_has_the_sqlite_semantics() {
         .commit_batch(
             &[message(Some("k1")), message(Some("k1")), message(None)],
             1,
-            0,
         )
         .unwrap();
     let (first, dup) = appended(&outcomes[0]);
@@ -371,7 +370,7 @@ fn two_nodes_one_claim_and_leases_taken_over() {
     b.maintain(Duration::ZERO).unwrap();
     let nodes: Vec<String> = r.nodes().unwrap().into_iter().map(|n| n.id).collect();
     assert_eq!(nodes, ["a", "b"]);
-    b.checkpoint().unwrap();
+    b.close().unwrap();
     let nodes: Vec<String> = r.nodes().unwrap().into_iter().map(|n| n.id).collect();
     assert_eq!(nodes, ["a"]);
 }
@@ -383,7 +382,7 @@ fn other_nodes_hear_committed_events() {
     let (tx, rx) = crossbeam_channel::unbounded();
     let (_stop_tx, stop) = crossbeam_channel::bounded::<()>(0);
     let config = postgres::config(&db.url, "b").unwrap();
-    let _listener = postgres::PostgresListener::start(
+    let _listener = postgres::listen(
         config,
         "b".into(),
         Box::new(move |e| {

@@ -42,7 +42,7 @@ fn purge(w: &mut Box<dyn WriteStore>, before_ms: i64) -> (u64, Duration) {
         limit: BATCH,
     };
     let started = Instant::now();
-    let (outcomes, _) = w.commit_batch(&[op], 0, 0).unwrap();
+    let (outcomes, _) = w.commit_batch(&[op], 0).unwrap();
     let took = started.elapsed();
     match outcomes[0] {
         OpOutcome::Changed(n) => (n, took),
@@ -67,7 +67,7 @@ fn nothing_old(w: &mut Box<dyn WriteStore>) -> (Duration, Duration) {
         (0..21)
             .map(|_| {
                 let started = Instant::now();
-                w.commit_batch(&[], 0, 0).unwrap();
+                w.commit_batch(&[], 0).unwrap();
                 started.elapsed()
             })
             .collect(),

@@ -10,8 +10,9 @@ use crossbeam_channel::Receiver;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, Config};
 
-use super::read::{stored_order, ORDER_COLUMNS};
+use super::read::stored_order;
 use super::{connect, EVENTS_CHANNEL};
+use crate::store::rows::ORDER_COLUMNS;
 use crate::store::{RemoteEvent, StoreError};
 
 /// How long to wait before connecting again after the connection was lost.
@@ -19,41 +20,31 @@ const RECONNECT: Duration = Duration::from_secs(1);
 /// How often the thread looks at `stop` while no notice arrives.
 const TICK: Duration = Duration::from_millis(250);
 
-pub struct PostgresListener {
-    thread: JoinHandle<()>,
-}
-
-impl PostgresListener {
-    /// Listens until `stop` disconnects; `deliver` gets each other node's event.
-    pub fn start(
-        config: Config,
-        node: String,
-        deliver: Box<dyn Fn(RemoteEvent) + Send>,
-        stop: Receiver<()>,
-    ) -> PostgresListener {
-        let thread = std::thread::Builder::new()
-            .name("pg-listen".into())
-            .spawn(move || loop {
-                match listen(&config, &node, &*deliver, &stop) {
-                    Ok(()) => return,
-                    Err(e) => {
-                        log::warn!("event listener: {e}; connecting again in {RECONNECT:?} (events from other nodes are missed meanwhile)");
-                        if !matches!(
-                            stop.recv_timeout(RECONNECT),
-                            Err(crossbeam_channel::RecvTimeoutError::Timeout)
-                        ) {
-                            return;
-                        }
+/// Starts the thread that listens until `stop` disconnects; `deliver` gets each other node's
+/// event.
+pub fn start(
+    config: Config,
+    node: String,
+    deliver: Box<dyn Fn(RemoteEvent) + Send>,
+    stop: Receiver<()>,
+) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("pg-listen".into())
+        .spawn(move || loop {
+            match listen(&config, &node, &*deliver, &stop) {
+                Ok(()) => return,
+                Err(e) => {
+                    log::warn!("event listener: {e}; connecting again in {RECONNECT:?} (events from other nodes are missed meanwhile)");
+                    if !matches!(
+                        stop.recv_timeout(RECONNECT),
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout)
+                    ) {
+                        return;
                     }
                 }
-            })
-            .expect("spawn pg-listen thread");
-        PostgresListener { thread }
-    }
-
-    pub fn join(self) {
-        let _ = self.thread.join();
-    }
+            }
+        })
+        .expect("spawn pg-listen thread")
 }
 
 fn stopped(stop: &Receiver<()>) -> bool {
@@ -116,7 +107,9 @@ fn decode(payload: &str, me: &str, db: &mut Client) -> Result<Option<RemoteEvent
                 &[&id],
             )
             .map_err(super::pg_err)?
-            .map(|r| RemoteEvent::OrderCreated(Box::new(stored_order(&r)))),
+            .map(|r| stored_order(&r))
+            .transpose()?
+            .map(|o| RemoteEvent::OrderCreated(Box::new(o))),
         "dead" => db
             .query_opt("SELECT last_error FROM messages WHERE id = $1", &[&id])
             .map_err(super::pg_err)?

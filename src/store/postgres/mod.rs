@@ -16,13 +16,15 @@ mod write;
 
 use std::time::Duration;
 
+use postgres::types::Type;
 use postgres::{Client, Config, NoTls};
 
-pub use listen::PostgresListener;
+pub use listen::start as listen;
 pub use read::PostgresReader;
 pub use schema::SCHEMA_VERSION;
-pub use write::PostgresWriter;
+pub use write::{PostgresBackend, PostgresWriter};
 
+use super::sql::{Cell, Row};
 use super::StoreError;
 
 /// The `LISTEN/NOTIFY` channel carrying committed events between nodes.
@@ -47,7 +49,7 @@ pub fn open(
     let config = config(&options.url, &options.node)?;
     let mut client = connect(&config)?;
     schema::migrate(&mut client)?;
-    let writer = PostgresWriter::new(client, config.clone(), options)?;
+    let writer = PostgresWriter::new(PostgresBackend::new(client, config.clone(), options));
     let mut readers = Vec::with_capacity(read_connections.max(1));
     for _ in 0..read_connections.max(1) {
         readers.push(connect(&config)?);
@@ -78,11 +80,45 @@ pub fn config(url: &str, node: &str) -> Result<Config, StoreError> {
 pub fn connect(config: &Config) -> Result<Client, StoreError> {
     config.connect(NoTls).map_err(|e| {
         let hosts = format!("{:?}", config.get_hosts());
-        StoreError::Io(format!(
+        StoreError::Unavailable(format!(
             "cannot connect to PostgreSQL ({hosts}, database {:?}): {e}",
             config.get_dbname().unwrap_or("(default)")
         ))
     })
+}
+
+/// A result row as cells (see [`Row`]), by each column's type, for what is read above the
+/// backend.
+pub(crate) fn cells(r: &postgres::Row) -> Result<Row, StoreError> {
+    let cells = r
+        .columns()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let ty = c.type_();
+            let cell = if *ty == Type::INT2 {
+                r.try_get::<_, Option<i16>>(i)
+                    .map(|v| v.map_or(Cell::Null, |v| Cell::Int(v.into())))
+            } else if *ty == Type::INT4 {
+                r.try_get::<_, Option<i32>>(i)
+                    .map(|v| v.map_or(Cell::Null, |v| Cell::Int(v.into())))
+            } else if *ty == Type::INT8 {
+                r.try_get::<_, Option<i64>>(i)
+                    .map(|v| v.map_or(Cell::Null, Cell::Int))
+            } else if *ty == Type::BOOL {
+                r.try_get::<_, Option<bool>>(i)
+                    .map(|v| v.map_or(Cell::Null, |v| Cell::Int(v.into())))
+            } else if *ty == Type::BYTEA {
+                r.try_get::<_, Option<Vec<u8>>>(i)
+                    .map(|v| v.map_or(Cell::Null, Cell::Blob))
+            } else {
+                r.try_get::<_, Option<String>>(i)
+                    .map(|v| v.map_or(Cell::Null, Cell::Text))
+            };
+            cell.map_err(pg_err)
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(Row(cells))
 }
 
 /// Sorts a PostgreSQL failure into the storage error kinds by its SQLSTATE class.
@@ -90,14 +126,14 @@ pub(crate) fn pg_err(e: postgres::Error) -> StoreError {
     // The server's own message (with its detail) says more than the client's summary.
     let Some(db) = e.as_db_error() else {
         // No answer from the server: the connection is gone or broke.
-        return StoreError::Io(format!("PostgreSQL connection: {e}"));
+        return StoreError::Unavailable(format!("PostgreSQL connection: {e}"));
     };
     let text = format!("PostgreSQL: {db}");
     match db.code().code() {
         "53100" => StoreError::DiskFull(text),
         "40001" | "40P01" | "55P03" | "57014" => StoreError::Busy(text),
-        "57P01" | "57P02" | "57P03" | "53300" => StoreError::Io(text),
-        c if c.starts_with("08") => StoreError::Io(text),
+        "57P01" | "57P02" | "57P03" | "53300" => StoreError::Unavailable(text),
+        c if c.starts_with("08") => StoreError::Unavailable(text),
         c if c.starts_with("XX") => StoreError::Corrupt(text),
         _ => StoreError::Other(text),
     }

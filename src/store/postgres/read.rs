@@ -7,20 +7,24 @@ use std::sync::Mutex;
 use postgres::types::ToSql;
 use postgres::{Client, Config, Row};
 
-use super::{connect, pg_err, DB_NOW_MS};
-use crate::store::Order;
+use super::{cells, connect, pg_err, DB_NOW_MS};
+use crate::store::rows::{self, ORDER_COLUMNS, SUMMARY_COLUMNS};
 use crate::store::{
-    ClusterCounters, CounterDelta, DeadLetter, DurableCounters, FileSizes, LogQuery, MessageDetail,
-    MessageState, MessageSummary, NodeStatus, OperatorAction, OrderQuery, RawFilter, RawMessage,
-    ReadStore, StoreResult, StoredOrder,
+    ClusterCounters, CounterDelta, DeadLetter, DurableCounters, LogQuery, MessageDetail,
+    MessageState, MessageSummary, NodeStatus, OperatorAction, OrderQuery, PageAfter, RawFilter,
+    RawMessage, ReadStore, StorageHealth, StoreResult, StoredOrder,
 };
-use crate::store::{QueuedJob, Rejection, RejectionQuery, SourceCounters, PAYLOAD_PREVIEW_BYTES};
+use crate::store::{
+    Payload, QueuedJob, Rejection, RejectionQuery, SourceCounters, PAYLOAD_PREVIEW_BYTES,
+};
 use crate::time::{now_ms, rfc3339};
 
 /// A node whose heartbeat is older than this is left out of the node list.
 pub const NODE_ALIVE_MS: i64 = 5_000;
 /// The database size is asked for at most this often (the stats page asks on every request).
 const SIZE_EVERY_MS: i64 = 5_000;
+/// `size` before the first answer, or when the last question failed.
+const UNKNOWN_SIZE: u64 = u64::MAX;
 /// How long a new message is left to the node that received it (see `due_jobs`).
 pub const FRESH_MS: i64 = 2_000;
 /// Idle read connections kept.
@@ -38,7 +42,7 @@ impl PostgresReader {
         PostgresReader {
             config,
             idle: Mutex::new(clients),
-            size: AtomicU64::new(0),
+            size: AtomicU64::new(UNKNOWN_SIZE),
             size_at: AtomicI64::new(0),
         }
     }
@@ -70,52 +74,12 @@ impl PostgresReader {
     }
 }
 
-const SUMMARY_COLUMNS: &str =
-    "id, received_at, path, remote_addr, size, state, attempts, last_error, finished_at, note, source";
-
-fn summary(r: &Row) -> MessageSummary {
-    let state: String = r.get(5);
-    MessageSummary {
-        id: r.get(0),
-        received_at: rfc3339(r.get(1)),
-        source: r.get(10),
-        path: r.get(2),
-        remote_addr: r.get(3),
-        size: r.get::<_, i64>(4).max(0) as u64,
-        status: MessageState::parse(&state).unwrap_or(MessageState::Queued),
-        attempts: r.get::<_, i32>(6).max(0) as u32,
-        last_error: r.get(7),
-        processed_at: r.get::<_, Option<i64>>(8).map(rfc3339),
-        note: r.get(9),
-    }
+fn summary(r: &Row) -> StoreResult<MessageSummary> {
+    cells(r).map(|c| rows::summary(&c))
 }
 
-pub(super) const ORDER_COLUMNS: &str =
-    "id, message_id, source_path, created_at, updated_at, order_number, product, \
-    amount_cents, currency, email, size, site, quantity, profile, title, fields";
-
-pub(super) fn stored_order(r: &Row) -> StoredOrder {
-    let fields: String = r.get(15);
-    StoredOrder {
-        id: r.get(0),
-        message_id: r.get(1),
-        source_path: r.get(2),
-        created_at: rfc3339(r.get(3)),
-        updated_at: r.get::<_, Option<i64>>(4).map(rfc3339),
-        order: Order {
-            order_number: r.get(5),
-            product: r.get(6),
-            amount_cents: r.get(7),
-            currency: r.get(8),
-            email: r.get(9),
-            size: r.get(10),
-            site: r.get(11),
-            quantity: r.get(12),
-            profile: r.get(13),
-            title: r.get(14),
-            fields: serde_json::from_str(&fields).unwrap_or_default(),
-        },
-    }
+pub(super) fn stored_order(r: &Row) -> StoreResult<StoredOrder> {
+    cells(r).map(|c| rows::stored_order(&c))
 }
 
 impl ReadStore for PostgresReader {
@@ -178,17 +142,19 @@ impl ReadStore for PostgresReader {
             ),
             &[&id],
         )?;
-        Ok(rows.first().map(|r| {
-            let next: i64 = r.get(13);
-            MessageDetail {
-                summary: summary(r),
-                headers_json: r
-                    .get::<_, Option<String>>(11)
-                    .unwrap_or_else(|| "{}".into()),
-                payload: r.get::<_, Option<Vec<u8>>>(12).unwrap_or_default(),
-                next_attempt_at: (next > 0).then(|| rfc3339(next)),
-            }
-        }))
+        rows.first()
+            .map(|r| {
+                let next: i64 = r.get(13);
+                Ok(MessageDetail {
+                    summary: summary(r)?,
+                    headers_json: r
+                        .get::<_, Option<String>>(11)
+                        .unwrap_or_else(|| "{}".into()),
+                    payload: r.get::<_, Option<Vec<u8>>>(12).unwrap_or_default(),
+                    next_attempt_at: (next > 0).then(|| rfc3339(next)),
+                })
+            })
+            .transpose()
     }
 
     fn logs(&self, q: &LogQuery) -> StoreResult<Vec<MessageSummary>> {
@@ -211,7 +177,7 @@ impl ReadStore for PostgresReader {
                 &[&before, &limit, &source],
             )?,
         };
-        Ok(rows.iter().map(summary).collect())
+        rows.iter().map(summary).collect()
     }
 
     fn dead_letters(
@@ -341,9 +307,13 @@ impl ReadStore for PostgresReader {
         Ok(rows.first().and_then(|r| r.get(0)))
     }
 
-    fn payload(&self, id: i64) -> StoreResult<Option<Vec<u8>>> {
-        let rows = self.query("SELECT payload FROM bodies WHERE message_id = $1", &[&id])?;
-        Ok(rows.first().map(|r| r.get(0)))
+    fn payload(&self, id: i64) -> StoreResult<Payload> {
+        let rows = self.query(
+            "SELECT b.payload FROM messages m LEFT JOIN bodies b ON b.message_id = m.id \
+             WHERE m.id = $1",
+            &[&id],
+        )?;
+        Ok(Payload::from_row(rows.first().map(|r| r.get(0))))
     }
 
     /// On the database's clock, as leases are set (`now_ms`, this node's, is not used).
@@ -387,7 +357,7 @@ impl ReadStore for PostgresReader {
                 &[&before, &limit, &source],
             )?,
         };
-        Ok(rows.iter().map(stored_order).collect())
+        rows.iter().map(stored_order).collect()
     }
 
     fn order(&self, order_number: &str) -> StoreResult<Option<StoredOrder>> {
@@ -397,15 +367,10 @@ impl ReadStore for PostgresReader {
             ),
             &[&order_number],
         )?;
-        Ok(rows.first().map(stored_order))
+        rows.first().map(stored_order).transpose()
     }
 
-    fn raw_messages(
-        &self,
-        f: &RawFilter,
-        after_id: i64,
-        limit: u32,
-    ) -> StoreResult<Vec<RawMessage>> {
+    fn raw_messages(&self, f: &RawFilter, page: PageAfter) -> StoreResult<Vec<RawMessage>> {
         let rows = self.query(
             "SELECT m.id, m.path, m.state, b.payload FROM messages m \
              JOIN bodies b ON b.message_id = m.id \
@@ -413,24 +378,15 @@ impl ReadStore for PostgresReader {
              AND (m.state = $3 OR ($3::text IS NULL AND m.state IN ('processed', 'dead'))) \
              ORDER BY m.id LIMIT $4",
             &[
-                &after_id,
+                &page.after_id,
                 &f.since_ms.unwrap_or(i64::MIN),
                 &f.status.map(MessageState::as_str),
-                &(limit as i64),
+                &i64::from(page.limit),
             ],
         )?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let state: String = r.get(2);
-                RawMessage {
-                    id: r.get(0),
-                    path: r.get(1),
-                    state: MessageState::parse(&state).unwrap_or(MessageState::Queued),
-                    payload: r.get(3),
-                }
-            })
-            .collect())
+        rows.iter()
+            .map(|r| cells(r).map(|c| rows::raw_message(&c)))
+            .collect()
     }
 
     fn raw_count(&self, f: &RawFilter) -> StoreResult<u64> {
@@ -466,21 +422,22 @@ impl ReadStore for PostgresReader {
             .collect())
     }
 
-    /// The database's size (`pg_database_size`, asked at most every few seconds); there is
-    /// no WAL file of ours to report.
-    fn file_sizes(&self) -> FileSizes {
+    /// The database's size (`pg_database_size`, asked at most every few seconds; unknown
+    /// while the server does not answer). The WAL is the server's: none is reported.
+    fn storage_health(&self) -> StorageHealth {
         let now = now_ms();
         if now - self.size_at.load(Relaxed) >= SIZE_EVERY_MS {
             self.size_at.store(now, Relaxed);
-            if let Ok(rows) = self.query("SELECT pg_database_size(current_database())", &[]) {
-                if let Some(r) = rows.first() {
-                    self.size.store(r.get::<_, i64>(0).max(0) as u64, Relaxed);
-                }
-            }
+            let size = self
+                .query("SELECT pg_database_size(current_database())", &[])
+                .ok()
+                .and_then(|rows| rows.first().map(|r| r.get::<_, i64>(0).max(0) as u64));
+            self.size.store(size.unwrap_or(UNKNOWN_SIZE), Relaxed);
         }
-        FileSizes {
-            db_size_bytes: self.size.load(Relaxed),
-            wal_size_bytes: 0,
+        let size = self.size.load(Relaxed);
+        StorageHealth {
+            size_bytes: (size != UNKNOWN_SIZE).then_some(size),
+            wal_bytes: None,
         }
     }
 }

@@ -9,9 +9,9 @@ use crate::store::StoreError;
 
 pub const SCHEMA_VERSION: i32 = 2;
 
-/// Advisory lock keys (any constants, fixed forever): one for migrations, one for retention.
+/// Advisory lock keys (any constants, fixed forever): one for migrations, and the retention
+/// sweep's, `0x686f_6f6b_7661_0002`, written out in the sweep's statement (`write.rs`).
 pub const MIGRATION_LOCK: i64 = 0x686f_6f6b_7661_0001;
-pub const RETENTION_LOCK: i64 = 0x686f_6f6b_7661_0002;
 
 /// Times are Unix milliseconds as in SQLite, so a migrated database keeps its values as they
 /// were. Lease times come from the database's clock (see `write.rs`), never a node's.

@@ -36,7 +36,7 @@ pub fn run(path: &Path, repair: bool) -> StoreResult<ConsistencyReport> {
         )));
     }
     let (writer, _reader) = super::open(path, 1)?;
-    let mut conn = writer.into_connection();
+    let mut conn = writer.into_backend().into_connection();
     let mut repaired = Vec::new();
     if repair {
         let tx = conn

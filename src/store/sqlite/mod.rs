@@ -11,13 +11,15 @@ mod write;
 
 use std::path::{Path, PathBuf};
 
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
 pub use read::SqliteReader;
 #[cfg(feature = "postgres")]
 pub use schema::SCHEMA_VERSION;
-pub use write::SqliteWriter;
+pub use write::{SqliteBackend, SqliteWriter};
 
+use super::sql::{Cell, Row};
 use super::{InstanceLock, StoreError};
 
 /// SQLite writes whole pages to the WAL, and a webhook's commit touches a handful of pages
@@ -47,8 +49,9 @@ pub fn open(
         .map_err(|e| unavailable(path, e))?;
     configure(&conn, false).map_err(|e| unavailable(path, e))?;
     schema::migrate(&mut conn)?;
-    let mut writer = SqliteWriter::new(conn)?;
-    writer.instance_lock = Some(lock);
+    let mut backend = SqliteBackend::new(conn)?;
+    backend.instance_lock = Some(lock);
+    let writer = SqliteWriter::new(backend);
     let mut readers = Vec::with_capacity(read_connections);
     for _ in 0..read_connections.max(1) {
         let c = Connection::open_with_flags(
@@ -80,6 +83,23 @@ fn configure(conn: &Connection, read_only: bool) -> rusqlite::Result<()> {
 
 fn unavailable(path: &Path, e: rusqlite::Error) -> StoreError {
     classify(&e, format!("{}: {e}", path.display()))
+}
+
+/// A result row as cells (see [`Row`]), for what is read above the backend.
+fn cells(r: &rusqlite::Row) -> rusqlite::Result<Row> {
+    let columns = r.as_ref().column_count();
+    (0..columns)
+        .map(|i| {
+            r.get_ref(i).map(|v| match v {
+                ValueRef::Null => Cell::Null,
+                ValueRef::Integer(i) => Cell::Int(i),
+                ValueRef::Real(f) => Cell::Int(f as i64),
+                ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+                ValueRef::Blob(b) => Cell::Blob(b.to_vec()),
+            })
+        })
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map(Row)
 }
 
 pub(crate) fn sql_err(e: rusqlite::Error) -> StoreError {

@@ -6,11 +6,13 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
-use super::sql_err;
+use super::{cells, sql_err};
+use crate::store::rows::{self, ORDER_COLUMNS, SUMMARY_COLUMNS};
 use crate::store::{
-    DeadLetter, DurableCounters, FileSizes, LogQuery, MessageDetail, MessageState, MessageSummary,
-    OperatorAction, Order, OrderQuery, QueuedJob, RawFilter, RawMessage, ReadStore, Rejection,
-    RejectionQuery, SourceCounters, StoreError, StoreResult, StoredOrder, PAYLOAD_PREVIEW_BYTES,
+    DeadLetter, DurableCounters, LogQuery, MessageDetail, MessageState, MessageSummary,
+    OperatorAction, OrderQuery, PageAfter, Payload, QueuedJob, RawFilter, RawMessage, ReadStore,
+    Rejection, RejectionQuery, SourceCounters, StorageHealth, StoreError, StoreResult, StoredOrder,
+    PAYLOAD_PREVIEW_BYTES,
 };
 use crate::time::rfc3339;
 
@@ -54,52 +56,12 @@ impl SqliteReader {
     }
 }
 
-const SUMMARY_COLUMNS: &str =
-    "id, received_at, path, remote_addr, size, state, attempts, last_error, finished_at, note, source";
-
 fn summary(r: &Row) -> rusqlite::Result<MessageSummary> {
-    let state: String = r.get(5)?;
-    Ok(MessageSummary {
-        id: r.get(0)?,
-        received_at: rfc3339(r.get(1)?),
-        source: r.get(10)?,
-        path: r.get(2)?,
-        remote_addr: r.get(3)?,
-        size: r.get::<_, i64>(4)? as u64,
-        status: MessageState::parse(&state).unwrap_or(MessageState::Queued),
-        attempts: r.get(6)?,
-        last_error: r.get(7)?,
-        processed_at: r.get::<_, Option<i64>>(8)?.map(rfc3339),
-        note: r.get(9)?,
-    })
+    cells(r).map(|c| rows::summary(&c))
 }
 
-const ORDER_COLUMNS: &str =
-    "id, message_id, source_path, created_at, updated_at, order_number, product, \
-    amount_cents, currency, email, size, site, quantity, profile, title, fields";
-
 fn stored_order(r: &Row) -> rusqlite::Result<StoredOrder> {
-    let fields: String = r.get(15)?;
-    Ok(StoredOrder {
-        id: r.get(0)?,
-        message_id: r.get(1)?,
-        source_path: r.get(2)?,
-        created_at: rfc3339(r.get(3)?),
-        updated_at: r.get::<_, Option<i64>>(4)?.map(rfc3339),
-        order: Order {
-            order_number: r.get(5)?,
-            product: r.get(6)?,
-            amount_cents: r.get(7)?,
-            currency: r.get(8)?,
-            email: r.get(9)?,
-            size: r.get(10)?,
-            site: r.get(11)?,
-            quantity: r.get(12)?,
-            profile: r.get(13)?,
-            title: r.get(14)?,
-            fields: serde_json::from_str(&fields).unwrap_or_default(),
-        },
-    })
+    cells(r).map(|c| rows::stored_order(&c))
 }
 
 impl ReadStore for SqliteReader {
@@ -258,7 +220,8 @@ impl ReadStore for SqliteReader {
         self.with(|c| {
             let mut out: Vec<(String, SourceCounters)> = Vec::new();
             let mut stmt = c.prepare_cached(
-                "SELECT source, name, value FROM source_counters ORDER BY source",
+                "SELECT source, name, SUM(value) FROM source_counters \
+                 GROUP BY source, name ORDER BY source",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok((
@@ -338,12 +301,16 @@ impl ReadStore for SqliteReader {
         })
     }
 
-    fn payload(&self, id: i64) -> StoreResult<Option<Vec<u8>>> {
-        self.with(|c| {
-            c.prepare_cached("SELECT payload FROM bodies WHERE message_id = ?1")?
-                .query_row([id], |r| r.get(0))
-                .optional()
-        })
+    fn payload(&self, id: i64) -> StoreResult<Payload> {
+        let found: Option<Option<Vec<u8>>> = self.with(|c| {
+            c.prepare_cached(
+                "SELECT b.payload FROM messages m LEFT JOIN bodies b ON b.message_id = m.id \
+                 WHERE m.id = ?1",
+            )?
+            .query_row([id], |r| r.get(0))
+            .optional()
+        })?;
+        Ok(Payload::from_row(found))
     }
 
     fn orders(&self, q: &OrderQuery) -> StoreResult<Vec<StoredOrder>> {
@@ -380,12 +347,7 @@ impl ReadStore for SqliteReader {
         })
     }
 
-    fn raw_messages(
-        &self,
-        f: &RawFilter,
-        after_id: i64,
-        limit: u32,
-    ) -> StoreResult<Vec<RawMessage>> {
+    fn raw_messages(&self, f: &RawFilter, page: PageAfter) -> StoreResult<Vec<RawMessage>> {
         self.with(|c| {
             c.prepare_cached(
                 "SELECT m.id, m.path, m.state, b.payload FROM messages m JOIN bodies b ON b.message_id = m.id \
@@ -393,16 +355,8 @@ impl ReadStore for SqliteReader {
                  ORDER BY m.id LIMIT ?4",
             )?
             .query_map(
-                params![after_id, f.since_ms.unwrap_or(i64::MIN), f.status.map(MessageState::as_str), limit],
-                |r| {
-                    let state: String = r.get(2)?;
-                    Ok(RawMessage {
-                        id: r.get(0)?,
-                        path: r.get(1)?,
-                        state: MessageState::parse(&state).unwrap_or(MessageState::Queued),
-                        payload: r.get(3)?,
-                    })
-                },
+                params![page.after_id, f.since_ms.unwrap_or(i64::MIN), f.status.map(MessageState::as_str), page.limit],
+                |r| cells(r).map(|c| rows::raw_message(&c)),
             )?
             .collect()
         })
@@ -425,13 +379,18 @@ impl ReadStore for SqliteReader {
         })
     }
 
-    fn file_sizes(&self) -> FileSizes {
-        let size = |p: PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    /// The file's size and the WAL's (no WAL file: nothing waits to be copied back).
+    fn storage_health(&self) -> StorageHealth {
         let mut wal = self.path.clone().into_os_string();
         wal.push("-wal");
-        FileSizes {
-            db_size_bytes: size(self.path.clone()),
-            wal_size_bytes: size(PathBuf::from(wal)),
+        let wal = match std::fs::metadata(PathBuf::from(wal)) {
+            Ok(m) => Some(m.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(0),
+            Err(_) => None,
+        };
+        StorageHealth {
+            size_bytes: std::fs::metadata(&self.path).ok().map(|m| m.len()),
+            wal_bytes: wal,
         }
     }
 }

@@ -1,0 +1,77 @@
+//! The statements both backends run, in SQL both understand, with `?N` placeholders (see
+//! [`Value`](super::sql::Value)). The few that must differ are each backend's
+//! [`Rules`](super::sql::Rules).
+
+pub const APPEND_MESSAGE: &str =
+    "INSERT INTO messages (received_at, path, remote_addr, size, idem_key, state) \
+     VALUES (?1, ?2, ?3, ?4, ?5, 'queued') \
+     ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING";
+pub const MESSAGE_BY_IDEM_KEY: &str = "SELECT id FROM messages WHERE idem_key = ?1";
+pub const APPEND_BODY: &str =
+    "INSERT INTO bodies (message_id, headers, payload) VALUES (?1, ?2, ?3)";
+
+pub const MESSAGE_STATE: &str = "SELECT state FROM messages WHERE id = ?1";
+pub const MESSAGE_PATH_AND_STATE: &str = "SELECT path, state FROM messages WHERE id = ?1";
+
+pub const COMPLETE: &str =
+    "UPDATE messages SET state = 'processed', finished_at = ?2, last_error = NULL, \
+     attempts = ?3, lease_owner = NULL, lease_until = NULL WHERE id = ?1";
+pub const RETRY: &str =
+    "UPDATE messages SET state = 'queued', last_error = ?2, next_attempt_at = ?3, \
+     attempts = ?4, lease_owner = NULL, lease_until = NULL WHERE id = ?1";
+pub const DEAD: &str = "UPDATE messages SET state = 'dead', last_error = ?2, finished_at = ?3, \
+     attempts = ?4, lease_owner = NULL, lease_until = NULL WHERE id = ?1";
+pub const SET_NOTE: &str = "UPDATE messages SET note = ?2 WHERE id = ?1";
+
+/// `state, attempts, path, lease_owner` of the message an attempt's outcome is for.
+pub const ATTEMPT_ROW: &str =
+    "SELECT state, attempts, path, lease_owner FROM messages WHERE id = ?1 FOR UPDATE";
+/// `processing` rows as `id, lease_owner, lease_until`; one another writer is changing right
+/// now is skipped (its change decides; the next tick sees it).
+pub const PROCESSING_ROWS: &str = "SELECT id, lease_owner, lease_until FROM messages \
+     WHERE state = 'processing' ORDER BY id FOR UPDATE SKIP LOCKED";
+/// Recovery at start: `processing` messages leased to `?1`, to nobody, or until before `?2`.
+pub const RECOVERABLE: &str = "SELECT id FROM messages WHERE state = 'processing' \
+     AND (lease_owner IS NULL OR lease_owner = ?1 OR lease_until IS NULL OR lease_until < ?2) \
+     ORDER BY id FOR UPDATE SKIP LOCKED";
+
+pub const EXTEND_LEASE: &str = "UPDATE messages SET lease_until = ?2 WHERE id = ?1";
+pub const REQUEUE_EXPIRED: &str =
+    "UPDATE messages SET state = 'queued', lease_owner = NULL, lease_until = NULL WHERE id = ?1";
+
+pub const REQUEUE_DEAD: &str =
+    "UPDATE messages SET state = 'queued', attempts = 0, next_attempt_at = 0, \
+     finished_at = NULL WHERE id = ?1 AND state = 'dead'";
+pub const REQUEUE_ALL_DEAD: &str =
+    "UPDATE messages SET state = 'queued', attempts = 0, next_attempt_at = 0, \
+     finished_at = NULL WHERE state = 'dead'";
+pub const DISCARD: &str =
+    "UPDATE messages SET state = 'discarded', note = ?2 WHERE id = ?1 AND state = 'dead'";
+pub const RECORD_ACTION: &str =
+    "INSERT INTO operator_actions (message_id, at, action, actor, affected) \
+     VALUES (?1, ?2, ?3, ?4, ?5)";
+
+pub const DELETE_MESSAGE: &str = "DELETE FROM messages WHERE id = ?1";
+pub const DELETE_BODY: &str = "DELETE FROM bodies WHERE message_id = ?1";
+
+pub const REDERIVED_PROCESSED: &str =
+    "UPDATE messages SET state = 'processed', finished_at = ?2, last_error = NULL, \
+     note = 'order derived by reprocess' WHERE id = ?1";
+
+/// The order's columns from `product` to `fields` are `?4`..`?13` here and `?2`..`?11` in
+/// [`UPDATE_ORDER_IF_CHANGED`]; `order_params` in `state_machine.rs` lists them once.
+pub const INSERT_ORDER: &str =
+    "INSERT INTO orders (message_id, source_path, order_number, product, amount_cents, \
+     currency, email, size, site, quantity, profile, title, fields, created_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+     ON CONFLICT (source_path, order_number) DO NOTHING";
+pub const ORDER_BY_KEY: &str =
+    "SELECT id, message_id FROM orders WHERE source_path = ?1 AND order_number = ?2";
+pub const UPDATE_ORDER_IF_CHANGED: &str =
+    "UPDATE orders SET product = ?2, amount_cents = ?3, currency = ?4, email = ?5, size = ?6, \
+     site = ?7, quantity = ?8, profile = ?9, title = ?10, fields = ?11, updated_at = ?12 \
+     WHERE id = ?1 AND NOT (product IS NOT DISTINCT FROM ?2 \
+     AND amount_cents IS NOT DISTINCT FROM ?3 AND currency IS NOT DISTINCT FROM ?4 \
+     AND email IS NOT DISTINCT FROM ?5 AND size IS NOT DISTINCT FROM ?6 \
+     AND site IS NOT DISTINCT FROM ?7 AND quantity = ?8 AND profile IS NOT DISTINCT FROM ?9 \
+     AND title IS NOT DISTINCT FROM ?10 AND fields = ?11)";
