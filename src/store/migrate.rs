@@ -424,7 +424,10 @@ fn copy_source_counters(
     dst: &mut postgres::Client,
 ) -> Result<TableCount, StoreError> {
     let rows: Vec<(String, String, i64)> = src
-        .prepare("SELECT source, name, value FROM source_counters ORDER BY source, name")
+        .prepare(
+            "SELECT source, name, SUM(value) FROM source_counters \
+             GROUP BY source, name ORDER BY source, name",
+        )
         .map_err(sql)?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .map_err(sql)?

@@ -91,6 +91,8 @@ impl Payload {
 #[derive(Debug, Clone)]
 pub struct NewMessage {
     pub received_at_ms: i64,
+    /// The source it came in through (`[[sources]]`); its idempotency keys are its own.
+    pub source: String,
     pub path: String,
     pub remote_addr: Option<String>,
     /// Selected request headers (secrets removed), as a JSON object text.
@@ -185,6 +187,9 @@ pub enum WriteOp {
         id: i64,
         order: Order,
     },
+    /// A webhook refused by its source's token or signature check: a row in the rejections
+    /// log (the oldest beyond `keep` deleted) and the source's `rejected` total.
+    Reject(NewRejection),
     /// The queue's size rose to `peak`: the durable high-water mark follows it (never down).
     /// The writer adds it to a batch when the live peak passed the one last written.
     QueueSizePeak {
@@ -343,6 +348,19 @@ pub struct Rejection {
     pub size: u64,
 }
 
+/// What [`WriteOp::Reject`] records.
+#[derive(Debug, Clone)]
+pub struct NewRejection {
+    pub at_ms: i64,
+    pub source: String,
+    pub remote_addr: Option<String>,
+    /// The refusal's code.
+    pub reason: &'static str,
+    pub size: u64,
+    /// `ingest.rejections_kept`: rows the log keeps.
+    pub keep: u64,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct RejectionQuery {
     pub limit: u32,
@@ -381,6 +399,8 @@ impl SourceCounters {
 pub struct StoredOrder {
     pub id: i64,
     pub message_id: i64,
+    /// The source of the message it came from.
+    pub source: String,
     pub source_path: String,
     pub created_at: String,
     pub updated_at: Option<String>,

@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use super::sql::{counter_rows, Announce, SqlTx, Value};
 use super::statements as sql;
 use super::{
-    CounterDelta, Effect, Lease, MessageState, NewMessage, OpOutcome, Order, OrderChange,
-    StoreResult, StoredOrder, WriteOp,
+    CounterDelta, Effect, Lease, MessageState, NewMessage, NewRejection, OpOutcome, Order,
+    OrderChange, StoreResult, StoredOrder, WriteOp,
 };
 use crate::time::rfc3339;
 
@@ -72,6 +72,15 @@ struct Batch<'t> {
     /// The lease clock, read once per batch when a lease needs it.
     lease_now: Option<i64>,
     d: CounterDelta,
+    /// Per-source totals moved by the batch: (source, counter) → amount.
+    by_source: HashMap<(String, &'static str), i64>,
+}
+
+/// An outcome's message: where it is, its path and its source.
+struct Found {
+    from: AttemptRow,
+    path: String,
+    source: String,
 }
 
 /// Where an attempt's outcome finds its message.
@@ -95,6 +104,7 @@ impl<'t> Batch<'t> {
             clock: BatchClock::new(now_ms),
             lease_now: None,
             d: CounterDelta::default(),
+            by_source: HashMap::new(),
         }
     }
 
@@ -124,6 +134,7 @@ impl<'t> Batch<'t> {
                 limit,
             } => self.purge(*finished_before_ms, *limit),
             WriteOp::Rederive { id, order } => self.rederive(*id, order),
+            WriteOp::Reject(r) => self.reject(r),
             WriteOp::QueueSizePeak { peak } => {
                 self.tx
                     .raise_counter("queue_size_peak", i64::try_from(*peak).unwrap_or(i64::MAX))?;
@@ -138,7 +149,22 @@ impl<'t> Batch<'t> {
         if !rows.is_empty() {
             self.tx.add_counters(&rows)?;
         }
+        let node = self.tx.node().to_string();
+        for ((source, name), n) in &self.by_source {
+            self.tx.execute(
+                sql::ADD_SOURCE_COUNTER,
+                &[(&node).into(), source.into(), (*name).into(), (*n).into()],
+            )?;
+        }
         Ok(self.d)
+    }
+
+    /// One more for `source`'s total `name`, written with the batch's other counters.
+    fn count(&mut self, source: &str, name: &'static str) {
+        *self
+            .by_source
+            .entry((source.to_string(), name))
+            .or_insert(0) += 1;
     }
 
     fn lease_now(&mut self) -> StoreResult<i64> {
@@ -159,12 +185,16 @@ impl<'t> Batch<'t> {
                 (&m.remote_addr).into(),
                 (m.payload.len() as i64).into(),
                 (&m.idem_key).into(),
+                (&m.source).into(),
             ],
         )?;
         let Some(id) = inserted else {
             let id = self
                 .tx
-                .query_row(sql::MESSAGE_BY_IDEM_KEY, &[(&m.idem_key).into()])?
+                .query_row(
+                    sql::MESSAGE_BY_IDEM_KEY,
+                    &[(&m.source).into(), (&m.idem_key).into()],
+                )?
                 .map_or(0, |r| r.int(0));
             self.d.duplicates += 1;
             return Ok(OpOutcome::Appended {
@@ -178,6 +208,7 @@ impl<'t> Batch<'t> {
         )?;
         self.d.received += 1;
         self.d.queued += 1;
+        self.count(&m.source, "received");
         self.tx.announce(Announce::Received, id);
         Ok(OpOutcome::Appended {
             id,
@@ -212,18 +243,21 @@ impl<'t> Batch<'t> {
         effect: &Effect,
         processing_us: u64,
     ) -> StoreResult<OpOutcome> {
-        let Some((from, path)) = self.attempt_row(id, attempt)? else {
+        let Some(found) = self.attempt_row(id, attempt)? else {
             return self.not_applicable(id);
         };
         let now = self.clock.ms;
         self.tx
             .execute(sql::COMPLETE, &[id.into(), now.into(), attempt.into()])?;
-        self.leave(from);
+        self.leave(found.from);
         self.d.processed += 1;
         self.d.processing_us += processing_us as i64;
+        self.count(&found.source, "processed");
         let order = match effect {
             Effect::Nothing => None,
-            Effect::Order(order) => Some(self.insert_order(id, &path, order)?),
+            Effect::Order(order) => {
+                Some(self.insert_order(id, &found.path, &found.source, order)?)
+            }
         };
         if let Some(OrderChange::Duplicate { message_id }) = &order {
             let note = format!("duplicate order: already stored from message {message_id}");
@@ -240,7 +274,7 @@ impl<'t> Batch<'t> {
         error: &str,
         next_attempt_at_ms: i64,
     ) -> StoreResult<OpOutcome> {
-        let Some((from, _)) = self.attempt_row(id, attempt)? else {
+        let Some(found) = self.attempt_row(id, attempt)? else {
             return self.not_applicable(id);
         };
         self.tx.execute(
@@ -252,14 +286,15 @@ impl<'t> Batch<'t> {
                 attempt.into(),
             ],
         )?;
-        self.leave(from);
+        self.leave(found.from);
         self.d.queued += 1;
         self.d.retried += 1;
+        self.count(&found.source, "failed");
         Ok(OpOutcome::Changed(1))
     }
 
     fn dead(&mut self, id: i64, attempt: u32, error: &str) -> StoreResult<OpOutcome> {
-        let Some((from, _)) = self.attempt_row(id, attempt)? else {
+        let Some(found) = self.attempt_row(id, attempt)? else {
             return self.not_applicable(id);
         };
         let now = self.clock.ms;
@@ -267,8 +302,10 @@ impl<'t> Batch<'t> {
             sql::DEAD,
             &[id.into(), error.into(), now.into(), attempt.into()],
         )?;
-        self.leave(from);
+        self.leave(found.from);
         self.d.dead += 1;
+        self.count(&found.source, "failed");
+        self.count(&found.source, "dead");
         self.d.dead_now += 1;
         self.tx.announce(Announce::Dead, id);
         Ok(OpOutcome::Changed(1))
@@ -360,8 +397,8 @@ impl<'t> Batch<'t> {
         else {
             return Ok(OpOutcome::NotApplicable { state: None });
         };
-        let (path, state) = (row.text(0), row.text(1));
-        let change = self.upsert_order(id, &path, order)?;
+        let (path, state, source) = (row.text(0), row.text(1), row.text(2));
+        let change = self.upsert_order(id, &path, &source, order)?;
         if state == MessageState::Dead.as_str() {
             let now = self.clock.ms;
             self.tx
@@ -372,9 +409,28 @@ impl<'t> Batch<'t> {
         Ok(OpOutcome::Rederived(change))
     }
 
+    /// A refused webhook in the rejections log, the log trimmed to `keep` rows in the same
+    /// transaction, and the source's `rejected` total.
+    fn reject(&mut self, r: &NewRejection) -> StoreResult<OpOutcome> {
+        self.tx.execute(
+            sql::INSERT_REJECTION,
+            &[
+                r.at_ms.into(),
+                (&r.source).into(),
+                (&r.remote_addr).into(),
+                r.reason.into(),
+                i64::try_from(r.size).unwrap_or(i64::MAX).into(),
+            ],
+        )?;
+        let keep = i64::try_from(r.keep.max(1)).unwrap_or(i64::MAX);
+        self.tx.execute(sql::TRIM_REJECTIONS, &[keep.into()])?;
+        self.count(&r.source, "rejected");
+        Ok(OpOutcome::Changed(1))
+    }
+
     /// Finds message `id` for the outcome of attempt `attempt`: where it is and its path, or
     /// `None` when the message is not in a state that attempt can end (the backend's guard).
-    fn attempt_row(&mut self, id: i64, attempt: u32) -> StoreResult<Option<(AttemptRow, String)>> {
+    fn attempt_row(&mut self, id: i64, attempt: u32) -> StoreResult<Option<Found>> {
         let writers = self.tx.rules().writers;
         let Some(row) = self.tx.query_row(sql::ATTEMPT_ROW, &[id.into()])? else {
             return Ok(None);
@@ -396,7 +452,11 @@ impl<'t> Batch<'t> {
             }
             _ => return Ok(None),
         };
-        Ok(Some((found, row.text(2))))
+        Ok(Some(Found {
+            from: found,
+            path: row.text(2),
+            source: row.text(4),
+        }))
     }
 
     /// The gauge an outcome's message leaves.
@@ -432,13 +492,19 @@ impl<'t> Batch<'t> {
         Ok(())
     }
 
-    fn insert_order(&mut self, message_id: i64, path: &str, o: &Order) -> StoreResult<OrderChange> {
+    fn insert_order(
+        &mut self,
+        message_id: i64,
+        path: &str,
+        source: &str,
+        o: &Order,
+    ) -> StoreResult<OrderChange> {
         let fields = order_fields(o);
         let now = self.clock.ms;
         let keys = [message_id.into(), path.into(), (&o.order_number).into()];
-        let inserted = self
-            .tx
-            .insert(sql::INSERT_ORDER, &order_params(&keys, o, &fields, now))?;
+        let mut params = order_params(&keys, o, &fields, now);
+        params.push(source.into());
+        let inserted = self.tx.insert(sql::INSERT_ORDER, &params)?;
         let Some(id) = inserted else {
             let first = self
                 .tx
@@ -451,6 +517,7 @@ impl<'t> Batch<'t> {
         Ok(OrderChange::Created(Box::new(StoredOrder {
             id,
             message_id,
+            source: source.to_string(),
             source_path: path.to_string(),
             created_at: self.clock.text().to_owned(),
             updated_at: None,
@@ -461,12 +528,18 @@ impl<'t> Batch<'t> {
     /// Re-derivation: the stored order is replaced by what the current parser makes of the
     /// same body, but only if that differs, so running `reprocess` twice changes nothing the
     /// second time.
-    fn upsert_order(&mut self, message_id: i64, path: &str, o: &Order) -> StoreResult<OrderChange> {
+    fn upsert_order(
+        &mut self,
+        message_id: i64,
+        path: &str,
+        source: &str,
+        o: &Order,
+    ) -> StoreResult<OrderChange> {
         let existing = self
             .tx
             .query_row(sql::ORDER_BY_KEY, &[path.into(), (&o.order_number).into()])?;
         let Some(existing) = existing else {
-            return self.insert_order(message_id, path, o);
+            return self.insert_order(message_id, path, source, o);
         };
         let (order_id, first_message) = (existing.int(0), existing.int(1));
         if first_message != message_id {

@@ -2,16 +2,17 @@
 //! [`Value`](super::sql::Value)). The few that must differ are each backend's
 //! [`Rules`](super::sql::Rules).
 
+/// Idempotency keys are unique per source.
 pub const APPEND_MESSAGE: &str =
-    "INSERT INTO messages (received_at, path, remote_addr, size, idem_key, state) \
-     VALUES (?1, ?2, ?3, ?4, ?5, 'queued') \
-     ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING";
-pub const MESSAGE_BY_IDEM_KEY: &str = "SELECT id FROM messages WHERE idem_key = ?1";
+    "INSERT INTO messages (received_at, path, remote_addr, size, idem_key, state, source) \
+     VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6) \
+     ON CONFLICT (source, idem_key) WHERE idem_key IS NOT NULL DO NOTHING";
+pub const MESSAGE_BY_IDEM_KEY: &str = "SELECT id FROM messages WHERE source = ?1 AND idem_key = ?2";
 pub const APPEND_BODY: &str =
     "INSERT INTO bodies (message_id, headers, payload) VALUES (?1, ?2, ?3)";
 
 pub const MESSAGE_STATE: &str = "SELECT state FROM messages WHERE id = ?1";
-pub const MESSAGE_PATH_AND_STATE: &str = "SELECT path, state FROM messages WHERE id = ?1";
+pub const MESSAGE_PATH_AND_STATE: &str = "SELECT path, state, source FROM messages WHERE id = ?1";
 
 pub const COMPLETE: &str =
     "UPDATE messages SET state = 'processed', finished_at = ?2, last_error = NULL, \
@@ -25,7 +26,7 @@ pub const SET_NOTE: &str = "UPDATE messages SET note = ?2 WHERE id = ?1";
 
 /// `state, attempts, path, lease_owner` of the message an attempt's outcome is for.
 pub const ATTEMPT_ROW: &str =
-    "SELECT state, attempts, path, lease_owner FROM messages WHERE id = ?1 FOR UPDATE";
+    "SELECT state, attempts, path, lease_owner, source FROM messages WHERE id = ?1 FOR UPDATE";
 /// `processing` rows as `id, lease_owner, lease_until`; one another writer is changing right
 /// now is skipped (its change decides; the next tick sees it).
 pub const PROCESSING_ROWS: &str = "SELECT id, lease_owner, lease_until FROM messages \
@@ -62,8 +63,8 @@ pub const REDERIVED_PROCESSED: &str =
 /// [`UPDATE_ORDER_IF_CHANGED`]; `order_params` in `state_machine.rs` lists them once.
 pub const INSERT_ORDER: &str =
     "INSERT INTO orders (message_id, source_path, order_number, product, amount_cents, \
-     currency, email, size, site, quantity, profile, title, fields, created_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+     currency, email, size, site, quantity, profile, title, fields, created_at, source) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
      ON CONFLICT (source_path, order_number) DO NOTHING";
 pub const ORDER_BY_KEY: &str =
     "SELECT id, message_id FROM orders WHERE source_path = ?1 AND order_number = ?2";
@@ -75,3 +76,15 @@ pub const UPDATE_ORDER_IF_CHANGED: &str =
      AND email IS NOT DISTINCT FROM ?5 AND size IS NOT DISTINCT FROM ?6 \
      AND site IS NOT DISTINCT FROM ?7 AND quantity = ?8 AND profile IS NOT DISTINCT FROM ?9 \
      AND title IS NOT DISTINCT FROM ?10 AND fields = ?11)";
+
+/// The rejections log: a refused webhook, then whatever falls out of the last `?1` rows, in
+/// the same transaction.
+pub const INSERT_REJECTION: &str =
+    "INSERT INTO rejections (at, source, remote_addr, reason, size) VALUES (?1, ?2, ?3, ?4, ?5)";
+pub const TRIM_REJECTIONS: &str = "DELETE FROM rejections WHERE id <= \
+     (SELECT id FROM rejections ORDER BY id DESC LIMIT 1 OFFSET ?1)";
+
+/// A per-source total moves by `?4` (this node's row; `node` is '' on SQLite).
+pub const ADD_SOURCE_COUNTER: &str =
+    "INSERT INTO source_counters (node, source, name, value) VALUES (?1, ?2, ?3, ?4) \
+     ON CONFLICT (node, source, name) DO UPDATE SET value = source_counters.value + excluded.value";

@@ -28,6 +28,7 @@ fn open(db: &PgDb, node: &str, lease: Duration) -> (PostgresWriter, PostgresRead
 
 fn message(key: Option<&str>) -> WriteOp {
     WriteOp::Append(NewMessage {
+        source: "orders".into(),
         received_at_ms: 1_000,
         path: "/api/v2/webhooks/orders".into(),
         remote_addr: Some("127.0.0.1".into()),

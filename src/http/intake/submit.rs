@@ -40,12 +40,13 @@ const SKIPPED_HEADERS: &[&str] = &[
 pub(super) fn message(
     state: &AppState,
     call: &Call,
-    _source: &Source,
+    source: &Source,
     payload: Vec<u8>,
     idem_key: Option<String>,
 ) -> NewMessage {
     NewMessage {
         received_at_ms: now_ms(),
+        source: source.name.clone(),
         path: call
             .request
             .url()

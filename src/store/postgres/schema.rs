@@ -99,6 +99,7 @@ CREATE TABLE nodes (
 const V2: &str = r#"
 ALTER TABLE messages ADD COLUMN source TEXT NOT NULL DEFAULT 'orders';
 ALTER TABLE orders ADD COLUMN source TEXT NOT NULL DEFAULT 'orders';
+DROP INDEX messages_idem_key;
 CREATE UNIQUE INDEX messages_source_idem_key ON messages(source, idem_key) WHERE idem_key IS NOT NULL;
 
 CREATE TABLE rejections (

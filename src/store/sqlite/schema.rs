@@ -95,6 +95,7 @@ CREATE INDEX messages_processed_finished ON messages(finished_at) WHERE state = 
 const V3: &str = r#"
 ALTER TABLE messages ADD COLUMN source TEXT NOT NULL DEFAULT 'orders';
 ALTER TABLE orders ADD COLUMN source TEXT NOT NULL DEFAULT 'orders';
+DROP INDEX messages_idem_key;
 CREATE UNIQUE INDEX messages_source_idem_key ON messages(source, idem_key) WHERE idem_key IS NOT NULL;
 
 CREATE TABLE rejections (
@@ -106,16 +107,18 @@ CREATE TABLE rejections (
     size        INTEGER NOT NULL
 );
 
+-- `node` is '' here (one node); the column keeps one statement for both backends.
 CREATE TABLE source_counters (
+    node   TEXT    NOT NULL,
     source TEXT    NOT NULL,
     name   TEXT    NOT NULL,
     value  INTEGER NOT NULL,
-    PRIMARY KEY (source, name)
+    PRIMARY KEY (node, source, name)
 ) WITHOUT ROWID;
-INSERT INTO source_counters (source, name, value)
-    SELECT 'orders', name, value FROM counters WHERE name IN ('received', 'processed', 'dead');
-INSERT INTO source_counters (source, name, value)
-    SELECT 'orders', 'failed', COALESCE(SUM(value), 0) FROM counters WHERE name IN ('retried', 'dead');
+INSERT INTO source_counters (node, source, name, value)
+    SELECT '', 'orders', name, value FROM counters WHERE name IN ('received', 'processed', 'dead');
+INSERT INTO source_counters (node, source, name, value)
+    SELECT '', 'orders', 'failed', COALESCE(SUM(value), 0) FROM counters WHERE name IN ('retried', 'dead');
 "#;
 
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
