@@ -357,7 +357,7 @@ impl Service {
 fn remote_events(sink: EventSink) -> Box<dyn Fn(RemoteEvent) + Send> {
     Box::new(move |e| {
         let event = match e {
-            RemoteEvent::Received { id } => Event::WebhookReceived { id },
+            RemoteEvent::Received { id } => Event::WebhookReceived { id, source: None },
             RemoteEvent::Dead { id, error } => Event::WebhookDead { id, error },
             RemoteEvent::OrderCreated(order) => {
                 if !sink.has_clients() {
