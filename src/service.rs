@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::events::{Broadcaster, Event, EventSink};
-use crate::http::listener_watchdog::OnDead;
+use crate::http::edge::listener_watchdog::OnDead;
 use crate::http::{AppState, BoundListener, HttpServer};
 use crate::pipeline::Pipeline;
 use crate::queue::backoff::Backoff;
@@ -130,10 +130,7 @@ impl Service {
     ) -> Result<Service> {
         let sources = Arc::new(sources_of(&settings)?);
         let processor: Arc<dyn Processor> = Arc::new(BySource::new(processor, sources.clone()));
-        let bound = BoundListener::bind(
-            &settings.server.listen,
-            Duration::from_secs(settings.server.idle_timeout_s),
-        )?;
+        let bound = BoundListener::bind(&settings.server)?;
         let identity = NodeIdentity {
             id: settings.node_id(),
             lease: Duration::from_secs(settings.queue.lease_s),
