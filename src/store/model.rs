@@ -140,6 +140,8 @@ pub enum WriteOp {
     Complete {
         id: i64,
         attempt: u32,
+        /// The message's path, as its ticket had it (an order's source path).
+        path: String,
         effect: Effect,
         /// How long the attempt took, in microseconds (sub-millisecond work is common).
         processing_us: u64,

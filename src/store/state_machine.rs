@@ -31,10 +31,11 @@ pub fn apply_batch(
     };
     let mut batch = Batch::new(tx, now_ms);
     let mut outcomes = Vec::with_capacity(ops.len());
-    for (op, folded) in ops.iter().zip(&folded) {
+    let carries_claim = carried_claims(&folded);
+    for ((op, folded), carries) in ops.iter().zip(&folded).zip(carries_claim) {
         outcomes.push(match folded {
             Some(_) => OpOutcome::Claimed,
-            None => batch.apply(op)?,
+            None => batch.apply(op, carries)?,
         });
     }
     // A folded claim shares the fate of the outcome that carried it.
@@ -71,16 +72,11 @@ struct Batch<'t> {
     clock: BatchClock,
     /// The lease clock, read once per batch when a lease needs it.
     lease_now: Option<i64>,
+    /// The lease holder an outcome's guard demands (this node), `None` where any will do.
+    holder: Option<String>,
     d: CounterDelta,
     /// Per-source totals moved by the batch: (source, counter) → amount.
     by_source: HashMap<(String, &'static str), i64>,
-}
-
-/// An outcome's message: where it is, its path and its source.
-struct Found {
-    from: AttemptRow,
-    path: String,
-    source: String,
 }
 
 /// Where an attempt's outcome finds its message.
@@ -99,33 +95,41 @@ enum AttemptRow {
 
 impl<'t> Batch<'t> {
     fn new(tx: &'t mut dyn SqlTx, now_ms: i64) -> Self {
+        let holder = tx
+            .rules()
+            .writers
+            .outcome_needs_lease_holder()
+            .then(|| tx.node().to_owned());
         Batch {
             tx,
             clock: BatchClock::new(now_ms),
             lease_now: None,
+            holder,
             d: CounterDelta::default(),
             by_source: HashMap::new(),
         }
     }
 
-    /// The one place an op's meaning is chosen.
-    fn apply(&mut self, op: &WriteOp) -> StoreResult<OpOutcome> {
+    /// The one place an op's meaning is chosen. `carries_claim`: the op is an attempt's
+    /// outcome whose claim folded into it (see [`fold_claims`]).
+    fn apply(&mut self, op: &WriteOp, carries_claim: bool) -> StoreResult<OpOutcome> {
         match op {
             WriteOp::Append(m) => self.append(m),
             WriteOp::Claim { id, attempt, lease } => self.claim(*id, *attempt, lease),
             WriteOp::Complete {
                 id,
                 attempt,
+                path,
                 effect,
                 processing_us,
-            } => self.complete(*id, *attempt, effect, *processing_us),
+            } => self.complete(*id, *attempt, path, effect, *processing_us, carries_claim),
             WriteOp::Retry {
                 id,
                 attempt,
                 error,
                 next_attempt_at_ms,
-            } => self.retry(*id, *attempt, error, *next_attempt_at_ms),
-            WriteOp::Dead { id, attempt, error } => self.dead(*id, *attempt, error),
+            } => self.retry(*id, *attempt, error, *next_attempt_at_ms, carries_claim),
+            WriteOp::Dead { id, attempt, error } => self.dead(*id, *attempt, error, carries_claim),
             WriteOp::RenewLeases { lease, live } => self.renew_leases(lease, live),
             WriteOp::RequeueDead { id, actor } => self.requeue_dead(*id, actor),
             WriteOp::Discard { id, actor } => self.discard(*id, actor),
@@ -207,8 +211,8 @@ impl<'t> Batch<'t> {
             &[id.into(), (&m.headers_json).into(), m.payload[..].into()],
         )?;
         self.d.received += 1;
-        self.d.queued += 1;
         self.count(&m.source, "received");
+        self.d.queued += 1;
         self.tx.announce(Announce::Received, id);
         Ok(OpOutcome::Appended {
             id,
@@ -240,24 +244,32 @@ impl<'t> Batch<'t> {
         &mut self,
         id: i64,
         attempt: u32,
+        path: &str,
         effect: &Effect,
         processing_us: u64,
+        carries_claim: bool,
     ) -> StoreResult<OpOutcome> {
-        let Some(found) = self.attempt_row(id, attempt)? else {
+        let now = self.clock.ms;
+        let holder = Value::from(self.holder.as_deref());
+        let params = [id.into(), now.into(), attempt.into(), holder];
+        let Some((from, source)) = land(
+            &mut *self.tx,
+            id,
+            attempt,
+            &sql::COMPLETE,
+            &params,
+            carries_claim,
+        )?
+        else {
             return self.not_applicable(id);
         };
-        let now = self.clock.ms;
-        self.tx
-            .execute(sql::COMPLETE, &[id.into(), now.into(), attempt.into()])?;
-        self.leave(found.from);
+        self.leave(from);
         self.d.processed += 1;
         self.d.processing_us += processing_us as i64;
-        self.count(&found.source, "processed");
+        self.count(&source, "processed");
         let order = match effect {
             Effect::Nothing => None,
-            Effect::Order(order) => {
-                Some(self.insert_order(id, &found.path, &found.source, order)?)
-            }
+            Effect::Order(order) => Some(self.insert_order(id, path, &source, order)?),
         };
         if let Some(OrderChange::Duplicate { message_id }) = &order {
             let note = format!("duplicate order: already stored from message {message_id}");
@@ -273,39 +285,59 @@ impl<'t> Batch<'t> {
         attempt: u32,
         error: &str,
         next_attempt_at_ms: i64,
+        carries_claim: bool,
     ) -> StoreResult<OpOutcome> {
-        let Some(found) = self.attempt_row(id, attempt)? else {
+        let holder = Value::from(self.holder.as_deref());
+        let params = [
+            id.into(),
+            error.into(),
+            next_attempt_at_ms.into(),
+            attempt.into(),
+            holder,
+        ];
+        let Some((from, source)) = land(
+            &mut *self.tx,
+            id,
+            attempt,
+            &sql::RETRY,
+            &params,
+            carries_claim,
+        )?
+        else {
             return self.not_applicable(id);
         };
-        self.tx.execute(
-            sql::RETRY,
-            &[
-                id.into(),
-                error.into(),
-                next_attempt_at_ms.into(),
-                attempt.into(),
-            ],
-        )?;
-        self.leave(found.from);
+        self.leave(from);
         self.d.queued += 1;
         self.d.retried += 1;
-        self.count(&found.source, "failed");
+        self.count(&source, "failed");
         Ok(OpOutcome::Changed(1))
     }
 
-    fn dead(&mut self, id: i64, attempt: u32, error: &str) -> StoreResult<OpOutcome> {
-        let Some(found) = self.attempt_row(id, attempt)? else {
+    fn dead(
+        &mut self,
+        id: i64,
+        attempt: u32,
+        error: &str,
+        carries_claim: bool,
+    ) -> StoreResult<OpOutcome> {
+        let now = self.clock.ms;
+        let holder = Value::from(self.holder.as_deref());
+        let params = [id.into(), error.into(), now.into(), attempt.into(), holder];
+        let Some((from, source)) = land(
+            &mut *self.tx,
+            id,
+            attempt,
+            &sql::DEAD,
+            &params,
+            carries_claim,
+        )?
+        else {
             return self.not_applicable(id);
         };
-        let now = self.clock.ms;
-        self.tx.execute(
-            sql::DEAD,
-            &[id.into(), error.into(), now.into(), attempt.into()],
-        )?;
-        self.leave(found.from);
+        self.leave(from);
         self.d.dead += 1;
-        self.count(&found.source, "failed");
-        self.count(&found.source, "dead");
+        self.count(&source, "failed");
+        self.count(&source, "dead");
         self.d.dead_now += 1;
         self.tx.announce(Announce::Dead, id);
         Ok(OpOutcome::Changed(1))
@@ -390,25 +422,6 @@ impl<'t> Batch<'t> {
         Ok(OpOutcome::Changed(ids.len() as u64))
     }
 
-    fn rederive(&mut self, id: i64, order: &Order) -> StoreResult<OpOutcome> {
-        let Some(row) = self
-            .tx
-            .query_row(sql::MESSAGE_PATH_AND_STATE, &[id.into()])?
-        else {
-            return Ok(OpOutcome::NotApplicable { state: None });
-        };
-        let (path, state, source) = (row.text(0), row.text(1), row.text(2));
-        let change = self.upsert_order(id, &path, &source, order)?;
-        if state == MessageState::Dead.as_str() {
-            let now = self.clock.ms;
-            self.tx
-                .execute(sql::REDERIVED_PROCESSED, &[id.into(), now.into()])?;
-            self.d.dead_now -= 1;
-            self.d.processed += 1;
-        }
-        Ok(OpOutcome::Rederived(change))
-    }
-
     /// A refused webhook in the rejections log, the log trimmed to `keep` rows in the same
     /// transaction, and the source's `rejected` total.
     fn reject(&mut self, r: &NewRejection) -> StoreResult<OpOutcome> {
@@ -428,35 +441,23 @@ impl<'t> Batch<'t> {
         Ok(OpOutcome::Changed(1))
     }
 
-    /// Finds message `id` for the outcome of attempt `attempt`: where it is and its path, or
-    /// `None` when the message is not in a state that attempt can end (the backend's guard).
-    fn attempt_row(&mut self, id: i64, attempt: u32) -> StoreResult<Option<Found>> {
-        let writers = self.tx.rules().writers;
-        let Some(row) = self.tx.query_row(sql::ATTEMPT_ROW, &[id.into()])? else {
-            return Ok(None);
+    fn rederive(&mut self, id: i64, order: &Order) -> StoreResult<OpOutcome> {
+        let Some(row) = self
+            .tx
+            .query_row(sql::MESSAGE_PATH_AND_STATE, &[id.into()])?
+        else {
+            return Ok(OpOutcome::NotApplicable { state: None });
         };
-        let (state, attempts) = (row.text(0), row.int(1));
-        if writers.outcome_needs_lease_holder()
-            && row.opt_text(3).as_deref() != Some(self.tx.node())
-        {
-            return Ok(None);
+        let (path, state, source) = (row.text(0), row.text(1), row.text(2));
+        let change = self.upsert_order(id, &path, &source, order)?;
+        if state == MessageState::Dead.as_str() {
+            let now = self.clock.ms;
+            self.tx
+                .execute(sql::REDERIVED_PROCESSED, &[id.into(), now.into()])?;
+            self.d.dead_now -= 1;
+            self.d.processed += 1;
         }
-        let attempt = i64::from(attempt);
-        let found = match state.as_str() {
-            "processing" if attempts == attempt => AttemptRow::Processing,
-            "queued" if writers.outcome_on_queued() && attempts + 1 == attempt => {
-                AttemptRow::QueuedBefore
-            }
-            "queued" if writers.outcome_on_queued() && attempts == attempt => {
-                AttemptRow::QueuedAfter
-            }
-            _ => return Ok(None),
-        };
-        Ok(Some(Found {
-            from: found,
-            path: row.text(2),
-            source: row.text(4),
-        }))
+        Ok(OpOutcome::Rederived(change))
     }
 
     /// The gauge an outcome's message leaves.
@@ -606,6 +607,67 @@ fn outcome_key(op: &WriteOp) -> Option<(i64, u32)> {
     }
 }
 
+/// Lands attempt `attempt`'s outcome on message `id` with `statements` (`params`: the
+/// statement's own, then the lease holder): where it found the message, or `None` when
+/// the message is not in a state that attempt can end (the backend's guard; nothing
+/// changed). The usual places are tried first by a guarded update alone (a claim folded
+/// into this outcome: `queued` just before it; otherwise `processing` that attempt); only
+/// when that changes nothing is the row read to tell the rest apart.
+fn land(
+    tx: &mut dyn SqlTx,
+    id: i64,
+    attempt: u32,
+    statements: &sql::OutcomeStatements,
+    params: &[Value],
+    carries_claim: bool,
+) -> StoreResult<Option<(AttemptRow, String)>> {
+    // Each statement returns the message's source (for its per-source totals), so landing
+    // still needs no read first.
+    let own = &params[..params.len() - 1];
+    let landed = if carries_claim {
+        tx.query_row(statements.if_queued_before, own)?
+    } else {
+        tx.query_row(statements.if_processing, params)?
+    };
+    if let Some(row) = landed {
+        let from = if carries_claim {
+            AttemptRow::QueuedBefore
+        } else {
+            AttemptRow::Processing
+        };
+        return Ok(Some((from, row.text(0))));
+    }
+    let Some(found) = attempt_row(tx, id, attempt)? else {
+        return Ok(None);
+    };
+    let source = tx.query_row(statements.by_id, own)?.map(|r| r.text(0));
+    Ok(Some((found, source.unwrap_or_default())))
+}
+
+/// Where message `id` is for the outcome of attempt `attempt`, or `None` when it is not
+/// in a state that attempt can end.
+fn attempt_row(tx: &mut dyn SqlTx, id: i64, attempt: u32) -> StoreResult<Option<AttemptRow>> {
+    let writers = tx.rules().writers;
+    let Some(row) = tx.query_row(sql::ATTEMPT_ROW, &[id.into()])? else {
+        return Ok(None);
+    };
+    let (state, attempts) = (row.text(0), row.int(1));
+    if writers.outcome_needs_lease_holder() && row.opt_text(3).as_deref() != Some(tx.node()) {
+        return Ok(None);
+    }
+    let attempt = i64::from(attempt);
+    Ok(match state.as_str() {
+        "processing" if attempts == attempt => Some(AttemptRow::Processing),
+        "queued" if writers.outcome_on_queued() && attempts + 1 == attempt => {
+            Some(AttemptRow::QueuedBefore)
+        }
+        "queued" if writers.outcome_on_queued() && attempts == attempt => {
+            Some(AttemptRow::QueuedAfter)
+        }
+        _ => None,
+    })
+}
+
 /// Under load a worker's claim and the end of its attempt usually land in the same group
 /// commit. Inside one transaction "claim, then finish" cannot be told from "finish straight
 /// from queued", so where the guard lets an outcome land on a `queued` message the claim is
@@ -624,6 +686,15 @@ fn fold_claims(ops: &[WriteOp]) -> Vec<Option<usize>> {
         }
     }
     folded
+}
+
+/// For each op, whether a claim folded into it (it is the outcome that carries it).
+fn carried_claims(folded: &[Option<usize>]) -> Vec<bool> {
+    let mut carries = vec![false; folded.len()];
+    for outcome in folded.iter().flatten() {
+        carries[*outcome] = true;
+    }
+    carries
 }
 
 /// A batch's commit time: every op of a batch is stamped with the same instant, so its text

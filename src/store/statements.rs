@@ -14,19 +14,69 @@ pub const APPEND_BODY: &str =
 pub const MESSAGE_STATE: &str = "SELECT state FROM messages WHERE id = ?1";
 pub const MESSAGE_PATH_AND_STATE: &str = "SELECT path, state, source FROM messages WHERE id = ?1";
 
-pub const COMPLETE: &str =
+/// The statements that land an attempt's outcome: by id alone (once the guard was checked on
+/// the row), or guarded in the statement itself for the two places an outcome usually finds
+/// its message, so the usual case needs no read first: `processing` that attempt (and, where
+/// the holder counts, leased to the last parameter), or `queued` just before it (its claim
+/// folded into the same batch). Each returns the message's source when it changed the row.
+pub struct OutcomeStatements {
+    pub by_id: &'static str,
+    pub if_processing: &'static str,
+    pub if_queued_before: &'static str,
+}
+
+/// `$set` is the `UPDATE ... SET ...` part; `$attempt` the attempt's parameter, `$holder` the
+/// lease holder's (NULL where any holder will do).
+macro_rules! outcome {
+    ($set:literal, $attempt:literal, $holder:literal) => {
+        OutcomeStatements {
+            by_id: concat!($set, " WHERE id = ?1 RETURNING source"),
+            if_processing: concat!(
+                $set,
+                " WHERE id = ?1 AND state = 'processing' AND attempts = ",
+                $attempt,
+                " AND (CAST(",
+                $holder,
+                " AS TEXT) IS NULL OR lease_owner = ",
+                $holder,
+                ") RETURNING source"
+            ),
+            if_queued_before: concat!(
+                $set,
+                " WHERE id = ?1 AND state = 'queued' AND attempts = ",
+                $attempt,
+                " - 1 RETURNING source"
+            ),
+        }
+    };
+}
+
+/// `?1` id, `?2` finished at, `?3` attempt, `?4` holder.
+pub const COMPLETE: OutcomeStatements = outcome!(
     "UPDATE messages SET state = 'processed', finished_at = ?2, last_error = NULL, \
-     attempts = ?3, lease_owner = NULL, lease_until = NULL WHERE id = ?1";
-pub const RETRY: &str =
+     attempts = ?3, lease_owner = NULL, lease_until = NULL",
+    "?3",
+    "?4"
+);
+/// `?1` id, `?2` error, `?3` next attempt at, `?4` attempt, `?5` holder.
+pub const RETRY: OutcomeStatements = outcome!(
     "UPDATE messages SET state = 'queued', last_error = ?2, next_attempt_at = ?3, \
-     attempts = ?4, lease_owner = NULL, lease_until = NULL WHERE id = ?1";
-pub const DEAD: &str = "UPDATE messages SET state = 'dead', last_error = ?2, finished_at = ?3, \
-     attempts = ?4, lease_owner = NULL, lease_until = NULL WHERE id = ?1";
+     attempts = ?4, lease_owner = NULL, lease_until = NULL",
+    "?4",
+    "?5"
+);
+/// `?1` id, `?2` error, `?3` finished at, `?4` attempt, `?5` holder.
+pub const DEAD: OutcomeStatements = outcome!(
+    "UPDATE messages SET state = 'dead', last_error = ?2, finished_at = ?3, \
+     attempts = ?4, lease_owner = NULL, lease_until = NULL",
+    "?4",
+    "?5"
+);
 pub const SET_NOTE: &str = "UPDATE messages SET note = ?2 WHERE id = ?1";
 
 /// `state, attempts, path, lease_owner` of the message an attempt's outcome is for.
 pub const ATTEMPT_ROW: &str =
-    "SELECT state, attempts, path, lease_owner, source FROM messages WHERE id = ?1 FOR UPDATE";
+    "SELECT state, attempts, path, lease_owner FROM messages WHERE id = ?1 FOR UPDATE";
 /// `processing` rows as `id, lease_owner, lease_until`; one another writer is changing right
 /// now is skipped (its change decides; the next tick sees it).
 pub const PROCESSING_ROWS: &str = "SELECT id, lease_owner, lease_until FROM messages \

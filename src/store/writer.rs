@@ -478,6 +478,7 @@ mod tests {
         let done = WriteOp::Complete {
             id: 1,
             attempt: 2,
+            path: "/p".into(),
             effect: crate::store::Effect::Nothing,
             processing_us: 1,
         };

@@ -115,6 +115,7 @@ fn one_node_has_the_sqlite_semantics() {
     let done = |id, n: &str| WriteOp::Complete {
         id,
         attempt: 1,
+        path: "/api/v2/webhooks/orders".into(),
         effect: Effect::Order(Box::new(order(n))),
         processing_us: 5,
     };
@@ -297,6 +298,7 @@ fn two_nodes_one_claim_and_leases_taken_over() {
     let done = |attempt| WriteOp::Complete {
         id,
         attempt,
+        path: "/api/v2/webhooks/orders".into(),
         effect: Effect::Nothing,
         processing_us: 1,
     };
@@ -399,6 +401,7 @@ fn other_nodes_hear_committed_events() {
         WriteOp::Complete {
             id,
             attempt: 1,
+            path: "/api/v2/webhooks/orders".into(),
             effect: Effect::Order(Box::new(order("EV-1"))),
             processing_us: 1,
         },

@@ -98,6 +98,7 @@ fn after_commit(settings: &StorageSettings) {
     let done = || WriteOp::Complete {
         id,
         attempt: 1,
+        path: "/api/v2/webhooks/orders".into(),
         effect: Effect::Nothing,
         processing_us: 1,
     };

@@ -42,6 +42,7 @@ fn done(id: i64, attempt: u32) -> WriteOp {
     WriteOp::Complete {
         id,
         attempt,
+        path: "/p".into(),
         effect: Effect::Nothing,
         processing_us: 1,
     }
