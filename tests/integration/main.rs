@@ -49,6 +49,7 @@ mod processing;
 mod promtool;
 mod retention_scale;
 mod schemathesis;
+mod sources;
 mod status;
 mod store_faults;
 mod systemd_units;
