@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
 use crate::error::{Error, Result};
+use crate::sources::SourceSettings;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -23,6 +24,10 @@ pub struct Settings {
     pub log: LogSettings,
     pub orders: OrdersSettings,
     pub relay: RelaySettings,
+    /// `[[sources]]`: the ingest paths, each with its own token, processor and signature
+    /// scheme (`src/sources/`); none means the built-in `orders` source.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceSettings>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -54,11 +59,22 @@ pub struct ServerSettings {
     pub max_connections: usize,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct IngestSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// Refused webhooks kept in the rejections log; older rows are deleted as new ones come.
+    pub rejections_kept: u64,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        IngestSettings {
+            token: None,
+            rejections_kept: 1_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -254,6 +270,11 @@ impl Settings {
             let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
                 continue;
             };
+            if rest.starts_with("SOURCES_") {
+                return Err(Error::Config(format!(
+                    "environment variable {name}: sources are tables ([[sources]]); set them in the config file"
+                )));
+            }
             let Some((section, key)) = rest.split_once('_') else {
                 return Err(Error::Config(format!(
                     "environment variable {name}: expected {ENV_PREFIX}<SECTION>_<KEY>, e.g. HOOKVAULT_SERVER_LISTEN"
@@ -391,6 +412,14 @@ impl Settings {
         if self.queue.max_backlog == 0 {
             return bad("queue.max_backlog", "must be at least 1");
         }
+        if self.ingest.rejections_kept == 0 {
+            return bad(
+                "ingest.rejections_kept",
+                "must be at least 1 (the rejections log keeps that many rows)",
+            );
+        }
+        crate::sources::settings::check_all(&self.sources, self.server.max_body_bytes)
+            .map_err(Error::Config)?;
         if self.storage.path.as_os_str().is_empty() {
             return bad("storage.path", "must not be empty");
         }
@@ -489,6 +518,7 @@ impl Settings {
         };
         mask(&mut shown.server.admin_token);
         mask(&mut shown.ingest.token);
+        shown.sources = shown.sources.iter().map(SourceSettings::masked).collect();
         if let Some(url) = &mut shown.storage.url {
             *url = mask_url_password(url);
         }
@@ -530,6 +560,10 @@ fn read_file_table(path: &Path) -> Result<Table> {
 /// Folds a whole file into the merged table, checking its keys as it goes.
 fn merge_layer(merged: &mut Table, layer: Table, origin: &str) -> Result<()> {
     for (section, value) in layer {
+        if section == "sources" {
+            merged.insert(section, source_tables(value, origin)?);
+            continue;
+        }
         let Value::Table(keys) = value else {
             return Err(Error::Config(format!(
                 "{origin}: `{section}` must be a [section]; known sections: {}",
@@ -553,7 +587,28 @@ const SECTIONS: &[&str] = &[
     "log",
     "orders",
     "relay",
+    "sources",
 ];
+
+/// `[[sources]]` from one file: an array of tables, each checked for its keys' names and
+/// types here so the error names the file and the table (`sources[1]`).
+fn source_tables(value: Value, origin: &str) -> Result<Value> {
+    let Value::Array(tables) = &value else {
+        return Err(Error::Config(format!(
+            "{origin}: `sources` must be an array of tables: write each source as [[sources]]"
+        )));
+    };
+    for (i, table) in tables.iter().enumerate() {
+        if let Err(e) = SourceSettings::deserialize(table.clone()) {
+            let detail = e.to_string();
+            return Err(Error::Config(format!(
+                "{origin}: sources[{i}]: {}",
+                detail.trim()
+            )));
+        }
+    }
+    Ok(value)
+}
 
 /// Sets `section.key`, refusing keys the program does not know so a typo never goes unnoticed,
 /// and checking the value's type against the key's default right away so the error can say
@@ -843,6 +898,50 @@ mod tests {
         );
         // A key the program does not know is refused later; its value is read as before.
         assert_eq!(env_value("queue", "nope", "3"), Value::Integer(3));
+    }
+
+    #[test]
+    fn sources_are_tables_checked_at_load() {
+        let file = "[[sources]]\nname = \"gh\"\nverify = \"github\"\nsecrets = [\"topsecret\"]\ntoken = \"tok\"\n\n[[sources]]\nname = \"orders\"\n";
+        let s = load(Some(file), &[], &[]).unwrap();
+        assert_eq!(s.sources.len(), 2);
+        assert_eq!(s.sources[0].verify, "github");
+        let shown = s.to_display_toml();
+        assert!(
+            !shown.contains("topsecret")
+                && !shown.contains("\"tok\"")
+                && shown.contains("[[sources]]"),
+            "{shown}"
+        );
+
+        let e = load(
+            Some("[[sources]]\nname = \"a\"\nsecret = [\"x\"]\n"),
+            &[],
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("sources[0]") && e.contains("secret"), "{e}");
+        let e = load(Some("[sources]\nname = \"a\"\n"), &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[[sources]]"), "{e}");
+        let e = load(
+            Some("[[sources]]\nname = \"a\"\nverify = \"standard-webhooks\"\nsecrets = [\"whsec_%%\"]\n"),
+            &[],
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("sources[0].secrets") && !e.contains("%%"), "{e}");
+        let e = load(None, &[("HOOKVAULT_SOURCES_NAME", "x")], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("config file"), "{e}");
+        let e = load(Some("[ingest]\nrejections_kept = 0\n"), &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ingest.rejections_kept"), "{e}");
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub fn execute(state: &AppState, call: &mut Call) -> Reply {
     };
     let stored_path = format!("/api/webhooks/{id}/***");
     let (message_id, duplicate) =
-        match intake::receive_relayed(state, call, stored_path, vec![delivery]) {
+        match intake::receive_relayed(state, call, "discord", stored_path, vec![delivery]) {
             Ok(stored) => stored,
             Err(reply) => return reply,
         };

@@ -12,6 +12,7 @@ pub mod queue_view;
 pub mod rate;
 pub mod relay;
 pub mod snapshot;
+pub mod sources;
 
 pub use latency::LatencyHistogram;
 pub use live::LiveStats;

@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use super::sql::{counter_rows, Announce, SqlTx, Value};
 use super::statements as sql;
 use super::{
-    CounterDelta, Effect, Lease, MessageState, NewMessage, OpOutcome, Order, OrderChange,
-    StoreResult, StoredOrder, WriteOp,
+    CounterDelta, Effect, Lease, MessageState, NewMessage, NewRejection, OpOutcome, Order,
+    OrderChange, StoreResult, StoredOrder, WriteOp,
 };
 use crate::time::rfc3339;
 
@@ -75,6 +75,8 @@ struct Batch<'t> {
     /// The lease holder an outcome's guard demands (this node), `None` where any will do.
     holder: Option<String>,
     d: CounterDelta,
+    /// Per-source totals moved by the batch: (source, counter) → amount.
+    by_source: HashMap<(String, &'static str), i64>,
 }
 
 /// Where an attempt's outcome finds its message.
@@ -104,6 +106,7 @@ impl<'t> Batch<'t> {
             lease_now: None,
             holder,
             d: CounterDelta::default(),
+            by_source: HashMap::new(),
         }
     }
 
@@ -150,6 +153,7 @@ impl<'t> Batch<'t> {
             WriteOp::RetryDeliveries { id, actor } => self.retry_deliveries(*id, actor),
             WriteOp::DiscardDelivery { id, actor } => self.discard_delivery(*id, actor),
             WriteOp::ReleaseDeliveries { owner } => self.release_deliveries(owner),
+            WriteOp::Reject(r) => self.reject(r),
             WriteOp::QueueSizePeak { peak } => {
                 self.tx
                     .raise_counter("queue_size_peak", i64::try_from(*peak).unwrap_or(i64::MAX))?;
@@ -164,7 +168,22 @@ impl<'t> Batch<'t> {
         if !rows.is_empty() {
             self.tx.add_counters(&rows)?;
         }
+        let node = self.tx.node().to_string();
+        for ((source, name), n) in &self.by_source {
+            self.tx.execute(
+                sql::ADD_SOURCE_COUNTER,
+                &[(&node).into(), source.into(), (*name).into(), (*n).into()],
+            )?;
+        }
         Ok(self.d)
+    }
+
+    /// One more for `source`'s total `name`, written with the batch's other counters.
+    fn count(&mut self, source: &str, name: &'static str) {
+        *self
+            .by_source
+            .entry((source.to_string(), name))
+            .or_insert(0) += 1;
     }
 
     fn lease_now(&mut self) -> StoreResult<i64> {
@@ -185,12 +204,16 @@ impl<'t> Batch<'t> {
                 (&m.remote_addr).into(),
                 (m.payload.len() as i64).into(),
                 (&m.idem_key).into(),
+                (&m.source).into(),
             ],
         )?;
         let Some(id) = inserted else {
             let id = self
                 .tx
-                .query_row(sql::MESSAGE_BY_IDEM_KEY, &[(&m.idem_key).into()])?
+                .query_row(
+                    sql::MESSAGE_BY_IDEM_KEY,
+                    &[(&m.source).into(), (&m.idem_key).into()],
+                )?
                 .map_or(0, |r| r.int(0));
             self.d.duplicates += 1;
             return Ok(OpOutcome::Appended {
@@ -206,6 +229,7 @@ impl<'t> Batch<'t> {
             self.insert_delivery(Some(id), d)?;
         }
         self.d.received += 1;
+        self.count(&m.source, "received");
         self.d.queued += 1;
         self.tx.announce(Announce::Received, id);
         Ok(OpOutcome::Appended {
@@ -246,7 +270,7 @@ impl<'t> Batch<'t> {
         let now = self.clock.ms;
         let holder = Value::from(self.holder.as_deref());
         let params = [id.into(), now.into(), attempt.into(), holder];
-        let Some(from) = land(
+        let Some((from, source)) = land(
             &mut *self.tx,
             id,
             attempt,
@@ -260,9 +284,10 @@ impl<'t> Batch<'t> {
         self.leave(from);
         self.d.processed += 1;
         self.d.processing_us += processing_us as i64;
+        self.count(&source, "processed");
         let order = match effect {
             Effect::Nothing => None,
-            Effect::Order(order) => Some(self.insert_order(id, path, order)?),
+            Effect::Order(order) => Some(self.insert_order(id, path, &source, order)?),
         };
         if let Some(OrderChange::Duplicate { message_id }) = &order {
             let note = format!("duplicate order: already stored from message {message_id}");
@@ -288,7 +313,7 @@ impl<'t> Batch<'t> {
             attempt.into(),
             holder,
         ];
-        let Some(from) = land(
+        let Some((from, source)) = land(
             &mut *self.tx,
             id,
             attempt,
@@ -302,6 +327,7 @@ impl<'t> Batch<'t> {
         self.leave(from);
         self.d.queued += 1;
         self.d.retried += 1;
+        self.count(&source, "failed");
         Ok(OpOutcome::Changed(1))
     }
 
@@ -315,7 +341,7 @@ impl<'t> Batch<'t> {
         let now = self.clock.ms;
         let holder = Value::from(self.holder.as_deref());
         let params = [id.into(), error.into(), now.into(), attempt.into(), holder];
-        let Some(from) = land(
+        let Some((from, source)) = land(
             &mut *self.tx,
             id,
             attempt,
@@ -328,6 +354,8 @@ impl<'t> Batch<'t> {
         };
         self.leave(from);
         self.d.dead += 1;
+        self.count(&source, "failed");
+        self.count(&source, "dead");
         self.d.dead_now += 1;
         self.tx.announce(Announce::Dead, id);
         Ok(OpOutcome::Changed(1))
@@ -412,6 +440,25 @@ impl<'t> Batch<'t> {
         Ok(OpOutcome::Changed(ids.len() as u64))
     }
 
+    /// A refused webhook in the rejections log, the log trimmed to `keep` rows in the same
+    /// transaction, and the source's `rejected` total.
+    fn reject(&mut self, r: &NewRejection) -> StoreResult<OpOutcome> {
+        self.tx.execute(
+            sql::INSERT_REJECTION,
+            &[
+                r.at_ms.into(),
+                (&r.source).into(),
+                (&r.remote_addr).into(),
+                r.reason.into(),
+                i64::try_from(r.size).unwrap_or(i64::MAX).into(),
+            ],
+        )?;
+        let keep = i64::try_from(r.keep.max(1)).unwrap_or(i64::MAX);
+        self.tx.execute(sql::TRIM_REJECTIONS, &[keep.into()])?;
+        self.count(&r.source, "rejected");
+        Ok(OpOutcome::Changed(1))
+    }
+
     fn rederive(&mut self, id: i64, order: &Order) -> StoreResult<OpOutcome> {
         let Some(row) = self
             .tx
@@ -419,8 +466,8 @@ impl<'t> Batch<'t> {
         else {
             return Ok(OpOutcome::NotApplicable { state: None });
         };
-        let (path, state) = (row.text(0), row.text(1));
-        let change = self.upsert_order(id, &path, order)?;
+        let (path, state, source) = (row.text(0), row.text(1), row.text(2));
+        let change = self.upsert_order(id, &path, &source, order)?;
         if state == MessageState::Dead.as_str() {
             let now = self.clock.ms;
             self.tx
@@ -464,13 +511,19 @@ impl<'t> Batch<'t> {
         Ok(())
     }
 
-    fn insert_order(&mut self, message_id: i64, path: &str, o: &Order) -> StoreResult<OrderChange> {
+    fn insert_order(
+        &mut self,
+        message_id: i64,
+        path: &str,
+        source: &str,
+        o: &Order,
+    ) -> StoreResult<OrderChange> {
         let fields = order_fields(o);
         let now = self.clock.ms;
         let keys = [message_id.into(), path.into(), (&o.order_number).into()];
-        let inserted = self
-            .tx
-            .insert(sql::INSERT_ORDER, &order_params(&keys, o, &fields, now))?;
+        let mut params = order_params(&keys, o, &fields, now);
+        params.push(source.into());
+        let inserted = self.tx.insert(sql::INSERT_ORDER, &params)?;
         let Some(id) = inserted else {
             let first = self
                 .tx
@@ -483,6 +536,7 @@ impl<'t> Batch<'t> {
         Ok(OrderChange::Created(Box::new(StoredOrder {
             id,
             message_id,
+            source: source.to_string(),
             source_path: path.to_string(),
             created_at: self.clock.text().to_owned(),
             updated_at: None,
@@ -493,12 +547,18 @@ impl<'t> Batch<'t> {
     /// Re-derivation: the stored order is replaced by what the current parser makes of the
     /// same body, but only if that differs, so running `reprocess` twice changes nothing the
     /// second time.
-    fn upsert_order(&mut self, message_id: i64, path: &str, o: &Order) -> StoreResult<OrderChange> {
+    fn upsert_order(
+        &mut self,
+        message_id: i64,
+        path: &str,
+        source: &str,
+        o: &Order,
+    ) -> StoreResult<OrderChange> {
         let existing = self
             .tx
             .query_row(sql::ORDER_BY_KEY, &[path.into(), (&o.order_number).into()])?;
         let Some(existing) = existing else {
-            return self.insert_order(message_id, path, o);
+            return self.insert_order(message_id, path, source, o);
         };
         let (order_id, first_message) = (existing.int(0), existing.int(1));
         if first_message != message_id {
@@ -578,25 +638,28 @@ fn land(
     statements: &sql::OutcomeStatements,
     params: &[Value],
     carries_claim: bool,
-) -> StoreResult<Option<AttemptRow>> {
+) -> StoreResult<Option<(AttemptRow, String)>> {
+    // Each statement returns the message's source (for its per-source totals), so landing
+    // still needs no read first.
     let own = &params[..params.len() - 1];
     let landed = if carries_claim {
-        tx.execute(statements.if_queued_before, own)? == 1
+        tx.query_row(statements.if_queued_before, own)?
     } else {
-        tx.execute(statements.if_processing, params)? == 1
+        tx.query_row(statements.if_processing, params)?
     };
-    if landed {
-        return Ok(Some(if carries_claim {
+    if let Some(row) = landed {
+        let from = if carries_claim {
             AttemptRow::QueuedBefore
         } else {
             AttemptRow::Processing
-        }));
+        };
+        return Ok(Some((from, row.text(0))));
     }
     let Some(found) = attempt_row(tx, id, attempt)? else {
         return Ok(None);
     };
-    tx.execute(statements.by_id, own)?;
-    Ok(Some(found))
+    let source = tx.query_row(statements.by_id, own)?.map(|r| r.text(0));
+    Ok(Some((found, source.unwrap_or_default())))
 }
 
 /// Where message `id` is for the outcome of attempt `attempt`, or `None` when it is not

@@ -2,22 +2,23 @@
 //! [`Value`](super::sql::Value)). The few that must differ are each backend's
 //! [`Rules`](super::sql::Rules).
 
+/// Idempotency keys are unique per source.
 pub const APPEND_MESSAGE: &str =
-    "INSERT INTO messages (received_at, path, remote_addr, size, idem_key, state) \
-     VALUES (?1, ?2, ?3, ?4, ?5, 'queued') \
-     ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING";
-pub const MESSAGE_BY_IDEM_KEY: &str = "SELECT id FROM messages WHERE idem_key = ?1";
+    "INSERT INTO messages (received_at, path, remote_addr, size, idem_key, state, source) \
+     VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6) \
+     ON CONFLICT (source, idem_key) WHERE idem_key IS NOT NULL DO NOTHING";
+pub const MESSAGE_BY_IDEM_KEY: &str = "SELECT id FROM messages WHERE source = ?1 AND idem_key = ?2";
 pub const APPEND_BODY: &str =
     "INSERT INTO bodies (message_id, headers, payload) VALUES (?1, ?2, ?3)";
 
 pub const MESSAGE_STATE: &str = "SELECT state FROM messages WHERE id = ?1";
-pub const MESSAGE_PATH_AND_STATE: &str = "SELECT path, state FROM messages WHERE id = ?1";
+pub const MESSAGE_PATH_AND_STATE: &str = "SELECT path, state, source FROM messages WHERE id = ?1";
 
 /// The statements that land an attempt's outcome: by id alone (once the guard was checked on
 /// the row), or guarded in the statement itself for the two places an outcome usually finds
 /// its message, so the usual case needs no read first: `processing` that attempt (and, where
 /// the holder counts, leased to the last parameter), or `queued` just before it (its claim
-/// folded into the same batch).
+/// folded into the same batch). Each returns the message's source when it changed the row.
 pub struct OutcomeStatements {
     pub by_id: &'static str,
     pub if_processing: &'static str,
@@ -29,7 +30,7 @@ pub struct OutcomeStatements {
 macro_rules! outcome {
     ($set:literal, $attempt:literal, $holder:literal) => {
         OutcomeStatements {
-            by_id: concat!($set, " WHERE id = ?1"),
+            by_id: concat!($set, " WHERE id = ?1 RETURNING source"),
             if_processing: concat!(
                 $set,
                 " WHERE id = ?1 AND state = 'processing' AND attempts = ",
@@ -38,13 +39,13 @@ macro_rules! outcome {
                 $holder,
                 " AS TEXT) IS NULL OR lease_owner = ",
                 $holder,
-                ")"
+                ") RETURNING source"
             ),
             if_queued_before: concat!(
                 $set,
                 " WHERE id = ?1 AND state = 'queued' AND attempts = ",
                 $attempt,
-                " - 1"
+                " - 1 RETURNING source"
             ),
         }
     };
@@ -112,8 +113,8 @@ pub const REDERIVED_PROCESSED: &str =
 /// [`UPDATE_ORDER_IF_CHANGED`]; `order_params` in `state_machine.rs` lists them once.
 pub const INSERT_ORDER: &str =
     "INSERT INTO orders (message_id, source_path, order_number, product, amount_cents, \
-     currency, email, size, site, quantity, profile, title, fields, created_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+     currency, email, size, site, quantity, profile, title, fields, created_at, source) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
      ON CONFLICT (source_path, order_number) DO NOTHING";
 pub const ORDER_BY_KEY: &str =
     "SELECT id, message_id FROM orders WHERE source_path = ?1 AND order_number = ?2";
@@ -237,3 +238,14 @@ CREATE INDEX deliveries_message ON deliveries(message_id) WHERE message_id IS NO
 CREATE INDEX deliveries_state ON deliveries(state, id);
 CREATE INDEX deliveries_label ON deliveries(label, id);
 ";
+/// The rejections log: a refused webhook, then whatever falls out of the last `?1` rows, in
+/// the same transaction.
+pub const INSERT_REJECTION: &str =
+    "INSERT INTO rejections (at, source, remote_addr, reason, size) VALUES (?1, ?2, ?3, ?4, ?5)";
+pub const TRIM_REJECTIONS: &str = "DELETE FROM rejections WHERE id <= \
+     (SELECT id FROM rejections ORDER BY id DESC LIMIT 1 OFFSET ?1)";
+
+/// A per-source total moves by `?4` (this node's row; `node` is '' on SQLite).
+pub const ADD_SOURCE_COUNTER: &str =
+    "INSERT INTO source_counters (node, source, name, value) VALUES (?1, ?2, ?3, ?4) \
+     ON CONFLICT (node, source, name) DO UPDATE SET value = source_counters.value + excluded.value";

@@ -399,6 +399,7 @@ fn describe(op: &WriteOp) -> String {
         WriteOp::RetryDeliveries { .. } => "a delivery retry".into(),
         WriteOp::DiscardDelivery { id, .. } => format!("the discard of delivery {id}"),
         WriteOp::ReleaseDeliveries { .. } => "the release of this node's deliveries".into(),
+        WriteOp::Reject(r) => format!("a rejection for source {}", r.source),
     }
 }
 
@@ -460,6 +461,7 @@ mod tests {
         run_batch(
             &mut store,
             vec![WriteOp::Append(NewMessage {
+                source: "orders".into(),
                 received_at_ms: 1,
                 path: "/p".into(),
                 remote_addr: None,

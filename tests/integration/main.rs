@@ -52,6 +52,7 @@ mod relay;
 mod relay_cluster;
 mod retention_scale;
 mod schemathesis;
+mod sources;
 mod status;
 mod store_faults;
 mod systemd_units;

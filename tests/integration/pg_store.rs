@@ -28,6 +28,7 @@ fn open(db: &PgDb, node: &str, lease: Duration) -> (PostgresWriter, PostgresRead
 
 fn message(key: Option<&str>) -> WriteOp {
     WriteOp::Append(NewMessage {
+        source: "orders".into(),
         received_at_ms: 1_000,
         path: "/api/v2/webhooks/orders".into(),
         remote_addr: Some("127.0.0.1".into()),
@@ -201,7 +202,7 @@ fn one_node_has_the_sqlite_semantics() {
         error: "bad body".into(),
     };
     assert_eq!(one(&mut w, dead), OpOutcome::Changed(1));
-    let letters = r.dead_letters(None, 10).unwrap();
+    let letters = r.dead_letters(None, 10, None).unwrap();
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].last_error.as_deref(), Some("bad body"));
     assert_eq!(letters[0].attempts, 2);

@@ -25,6 +25,7 @@ fn open(settings: &StorageSettings, faults: &Faults) -> OpenedStore {
 
 fn append(key: &str) -> WriteOp {
     WriteOp::Append(NewMessage {
+        source: "orders".into(),
         received_at_ms: 1,
         path: "/api/v2/webhooks/orders".into(),
         remote_addr: None,

@@ -11,6 +11,7 @@ use crate::http::call::Call;
 use crate::http::failure::unexpected;
 use crate::http::response::Reply;
 use crate::http::state::AppState;
+use crate::sources::Source;
 use crate::store::{NewMessage, OpOutcome, WriteOp};
 use crate::time::now_ms;
 
@@ -40,11 +41,24 @@ const SKIPPED_HEADERS: &[&str] = &[
 pub(super) fn message(
     state: &AppState,
     call: &Call,
+    source: &Source,
+    payload: Vec<u8>,
+    idem_key: Option<String>,
+) -> NewMessage {
+    relayed_message(state, call, &source.name, payload, idem_key)
+}
+
+/// [`message`] for a source by name (the Discord relay path, which has no `[[sources]]` table).
+pub(super) fn relayed_message(
+    state: &AppState,
+    call: &Call,
+    source: &str,
     payload: Vec<u8>,
     idem_key: Option<String>,
 ) -> NewMessage {
     NewMessage {
         received_at_ms: now_ms(),
+        source: source.to_string(),
         path: call
             .request
             .url()
@@ -62,7 +76,7 @@ pub(super) fn message(
 
 /// The sender's address: the peer's, or the one a trusted proxy names
 /// (`server.trusted_proxies`, see [`access::client_address`]).
-fn client_address(state: &AppState, call: &Call) -> Option<String> {
+pub(super) fn client_address(state: &AppState, call: &Call) -> Option<String> {
     let proxies: Vec<Cidr> = (state.settings.server.trusted_proxies.iter())
         .filter_map(|p| p.parse().ok())
         .collect();

@@ -21,6 +21,7 @@ fn delivery() -> NewDelivery {
 fn message_with_delivery(n: u8) -> WriteOp {
     WriteOp::Append(NewMessage {
         received_at_ms: 1,
+        source: "discord".into(),
         path: "/api/webhooks/1/***".into(),
         remote_addr: None,
         headers_json: "{}".into(),

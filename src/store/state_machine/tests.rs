@@ -8,6 +8,7 @@ use crate::store::{
 
 fn message() -> WriteOp {
     WriteOp::Append(NewMessage {
+        source: "orders".into(),
         received_at_ms: 1,
         path: "/p".into(),
         remote_addr: None,
