@@ -329,3 +329,28 @@ fn a_global_rate_limit_pauses_every_discord_target() {
         );
     }
 }
+
+#[test]
+fn a_source_forwards_each_stored_message_through_the_same_engine() {
+    let fake = FakeDiscord::start(None, 1);
+    let url = format!("{}/api/webhooks/990/{TOKEN}", fake.base);
+    let table: hookvault::sources::SourceSettings =
+        toml::from_str(&format!("name = \"shop\"\nforward = [\"{url}\"]")).unwrap();
+    let hv = Hookvault::new()
+        .settings(move |s| s.sources = vec![table])
+        .start();
+    for seq in 0..3 {
+        let a = hv.http.post_with(
+            "/api/v2/webhooks/in/shop",
+            &body(2, seq),
+            &[("Content-Type", "application/json")],
+        );
+        assert_eq!(a.status, 200, "{}", a.text);
+    }
+    let got = fake.wait_accepted("990", 3, Duration::from_secs(20));
+    let seqs: Vec<usize> = got.iter().map(|b| tag(b).1).collect();
+    assert_eq!(seqs, vec![0, 1, 2]);
+    let listed = wait_deliveries(&hv.http, "&state=delivered", 3, Duration::from_secs(10));
+    assert!(listed.iter().all(|d| d["kind"] == "http"));
+    assert!(!serde_json::to_string(&listed).unwrap().contains(TOKEN));
+}

@@ -80,8 +80,24 @@ fn receive_steps(state: &AppState, call: &mut Call, source: &Source) -> Step<Rep
     source_size::check(&payload, source)?;
     let verified = verification::check(call, source, &payload)?;
     let idem_key = sender_key.or_else(|| idempotency::delivery_key(verified.delivery_id));
-    let message = submit::message(state, call, source, payload, idem_key);
+    let mut message = submit::message(state, call, source, payload, idem_key);
+    message.deliveries = forwards(call, source);
     submit::commit(state, message)
+}
+
+/// The source's `forward` targets: a POST of the body as it came, with its content type.
+fn forwards(call: &Call, source: &Source) -> Vec<NewDelivery> {
+    source
+        .forward
+        .iter()
+        .map(|target| NewDelivery {
+            target: target.clone(),
+            kind: crate::store::TargetKind::Http,
+            content_type: call.header("Content-Type").map(str::to_string),
+            headers_json: "{}".into(),
+            body: None,
+        })
+        .collect()
 }
 
 /// A webhook another path received (the Discord relay path), stored as source `source` with
