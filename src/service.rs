@@ -19,6 +19,7 @@ use crate::queue::{
     feeder, BodyLoader, BySource, Dispatcher, Feeder, LeaseKeeper, LeaseKeeping, Processor,
     SharedClaims, WorkerPool, WorkerSettings,
 };
+use crate::relay::{Relay, RelayInbox, RelayStart, RelayThreads};
 use crate::shutdown::Shutdown;
 use crate::sources::SourceList;
 use crate::stats::cluster::ClusterRefresher;
@@ -38,6 +39,7 @@ pub struct Service {
     retention: RetentionSweeper,
     workers: WorkerPool,
     writer: Writer,
+    relay: RelayThreads,
     /// With several nodes on one database: leases, cluster totals, other nodes' events.
     cluster: Option<ClusterThreads>,
     shutdown: Shutdown,
@@ -156,6 +158,11 @@ impl Service {
         if split.is_some() {
             live.set_gauges(&counters);
         }
+        live.relay.count_from(
+            &store::deliveries_by_state(reader.as_ref())?,
+            &store::owed_by_label(reader.as_ref())?,
+        );
+        let relay_inbox = RelayInbox::new();
         let (dispatcher, receivers) = Dispatcher::new(settings.queue.capacity);
         let shutdown = Shutdown::new();
 
@@ -195,6 +202,7 @@ impl Service {
                 live.clone(),
                 dispatcher.clone(),
                 sink.clone(),
+                relay_inbox.wake(),
             )),
         );
         let shared = cluster.as_ref().map(|_| SharedClaims {
@@ -228,7 +236,7 @@ impl Service {
         );
         let leases = LeaseKeeper::start(
             LeaseKeeping {
-                lease,
+                lease: lease.clone(),
                 writer: writer_handle.clone(),
                 reader: reader.clone(),
                 dispatcher: dispatcher.clone(),
@@ -237,6 +245,22 @@ impl Service {
             },
             shutdown.receiver(),
         );
+        let (relay, relay_threads) = Relay::start(
+            RelayStart {
+                settings: settings.relay.clone(),
+                backoff: Backoff {
+                    base_ms: settings.queue.backoff_base_ms,
+                    max_ms: settings.queue.backoff_max_ms,
+                },
+                lease: lease.clone(),
+                writer: writer_handle.clone(),
+                reader: reader.clone(),
+                shared: cluster.is_some(),
+                live: live.clone(),
+            },
+            relay_inbox,
+            shutdown.receiver(),
+        )?;
         let retention = RetentionSweeper::start(
             writer_handle.clone(),
             settings.storage.retention_days,
@@ -268,6 +292,7 @@ impl Service {
             dispatcher,
             events: sink,
             ws_addr: events.as_ref().map(Broadcaster::local_addr),
+            relay,
         });
         let http = HttpServer::start(
             bound,
@@ -288,6 +313,7 @@ impl Service {
             retention,
             workers,
             writer,
+            relay: relay_threads,
             cluster,
             shutdown,
             live,
@@ -331,6 +357,7 @@ impl Service {
         self.feeder.join();
         self.leases.join();
         self.retention.join();
+        self.relay.join();
         if let Some(c) = self.cluster.take() {
             c.stats.join();
             c.events.join();

@@ -24,6 +24,8 @@ pub struct Source {
     pub token: Option<String>,
     pub max_body_bytes: u64,
     pub verifier: Verifier,
+    /// Where each stored message is relayed (`forward`).
+    pub forward: Vec<String>,
 }
 
 /// The configured sources, looked up by path for every webhook.
@@ -57,6 +59,7 @@ impl SourceList {
                     token: t.token.clone().or_else(|| ingest_token.map(str::to_string)),
                     max_body_bytes: t.max_body_bytes.unwrap_or(server_max),
                     verifier: t.verifier()?,
+                    forward: t.forward.clone(),
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;

@@ -35,6 +35,10 @@ pub struct SourceSettings {
     pub signature_encoding: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature_prefix: Option<String>,
+    /// URLs each stored message is relayed to (a POST of its body and content type, through
+    /// the relay's durable deliveries; docs/relay.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forward: Vec<String>,
 }
 
 fn default_verify() -> String {
@@ -94,6 +98,19 @@ impl SourceSettings {
         let named = |field: &str, why: String| {
             Err(format!("{key}.{field} (source {:?}): {why}", self.name))
         };
+        if let Some(bad) = self
+            .forward
+            .iter()
+            .find(|f| !(f.starts_with("https://") || f.starts_with("http://")))
+        {
+            return named(
+                "forward",
+                format!(
+                    "{:?} is not an http:// or https:// URL",
+                    crate::store::mask_target(bad)
+                ),
+            );
+        }
         if !valid_name(&self.name) {
             return Err(format!(
                 "{key}.name: {:?} is not a source name: 1 to 32 of a-z, 0-9, _ and -",
@@ -233,6 +250,9 @@ impl SourceSettings {
         }
         for s in &mut shown.secrets {
             *s = "********".into();
+        }
+        for f in &mut shown.forward {
+            *f = crate::store::mask_target(f);
         }
         shown
     }

@@ -47,6 +47,9 @@ mod parser_props;
 mod pg_store;
 mod processing;
 mod promtool;
+mod relay;
+#[cfg(feature = "postgres")]
+mod relay_cluster;
 mod retention_scale;
 mod schemathesis;
 mod sources;
