@@ -6,6 +6,7 @@
 //! the modules.
 
 pub mod access;
+pub mod alerts;
 pub mod allocator;
 pub mod cidr;
 pub mod cli;
