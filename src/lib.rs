@@ -12,6 +12,7 @@ pub mod cidr;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod disk;
 pub mod error;
 pub mod events;
 pub mod http;

@@ -319,7 +319,7 @@ mod tests {
         // A blip that was never told stays untold.
         let mut quiet = Outbox::new(&target(300, &AlertEvent::ALL), 5 * S);
         quiet.step(&[started("status", "x")], 0, "n");
-        quiet.step(&[started("backlog", "y")], 1 * S, "n");
+        quiet.step(&[started("backlog", "y")], S, "n");
         quiet.step(&[ended("backlog", "y")], 2 * S, "n");
         assert!(quiet.step(&[], 400 * S, "n").is_empty());
         assert!(!quiet.waiting());

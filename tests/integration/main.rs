@@ -45,6 +45,7 @@ mod parser_props;
 #[cfg(feature = "postgres")]
 mod pg_store;
 mod processing;
+mod prometheus_rules;
 mod promtool;
 mod retention_scale;
 mod schemathesis;
