@@ -4,17 +4,27 @@
 //! within a target's `min_interval_s`.
 //!
 //! Pure parts, each tested on its own: `conditions` (observation → signals), `digest` (signals
-//! → alerts per target), `format` (alert → request per kind). [`Alerter`] joins them.
+//! → alerts per target), `format` (alert → request per kind). [`Alerter`] joins them; the
+//! `alerts` thread (`runner`) feeds it from the stats (`observe`) on the node that leads
+//! (`store::Leadership`) and hands what is due to an [`AlertSink`]: the relay's durable
+//! deliveries.
 
 pub mod alert;
 pub mod conditions;
 pub mod digest;
+pub mod figures;
 pub mod format;
+pub mod observe;
+pub mod runner;
+pub mod sink;
 
 pub use alert::{Alert, Severity};
 pub use conditions::{Conditions, DeadSample, Observation, RelayTargetHealth, Signal};
 pub use digest::Outbox;
+pub use figures::{AlertFigures, AlertsView};
 pub use format::{render, Payload};
+pub use runner::{send_test, AlertInputs, AlertRunner, TestQueued};
+pub use sink::AlertSink;
 
 use crate::config::{AlertTarget, AlertingSettings};
 

@@ -13,6 +13,7 @@ pub mod consistency;
 pub mod error;
 pub mod faults;
 pub mod instance_lock;
+pub mod leadership;
 #[cfg(feature = "postgres")]
 pub mod migrate;
 pub mod model;
@@ -39,6 +40,7 @@ pub use consistency::{Check, ConsistencyReport};
 pub use error::{StoreError, StoreResult};
 pub use faults::{FailAt, FaultKind, Faults, FaultyBackend};
 pub use instance_lock::InstanceLock;
+pub use leadership::{Duty, Leadership, SingleNode};
 pub use model::*;
 pub use observer::CommitObserver;
 pub use order::Order;
