@@ -3,8 +3,10 @@
 # install it as a new versioned file beside the old ones, switch one symlink, install the unit
 # and a config (an existing config is never touched), check the config on the host, restart,
 # wait for /readyz, and switch the symlink back if the new binary does not come up.
-# A rollback is therefore one symlink switch and one restart. See `--help` and the Upgrades
-# section of docs/operations.md; tests/integration/deploy_ssh.rs runs it against a real sshd.
+# A rollback is one symlink switch and one restart; when the new binary migrates the database
+# schema (it says so: `hookvault schema`), a backup taken before the switch is restored too,
+# since the previous binary refuses a newer schema. See `--help` and the Upgrades section of
+# docs/operations.md; tests/integration/deploy_ssh.rs runs it against a real sshd.
 set -euo pipefail
 
 usage() {
@@ -16,11 +18,18 @@ the previous binary when the new one does not become ready.
 
 Build (skipped with --binary):
   --binary PATH           deploy this prebuilt binary instead of building one
-  --target TRIPLE         Rust target to build for (default: from `ssh HOST uname -m`:
-                          aarch64, armv7l, x86_64)
+  --target TRIPLE         Rust target to build for (default: from `ssh HOST uname -m`
+                          and `getconf LONG_BIT`: aarch64 -> aarch64-unknown-linux-gnu,
+                          armv7l or a 32-bit OS on a 64-bit Pi -> armv7-unknown-linux-gnueabihf,
+                          armv6l (Pi Zero, Pi 1) -> arm-unknown-linux-musleabihf (static),
+                          x86_64 -> x86_64-unknown-linux-gnu)
                           The build uses `cross` when it and Docker work, else
-                          `cargo zigbuild` when installed, else `cargo build --target` with
-                          Debian's cross gcc as the linker (e.g. gcc-arm-linux-gnueabihf).
+                          `cargo zigbuild` when installed (glibc targets linked against
+                          glibc 2.28, so Raspberry Pi OS 10 and later run them; ARMv6 with
+                          its standard library built from source), else `cargo build
+                          --target` with Debian's cross gcc as the linker (e.g.
+                          gcc-arm-linux-gnueabihf; the binary then needs the glibc of the
+                          build machine or newer).
 
 SSH (the command is $SSH when set, else `ssh`):
   -p, --port PORT         SSH port
@@ -42,6 +51,13 @@ Restart and readiness:
 
   --dry-run               inspect the host (read-only) and print every step without doing it
   -h, --help              this text
+
+Schema changes: before switching, the new binary is asked (`hookvault schema`) what its
+`serve` will do with the database. When it will migrate it, the current binary first takes a
+`hookvault backup` to STATE_DIR/hookvault.db.pre-upgrade-<UTC time> (the two newest are kept).
+A rollback restores that backup when the previous binary refuses the database as the new one
+left it; the migrated database is kept aside (hookvault.db.before-restore-<UTC time>).
+A new binary that refuses the database (a newer schema than it runs) is not switched in.
 
 Exit status: 0 deployed (or already current), 1 failed before switching (nothing changed on
 the running service), 2 the new binary did not become ready and was rolled back, 3 it did not
@@ -177,14 +193,22 @@ say "host $HOST, prefix '${PREFIX:-/}', service manager $SERVICE_MANAGER$([ "$DR
 inspect true || fail "cannot run commands on $HOST over SSH (${SSH_CMD[*]} $HOST)"
 
 # --- 1. the binary ---------------------------------------------------------------------------
+# The release target for `uname -m` and the word size of the host's userland ($2, from
+# `getconf LONG_BIT`): a 32-bit Raspberry Pi OS on a 64-bit kernel says aarch64 but runs only
+# 32-bit programs.
 target_for_machine() {
     case "$1" in
-        aarch64 | arm64) echo aarch64-unknown-linux-gnu ;;
-        armv7l | armv7*) echo armv7-unknown-linux-gnueabihf ;;
+        aarch64 | arm64)
+            if [ "$2" = 32 ]; then echo armv7-unknown-linux-gnueabihf; else echo aarch64-unknown-linux-gnu; fi ;;
+        armv7l | armv7* | armv8l) echo armv7-unknown-linux-gnueabihf ;;
+        armv6l | armv6*) echo arm-unknown-linux-musleabihf ;;
         x86_64 | amd64) echo x86_64-unknown-linux-gnu ;;
         *) fail "no known Rust target for machine '$1'; pass --target TRIPLE or --binary PATH" ;;
     esac
 }
+
+# The glibc version the zigbuild links glibc targets against (Raspberry Pi OS 10 has 2.28).
+ZIG_GLIBC=2.28
 
 build() {
     local gnu_target="$1" musl_target linker_prefix
@@ -195,9 +219,21 @@ build() {
         local_step cross build --release --locked --target "$musl_target" --bin hookvault
         BINARY="$REPO/target/$musl_target/release/hookvault"
     elif cargo zigbuild --help >/dev/null 2>&1; then
-        local_step cargo zigbuild --release --locked --target "$gnu_target" --bin hookvault
+        case "$gnu_target" in
+            arm-unknown-linux-musleabihf)
+                # rustup may have no prebuilt standard library for ARMv6: build it from source
+                # (needs `rustup component add rust-src`); zig supplies musl and its start files.
+                local_step env RUSTC_BOOTSTRAP=1 CARGO_TARGET_ARM_UNKNOWN_LINUX_MUSLEABIHF_RUSTFLAGS="-C link-self-contained=no" \
+                    cargo zigbuild --release --locked --target "$gnu_target" -Zbuild-std=std,panic_abort --bin hookvault ;;
+            *-gnu | *-gnueabihf)
+                local_step cargo zigbuild --release --locked --target "$gnu_target.$ZIG_GLIBC" --bin hookvault ;;
+            *) local_step cargo zigbuild --release --locked --target "$gnu_target" --bin hookvault ;;
+        esac
         BINARY="$REPO/target/$gnu_target/release/hookvault"
     else
+        case "$gnu_target" in
+            *-musl*) fail "$gnu_target needs cross (with Docker) or cargo zigbuild; neither works here (pass --binary)" ;;
+        esac
         local upper="${gnu_target^^}"
         upper="${upper//-/_}"
         local -a env_vars=()
@@ -224,8 +260,9 @@ build() {
 if [ -z "$BINARY" ]; then
     if [ -z "$TARGET" ]; then
         machine="$(inspect 'uname -m')" || fail "cannot ask $HOST for its machine type"
-        TARGET="$(target_for_machine "$machine")"
-        say "host machine $machine: target $TARGET"
+        bits="$(inspect 'getconf LONG_BIT 2>/dev/null' || true)"
+        TARGET="$(target_for_machine "$machine" "$bits")"
+        say "host machine $machine (${bits:-?}-bit userland): target $TARGET"
     fi
     build "$TARGET"
 fi
@@ -306,8 +343,71 @@ else
     say "check-config: ok"
 fi
 
-# --- 4. switch, restart, wait ----------------------------------------------------------------
 PREVIOUS="$(inspect "readlink $(q "$BIN_LINK") 2>/dev/null" || true)"
+
+# --- 4. the schema: a backup before a switch that migrates -----------------------------------
+# Runs CMD's binary as `BIN schema` on the host and prints its on_serve= word (empty when the
+# binary cannot say: an older release without the command, or a broken build).
+schema_plan() {
+    inspect "$(q "$1") schema --config $(q "$CONFIG") --db $(q "$DB") 2>/dev/null; \
+        chown --reference=$(q "$DB") $(q "$DB-wal") $(q "$DB-shm") 2>/dev/null; true" |
+        sed -n 's/^on_serve=//p'
+}
+
+# Gives the database's -wal/-shm (which an SQLite reader may create) and a restored database
+# the owner of the database directory, so the service user can open them (this script may
+# run as root while the service runs as its own user).
+fix_owner() {
+    change "for f in $(q "$DB") $(q "$DB-wal") $(q "$DB-shm") $(q "$DB.lock"); do [ ! -e \"\$f\" ] || chown --reference=$(q "$STATE_DIR") \"\$f\" 2>/dev/null || true; done"
+}
+
+SCHEMA_BACKUP=""
+if [ -n "$PREVIOUS" ] && [ "$PREVIOUS" != "$VERSION_FILE" ] && [ "$DRY_RUN" = 0 ]; then
+    plan="$(schema_plan "$VERSION_FILE")"
+    case "$plan" in
+        migrate)
+            SCHEMA_BACKUP="$DB.pre-upgrade-$(inspect 'date -u +%Y%m%dT%H%M%SZ')"
+            say "the new binary migrates the database schema: backing it up first (the previous binary refuses a migrated database)"
+            change "$(q "$PREVIOUS") backup --config $(q "$CONFIG") --db $(q "$DB") $(q "$SCHEMA_BACKUP")" ||
+                fail "the backup before the schema change failed; nothing was switched"
+            fix_owner
+            change "chmod 0600 $(q "$SCHEMA_BACKUP") && cd $(q "$STATE_DIR") && ls -1t | grep -E '^hookvault\.db\.pre-upgrade-' | tail -n +3 | while read -r old; do rm -f -- \"\$old\"; done"
+            say "backup before the schema change: $SCHEMA_BACKUP"
+            ;;
+        none | create) say "schema: the new binary does not migrate the database; no backup needed" ;;
+        refuse) fail "the new binary refuses the database at $DB (its schema is newer than that binary runs; \`$VERSION_FILE schema\` says so); nothing was switched" ;;
+        *) say "schema: the new binary cannot say whether it migrates the database (no \`hookvault schema\`?); no backup taken" ;;
+    esac
+elif [ "$DRY_RUN" = 1 ] && [ -n "$PREVIOUS" ]; then
+    echo "+ [$HOST] $VERSION_FILE schema --config $CONFIG --db $DB   # on_serve=migrate: $PREVIOUS backup ... $DB.pre-upgrade-<time> first"
+fi
+
+# Puts the pre-upgrade backup back when the previous binary refuses the database as the new
+# one left it. The new binary must have stopped: restore refuses a database in use.
+restore_schema_backup() {
+    [ -n "$SCHEMA_BACKUP" ] || return 0
+    case "$SERVICE_MANAGER" in
+        systemctl) change "systemctl stop hookvault" || true ;;
+    esac
+    local plan
+    plan="$(schema_plan "$PREVIOUS")"
+    if [ "$plan" = none ] || [ "$plan" = create ]; then
+        say "the database is still at a schema the previous binary runs: not restored (the backup stays at $SCHEMA_BACKUP)"
+        return 0
+    fi
+    echo "deploy: the previous binary cannot run the database as the new one left it: restoring $SCHEMA_BACKUP" >&2
+    # A command: service manager has no stop; give a failing new binary a moment to exit.
+    local tries=0
+    until change "$(q "$PREVIOUS") restore --force --config $(q "$CONFIG") --db $(q "$DB") $(q "$SCHEMA_BACKUP")"; do
+        tries=$((tries + 1))
+        [ "$tries" -lt 10 ] || return 1
+        sleep 1
+    done
+    fix_owner
+    echo "deploy: restored the database from before the upgrade; webhooks the new binary acknowledged are only in the database moved aside" >&2
+}
+
+# --- 5. switch, restart, wait ----------------------------------------------------------------
 
 switch_to() {
     change "ln -sfn $(q "$1") $(q "$BIN_LINK.new") && mv -Tf $(q "$BIN_LINK.new") $(q "$BIN_LINK")"
@@ -367,6 +467,10 @@ else
     fi
     echo "deploy: ROLLING BACK to $PREVIOUS" >&2
     switch_to "$PREVIOUS"
+    if ! restore_schema_backup; then
+        echo "deploy: FAILED: rolled back to $(basename "$PREVIOUS"), but could not restore $SCHEMA_BACKUP (is the new binary still running?): look at the host" >&2
+        exit 3
+    fi
     restart
     if wait_ready; then
         echo "deploy: FAILED: rolled back to $(basename "$PREVIOUS"), which is ready again ($(elapsed) s)" >&2
@@ -376,6 +480,6 @@ else
     exit 3
 fi
 
-# --- 5. prune old versions (never the current or the previous one) ---------------------------
+# --- 6. prune old versions (never the current or the previous one) ---------------------------
 change "cd $(q "$VERSIONS_DIR") && ls -1t | grep -E '^hookvault-' | grep -v -x -F -e $(q "$(basename "$VERSION_FILE")") -e $(q "$(basename "${PREVIOUS:-none}")") | tail -n +$((KEEP - 1)) | while read -r old; do rm -f -- \"\$old\"; done"
 [ "$DRY_RUN" = 0 ] || say "dry run: nothing was changed on $HOST ($(elapsed) s)"

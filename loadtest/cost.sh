@@ -13,8 +13,10 @@
 #     threads, also those that exit before the end) / requests answered; without perf, the
 #     sum of voluntary+nonvoluntary switches over /proc/PID/task/*/status (misses threads
 #     that ended during the run, so it reads low);
-# The same wrk run fetching hookvault's `GET /healthz` shows what the HTTP path alone costs
-# (edge gate, tiny_http, a handler; nothing stored). Then, with nothing to do for 10 s, the server's thread wake-ups per second (context
+# hookvault is measured twice: on its defaults (loopback: tiny_http direct) and with
+# `server.edge = "gate"` (the edge gate in front, as on a public address), so the gate's cost
+# is their ratio in one run. The same wrk run fetching hookvault's `GET /healthz` shows what
+# the HTTP path alone costs (edge, tiny_http, a handler; nothing stored). Then, with nothing to do for 10 s, the server's thread wake-ups per second (context
 # switches, all threads), its idle RSS (anonymous + file pages) and its peak RSS so far.
 #
 # Needs wrk, curl, jq, awk; perf is used when it can count (perf_event_paranoid <= 2).
@@ -141,12 +143,17 @@ for run in $(seq 1 "$RUNS"); do
     measure "baseline-server" "$BASE" "http://127.0.0.1:$BPORT" 0
     kill -9 "$BASE"; wait "$BASE" 2>/dev/null || true
 
-    for bin in "$HV" ${COST_BEFORE:+"$COST_BEFORE"}; do
-        tag=
+    # hookvault on its defaults (loopback: direct mode), then the same binary with the edge gate
+    # (server.edge = "gate"), then any older binary on its own defaults.
+    for variant in "$HV direct" "$HV gate" ${COST_BEFORE:+"$COST_BEFORE default"}; do
+        bin=${variant% *} edge=${variant##* }
+        tag=" ($edge)"
         [[ $bin != "$HV" ]] && tag=" (before: $(basename "$bin"))"
         log "run $run/$RUNS: hookvault$tag"
         rm -rf "$WORK/db"; mkdir -p "$WORK/db"
-        HOOKVAULT_LOG_LEVEL=warn "$bin" serve --listen "127.0.0.1:$PORT" --ws-listen "127.0.0.1:$WSPORT" \
+        edge_env=()
+        [[ $edge != default ]] && edge_env=(HOOKVAULT_SERVER_EDGE="$edge")
+        env "${edge_env[@]}" HOOKVAULT_LOG_LEVEL=warn "$bin" serve --listen "127.0.0.1:$PORT" --ws-listen "127.0.0.1:$WSPORT" \
             --db "$WORK/db/hookvault.db" >"$WORK/hv.log" 2>&1 &
         HVP=$!
         PIDS+=("$HVP")
@@ -159,11 +166,16 @@ for run in $(seq 1 "$RUNS"); do
     done
 done
 
+# The gate's cost: CPU per webhook with the gate over CPU per webhook direct, per run.
+awk -F'|' '$2 ~ /hookvault \(direct\) *$/ {d = $5} $2 ~ /hookvault \(gate\) *$/ && d > 0 {printf "gate / direct CPU per webhook: %.2f\n", $5 / d}' "$WORK/rows" >"$WORK/ratio"
+
 echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) cores, load average at the end $(cut -d' ' -f1-3 /proc/loadavg); context switches from $( ((PERF)) && echo 'perf stat' || echo '/proc task status (reads low)')."
 echo
 echo "| server, wrk -t2 -c32 -d$DUR keep-alive | req/s | p99 | server CPU µs per request | context switches per request | non-2xx | span (hookvault: until processed) |"
 echo "|---|---|---|---|---|---|---|"
 cat "$WORK/rows"
+echo
+cat "$WORK/ratio"
 echo
 echo "| idle for 10 s | wake-ups/s (context switches, all threads) | RSS | peak RSS so far (VmHWM) | threads |"
 echo "|---|---|---|---|---|"

@@ -23,6 +23,10 @@ USAGE:
                                              copy the live database to PATH (beside a running serve)
     hookvault restore BACKUP [--config FILE] [--db PATH] [--force]
                                              put a backup in place (serve stopped)
+    hookvault schema [--config FILE] [--db PATH]
+                                             the schema version this binary runs, the database's,
+                                             and what serve would do (on_serve=create, none,
+                                             migrate or refuse); reads only
     hookvault migrate --from sqlite:PATH --to postgres://USER@HOST/DB
                                              copy a SQLite database into PostgreSQL, verified
                                              (a build with --features postgres; docs/cluster.md)
@@ -67,6 +71,7 @@ pub enum Command {
         backup: PathBuf,
         force: bool,
     },
+    Schema(Sources),
     Migrate {
         /// The SQLite file (`--from sqlite:PATH`, the prefix removed).
         from: PathBuf,
@@ -93,6 +98,7 @@ pub fn parse(args: &[String]) -> Result<Command> {
         "serve" => parse_flags(rest, &["--listen", "--ws-listen", "--db", "--workers"])
             .map(|(s, _)| Command::Serve(s)),
         "check-config" => parse_flags(rest, &[]).map(|(s, _)| Command::CheckConfig(s)),
+        "schema" => parse_flags(rest, &["--db"]).map(|(s, _)| Command::Schema(s)),
         "check" => {
             let repair = rest.iter().any(|a| a == "--repair");
             let rest: Vec<String> = rest.iter().filter(|a| *a != "--repair").cloned().collect();
@@ -164,7 +170,7 @@ pub fn parse(args: &[String]) -> Result<Command> {
         }
         other => Err(Error::Usage(format!(
             "unknown command `{other}`; the commands are serve, check-config, check, \
-             reprocess, backup, restore, migrate"
+             reprocess, backup, restore, schema, migrate"
         ))),
     }
 }

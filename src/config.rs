@@ -50,6 +50,11 @@ pub struct ServerSettings {
     /// Reverse proxies (addresses or CIDRs) whose `X-Forwarded-For` names the client the
     /// audit trail records.
     pub trusted_proxies: Vec<String>,
+    /// Who reads requests off the public port: `auto` (the edge gate unless `listen` is a
+    /// loopback address), `gate` or `direct` (tiny_http itself); see `http::edge`.
+    pub edge: String,
+    /// Gate mode: simultaneous client connections; one more is answered 503.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -228,6 +233,11 @@ impl Default for AlertingSettings {
     }
 }
 
+/// Gate mode costs two threads per client connection at most (the gate's, and tiny_http's
+/// once it has sent a request); with the ~60 fixed threads this fits the shipped unit's
+/// `TasksMax=512`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 200;
+
 impl Default for ServerSettings {
     fn default() -> Self {
         ServerSettings {
@@ -239,6 +249,8 @@ impl Default for ServerSettings {
             body_timeout_s: 10,
             allowed_hosts: Vec::new(),
             trusted_proxies: Vec::new(),
+            edge: "auto".into(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -395,6 +407,18 @@ impl Settings {
                     &format!("{host:?} is not a host name like hooks.example.com"),
                 );
             }
+        }
+        if !["auto", "gate", "direct"].contains(&self.server.edge.as_str()) {
+            return bad(
+                "server.edge",
+                &format!(
+                    "{:?} is not one of \"auto\", \"gate\", \"direct\"",
+                    self.server.edge
+                ),
+            );
+        }
+        if !(1..=65_536).contains(&self.server.max_connections) {
+            return bad("server.max_connections", "must be between 1 and 65536");
         }
         if !(1..=1024).contains(&self.server.handler_threads) {
             return bad("server.handler_threads", "must be between 1 and 1024");

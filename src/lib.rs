@@ -87,6 +87,7 @@ pub fn run(args: Vec<String>) -> i32 {
             backup,
             force,
         } => commands::restore::run(sources, backup, force),
+        Command::Schema(sources) => commands::schema::run(sources),
         Command::Migrate { from, to } => commands::migrate::run(&from, &to),
     };
     match result {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::events::{Broadcaster, Event, EventSink};
-use crate::http::listener_watchdog::OnDead;
+use crate::http::edge::listener_watchdog::OnDead;
 use crate::http::{AppState, BoundListener, HttpServer};
 use crate::pipeline::Pipeline;
 use crate::queue::backoff::Backoff;
@@ -127,10 +127,7 @@ impl Service {
         faults: Option<Faults>,
         on_listener_dead: OnDead,
     ) -> Result<Service> {
-        let bound = BoundListener::bind(
-            &settings.server.listen,
-            Duration::from_secs(settings.server.idle_timeout_s),
-        )?;
+        let bound = BoundListener::bind(&settings.server)?;
         let identity = NodeIdentity {
             id: settings.node_id(),
             lease: Duration::from_secs(settings.queue.lease_s),

@@ -1,10 +1,11 @@
 //! `hookvault backup PATH`: a consistent copy of the live database while `serve` keeps
 //! acknowledging, with a progress line on stderr and the verified copy's contents on stdout.
 //! It takes no instance lock: it is meant to run beside `serve` (see `systemd/` for the nightly
-//! timer and docs/operations.md for off-box copies and restoring).
+//! timer and docs/operations.md for off-box copies and restoring). First it removes the
+//! temporary files interrupted backups left beside the target, and says which.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::load_settings;
@@ -17,6 +18,7 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 pub fn run(sources: Sources, target: PathBuf, force: bool) -> Result<()> {
     let settings = load_settings(sources)?;
+    remove_stale_temporaries(&target);
     let started = Instant::now();
     let mut line = ProgressLine::new(started);
     let summary = store::backup(&settings.storage, &target, force, &mut |p| line.update(p))?;
@@ -33,6 +35,25 @@ pub fn run(sources: Sources, target: PathBuf, force: bool) -> Result<()> {
     );
     print_summary(&summary);
     Ok(())
+}
+
+/// Removes what interrupted backups left beside `target` and says so. A failure here only
+/// warns: the backup itself does not depend on it.
+fn remove_stale_temporaries(target: &Path) {
+    match store::backup::remove_stale_temporaries(target) {
+        Ok(removed) => {
+            for t in removed {
+                println!(
+                    "backup: removed {} ({:.1} MB), left by an interrupted backup or restore \
+                     (process {}, no longer running)",
+                    t.path.display(),
+                    t.bytes as f64 / 1e6,
+                    t.pid
+                );
+            }
+        }
+        Err(e) => eprintln!("backup: could not look for stale temporary files: {e}"),
+    }
 }
 
 /// The copy's contents as `restore` and `backup` both print them.

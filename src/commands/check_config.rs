@@ -4,10 +4,13 @@
 use super::load_settings;
 use crate::config::Sources;
 use crate::error::Result;
+use crate::http::edge::Mode;
 
 pub fn run(sources: Sources) -> Result<()> {
     let settings = load_settings(sources)?;
     println!("# configuration is valid; effective settings:");
     print!("{}", settings.to_display_toml());
+    let (mode, why) = Mode::resolve(&settings.server);
+    println!("# effective edge mode: {} ({why})", mode.name());
     Ok(())
 }

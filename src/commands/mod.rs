@@ -8,6 +8,7 @@ pub mod logging;
 pub mod migrate;
 pub mod reprocess;
 pub mod restore;
+pub mod schema;
 pub mod serve;
 
 use crate::config::{Settings, Sources};

@@ -9,8 +9,8 @@
 //! - handlers, one area each: [`intake`], [`health`], [`dead_letters`], [`logs`],
 //!   [`orders`] (with [`csv`]), [`dashboard`], and [`openapi`] for the API document;
 //! - [`routes`]: the table naming every handler; [`router`]: matching and dispatch;
-//! - [`server`]: the listener and its threads; [`gate`] owns the public port and hands
-//!   tiny_http only complete requests, [`stall_guard`] works around tiny_http's pool.
+//! - [`edge`]: the transport at the bottom (gate or direct, framing rules and refusals, the
+//!   stall guard, the listener watchdog); [`server`]: the listener and its threads.
 //!
 //! A new endpoint is a handler in the module of its area plus a line in [`routes`] (and its
 //! description in [`openapi`]).
@@ -20,12 +20,11 @@ pub mod call;
 pub mod csv;
 pub mod dashboard;
 pub mod dead_letters;
+pub mod edge;
 pub mod failure;
 pub mod favicon;
-pub mod gate;
 pub mod health;
 pub mod intake;
-pub mod listener_watchdog;
 pub mod logs;
 pub mod message_json;
 pub mod openapi;
@@ -36,7 +35,6 @@ pub mod route;
 pub mod router;
 pub mod routes;
 pub mod server;
-pub mod stall_guard;
 pub mod state;
 
 pub use call::Call;

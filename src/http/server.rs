@@ -1,6 +1,6 @@
-//! The listener and its handler threads. The public port is the edge gate's
-//! ([`super::gate`]): it passes only complete, well-framed requests to tiny_http, which
-//! listens on a loopback port of its own.
+//! The listener and its handler threads. Who reads the public port depends on the edge mode
+//! ([`super::edge::Mode`]): the gate, passing tiny_http (on a Unix socket of its own) only
+//! requests it wrote itself, or tiny_http directly; the stall guard beside it in both.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,11 +10,18 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
 
-use super::gate::{Gate, Limits, Openings, Peers};
-use super::listener_watchdog::{ListenerWatchdog, OnDead};
+use super::edge::activity::Activity;
+use super::edge::gate::{Gate, Limits};
+use super::edge::head::CLIENT_HEADER;
+use super::edge::hop::HopSocket;
+use super::edge::listener_watchdog::{ListenerWatchdog, OnDead};
+use super::edge::refusal::Refusal;
+use super::edge::stall_guard::{Poke, StallGuard, Target as GuardTarget};
+use super::edge::Mode;
+use super::response::Reply;
 use super::router;
-use super::stall_guard::StallGuard;
 use super::state::AppState;
+use crate::config::ServerSettings;
 use crate::error::{Error, Result};
 
 pub struct HttpServer {
@@ -25,50 +32,66 @@ pub struct HttpServer {
     threads: Vec<JoinHandle<()>>,
     stopping: Arc<AtomicBool>,
     addr: SocketAddr,
+    /// Removed after tiny_http has stopped.
+    hop: Option<HopSocket>,
 }
 
 /// A bound listener not yet served: binding first lets start-up fail on a taken port before
 /// it opens the database or starts any thread.
 pub struct BoundListener {
-    /// The public port, for the gate.
-    public: std::net::TcpListener,
-    /// tiny_http on a loopback port of its own, reached only through the gate.
+    mode: Mode,
+    why: String,
+    /// The public port, for the gate (direct mode: tiny_http has it).
+    public: Option<std::net::TcpListener>,
     server: tiny_http::Server,
-    inner: SocketAddr,
+    hop: Option<HopSocket>,
     addr: SocketAddr,
 }
 
 impl BoundListener {
-    /// `idle_timeout`: the send timeout of both listening sockets, so every accepted
-    /// connection inherits it (Linux copies socket options on accept): an answer that cannot
-    /// be sent for that long fails instead of holding a handler. Reads need no timeout from
-    /// the socket: the gate bounds each read from a client itself, and tiny_http reads only
-    /// from the gate, which closes its connection to tiny_http when the client leaves or goes
-    /// idle. (A receive timeout on a listening socket would also bound `accept`, and
-    /// tiny_http's accept loop ends at its first error: an idle server lost its listener.)
-    pub fn bind(listen: &str, idle_timeout: Duration) -> Result<BoundListener> {
+    /// Binds `server.listen` for the mode `server.edge` resolves to. The public socket's send
+    /// timeout is `server.idle_timeout_s`, so every accepted connection inherits it (Linux
+    /// copies socket options on accept): an answer that cannot be sent for that long fails
+    /// instead of holding a thread. It gets no receive timeout: that would also bound
+    /// `accept`, and tiny_http's accept loop ends at its first error. The gate bounds its
+    /// reads itself; in direct mode the proxy in front bounds idle connections.
+    pub fn bind(settings: &ServerSettings) -> Result<BoundListener> {
+        let listen = &settings.listen;
+        let (mode, why) = Mode::resolve(settings);
         let addr: SocketAddr = listen
             .parse()
             .map_err(|e| Error::Config(format!("server.listen {listen:?}: {e}")))?;
+        let idle_timeout = Duration::from_secs(settings.idle_timeout_s);
         let public = listen_on(addr, idle_timeout, listen)?;
         let addr = public.local_addr().map_err(|e| Error::Bind {
             addr: listen.to_string(),
             source: e,
         })?;
-        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-        let listener = listen_on(loopback, idle_timeout, "127.0.0.1:0")?;
-        let inner = listener.local_addr().map_err(|e| Error::Bind {
-            addr: "127.0.0.1:0".into(),
-            source: e,
-        })?;
-        let server = tiny_http::Server::from_listener(listener, None).map_err(|e| Error::Bind {
+        let tiny_error = |e: Box<dyn std::error::Error + Send + Sync>| Error::Bind {
             addr: listen.to_string(),
             source: std::io::Error::other(e.to_string()),
-        })?;
+        };
+        let (public, server, hop) = match mode {
+            Mode::Direct => (
+                None,
+                tiny_http::Server::from_listener(public, None).map_err(tiny_error)?,
+                None,
+            ),
+            Mode::Gate => {
+                let (hop, unix) = HopSocket::create().map_err(|e| Error::Bind {
+                    addr: "the gate's Unix socket".into(),
+                    source: e,
+                })?;
+                let server = tiny_http::Server::from_listener(unix, None).map_err(tiny_error)?;
+                (Some(public), server, Some(hop))
+            }
+        };
         Ok(BoundListener {
+            mode,
+            why,
             public,
             server,
-            inner,
+            hop,
             addr,
         })
     }
@@ -100,7 +123,7 @@ fn listen_on(
 
 impl HttpServer {
     /// `on_dead`: what to do when the listener stops answering (see
-    /// [`super::listener_watchdog`]).
+    /// [`super::edge::listener_watchdog`]).
     pub fn start(
         bound: BoundListener,
         threads: usize,
@@ -108,53 +131,71 @@ impl HttpServer {
         on_dead: OnDead,
     ) -> HttpServer {
         let BoundListener {
+            mode,
+            why,
             public,
             server,
-            inner,
+            hop,
             addr,
         } = bound;
+        log::info!("http: edge mode {}: {why}", mode.name());
         let server_settings = &state.settings.server;
-        let (openings, opened) = Openings::new();
-        let gate = Gate::start(
-            public,
-            inner,
-            Limits {
-                max_body_bytes: server_settings.max_body_bytes,
-                body_timeout: Duration::from_secs(server_settings.body_timeout_s),
-                idle_timeout: Duration::from_secs(server_settings.idle_timeout_s),
-            },
-            openings.clone(),
-        );
-        let peers = gate.peers();
+        let activity = Activity::new();
+        let gate = match (public, &hop) {
+            (Some(public), Some(hop)) => Some(Gate::start(
+                public,
+                hop.path(),
+                Limits {
+                    max_body_bytes: server_settings.max_body_bytes,
+                    body_timeout: Duration::from_secs(server_settings.body_timeout_s),
+                    idle_timeout: Duration::from_secs(server_settings.idle_timeout_s),
+                    max_connections: server_settings.max_connections,
+                },
+                activity.clone(),
+            )),
+            _ => None,
+        };
+        // tiny_http's pool strands connections in both modes: clients' or the gate's hops.
+        let guarded = match &hop {
+            Some(hop) => GuardTarget::Unix(hop.path().to_path_buf()),
+            None => GuardTarget::Tcp(crate::net::reachable(addr)),
+        };
+        let (guard_stop, guard_stop_rx) = crossbeam_channel::bounded(0);
+        let (guard, poke) = StallGuard::start(guarded, guard_stop_rx);
         let server = Arc::new(server);
         let stopping = Arc::new(AtomicBool::new(false));
         let (accept_died_tx, accept_died) = crossbeam_channel::bounded(1);
         let threads = (0..threads)
             .map(|i| {
                 let (server, state, stopping) = (server.clone(), state.clone(), stopping.clone());
-                let peers = peers.clone();
                 let accept_died = accept_died_tx.clone();
+                let poke = poke.clone();
                 std::thread::Builder::new()
                     .name(format!("http-{i}"))
                     .stack_size(512 * 1024)
-                    .spawn(move || serve(&server, &state, &stopping, &peers, &accept_died))
+                    .spawn(move || serve(&server, &state, &stopping, mode, &poke, &accept_died))
                     .expect("spawn http thread")
             })
             .collect();
-        let (guard_stop, guard_rx) = crossbeam_channel::bounded(0);
-        // The pool race it works around is tiny_http's: nudge tiny_http's own port.
-        let guard = StallGuard::start(inner, openings.clone(), opened, guard_rx);
-        // The watchdog asks the public port: through the gate to a handler, like a client.
+        // The watchdog asks the public port, like a client.
         let (watchdog_stop, watchdog_rx) = crossbeam_channel::bounded(0);
-        let watchdog = ListenerWatchdog::start(addr, on_dead, accept_died, openings, watchdog_rx);
+        let watchdog = ListenerWatchdog::start(
+            addr,
+            on_dead,
+            accept_died,
+            activity,
+            Some(poke),
+            watchdog_rx,
+        );
         HttpServer {
-            gate: Some(gate),
+            gate,
             server,
             guard: Some((guard, guard_stop)),
             watchdog: Some((watchdog, watchdog_stop)),
             threads,
             stopping,
             addr,
+            hop,
         }
     }
 
@@ -185,6 +226,9 @@ impl HttpServer {
         for t in self.threads {
             let _ = t.join();
         }
+        // tiny_http's stop connects to its own socket: the socket goes after it.
+        drop(self.server);
+        drop(self.hop.take());
     }
 }
 
@@ -192,14 +236,28 @@ fn serve(
     server: &tiny_http::Server,
     state: &AppState,
     stopping: &AtomicBool,
-    peers: &Peers,
+    mode: Mode,
+    poke: &Poke,
     accept_died: &crossbeam_channel::Sender<String>,
 ) {
     loop {
         match server.recv() {
             Ok(mut request) => {
                 let started = Instant::now();
-                let client = peers.client_of(request.remote_addr().copied());
+                poke.poke();
+                let client = match mode {
+                    Mode::Gate => gate_client(&request),
+                    Mode::Direct => {
+                        if wants_upgrade(&request) {
+                            // tiny_http would hand the rest of the connection to the body.
+                            let reply = Reply::from(Refusal::upgrade_refused())
+                                .with_header("Connection", "close");
+                            let _ = request.respond(reply.into_tiny());
+                            continue;
+                        }
+                        request.remote_addr().copied()
+                    }
+                };
                 let reply = router::dispatch(state, &mut request, client, started);
                 let status = reply.status;
                 if let Err(e) = request.respond(reply.into_tiny()) {
@@ -215,4 +273,24 @@ fn serve(
             }
         }
     }
+}
+
+/// The client the gate named: only the gate can reach tiny_http in gate mode, and it
+/// replaces any such header a client sent. Missing or unreadable: no address, which no
+/// address-based rule trusts.
+fn gate_client(request: &tiny_http::Request) -> Option<SocketAddr> {
+    request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv(CLIENT_HEADER))
+        .and_then(|h| h.value.as_str().parse().ok())
+}
+
+/// `Connection: upgrade`, as tiny_http reads it (the first `Connection` header).
+fn wants_upgrade(request: &tiny_http::Request) -> bool {
+    request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Connection"))
+        .is_some_and(|h| h.value.as_str().to_ascii_lowercase().contains("upgrade"))
 }

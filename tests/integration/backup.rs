@@ -326,3 +326,119 @@ fn backup_refuses_an_existing_target_a_missing_directory_and_a_damaged_backup() 
     assert!(files_named(dir.path(), "before-restore").is_empty());
     assert!(files_named(dir.path(), ".tmp-").is_empty());
 }
+
+/// A database of about `mb` MB: the real binary's schema and one message, then large bodies
+/// written straight into the file (the copy does not care what the pages hold), so a backup of
+/// it takes many steps.
+fn large_database(db: &Path, mb: usize) {
+    {
+        let mut s = serve(db);
+        assert_eq!(s.http.ingest(&order_body(1)).status, 200);
+        s.http.wait_drained(Duration::from_secs(30));
+        s.stop();
+    }
+    let c = Connection::open(db).unwrap();
+    c.execute(
+        "INSERT INTO bodies (message_id, headers, payload) \
+         WITH RECURSIVE n(i) AS (SELECT 1000 UNION ALL SELECT i + 1 FROM n WHERE i < 999 + ?1) \
+         SELECT i, '{}', randomblob(1024 * 1024) FROM n",
+        [mb as i64],
+    )
+    .unwrap();
+    c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+}
+
+/// `hookvault backup --db DB TARGET` started in the background, returned once it has printed
+/// its first progress line (it is copying), with the rest of its stderr drained on a thread.
+fn backup_under_way(db: &Path, target: &Path) -> (std::process::Child, PathBuf) {
+    use std::io::{BufRead, BufReader};
+    let mut child = crate::harness::command()
+        .args(["backup", "--db", path_str(db), path_str(target)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start hookvault backup");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().expect("a progress line").unwrap();
+    assert!(first.contains(" pages ("), "not a progress line: {first}");
+    assert!(
+        !first.contains("(100.0%)"),
+        "the copy was done at once: {first}"
+    );
+    std::thread::spawn(move || lines.for_each(drop));
+    let tmp = PathBuf::from(format!("{}.tmp-{}", target.display(), child.id()));
+    (child, tmp)
+}
+
+#[test]
+fn a_killed_backup_leaves_a_temporary_that_the_next_backup_removes_and_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("live.db");
+    large_database(&db, 64);
+
+    // A backup running into the same directory throughout: its temporary is no litter.
+    let (running, running_tmp) = backup_under_way(&db, &dir.path().join("manual.db"));
+
+    // Yesterday's nightly backup, killed half-way.
+    let (mut killed, left) = backup_under_way(&db, &dir.path().join("hookvault-20261130.db"));
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let left_bytes = std::fs::metadata(&left)
+        .unwrap_or_else(|e| panic!("{} after kill -9: {e}", left.display()))
+        .len();
+    assert!(left_bytes > 0, "the killed backup had written nothing");
+    assert!(
+        running_tmp.exists(),
+        "the other backup finished too soon for this test"
+    );
+
+    // Tonight's backup into the same directory, under another name.
+    let tonight = dir.path().join("hookvault-20261201.db");
+    let out = run_cli(&["backup", "--db", path_str(&db), path_str(&tonight)], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains(&format!("removed {}", left.display()))
+            && said.contains(&format!("process {}", killed.id()))
+            && said.contains("interrupted backup"),
+        "the cleanup is not reported:\n{said}"
+    );
+    assert!(
+        !left.exists(),
+        "the killed backup's temporary is still there"
+    );
+    assert!(
+        !said.contains(&running_tmp.display().to_string()),
+        "a running backup's temporary was reported as stale:\n{said}"
+    );
+    assert_eq!(integrity(&tonight), "ok");
+
+    // The backup that was running when the cleanup ran finishes, whole.
+    let out = running.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert_eq!(integrity(&dir.path().join("manual.db")), "ok");
+    assert!(
+        files_named(dir.path(), ".tmp-").is_empty(),
+        "temporaries left: {:?}",
+        files_named(dir.path(), ".tmp-")
+    );
+
+    // Nothing stale: nothing is said about it.
+    let out = run_cli(
+        &[
+            "backup",
+            "--force",
+            "--db",
+            path_str(&db),
+            path_str(&tonight),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stdout).contains("removed"),
+        "{}",
+        text(&out.stdout)
+    );
+    eprintln!("killed backup left {left_bytes} bytes; the next backup said:\n{said}");
+}

@@ -480,3 +480,243 @@ fn deploy_help_and_bad_usage() {
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--service-manager"));
 }
+
+/// A stand-in for a release whose schema is one past this build's, as a shell script in front
+/// of this build: `schema` answers what such a release would (`on_serve=migrate` for this
+/// build's database), and `serve` moves the database to the next schema version, as a
+/// migration does, and then fails, so the upgrade never becomes ready. A script in the test,
+/// not a switch in the product: nothing a user can set makes a real binary pretend to migrate.
+fn migrating_release(real: &Path, next_schema: i64, path: &Path) {
+    let real = real.display();
+    std::fs::write(
+        path,
+        format!(
+            r#"#!/bin/sh
+case "$1" in
+  --version) echo 'hookvault 0.2.0' ;;
+  schema) "{real}" "$@" | sed -e 's/^binary_schema=.*/binary_schema={next_schema}/' -e 's/^on_serve=none$/on_serve=migrate/' ;;
+  serve)
+    db=
+    while [ $# -gt 0 ]; do [ "$1" = --db ] && db="$2"; shift; done
+    python3 -c 'import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.execute("CREATE TABLE next_release_table (id INTEGER PRIMARY KEY)")
+c.execute("PRAGMA user_version = {next_schema}")
+c.commit()' "$db" || exit 1
+    echo 'migrated the database to schema {next_schema}, then failed to start' >&2
+    exit 1 ;;
+  *) exec "{real}" "$@" ;;
+esac
+"#
+        ),
+    )
+    .unwrap();
+    run_ok(Command::new("chmod").args(["755"]).arg(path));
+}
+
+/// `key=value` from `hookvault schema` output.
+fn schema_field(out: &Output, key: &str) -> String {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_string))
+        .unwrap_or_else(|| panic!("no {key}= in {}", text(out)))
+}
+
+#[test]
+fn a_failed_upgrade_that_migrated_the_schema_is_rolled_back_with_the_backup_taken_before_it() {
+    if !require(
+        &[
+            SSHD,
+            "ssh",
+            "ssh-keygen",
+            "curl",
+            "bash",
+            "sha256sum",
+            "python3",
+        ],
+        "a real SSH server on loopback for deploy/deploy.sh, and python3 for the stand-in \
+         release; Debian: apt-get install openssh-server openssh-client curl python3",
+    ) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (keys, run_dir, prefix, builds) = (
+        tmp.path().join("keys"),
+        tmp.path().join("run"),
+        tmp.path().join("host"),
+        tmp.path().join("builds"),
+    );
+    for d in [&keys, &run_dir, &prefix, &builds] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let sshd = Sshd::start(&keys);
+    let port = free_port();
+    let service = Service {
+        run_dir,
+        port,
+        http: Http::new(format!("127.0.0.1:{port}").parse().unwrap()),
+    };
+    let deploy = Deploy {
+        sshd: &sshd,
+        prefix: prefix.clone(),
+        service: &service,
+    };
+    let build1 = PathBuf::from(env!("CARGO_BIN_EXE_hookvault"));
+    let state_dir = prefix.join("var/lib/hookvault");
+    let db = state_dir.join("hookvault.db");
+    let schema_of =
+        |binary: &Path, db: &Path| run_ok(Command::new(binary).arg("schema").arg("--db").arg(db));
+
+    let (out, _) = deploy.run(&build1, &[]);
+    assert!(out.status.success(), "first deploy failed:\n{}", text(&out));
+    let v1 = deploy.link();
+    for n in 1..=5 {
+        assert_eq!(service.post_order(n), 200);
+    }
+    for n in 1..=5 {
+        service.wait_for_order(n);
+    }
+
+    // An upgrade that keeps the schema takes no backup.
+    let build2 = builds.join("hookvault-same-schema");
+    let mut bytes = std::fs::read(&build1).unwrap();
+    bytes.extend_from_slice(b"\nsame schema, new build\n");
+    std::fs::write(&build2, &bytes).unwrap();
+    run_ok(Command::new("chmod").args(["755"]).arg(&build2));
+    let (out, _) = deploy.run(&build2, &[]);
+    assert!(out.status.success(), "upgrade failed:\n{}", text(&out));
+    assert!(
+        text(&out).contains("does not migrate the database; no backup needed"),
+        "{}",
+        text(&out)
+    );
+    let v2 = deploy.link();
+    assert_ne!(v1, v2);
+    assert_eq!(service.post_order(6), 200);
+    service.wait_for_order(6);
+
+    // The release that migrates, then fails readiness.
+    let current = schema_of(&build1, &db);
+    assert_eq!(schema_field(&current, "on_serve"), "none");
+    let schema: i64 = schema_field(&current, "binary_schema").parse().unwrap();
+    let next = builds.join("hookvault-next-schema");
+    migrating_release(&build1, schema + 1, &next);
+    assert_eq!(schema_field(&schema_of(&next, &db), "on_serve"), "migrate");
+
+    let (out, took) = deploy.run(&next, &["--ready-timeout", "5"]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(2), "rollback exit:\n{said}");
+    for step in [
+        "backing it up first",
+        "ROLLING BACK",
+        "restoring",
+        "restored the database from before the upgrade",
+    ] {
+        assert!(said.contains(step), "deploy did not say '{step}':\n{said}");
+    }
+    assert_eq!(
+        deploy.link(),
+        v2,
+        "the link points back at the previous build"
+    );
+    assert_eq!(service.running_exe().as_deref(), Some(v2.as_path()));
+    assert_eq!(service.status("/readyz"), Some(200));
+    // Every webhook acknowledged before the upgrade is served, and new ones are taken.
+    for n in 1..=6 {
+        assert_eq!(
+            service.status(&format!("/api/v2/orders/DEPLOY-{n}")),
+            Some(200),
+            "order DEPLOY-{n} acknowledged before the upgrade"
+        );
+    }
+    let stats = service.http.stats();
+    assert_eq!(stats["total_received"], 6, "{stats}");
+    assert_eq!(service.post_order(7), 200);
+    service.wait_for_order(7);
+    assert_eq!(
+        schema_field(&schema_of(&build1, &db), "database_schema"),
+        schema.to_string()
+    );
+
+    // What the failed release left is kept aside, and it is what the old binary refuses.
+    let files: Vec<String> = std::fs::read_dir(&state_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let aside: Vec<&String> = files
+        .iter()
+        .filter(|f| {
+            f.starts_with("hookvault.db.before-restore-")
+                && !f.contains("-wal")
+                && !f.contains("-shm")
+        })
+        .collect();
+    assert_eq!(aside.len(), 1, "{files:?}");
+    let aside = state_dir.join(aside[0]);
+    let refused = schema_of(&build1, &aside);
+    assert_eq!(schema_field(&refused, "on_serve"), "refuse");
+    assert_eq!(
+        schema_field(&refused, "database_schema"),
+        (schema + 1).to_string()
+    );
+    let refused_serve = crate::harness::Hookvault::new()
+        .database(&aside)
+        .spawn_refused();
+    assert!(
+        !refused_serve.status.success()
+            && text(&refused_serve).contains(&format!("schema version {}", schema + 1)),
+        "the previous binary should refuse the migrated database: {}",
+        text(&refused_serve)
+    );
+    assert!(
+        files
+            .iter()
+            .any(|f| f.starts_with("hookvault.db.pre-upgrade-")),
+        "the backup taken before the upgrade is kept: {files:?}"
+    );
+    eprintln!(
+        "upgrade that migrated, failed and was rolled back with its backup: {:.2} s",
+        took.as_secs_f64()
+    );
+}
+
+#[test]
+fn deploy_picks_the_build_for_the_hosts_machine_and_word_size() {
+    // A stand-in for ssh that answers `uname -m` and `getconf LONG_BIT` as a Pi would, and
+    // runs everything else (read-only inspection: this is a dry run) here under --prefix.
+    let tmp = tempfile::tempdir().unwrap();
+    let fake_ssh = tmp.path().join("fake-ssh");
+    std::fs::write(
+        &fake_ssh,
+        "#!/bin/sh\nfor last; do :; done\ncase \"$last\" in\n  'uname -m') echo \"$FAKE_MACHINE\" ;;\n  \
+         'getconf LONG_BIT'*) echo \"$FAKE_BITS\" ;;\n  exit) exit 0 ;;\n  *) exec sh -c \"$last\" ;;\nesac\n",
+    )
+    .unwrap();
+    run_ok(Command::new("chmod").args(["755"]).arg(&fake_ssh));
+    for (machine, bits, target) in [
+        ("armv6l", "32", "arm-unknown-linux-musleabihf"),
+        ("armv7l", "32", "armv7-unknown-linux-gnueabihf"),
+        ("aarch64", "32", "armv7-unknown-linux-gnueabihf"),
+        ("aarch64", "64", "aarch64-unknown-linux-gnu"),
+        ("x86_64", "64", "x86_64-unknown-linux-gnu"),
+    ] {
+        let out = Command::new("bash")
+            .arg(Deploy::script())
+            .args(["--dry-run", "--prefix"])
+            .arg(tmp.path().join("host"))
+            .arg("pi.example")
+            .env("SSH", &fake_ssh)
+            .env("FAKE_MACHINE", machine)
+            .env("FAKE_BITS", bits)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let said = text(&out);
+        assert!(
+            said.contains(&format!(
+                "host machine {machine} ({bits}-bit userland): target {target}\n"
+            )),
+            "{machine}/{bits}: expected {target}:\n{said}"
+        );
+    }
+}

@@ -13,6 +13,11 @@ use crate::harness::{self, Hookvault, Http};
 
 const INGEST: &str = "/api/v2/webhooks/orders";
 
+/// hookvault as its own edge, whatever its listen address.
+fn gate<'a>() -> Hookvault<'a> {
+    Hookvault::new().settings(|c| c.server.edge = "gate".into())
+}
+
 fn addr(http: &Http) -> SocketAddr {
     http.base.trim_start_matches("http://").parse().unwrap()
 }
@@ -58,7 +63,7 @@ fn received(http: &Http) -> u64 {
 
 #[test]
 fn a_content_length_that_is_not_a_plain_number_gets_400_and_nothing_is_stored() {
-    let s = Hookvault::new().start();
+    let s = gate().start();
     for length in [
         "-1",
         "99999999999999999999999",
@@ -101,7 +106,7 @@ fn a_content_length_that_is_not_a_plain_number_gets_400_and_nothing_is_stored() 
 fn a_huge_declared_length_gets_413_and_the_server_lives_on() {
     // tiny_http, dropping a request whose body was not read, allocates the declared length to
     // skip it: this once aborted the whole process.
-    let s = Hookvault::new().start();
+    let s = gate().start();
     for length in ["99999999999", "18446744073709551615", "1048577"] {
         let answer = raw(
             &s.http,
@@ -119,7 +124,7 @@ fn a_huge_declared_length_gets_413_and_the_server_lives_on() {
 
 #[test]
 fn a_body_shorter_than_its_length_is_not_acknowledged() {
-    let s = Hookvault::new().start();
+    let s = gate().start();
     for declared in [100, 5000] {
         let mut conn = TcpStream::connect(addr(&s.http)).unwrap();
         write!(
@@ -142,7 +147,7 @@ fn a_body_shorter_than_its_length_is_not_acknowledged() {
 
 #[test]
 fn an_empty_webhook_gets_400_empty_body() {
-    let s = Hookvault::new().start();
+    let s = gate().start();
     for request in [
         format!("POST {INGEST} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
         format!("POST {INGEST} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
@@ -158,7 +163,7 @@ fn an_empty_webhook_gets_400_empty_body() {
 
 #[test]
 fn chunked_bodies_are_stored_whole() {
-    let s = Hookvault::new().start();
+    let s = gate().start();
     let answer = raw(
         &s.http,
         b"POST /api/v2/webhooks/orders HTTP/1.1\r\nHost: localhost\r\n\
@@ -170,9 +175,7 @@ fn chunked_bodies_are_stored_whole() {
     let stored = s.http.get(&format!("/api/v2/webhooks/logs/{id}")).json;
     assert_eq!(stored["payload"], "{\"content\":\"chunked\"}  ");
     // Over the body limit once decoded: 413.
-    let s = Hookvault::new()
-        .settings(|c| c.server.max_body_bytes = 10)
-        .start();
+    let s = gate().settings(|c| c.server.max_body_bytes = 10).start();
     let answer = raw(
         &s.http,
         b"POST /api/v2/webhooks/orders HTTP/1.1\r\nHost: localhost\r\n\
@@ -191,7 +194,7 @@ fn chunked_bodies_are_stored_whole() {
 
 #[test]
 fn keep_alive_and_pipelined_requests_are_answered_in_order() {
-    let s = Hookvault::new().start();
+    let s = gate().start();
     let mut conn = TcpStream::connect(addr(&s.http)).unwrap();
     let one = |n: u32| {
         let body = format!("{{\"content\":\"pipelined {n}\"}}");
@@ -225,7 +228,7 @@ fn keep_alive_and_pipelined_requests_are_answered_in_order() {
 
 #[test]
 fn a_header_with_non_ascii_bytes_gets_400() {
-    let s = Hookvault::new().start();
+    let s = gate().start();
     let mut request =
         format!("POST {INGEST} HTTP/1.1\r\nHost: localhost\r\nX-Name: caf").into_bytes();
     request.extend_from_slice(&[0xc3, 0xa9]);
@@ -238,7 +241,7 @@ fn a_header_with_non_ascii_bytes_gets_400() {
 
 #[test]
 fn a_header_over_64_kib_gets_431() {
-    let s = Hookvault::new().start();
+    let s = gate().start();
     let mut conn = TcpStream::connect(addr(&s.http)).unwrap();
     conn.write_all(format!("POST {INGEST} HTTP/1.1\r\nHost: localhost\r\nX-Big: ").as_bytes())
         .unwrap();
@@ -257,9 +260,7 @@ fn a_header_over_64_kib_gets_431() {
 
 #[test]
 fn a_body_not_complete_within_body_timeout_gets_408() {
-    let s = Hookvault::new()
-        .settings(|c| c.server.body_timeout_s = 1)
-        .start();
+    let s = gate().settings(|c| c.server.body_timeout_s = 1).start();
     let mut conn = TcpStream::connect(addr(&s.http)).unwrap();
     write!(
         conn,
@@ -308,7 +309,7 @@ fn slow_senders(target: SocketAddr, n: usize) -> Vec<TcpStream> {
 #[test]
 fn a_webhook_is_answered_within_a_second_while_100_clients_trickle_bodies() {
     // 8 handler threads (the harness's): before the gate, 8 slow senders held them all.
-    let s = Hookvault::new().start();
+    let s = gate().start();
     let mut slow = slow_senders(addr(&s.http), 100);
     let started = Instant::now();
     let mut slowest = Duration::ZERO;
@@ -337,9 +338,7 @@ fn a_webhook_is_answered_within_a_second_while_100_clients_trickle_bodies() {
 
 #[test]
 fn sigterm_exits_in_time_with_slow_clients_connected() {
-    let mut s = Hookvault::new()
-        .settings(|c| c.queue.shutdown_timeout_s = 2)
-        .spawn();
+    let mut s = gate().settings(|c| c.queue.shutdown_timeout_s = 2).spawn();
     let target = addr(&s.http);
     assert_eq!(s.http.ingest("{\"content\":\"before\"}").status, 200);
     let mut slow = slow_senders(target, 20);
@@ -399,7 +398,7 @@ fn post(http: &Http, path: &str, headers: &str) -> Raw {
 
 #[test]
 fn loopback_trust_refuses_forwarded_requests_foreign_hosts_and_other_origins() {
-    let s = Hookvault::new()
+    let s = gate()
         .settings(|c| c.server.allowed_hosts = vec!["hookvault.internal".into()])
         .start();
     let host = format!("Host: {}\r\n", addr(&s.http));
@@ -478,7 +477,7 @@ fn a_method_in_another_spelling_reaches_no_handler() {
 
 #[test]
 fn the_admin_token_works_from_anywhere() {
-    let s = Hookvault::new()
+    let s = gate()
         .settings(|c| c.server.admin_token = Some("s3cret".into()))
         .start();
     let answer = get(
@@ -520,7 +519,7 @@ fn handshake(ws: SocketAddr, headers: &[(&str, &str)]) -> u16 {
 
 #[test]
 fn a_websocket_handshake_from_another_origin_is_refused() {
-    let s = Hookvault::new().websocket().start();
+    let s = gate().websocket().start();
     let ws = s.service().ws_addr().expect("event stream on");
     assert_eq!(handshake(ws, &[("Origin", "http://evil.example")]), 403);
     assert_eq!(handshake(ws, &[("X-Forwarded-For", "203.0.113.7")]), 403);
@@ -534,7 +533,7 @@ fn a_websocket_handshake_from_another_origin_is_refused() {
 fn a_trusted_proxy_names_the_client_in_the_audit_trail() {
     let forwarded = [("X-Forwarded-For", "198.51.100.1, 203.0.113.7")];
     // Not trusted: the peer is recorded, whatever the header says.
-    let s = Hookvault::new().start();
+    let s = gate().start();
     let id = s.http.post_with(INGEST, b"{}", &forwarded).json["id"]
         .as_i64()
         .unwrap();
@@ -544,7 +543,7 @@ fn a_trusted_proxy_names_the_client_in_the_audit_trail() {
         "{recorded}"
     );
 
-    let s = Hookvault::new()
+    let s = gate()
         .settings(|c| c.server.trusted_proxies = vec!["127.0.0.0/8".into()])
         .start();
     let id = s.http.post_with(INGEST, b"{}", &forwarded).json["id"]
@@ -556,31 +555,88 @@ fn a_trusted_proxy_names_the_client_in_the_audit_trail() {
 
 #[test]
 fn a_remote_client_through_the_gate_is_not_taken_for_loopback() {
-    // tiny_http sees every request come from the gate on 127.0.0.1; the client's own address
-    // must be the one the access rules and the audit trail see.
-    let Some(ip) = harness::non_loopback_ip() else {
-        harness::skip_or_fail("no non-loopback address on this machine");
+    // tiny_http receives every request from the gate; the client's own address must be the
+    // one the access rules and the audit trail see.
+    let Some(ns) = harness::remote_client() else {
         return;
     };
-    let s = Hookvault::new()
-        .settings(|c| c.server.listen = "0.0.0.0:0".into())
-        .start();
-    let remote = Http::new(SocketAddr::new(ip, addr(&s.http).port()));
-    let answer = remote.get(STATS);
+    let listen = SocketAddr::new(ns.host_ip, 0).to_string();
+    let s = gate().settings(move |c| c.server.listen = listen).start();
+    let remote = Http::new(addr(&s.http));
+    let (answer, stored) = ns.run(|| {
+        (
+            remote.get(STATS),
+            remote.ingest("{\"content\":\"from afar\"}"),
+        )
+    });
     assert_eq!(answer.status, 403, "{answer:?}");
     assert_eq!(answer.json["error"], "forbidden");
-    let stored = remote.ingest("{\"content\":\"from afar\"}");
     let id = stored.json["id"]
         .as_i64()
         .unwrap_or_else(|| panic!("{stored:?}"));
-    // (s.http names 0.0.0.0 as its Host, which loopback trust does not take.)
-    let local = Http::new(SocketAddr::from(([127, 0, 0, 1], addr(&s.http).port())));
-    let recorded = local.get(&format!("/api/v2/webhooks/logs/{id}")).json["remote_addr"].clone();
+    let (_, recorded) = stored_row(s.database(), id);
     assert!(
-        recorded
-            .as_str()
-            .unwrap_or("")
-            .starts_with(&format!("{ip}:")),
-        "recorded {recorded}, not {ip}"
+        recorded.starts_with(&format!("{}:", ns.client_ip)),
+        "recorded {recorded}, not {}",
+        ns.client_ip
+    );
+}
+
+/// Message `id`'s state and the address the audit trail recorded, read from the database
+/// (the server listens only on the namespace's link, where this host is not loopback).
+fn stored_row(database: &std::path::Path, id: i64) -> (String, String) {
+    let db =
+        rusqlite::Connection::open_with_flags(database, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    db.query_row(
+        "SELECT state, coalesce(remote_addr, '') FROM messages WHERE id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .unwrap()
+}
+
+#[test]
+fn pipelined_admin_requests_then_a_reset_from_afar_run_nothing() {
+    // A remote client pipelines admin requests and resets the connection: none of them may
+    // run as if it came from loopback, whatever tiny_http still holds.
+    let Some(ns) = harness::remote_client() else {
+        return;
+    };
+    let listen = SocketAddr::new(ns.host_ip, 0).to_string();
+    let s = gate().settings(move |c| c.server.listen = listen).start();
+    let target = addr(&s.http);
+    // A dead letter (not JSON: dead at once), for the DELETEs to aim at.
+    let id = ns.run(|| Http::new(target).ingest("not json")).json["id"]
+        .as_i64()
+        .unwrap();
+    let dead = || stored_row(s.database(), id).0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while dead() != "dead" {
+        assert!(Instant::now() < deadline, "no dead letter");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let one = format!(
+        "DELETE /api/v2/webhooks/queue/dead-letters/{id} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    );
+    let pipelined = one.repeat(17);
+    let remote = Http::new(target);
+    let stored = ns.run(|| {
+        for _ in 0..17 {
+            let mut conn = TcpStream::connect(target).unwrap();
+            conn.write_all(pipelined.as_bytes()).unwrap();
+            // Reset: close with unread answers and SO_LINGER 0 semantics (drop after shutdown).
+            let _ = conn.shutdown(Shutdown::Both);
+        }
+        remote.ingest("{\"content\":\"after the resets\"}")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(dead(), "dead", "a remote DELETE ran");
+    let after = stored.json["id"].as_i64().unwrap();
+    let (_, recorded) = stored_row(s.database(), after);
+    assert!(
+        recorded.starts_with(&format!("{}:", ns.client_ip)),
+        "recorded {recorded}, not {}",
+        ns.client_ip
     );
 }

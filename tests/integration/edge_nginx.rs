@@ -23,7 +23,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use serde_json::Value;
 
-use crate::harness::{self, Binary, Hookvault};
+use crate::harness::{self, hostile, Binary, Hookvault};
 
 const INGEST: &str = "/api/v2/webhooks/orders";
 /// hookvault's default `server.max_body_bytes`, which the shipped file's
@@ -731,6 +731,40 @@ fn malformed_and_oversized_requests_stop_at_nginx() {
         edge.total_received(),
         1,
         "only the body within the limit is stored"
+    );
+}
+
+impl hostile::Stream for Tls {
+    fn close_write(&mut self) {
+        self.conn.send_close_notify();
+        let _ = self.flush();
+        let _ = self.sock.shutdown(Shutdown::Write);
+    }
+}
+
+#[test]
+fn the_hostile_corpus_stops_at_nginx() {
+    let Some(edge) = Edge::start() else { return };
+    let admin = harness::Http::new(edge.direct);
+    let failures = hostile::run_corpus(&hostile::Target {
+        edge: hostile::Edge::Proxy,
+        connect: &|| {
+            let tls = edge.connect(None)?;
+            tls.sock.set_read_timeout(Some(Duration::from_secs(3)))?;
+            Ok(Box::new(tls) as Box<dyn hostile::Stream>)
+        },
+        pid: edge.hookvault_pid(),
+        admin: &admin,
+        ingest: &|| {
+            edge.post(b"{\"content\":\"after a hostile request\"}")
+                .status
+        },
+    });
+    assert!(
+        failures.is_empty(),
+        "through nginx:\n{}\nnginx log:\n{}",
+        failures.join("\n"),
+        edge.nginx_log()
     );
 }
 

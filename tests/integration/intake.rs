@@ -166,8 +166,12 @@ fn ingest_token_is_required_when_configured() {
 #[test]
 fn idle_connections_are_closed_after_the_idle_timeout() {
     use std::io::{Read, Write};
+    // Closing idle connections is the gate's work (in direct mode, the proxy's).
     let s = Hookvault::new()
-        .settings(|c| c.server.idle_timeout_s = 1)
+        .settings(|c| {
+            c.server.idle_timeout_s = 1;
+            c.server.edge = "gate".into();
+        })
         .start();
     let addr = s.http.base.trim_start_matches("http://").to_string();
     // A keep-alive connection that is used, then left idle.
@@ -205,8 +209,12 @@ fn idle_connections_are_closed_after_the_idle_timeout() {
 #[test]
 fn a_stalled_body_gets_408_and_nothing_is_stored() {
     use std::io::{Read, Write};
+    // Bounding a stalled body is the gate's work (in direct mode, the proxy's).
     let s = Hookvault::new()
-        .settings(|c| c.server.idle_timeout_s = 1)
+        .settings(|c| {
+            c.server.idle_timeout_s = 1;
+            c.server.edge = "gate".into();
+        })
         .start();
     let addr = s.http.base.trim_start_matches("http://").to_string();
     let mut conn = std::net::TcpStream::connect(&addr).unwrap();

@@ -11,7 +11,7 @@
 
 mod harness;
 
-mod armv7_smoke;
+mod arm_builds;
 mod backends;
 mod backup;
 mod browser;
@@ -27,6 +27,7 @@ mod deploy_ssh;
 mod disk_full;
 mod edge;
 mod edge_caddy;
+mod edge_corpus;
 mod edge_nginx;
 mod events_ws;
 mod faults;

@@ -4,9 +4,9 @@
 
 use std::io::{ErrorKind, Read};
 
-use super::limits::too_large;
 use super::{Refusal, Step};
 use crate::http::call::Call;
+use crate::http::edge::refusal::Refusal as EdgeRefusal;
 use crate::http::response::Reply;
 use crate::http::state::AppState;
 
@@ -28,35 +28,18 @@ pub(super) fn read(state: &AppState, call: &mut Call) -> Step<Vec<u8>> {
         return Err((Refusal::Client, unreadable(state, &e)));
     }
     if payload.len() as u64 > limit {
-        return Err((Refusal::Client, too_large(limit)));
+        return Err((Refusal::Client, EdgeRefusal::too_large(limit).into()));
     }
     // tiny_http ends a body early, without an error, when its connection closes before the
-    // declared length (the gate never passes such a body on; this holds for anything that
-    // reaches tiny_http another way).
+    // declared length (direct mode; the gate never passes such a body on).
     if let Some(declared) = call.request.body_length() {
         if payload.len() < declared {
-            return Err((
-                Refusal::Client,
-                Reply::error(
-                    400,
-                    "incomplete_body",
-                    &format!(
-                        "the body ended after {} of {declared} bytes; nothing was stored",
-                        payload.len()
-                    ),
-                ),
-            ));
+            let refusal = EdgeRefusal::incomplete_body(payload.len() as u64, declared as u64);
+            return Err((Refusal::Client, refusal.into()));
         }
     }
     if payload.is_empty() {
-        return Err((
-            Refusal::Client,
-            Reply::error(
-                400,
-                "empty_body",
-                "the request has no body; a webhook is its body, so nothing was stored",
-            ),
-        ));
+        return Err((Refusal::Client, EdgeRefusal::empty_body().into()));
     }
     Ok(payload)
 }
@@ -64,14 +47,8 @@ pub(super) fn read(state: &AppState, call: &mut Call) -> Step<Vec<u8>> {
 /// `408` when the body stalled past `server.idle_timeout_s`, else `400`.
 fn unreadable(state: &AppState, e: &std::io::Error) -> Reply {
     if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) {
-        Reply::error(
-            408,
-            "request_timeout",
-            &format!(
-                "the body stopped arriving for {} s (server.idle_timeout_s); nothing was stored",
-                state.settings.server.idle_timeout_s
-            ),
-        )
+        let idle = std::time::Duration::from_secs(state.settings.server.idle_timeout_s);
+        EdgeRefusal::stalled(idle).into()
     } else {
         Reply::error(
             400,

@@ -1,30 +1,30 @@
-//! Refusals that need no body: a declared size over `server.max_body_bytes`, or a backlog at
+//! Refusals that need no body: a declared size over `server.max_body_bytes`, a
+//! `Content-Length` tiny_http could not read (direct mode), or a backlog at
 //! `queue.max_backlog` (storing more would only grow a queue the workers cannot drain).
+//! The framing rules and their wording are the edge's ([`crate::http::edge::framing`]).
 
 use super::{Refusal, Step};
 use crate::http::call::Call;
+use crate::http::edge::framing;
+use crate::http::edge::refusal::Refusal as EdgeRefusal;
 use crate::http::response::Reply;
 use crate::http::state::AppState;
 
 pub(super) fn check(state: &AppState, call: &Call) -> Step<()> {
-    // The edge gate (http/gate.rs) refuses these before tiny_http reads them; this holds
-    // for a request that reaches tiny_http another way. tiny_http reads a Content-Length it
-    // cannot parse as "no body", so the body would be taken for the next request.
+    // In gate mode the gate has already refused these. In direct mode tiny_http reads a
+    // Content-Length it cannot parse as "no body", so the body would be taken for the next
+    // request.
     if let Some(declared) = call.header("Content-Length") {
         if call.request.body_length().is_none() && call.header("Transfer-Encoding").is_none() {
-            return Err((
-                Refusal::Client,
-                Reply::error(
-                    400,
-                    "bad_content_length",
-                    &format!("Content-Length {declared:?} is not a plain number of bytes; nothing was stored"),
-                ),
-            ));
+            let refusal = framing::content_length(declared)
+                .err()
+                .unwrap_or_else(|| EdgeRefusal::bad_content_length(declared));
+            return Err((Refusal::Client, refusal.into()));
         }
     }
     let limit = state.settings.server.max_body_bytes;
     if call.request.body_length().is_some_and(|n| n as u64 > limit) {
-        return Err((Refusal::Client, too_large(limit)));
+        return Err((Refusal::Client, EdgeRefusal::too_large(limit).into()));
     }
     let backlog = state.live.queue_size();
     let max_backlog = state.settings.queue.max_backlog;
@@ -41,15 +41,4 @@ pub(super) fn check(state: &AppState, call: &Call) -> Step<()> {
         ));
     }
     Ok(())
-}
-
-/// `413`: the body is over `server.max_body_bytes`, declared or found while reading.
-pub(super) fn too_large(limit: u64) -> Reply {
-    Reply::error(
-        413,
-        "payload_too_large",
-        &format!(
-            "the body is larger than server.max_body_bytes ({limit} bytes); nothing was stored"
-        ),
-    )
 }

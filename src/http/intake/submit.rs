@@ -32,6 +32,7 @@ const SKIPPED_HEADERS: &[&str] = &[
     "accept-encoding",
     "transfer-encoding",
     "expect",
+    "x-hookvault-client",
 ];
 
 /// The message to store: the body, where and when it came from, and the headers worth an

@@ -1,5 +1,6 @@
-//! SQLite's side of `hookvault backup` and `hookvault restore`: an online copy of a live
-//! database, the check that a copy is whole, and the check that nobody has a database open.
+//! SQLite's side of `hookvault backup`, `restore` and `schema`: an online copy of a live
+//! database, the check that a copy is whole, the check that nobody has a database open, and
+//! a database's schema version.
 //!
 //! The copy pins one read snapshot (WAL) for its whole run and copies it in steps. A WAL
 //! reader never blocks the writer, so `serve` keeps committing while the copy runs; holding the
@@ -8,9 +9,14 @@
 //! transaction stays open across them. The cost is that `serve`'s checkpoints (PASSIVE) cannot
 //! move past the snapshot, so the WAL grows by what is written during the copy and is folded
 //! back at the first checkpoint after it.
+//!
+//! The copy is paced: small steps, each synced, with a rest after each as long as the step
+//! took. `serve` acknowledges a webhook only after its own fsync, and on one disk that fsync
+//! queues behind whatever the copy has in flight; short bursts with gaps between them keep
+//! that wait short, at the price of a backup that takes about twice as long.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
@@ -19,17 +25,23 @@ use super::{schema, unavailable, PAGE_SIZE};
 use crate::store::model::{BackupProgress, CopySummary};
 use crate::store::{StoreError, StoreResult};
 
-/// Pages copied per step: 4 MiB at the 1 KiB page size, a few milliseconds of work, so the
-/// progress line moves and an interrupt is noticed without the copy turning into many tiny
-/// reads.
-const PAGES_PER_STEP: i32 = (4 * 1024 * 1024 / PAGE_SIZE) as i32;
+/// Pages copied (and then synced) per step: 1 MiB at the 1 KiB page size, so one step's
+/// writes hold `serve`'s fsync up only briefly (see the module comment).
+const PAGES_PER_STEP: i32 = (1024 * 1024 / PAGE_SIZE) as i32;
+
+/// The rest after a step, as a multiple of the time the step took (copy and sync): the copy
+/// takes the disk at most half the time, and rests longer when the disk is slow or busy.
+const REST_PER_STEP_TIME: u32 = 1;
+
+/// The shortest rest after a step, so even a fast disk gives `serve`'s commits a gap.
+const MIN_REST: Duration = Duration::from_millis(5);
 
 /// How long a step may keep answering "busy" before the copy gives up. With the snapshot
 /// pinned the source never is; the destination is a private file nobody else opens.
 const BUSY_LIMIT: Duration = Duration::from_secs(10);
 
-/// Copies the database at `source` into the new file `target` (which must not exist),
-/// reporting after every step. The copy is left in rollback-journal mode: one file, no `-wal`
+/// Copies the database at `source` into the file `target` (new and empty), reporting after
+/// every step. The copy is left in rollback-journal mode: one file, no `-wal`
 /// beside it, and `serve` switches it back to WAL when it opens it.
 pub fn copy_live(
     source: &Path,
@@ -66,6 +78,7 @@ pub fn copy_live(
         let backup = Backup::new(&src, &mut dst).map_err(|e| unavailable(target, e))?;
         let mut busy_since = None;
         loop {
+            let step_started = Instant::now();
             let step = backup
                 .step(PAGES_PER_STEP)
                 .map_err(|e| unavailable(target, e))?;
@@ -81,9 +94,10 @@ pub fn copy_live(
                 StepResult::More => {
                     busy_since = None;
                     flush.sync_data().map_err(|e| file_err(target, e))?;
+                    std::thread::sleep(rest_after(step_started.elapsed()));
                 }
                 StepResult::Busy | StepResult::Locked => {
-                    let since = *busy_since.get_or_insert_with(std::time::Instant::now);
+                    let since = *busy_since.get_or_insert_with(Instant::now);
                     if since.elapsed() > BUSY_LIMIT {
                         return Err(StoreError::Busy(format!(
                             "{} stayed locked for {}s during the backup",
@@ -104,6 +118,11 @@ pub fn copy_live(
     src.execute_batch("COMMIT")
         .map_err(|e| unavailable(source, e))?;
     Ok(())
+}
+
+/// How long to rest after a step that took `step` (see [`REST_PER_STEP_TIME`]).
+fn rest_after(step: Duration) -> Duration {
+    (step * REST_PER_STEP_TIME).max(MIN_REST)
 }
 
 fn file_err(path: &Path, e: std::io::Error) -> StoreError {
@@ -188,6 +207,30 @@ pub fn verify(path: &Path) -> StoreResult<CopySummary> {
         orders: orders as u64,
         bytes,
     })
+}
+
+/// The schema version this binary creates and runs.
+pub fn binary_schema_version() -> i64 {
+    schema::SCHEMA_VERSION
+}
+
+/// The schema version (`PRAGMA user_version`) of the database at `path`, read without changing
+/// it; `None` when there is no file there yet.
+pub fn schema_version(path: &Path) -> StoreResult<Option<i64>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| unavailable(path, e))?;
+    conn.busy_timeout(Duration::from_secs(5))
+        .map_err(|e| unavailable(path, e))?;
+    let version = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| unavailable(path, e))?;
+    Ok(Some(version))
 }
 
 /// Makes sure no other connection has the database at `path` open, and leaves it as one

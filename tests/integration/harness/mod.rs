@@ -6,8 +6,10 @@
 
 mod binary;
 mod fixtures;
+pub mod hostile;
 mod http;
 mod in_process;
+mod netns;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod tools;
@@ -24,9 +26,10 @@ pub use binary::{command, run_cli, Binary};
 pub use fixtures::{order_body, webhook_fixture, webhook_fixtures, Fixture};
 pub use http::{Answer, Http};
 pub use in_process::InProcess;
+pub use netns::remote_client;
 #[cfg(feature = "postgres")]
 pub(crate) use postgres::{pg_or_skip, PgDb};
-pub use tools::{non_loopback_ip, require, skip_or_fail, tool};
+pub use tools::{require, skip_or_fail, tool};
 pub use ws::ws_connect;
 
 /// A loopback port free right now, for a server the harness does not start itself (sshd, a

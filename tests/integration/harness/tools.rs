@@ -66,15 +66,3 @@ pub fn skip_or_fail(reason: &str) -> bool {
     eprintln!("skipped: {test}: {reason}");
     false
 }
-
-/// This machine's address other than loopback, as a remote client would reach it (tests of
-/// what non-local clients may do). Connecting a UDP socket only picks the route and source
-/// address; nothing is sent.
-pub fn non_loopback_ip() -> Option<std::net::IpAddr> {
-    let sock = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
-    sock.connect("192.0.2.1:9")
-        .or_else(|_| sock.connect("10.255.255.1:9"))
-        .ok()?;
-    let ip = sock.local_addr().ok()?.ip();
-    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
-}

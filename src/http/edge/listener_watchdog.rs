@@ -11,7 +11,7 @@
 //! check every [`RETRY_EVERY`]; after [`FAILURES`] failed checks in a row it logs why and calls
 //! its `on_dead` action (`serve` exits with code 71, so systemd's `Restart=on-failure`
 //! restarts it). A check is skipped, and counts as passed, when since the last one a new
-//! client connection got its first answer through the gate ([`Openings::answered`]): that
+//! client connection got its first answer through the gate ([`Activity::answered`]; in direct mode there is no such count and it always asks): that
 //! client took the same path the check would. So an idle server is asked once per period, and
 //! a busy one with new clients not at all.
 //!
@@ -22,8 +22,11 @@
 //! ANSWER_WITHIN + 2 × RETRY_EVERY` (21 s), and systemd's watchdog, fed only after passed
 //! checks, bounds that to `WatchdogSec` too (20 s in the shipped unit). Each period is
 //! shorter when `WatchdogSec/2` is. The period is what an idle server pays: a check wakes
-//! about eleven threads (this one, the gate's accept, connection and copy threads, tiny_http's
-//! accept and pool threads, a handler), ~1 wake-up per second at 10 s.
+//! about eight threads (this one; in gate mode the gate's accept and connection threads;
+//! tiny_http's accept and pool threads, a handler), under one wake-up per second at 10 s.
+//! In direct mode a check that gets no answer first wakes the stall guard
+//! ([`super::stall_guard`]): a check stranded in tiny_http's pool is rescued, not counted
+//! as an outage twice.
 //!
 //! While checks pass it also feeds systemd's watchdog (`WATCHDOG=1`) and, after the first
 //! pass, says `READY=1` (see [`crate::notify`]): readiness means a client can be answered.
@@ -36,7 +39,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, TryRecvError};
 
-use super::gate::Openings;
+use super::activity::Activity;
+use super::stall_guard::Poke;
 use crate::notify::Notifier;
 
 /// How often the listener is asked while it answers (at most; see [`check_period`]).
@@ -58,20 +62,21 @@ pub struct ListenerWatchdog {
 
 impl ListenerWatchdog {
     /// Watches the listener at `listen`. `accept_died` carries tiny_http's report that its
-    /// accept loop ended; `openings` counts new clients answered through the gate; `stop`
+    /// accept loop ended; `activity` counts new clients answered through the gate; `stop`
     /// ends the watchdog (the service is stopping).
     pub fn start(
         listen: SocketAddr,
         on_dead: OnDead,
         accept_died: Receiver<String>,
-        openings: Arc<Openings>,
+        activity: Arc<Activity>,
+        stall_guard: Option<Poke>,
         stop: Receiver<()>,
     ) -> ListenerWatchdog {
         let target = crate::net::reachable(listen);
         let notifier = Notifier::from_env();
         let ping_every = Notifier::watchdog_interval();
         let period = check_period(ping_every);
-        let trouble = openings.trouble();
+        let trouble = activity.trouble();
         let thread = std::thread::Builder::new()
             .name("http-watchdog".into())
             .stack_size(256 * 1024)
@@ -79,13 +84,13 @@ impl ListenerWatchdog {
                 let mut failures = 0;
                 let mut ready = false;
                 let mut last_ping: Option<Instant> = None;
-                let mut answered = openings.answered();
+                let mut answered = activity.answered();
                 let mut skip = false;
                 loop {
                     let mut forced = false;
                     let result = if skip { Ok(()) } else { check(target) };
                     if !skip {
-                        answered = openings.answered(); // not counting this check's own
+                        answered = activity.answered(); // not counting this check's own
                     }
                     let passed = result.is_ok();
                     let why = match result {
@@ -109,6 +114,10 @@ impl ListenerWatchdog {
                             None
                         }
                         Err(why) => {
+                            // A check stranded in tiny_http's pool is not an outage.
+                            if let Some(guard) = &stall_guard {
+                                guard.poke_now();
+                            }
                             failures += 1;
                             log::warn!(
                                 "http: self-check {failures}/{FAILURES} of http://{target}/healthz failed: {why}"
@@ -123,7 +132,7 @@ impl ListenerWatchdog {
                         (false, _) => RETRY_EVERY,
                         (true, false) => period,
                         (true, true) => period
-                            .saturating_sub(openings.since_answered())
+                            .saturating_sub(activity.since_answered())
                             .max(Duration::from_millis(10)),
                     };
                     let why = why.or_else(|| {
@@ -141,12 +150,12 @@ impl ListenerWatchdog {
                         }
                     });
                     // A new client answered within the last period: that stands for a check.
-                    let now = openings.answered();
+                    let now = activity.answered();
                     skip = passed
                         && !forced
                         && ready
                         && now != answered
-                        && openings.since_answered() < period;
+                        && activity.since_answered() < period;
                     answered = now;
                     match why {
                         None => {}

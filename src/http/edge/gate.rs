@@ -1,0 +1,225 @@
+//! The gate's accept loop: one thread per client connection ([`super::connection`]), at most
+//! `server.max_connections` of them (one more is answered `503` with `Retry-After` and
+//! closed), and the stop that lets requests already passed on be answered.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{RecvTimeoutError, Sender};
+
+use super::activity::Activity;
+use super::connection::Connection;
+use super::refusal::Refusal;
+
+/// How long a stop waits for connections to finish the requests they already passed on.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+const THREAD_STACK: usize = 128 * 1024;
+
+/// The gate's limits, from `[server]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body_bytes: u64,
+    pub body_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+}
+
+/// What the accept loop and every connection share.
+pub struct Shared {
+    stopping: AtomicBool,
+    next_id: AtomicU64,
+    open: AtomicUsize,
+    /// Open client connections, to close them at a stop.
+    clients: Mutex<HashMap<u64, TcpStream>>,
+    hop: PathBuf,
+    activity: Arc<Activity>,
+}
+
+impl Shared {
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
+    pub fn hop_path(&self) -> &Path {
+        &self.hop
+    }
+
+    pub fn activity(&self) -> &Activity {
+        &self.activity
+    }
+}
+
+pub struct Gate {
+    shared: Arc<Shared>,
+    accept: JoinHandle<()>,
+    public: SocketAddr,
+}
+
+impl Gate {
+    /// Serves `listener`, passing requests to tiny_http's socket at `hop`.
+    pub fn start(
+        listener: TcpListener,
+        hop: &Path,
+        limits: Limits,
+        activity: Arc<Activity>,
+    ) -> Gate {
+        let public = listener
+            .local_addr()
+            .expect("a bound listener has an address");
+        let shared = Arc::new(Shared {
+            stopping: AtomicBool::new(false),
+            next_id: AtomicU64::new(0),
+            open: AtomicUsize::new(0),
+            clients: Mutex::default(),
+            hop: hop.to_path_buf(),
+            activity,
+        });
+        let accept = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("http-gate".into())
+                .spawn(move || accept_loop(&listener, limits, &shared))
+                .expect("spawn the gate's accept thread")
+        };
+        Gate {
+            shared,
+            accept,
+            public,
+        }
+    }
+
+    /// Stops accepting and reading requests: a request still arriving is answered `503`
+    /// with `Retry-After`, requests already passed on are answered (for up to
+    /// `STOP_GRACE`), then every connection is closed, so a slow client never holds a stop.
+    pub fn stop(self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        // Wake the accept thread; it sees `stopping` and returns.
+        let _ =
+            TcpStream::connect_timeout(&crate::net::reachable(self.public), Duration::from_secs(1));
+        let _ = self.accept.join();
+        let clients = &self.shared.clients;
+        for client in lock(clients).values() {
+            let _ = client.shutdown(Shutdown::Read);
+        }
+        let until = Instant::now() + STOP_GRACE;
+        while !lock(clients).is_empty() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for client in lock(clients).values() {
+            let _ = client.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+fn accept_loop(listener: &TcpListener, limits: Limits, shared: &Arc<Shared>) {
+    let lingering = start_turn_away();
+    loop {
+        let accepted = listener.accept();
+        if shared.stopping() {
+            return;
+        }
+        let (client, peer) = match accepted {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of descriptors, say: wait instead of spinning.
+                log::warn!("http: accept failed: {e}");
+                shared.activity.report_trouble();
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        if shared.open.load(Ordering::Relaxed) >= limits.max_connections {
+            turn_away(client, limits.max_connections, &lingering);
+            continue;
+        }
+        let Ok(registered) = client.try_clone() else {
+            continue;
+        };
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        lock(&shared.clients).insert(id, registered);
+        shared.open.fetch_add(1, Ordering::Relaxed);
+        let shared_conn = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("http-conn".into())
+            .stack_size(THREAD_STACK)
+            .spawn(move || {
+                Connection::new(client, peer, limits, &shared_conn).serve();
+                lock(&shared_conn.clients).remove(&id);
+                shared_conn.open.fetch_sub(1, Ordering::Relaxed);
+            });
+        if let Err(e) = spawned {
+            log::warn!("http: no thread for a connection from {peer}: {e}");
+            shared.activity.report_trouble();
+            if let Some(client) = lock(&shared.clients).remove(&id) {
+                turn_away(client, limits.max_connections, &lingering);
+            }
+            shared.open.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// `503` to a client over the connection cap, written without waiting (a fresh socket's
+/// send buffer takes it). The socket then goes to the turn-away thread, which reads what
+/// the client still sends for a moment before closing, so the close does not reset the
+/// connection before the answer is read.
+fn turn_away(client: TcpStream, max: usize, lingering: &Sender<TcpStream>) {
+    if client.set_nonblocking(true).is_err() {
+        return;
+    }
+    let mut client = client;
+    let _ = client.write_all(&Refusal::too_many_connections(max).http());
+    let _ = client.shutdown(Shutdown::Write);
+    let _ = lingering.try_send(client);
+}
+
+/// How long a turned-away socket is kept open, and how many at most.
+const TURN_AWAY_LINGER: Duration = Duration::from_millis(500);
+const TURN_AWAY_BACKLOG: usize = 4096;
+
+/// The thread that closes turned-away sockets; asleep while there are none.
+fn start_turn_away() -> Sender<TcpStream> {
+    let (tx, rx) = crossbeam_channel::bounded::<TcpStream>(TURN_AWAY_BACKLOG);
+    let spawned = std::thread::Builder::new()
+        .name("http-turn-away".into())
+        .stack_size(THREAD_STACK)
+        .spawn(move || {
+            let mut held: Vec<(TcpStream, Instant)> = Vec::new();
+            let mut sink = [0u8; 4096];
+            loop {
+                let next = if held.is_empty() {
+                    rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+                } else {
+                    rx.recv_timeout(Duration::from_millis(50))
+                };
+                match next {
+                    Ok(s) => held.push((s, Instant::now())),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+                held.retain_mut(|(s, since)| {
+                    let open = loop {
+                        match s.read(&mut sink) {
+                            Ok(0) => break false,
+                            Ok(_) => continue,
+                            Err(e) => break e.kind() == std::io::ErrorKind::WouldBlock,
+                        }
+                    };
+                    open && since.elapsed() < TURN_AWAY_LINGER
+                });
+            }
+        });
+    if let Err(e) = spawned {
+        log::warn!("http: no thread for turned-away connections: {e}");
+    }
+    tx
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
