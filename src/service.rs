@@ -257,6 +257,7 @@ impl Service {
             }
         });
         let state = Arc::new(AppState {
+            alerts: None,
             settings: settings.clone(),
             writer: writer_handle,
             reader,

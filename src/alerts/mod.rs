@@ -28,6 +28,21 @@ pub use sink::AlertSink;
 
 use crate::config::{AlertTarget, AlertingSettings};
 
+/// What the HTTP side needs of the alerts: the test alert and the stats section.
+pub struct AlertService {
+    pub targets: Vec<AlertTarget>,
+    pub sink: std::sync::Arc<dyn AlertSink>,
+    pub figures: std::sync::Arc<AlertFigures>,
+    pub node: String,
+}
+
+impl AlertService {
+    /// A test alert to every target (whichever node leads the checks).
+    pub fn send_test(&self) -> Vec<TestQueued> {
+        send_test(&self.targets, self.sink.as_ref(), &self.figures, &self.node)
+    }
+}
+
 /// The conditions and every target's outbox: feed it one observation per check, send what it
 /// returns.
 #[derive(Debug)]

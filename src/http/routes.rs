@@ -9,7 +9,7 @@ use super::openapi::AuthMode;
 use super::response::Reply;
 use super::route::{Access, Route};
 use super::state::AppState;
-use super::{dashboard, dead_letters, favicon, health, intake, logs, openapi, orders};
+use super::{alerts, dashboard, dead_letters, favicon, health, intake, logs, openapi, orders};
 
 pub const ROUTES: &[Route] = &[
     Route {
@@ -53,6 +53,13 @@ pub const ROUTES: &[Route] = &[
         access: Access::Admin,
         handler: dead_letters::discard,
         summary: "Discard one dead letter (it stays in the audit log)",
+    },
+    Route {
+        method: "POST",
+        path: "/api/v2/alerts/test",
+        access: Access::Admin,
+        handler: alerts::test,
+        summary: "Send a test alert to every alert target",
     },
     Route {
         method: "GET",

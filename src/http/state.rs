@@ -19,6 +19,8 @@ pub struct AppState {
     pub events: EventSink,
     /// The WebSocket broadcaster's address (None when `websocket.listen = "off"`).
     pub ws_addr: Option<std::net::SocketAddr>,
+    /// The alerts, when `[[alerts]]` targets are configured.
+    pub alerts: Option<Arc<crate::alerts::AlertService>>,
 }
 
 impl AppState {
