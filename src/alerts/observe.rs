@@ -65,3 +65,114 @@ pub fn observation(
         db_size_bytes: stats.db_size_bytes,
     }
 }
+
+/// A relay target as the relay's figures show it (its masked label, never its URL).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelayTargetFigures {
+    pub label: String,
+    pub pending: i64,
+    /// A rate limit or a backoff holds it now.
+    pub paused: bool,
+    pub last_status: Option<u16>,
+    pub dead: bool,
+}
+
+/// Turns the relay's per-target figures into [`RelayTargetHealth`]: remembers since when
+/// each target has been failing (owed deliveries, held back after an answer that was neither
+/// a success nor a rate limit, or no answer at all), and leaves out the alert targets, which
+/// never alert about themselves.
+#[derive(Debug, Default)]
+pub struct RelayWatch {
+    alert_labels: Vec<String>,
+    failing_since: std::collections::BTreeMap<String, i64>,
+}
+
+impl RelayWatch {
+    pub fn new(alert_labels: Vec<String>) -> RelayWatch {
+        RelayWatch {
+            alert_labels,
+            failing_since: Default::default(),
+        }
+    }
+
+    pub fn health(
+        &mut self,
+        targets: &[RelayTargetFigures],
+        now_ms: i64,
+    ) -> Vec<RelayTargetHealth> {
+        let mut out = Vec::new();
+        for t in targets {
+            if self.alert_labels.contains(&t.label) {
+                continue;
+            }
+            let answered_well = matches!(t.last_status, Some(200..=299 | 429));
+            let failing = !t.dead && t.pending > 0 && t.paused && !answered_well;
+            let since = if failing {
+                Some(*self.failing_since.entry(t.label.clone()).or_insert(now_ms))
+            } else {
+                self.failing_since.remove(&t.label);
+                None
+            };
+            out.push(RelayTargetHealth {
+                name: t.label.clone(),
+                dead: t.dead,
+                failing_since_ms: since,
+            });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figures(
+        label: &str,
+        pending: i64,
+        paused: bool,
+        last: Option<u16>,
+        dead: bool,
+    ) -> RelayTargetFigures {
+        RelayTargetFigures {
+            label: label.into(),
+            pending,
+            paused,
+            last_status: last,
+            dead,
+        }
+    }
+
+    #[test]
+    fn failing_is_remembered_from_its_first_sight_and_alert_targets_are_left_out() {
+        let mut w = RelayWatch::new(vec!["http://alerts/***".into()]);
+        let t = |pending, paused, last| {
+            vec![
+                figures("http://backend/***", pending, paused, last, false),
+                figures("http://alerts/***", 3, true, Some(500), false),
+            ]
+        };
+        let h = w.health(&t(2, true, Some(503)), 1000);
+        assert_eq!(h.len(), 1, "the alert target is left out");
+        assert_eq!(h[0].failing_since_ms, Some(1000));
+        assert_eq!(
+            w.health(&t(2, true, None), 5000)[0].failing_since_ms,
+            Some(1000)
+        );
+        // Rate limited is not failing; nor is a target with nothing owed.
+        assert_eq!(
+            w.health(&t(2, true, Some(429)), 6000)[0].failing_since_ms,
+            None
+        );
+        assert_eq!(
+            w.health(&t(0, false, Some(503)), 7000)[0].failing_since_ms,
+            None
+        );
+        assert_eq!(
+            w.health(&t(1, true, Some(500)), 8000)[0].failing_since_ms,
+            Some(8000)
+        );
+        let dead = w.health(&[figures("x", 1, false, Some(404), true)], 9000);
+        assert!(dead[0].dead && dead[0].failing_since_ms.is_none());
+    }
+}

@@ -10,10 +10,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde::Serialize;
 
 use super::alert::Alert;
-use super::conditions::RelayTargetHealth;
 use super::figures::AlertFigures;
 use super::format::render;
-use super::observe::{observation, DeadLetterCursor};
+use super::observe::{observation, DeadLetterCursor, RelayTargetFigures, RelayWatch};
 use super::sink::AlertSink;
 use super::Alerter;
 use crate::config::{AlertTarget, AlertingSettings};
@@ -29,8 +28,11 @@ pub struct AlertInputs {
     pub snapshot: Box<dyn Fn() -> StatsSnapshot + Send>,
     /// The durable count of messages that went to dead letters.
     pub dead_total: Box<dyn Fn() -> u64 + Send>,
-    /// The relay targets (alert targets left out: they never alert about themselves).
-    pub relay_health: Box<dyn Fn() -> Vec<RelayTargetHealth> + Send>,
+    /// The relay's per-target figures.
+    pub relay_figures: Box<dyn Fn() -> Vec<RelayTargetFigures> + Send>,
+    /// The alert targets as the relay labels them: left out of the `relay` condition (an
+    /// alert target never alerts about itself).
+    pub alert_labels: Vec<String>,
     pub reader: Arc<dyn ReadStore>,
     pub leadership: Box<dyn Leadership>,
     pub sink: Arc<dyn AlertSink>,
@@ -69,6 +71,7 @@ impl AlertRunner {
 struct Leading {
     alerter: Alerter,
     dead: DeadLetterCursor,
+    relay: RelayWatch,
 }
 
 fn run(mut inputs: AlertInputs, stop: Receiver<()>) {
@@ -83,6 +86,7 @@ fn run(mut inputs: AlertInputs, stop: Receiver<()>) {
             let state = leading.get_or_insert_with(|| Leading {
                 alerter: Alerter::new(&inputs.targets, &inputs.limits, &inputs.node),
                 dead: DeadLetterCursor::default(),
+                relay: RelayWatch::new(inputs.alert_labels.clone()),
             });
             check(&inputs, state);
         }
@@ -96,13 +100,9 @@ fn run(mut inputs: AlertInputs, stop: Receiver<()>) {
 fn check(inputs: &AlertInputs, state: &mut Leading) {
     let stats = (inputs.snapshot)();
     let first_new = state.dead.first_new(inputs.reader.as_ref());
-    let obs = observation(
-        &stats,
-        (inputs.dead_total)(),
-        first_new,
-        (inputs.relay_health)(),
-        now_ms(),
-    );
+    let now = now_ms();
+    let relay = state.relay.health(&(inputs.relay_figures)(), now);
+    let obs = observation(&stats, (inputs.dead_total)(), first_new, relay, now);
     for (name, alert) in state.alerter.check(&obs) {
         if let Some(target) = inputs.targets.iter().find(|t| t.name == name) {
             // The outcome is in the stats and the log already: nothing else to do with it.
