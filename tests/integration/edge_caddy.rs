@@ -4,6 +4,7 @@
 //! skips with a one-line reason, except under `CI=true`, where `.ci/run` installs it
 //! ([`harness::require`]).
 
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -81,6 +82,8 @@ fn the_caddyfile_routes_only_ingest_and_health_with_the_bounds() {
     assert_eq!(proxy["upstreams"][0]["dial"], "127.0.0.1:8001");
     assert_eq!(proxy["buffer_requests"], true);
     assert_eq!(proxy["max_buffer_size"], 1_048_576);
+    // Kept apart from the client's cancellation (a half-closed body would get an empty 200).
+    assert_eq!(proxy["flush_interval"], -1);
     assert_eq!(proxy["transport"]["max_conns_per_host"], 16);
     assert_eq!(
         proxied_paths,
@@ -181,9 +184,17 @@ fn start_caddy(caddy: &Path, home: &Path, port: u16, upstream: SocketAddr) -> Op
     None
 }
 
-#[test]
-fn the_hostile_corpus_stops_at_caddy() {
-    let Some(caddy) = caddy() else { return };
+/// hookvault behind the shipped Caddyfile: both processes, and Caddy's plain-HTTP address.
+struct Front {
+    hv: harness::Binary,
+    addr: SocketAddr,
+    _caddy: Running,
+    _home: tempfile::TempDir,
+}
+
+/// Starts hookvault and Caddy in front of it, or `None` without caddy (outside CI).
+fn front() -> Option<Front> {
+    let caddy = caddy()?;
     let home = tempfile::tempdir().expect("temp dir");
     let hv = Hookvault::new().spawn();
     let upstream: SocketAddr = hv.http.base.trim_start_matches("http://").parse().unwrap();
@@ -197,31 +208,180 @@ fn the_hostile_corpus_stops_at_caddy() {
             break;
         }
     }
-    let _caddy = running.unwrap_or_else(|| {
+    let caddy = running.unwrap_or_else(|| {
         panic!(
             "caddy did not start:\n{}",
             std::fs::read_to_string(home.path().join("caddy.log")).unwrap_or_default()
         )
     });
-    let front = SocketAddr::from(([127, 0, 0, 1], port));
-    let through = Http::new(front);
+    Some(Front {
+        hv,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        _caddy: caddy,
+        _home: home,
+    })
+}
+
+impl Front {
+    fn total_received(&self) -> u64 {
+        self.hv.http.stats()["total_received"].as_u64().unwrap()
+    }
+
+    fn connect(&self) -> TcpStream {
+        let conn = TcpStream::connect(self.addr).expect("connect to caddy");
+        conn.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        conn
+    }
+
+    /// The payload hookvault stored for the `id` of a 2xx answer's JSON.
+    fn stored_payload(&self, answer: &Value) -> Value {
+        let id = answer["id"].as_i64().expect("an id");
+        self.hv
+            .http
+            .get(&format!("/api/v2/webhooks/logs/{id}"))
+            .json["payload"]
+            .clone()
+    }
+}
+
+/// Reads one HTTP answer framed by `Content-Length`: its status and its body as JSON.
+fn read_answer(conn: &mut impl Read) -> (u16, Value) {
+    let mut head = Vec::new();
+    let mut byte = [0u8];
+    while !head.ends_with(b"\r\n\r\n") {
+        conn.read_exact(&mut byte).expect("an answer's head");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    let status = head[9..12].parse().expect("a status");
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("a Content-Length in {head}"));
+    let mut body = vec![0; length];
+    conn.read_exact(&mut body).expect("an answer's body");
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+fn post_request(body: &[u8], close: bool) -> Vec<u8> {
+    let connection = if close { "Connection: close\r\n" } else { "" };
+    let mut request = format!(
+        "POST /api/v2/webhooks/orders HTTP/1.1\r\nHost: localhost\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n{connection}\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    request
+}
+
+/// hookvault's default `server.max_body_bytes`, which the file's `max_size 1MiB` matches.
+const MAX_BODY: usize = 1_048_576;
+
+#[test]
+fn webhooks_pass_through_caddy_whole() {
+    let Some(front) = front() else { return };
+    let through = Http::new(front.addr);
+
+    let answer = through.ingest("{\"content\":\"through caddy\"}");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(
+        front.stored_payload(&answer.json),
+        "{\"content\":\"through caddy\"}"
+    );
+
+    // Exactly max_body_bytes passes whole; one byte more is 413 and not stored.
+    let mut body = vec![b' '; MAX_BODY];
+    body[..2].copy_from_slice(b"{}");
+    let answer = through.post("/api/v2/webhooks/orders", &body);
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let stored = front.stored_payload(&answer.json);
+    assert_eq!(stored.as_str().map(str::len), Some(MAX_BODY));
+    body.push(b' ');
+    let too_large = through.post("/api/v2/webhooks/orders", &body);
+    assert_eq!(too_large.status, 413, "{too_large:?}");
+    assert_eq!(too_large.json["error"], "payload_too_large");
+
+    // A chunked body reaches hookvault whole.
+    let mut conn = front.connect();
+    conn.write_all(
+        b"POST /api/v2/webhooks/orders HTTP/1.1\r\nHost: localhost\r\n\
+        Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+        7\r\n{\"conte\r\n10\r\nnt\":\"chunked\"}  \r\n0\r\n\r\n",
+    )
+    .unwrap();
+    let (status, answer) = read_answer(&mut conn);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(front.stored_payload(&answer), "{\"content\":\"chunked\"}  ");
+
+    // Two webhooks on one keep-alive connection, each answered and stored.
+    let mut conn = front.connect();
+    conn.write_all(&post_request(b"{\"content\":\"first\"}", false))
+        .unwrap();
+    let (first, answer) = read_answer(&mut conn);
+    assert_eq!(first, 200, "{answer}");
+    assert_eq!(front.stored_payload(&answer), "{\"content\":\"first\"}");
+    conn.write_all(&post_request(b"{\"content\":\"second\"}", true))
+        .unwrap();
+    let (second, answer) = read_answer(&mut conn);
+    assert_eq!(second, 200, "{answer}");
+    assert_eq!(front.stored_payload(&answer), "{\"content\":\"second\"}");
+
+    assert_eq!(front.total_received(), 5, "every webhook above, once");
+}
+
+/// A client that closes its sending side before its body is complete gets no 2xx, whichever
+/// framing it used, and nothing is stored (an empty `200` before `flush_interval -1`).
+#[test]
+fn a_body_cut_short_by_a_half_close_gets_no_2xx() {
+    let Some(front) = front() else { return };
+    let connect = || hostile::tcp(front.addr, Duration::from_secs(10));
+    let head = "POST /api/v2/webhooks/orders HTTP/1.1\r\nHost: localhost\r\n\
+        Content-Type: application/json\r\n";
+    let cases = [
+        (
+            "short Content-Length",
+            "Content-Length: 2000\r\n\r\n{\"a\":1}",
+        ),
+        (
+            "chunked, no last chunk",
+            "Transfer-Encoding: chunked\r\n\r\n7\r\n{\"a\":1}\r\n",
+        ),
+        (
+            "chunked, cut inside a chunk",
+            "Transfer-Encoding: chunked\r\n\r\n10\r\n{\"a\":1}",
+        ),
+    ];
+    for (name, rest) in cases {
+        let statuses = hostile::exchange(&connect, format!("{head}{rest}").as_bytes(), true);
+        assert!(
+            !statuses.iter().any(|s| (200..300).contains(s)),
+            "{name}: answered {statuses:?}"
+        );
+    }
+    assert_eq!(front.total_received(), 0, "nothing stored");
+}
+
+#[test]
+fn the_hostile_corpus_stops_at_caddy() {
+    let Some(front) = front() else { return };
+    let through = Http::new(front.addr);
     let failures = hostile::run_corpus(&hostile::Target {
         edge: hostile::Edge::Proxy,
-        connect: &|| hostile::tcp(front, Duration::from_secs(3)),
-        pid: hv.pid(),
-        admin: &hv.http,
+        connect: &|| hostile::tcp(front.addr, Duration::from_secs(3)),
+        pid: front.hv.pid(),
+        admin: &front.hv.http,
         ingest: &|| {
             through
                 .ingest("{\"content\":\"after a hostile request\"}")
                 .status
         },
     });
-    // Caddy 2.6.2 (Debian 12) answers an empty `200` to a client that closes its sending side
-    // in the middle of a body, without contacting hookvault (docs/deploy.md, "4b. Or Caddy"):
-    // nothing is stored, but the sender is told otherwise. Caddy's defect, kept visible here:
-    // the one failure allowed, and only in exactly that form.
-    let caddy_defect = "a body shorter than its length: answers [200] with 0 stored";
-    let failures: Vec<_> = failures.into_iter().filter(|f| f != caddy_defect).collect();
     assert!(
         failures.is_empty(),
         "through Caddy:\n{}",
