@@ -30,6 +30,9 @@ USAGE:
     hookvault migrate --from sqlite:PATH --to postgres://USER@HOST/DB
                                              copy a SQLite database into PostgreSQL, verified
                                              (a build with --features postgres; docs/cluster.md)
+    hookvault sign --source NAME [--config FILE] [--id ID] [--timestamp T] FILE|-
+                                             the headers a sender would send for the body in FILE
+                                             (- for stdin), one Name:value a line, for curl -H
     hookvault --version | --help
 
 OPTIONS:
@@ -43,6 +46,9 @@ OPTIONS:
     --force            backup: replace an existing PATH; restore: move the current database
                        aside (to <db>.before-restore-<time>) and put the backup in its place
     --from, --to       migrate: the SQLite file and the PostgreSQL URL (password: URL or PGPASSWORD)
+    --source NAME      sign: the [[sources]] name whose scheme and first secret sign the body
+    --id ID            sign: the delivery id (default: a fresh one)
+    --timestamp T      sign: the signed time in Unix seconds (default: now)
 
 Settings precedence: defaults < config file < HOOKVAULT_<SECTION>_<KEY> environment < flags.
 Docs: README.md, docs/operations.md, and /docs on the running server.
@@ -76,6 +82,14 @@ pub enum Command {
         /// The SQLite file (`--from sqlite:PATH`, the prefix removed).
         from: PathBuf,
         to: String,
+    },
+    Sign {
+        sources: Sources,
+        source: String,
+        id: Option<String>,
+        timestamp: Option<String>,
+        /// The body's file, `-` for standard input.
+        body: String,
     },
     Version,
     Help,
@@ -168,9 +182,10 @@ pub fn parse(args: &[String]) -> Result<Command> {
                 force,
             })
         }
+        "sign" => parse_sign(rest),
         other => Err(Error::Usage(format!(
             "unknown command `{other}`; the commands are serve, check-config, check, \
-             reprocess, backup, restore, schema, migrate"
+             reprocess, backup, restore, schema, migrate, sign"
         ))),
     }
 }
@@ -212,6 +227,59 @@ fn parse_path_command(
             paths.join(" ")
         ))),
     }
+}
+
+/// `sign --source NAME [--config FILE] [--id ID] [--timestamp T] FILE|-`: one body argument
+/// (`-` is standard input, not a flag) and the flags in any order.
+fn parse_sign(args: &[String]) -> Result<Command> {
+    let mut bodies = Vec::new();
+    let mut flags = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        if arg.starts_with("--") {
+            flags.push(arg.clone());
+            if !arg.contains('=') {
+                if let Some(value) = args.get(i + 1) {
+                    flags.push(value.clone());
+                    i += 1;
+                }
+            }
+        } else {
+            bodies.push(arg.clone());
+        }
+        i += 1;
+    }
+    let (sources, extra) = parse_flags(&flags, &["--source", "--id", "--timestamp"])?;
+    let get = |name: &str| {
+        extra
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let source = get("--source")
+        .ok_or_else(|| Error::Usage("sign needs --source NAME (a [[sources]] name)".into()))?;
+    let body = match bodies.as_slice() {
+        [one] => one.clone(),
+        [] => {
+            return Err(Error::Usage(
+                "sign needs the body: a FILE, or - for standard input".into(),
+            ))
+        }
+        _ => {
+            return Err(Error::Usage(format!(
+                "sign takes one body, got {}",
+                bodies.join(" ")
+            )))
+        }
+    };
+    Ok(Command::Sign {
+        sources,
+        source,
+        id: get("--id"),
+        timestamp: get("--timestamp"),
+        body,
+    })
 }
 
 /// Parses `--flag VALUE` / `--flag=VALUE`; `allowed` lists the flags beyond `--config`.
@@ -329,6 +397,40 @@ mod tests {
             "migrate --from x.db --to postgres://h/db",
             "migrate --from sqlite:x.db",
             "migrate --from sqlite:x.db --to mysql://h/db",
+        ] {
+            let e = parse(&args(bad)).unwrap_err();
+            assert_eq!(e.exit_code(), crate::error::EXIT_USAGE, "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn sign_takes_a_source_a_body_and_optional_id_and_time() {
+        let Command::Sign {
+            sources,
+            source,
+            id,
+            timestamp,
+            body,
+        } = parse(&args(
+            "sign --source gh --config c.toml - --id d-1 --timestamp=17",
+        ))
+        .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (source.as_str(), body.as_str(), sources.file),
+            ("gh", "-", Some(PathBuf::from("c.toml")))
+        );
+        assert_eq!(
+            (id.as_deref(), timestamp.as_deref()),
+            (Some("d-1"), Some("17"))
+        );
+        for bad in [
+            "sign body.json",
+            "sign --source gh",
+            "sign --source gh a b",
+            "sign --source gh --db x a",
         ] {
             let e = parse(&args(bad)).unwrap_err();
             assert_eq!(e.exit_code(), crate::error::EXIT_USAGE, "{bad}: {e}");

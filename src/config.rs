@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
 use crate::error::{Error, Result};
+use crate::sources::SourceSettings;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -22,7 +23,12 @@ pub struct Settings {
     pub websocket: WebsocketSettings,
     pub log: LogSettings,
     pub orders: OrdersSettings,
+    /// `[[sources]]`: the ingest paths, each with its own token, processor and signature
+    /// scheme (`src/sources/`); none means the built-in `orders` source.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceSettings>,
     /// `[[alerts]]`: where alerts go (see `src/alerts/`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<AlertTarget>,
     /// `[alerting]`: the thresholds every alert target shares.
     pub alerting: AlertingSettings,
@@ -57,11 +63,22 @@ pub struct ServerSettings {
     pub max_connections: usize,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct IngestSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// Refused webhooks kept in the rejections log; older rows are deleted as new ones come.
+    pub rejections_kept: u64,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        IngestSettings {
+            token: None,
+            rejections_kept: 1_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -332,6 +349,11 @@ impl Settings {
             let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
                 continue;
             };
+            if rest.starts_with("SOURCES_") {
+                return Err(Error::Config(format!(
+                    "environment variable {name}: sources are tables ([[sources]]); set them in the config file"
+                )));
+            }
             let Some((section, key)) = rest.split_once('_') else {
                 return Err(Error::Config(format!(
                     "environment variable {name}: expected {ENV_PREFIX}<SECTION>_<KEY>, e.g. HOOKVAULT_SERVER_LISTEN"
@@ -452,6 +474,14 @@ impl Settings {
         if self.queue.max_backlog == 0 {
             return bad("queue.max_backlog", "must be at least 1");
         }
+        if self.ingest.rejections_kept == 0 {
+            return bad(
+                "ingest.rejections_kept",
+                "must be at least 1 (the rejections log keeps that many rows)",
+            );
+        }
+        crate::sources::settings::check_all(&self.sources, self.server.max_body_bytes)
+            .map_err(Error::Config)?;
         if self.storage.path.as_os_str().is_empty() {
             return bad("storage.path", "must not be empty");
         }
@@ -620,6 +650,7 @@ impl Settings {
         };
         mask(&mut shown.server.admin_token);
         mask(&mut shown.ingest.token);
+        shown.sources = shown.sources.iter().map(SourceSettings::masked).collect();
         if let Some(url) = &mut shown.storage.url {
             *url = mask_url_password(url);
         }
@@ -689,6 +720,10 @@ fn read_file_table(path: &Path) -> Result<Table> {
 /// Folds a whole file into the merged table, checking its keys as it goes.
 fn merge_layer(merged: &mut Table, layer: Table, origin: &str) -> Result<()> {
     for (section, value) in layer {
+        if section == "sources" {
+            merged.insert(section, source_tables(value, origin)?);
+            continue;
+        }
         if section == ALERT_TARGETS {
             set_alert_targets(merged, value, origin)?;
             continue;
@@ -717,9 +752,10 @@ const SECTIONS: &[&str] = &[
     "orders",
     "alerts",
     "alerting",
+    "sources",
 ];
 
-/// The one top-level key that is an array of tables (`[[alerts]]`), not a section.
+/// `[[alerts]]`: an array of tables (one per target), not a section.
 const ALERT_TARGETS: &str = "alerts";
 
 /// `[[alerts]]` from a file: every entry checked on its own so the error names it.
@@ -741,6 +777,26 @@ fn set_alert_targets(merged: &mut Table, value: Value, origin: &str) -> Result<(
     }
     merged.insert(ALERT_TARGETS.into(), Value::Array(entries));
     Ok(())
+}
+
+/// `[[sources]]` from one file: an array of tables, each checked for its keys' names and
+/// types here so the error names the file and the table (`sources[1]`).
+fn source_tables(value: Value, origin: &str) -> Result<Value> {
+    let Value::Array(tables) = &value else {
+        return Err(Error::Config(format!(
+            "{origin}: `sources` must be an array of tables: write each source as [[sources]]"
+        )));
+    };
+    for (i, table) in tables.iter().enumerate() {
+        if let Err(e) = SourceSettings::deserialize(table.clone()) {
+            let detail = e.to_string();
+            return Err(Error::Config(format!(
+                "{origin}: sources[{i}]: {}",
+                detail.trim()
+            )));
+        }
+    }
+    Ok(value)
 }
 
 /// Sets `section.key`, refusing keys the program does not know so a typo never goes unnoticed,
@@ -1047,6 +1103,50 @@ mod tests {
     }
 
     #[test]
+    fn sources_are_tables_checked_at_load() {
+        let file = "[[sources]]\nname = \"gh\"\nverify = \"github\"\nsecrets = [\"topsecret\"]\ntoken = \"tok\"\n\n[[sources]]\nname = \"orders\"\n";
+        let s = load(Some(file), &[], &[]).unwrap();
+        assert_eq!(s.sources.len(), 2);
+        assert_eq!(s.sources[0].verify, "github");
+        let shown = s.to_display_toml();
+        assert!(
+            !shown.contains("topsecret")
+                && !shown.contains("\"tok\"")
+                && shown.contains("[[sources]]"),
+            "{shown}"
+        );
+
+        let e = load(
+            Some("[[sources]]\nname = \"a\"\nsecret = [\"x\"]\n"),
+            &[],
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("sources[0]") && e.contains("secret"), "{e}");
+        let e = load(Some("[sources]\nname = \"a\"\n"), &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[[sources]]"), "{e}");
+        let e = load(
+            Some("[[sources]]\nname = \"a\"\nverify = \"standard-webhooks\"\nsecrets = [\"whsec_%%\"]\n"),
+            &[],
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("sources[0].secrets") && !e.contains("%%"), "{e}");
+        let e = load(None, &[("HOOKVAULT_SOURCES_NAME", "x")], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("config file"), "{e}");
+        let e = load(Some("[ingest]\nrejections_kept = 0\n"), &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ingest.rejections_kept"), "{e}");
+    }
+
+    #[test]
     fn optional_keys_and_aliases_are_accepted() {
         let file = "[server]\nadmin_token = \"s3cret\"\n[ingest]\ntoken = \"t\"\n[orders]\ndefault_currency = \"EUR\"\n[orders.aliases]\norder_number = [\"Bestellnummer\"]\n";
         let s = load(Some(file), &[], &[]).unwrap();
@@ -1211,20 +1311,17 @@ mod example_file {
         let text = std::fs::read_to_string(path).unwrap();
         let defaults = Value::try_from(Settings::default()).unwrap();
         for (section, keys) in defaults.as_table().unwrap() {
-            let Some(keys) = keys.as_table() else {
-                // `[[alerts]]`: no target by default; the file shows one commented out.
-                assert!(
-                    text.contains("# [[alerts]]"),
-                    "config.example.toml lacks [[alerts]]"
-                );
-                continue;
-            };
-            for key in keys.keys() {
+            for key in keys.as_table().unwrap().keys() {
                 let documented = text.contains(&format!("\n{key} ="))
                     || text.contains(&format!("[{section}.{key}]"));
                 assert!(documented, "config.example.toml lacks {section}.{key}");
             }
         }
+        // No alert target by default: the file shows one, commented out.
+        assert!(
+            text.contains("# [[alerts]]"),
+            "config.example.toml lacks [[alerts]]"
+        );
         for (section, key) in OPTIONAL_KEYS {
             assert!(
                 text.contains(&format!("# {key} =")),

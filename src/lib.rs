@@ -25,6 +25,7 @@ pub mod queue;
 pub mod service;
 pub mod shutdown;
 pub mod signals;
+pub mod sources;
 pub mod stats;
 pub mod store;
 pub mod text;
@@ -89,6 +90,21 @@ pub fn run(args: Vec<String>) -> i32 {
         } => commands::restore::run(sources, backup, force),
         Command::Schema(sources) => commands::schema::run(sources),
         Command::Migrate { from, to } => commands::migrate::run(&from, &to),
+        Command::Sign {
+            sources,
+            source,
+            id,
+            timestamp,
+            body,
+        } => commands::sign::run(
+            sources,
+            commands::sign::SignRequest {
+                source,
+                id,
+                timestamp,
+                body,
+            },
+        ),
     };
     match result {
         Ok(()) => 0,

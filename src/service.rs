@@ -16,10 +16,11 @@ use crate::http::{AppState, BoundListener, HttpServer};
 use crate::pipeline::Pipeline;
 use crate::queue::backoff::Backoff;
 use crate::queue::{
-    feeder, BodyLoader, Dispatcher, Feeder, LeaseKeeper, LeaseKeeping, Processor, SharedClaims,
-    WorkerPool, WorkerSettings,
+    feeder, BodyLoader, BySource, Dispatcher, Feeder, LeaseKeeper, LeaseKeeping, Processor,
+    SharedClaims, WorkerPool, WorkerSettings,
 };
 use crate::shutdown::Shutdown;
+use crate::sources::SourceList;
 use crate::stats::cluster::ClusterRefresher;
 use crate::stats::{LiveStats, QueueView, StatsSnapshot};
 use crate::store::{
@@ -127,6 +128,8 @@ impl Service {
         faults: Option<Faults>,
         on_listener_dead: OnDead,
     ) -> Result<Service> {
+        let sources = Arc::new(sources_of(&settings)?);
+        let processor: Arc<dyn Processor> = Arc::new(BySource::new(processor, sources.clone()));
         let bound = BoundListener::bind(&settings.server)?;
         let identity = NodeIdentity {
             id: settings.node_id(),
@@ -259,6 +262,7 @@ impl Service {
         let state = Arc::new(AppState {
             alerts: None,
             settings: settings.clone(),
+            sources,
             writer: writer_handle,
             reader,
             live: live.clone(),
@@ -351,7 +355,7 @@ impl Service {
 fn remote_events(sink: EventSink) -> Box<dyn Fn(RemoteEvent) + Send> {
     Box::new(move |e| {
         let event = match e {
-            RemoteEvent::Received { id } => Event::WebhookReceived { id },
+            RemoteEvent::Received { id } => Event::WebhookReceived { id, source: None },
             RemoteEvent::Dead { id, error } => Event::WebhookDead { id, error },
             RemoteEvent::OrderCreated(order) => {
                 if !sink.has_clients() {
@@ -364,4 +368,17 @@ fn remote_events(sink: EventSink) -> Box<dyn Fn(RemoteEvent) + Send> {
         };
         sink.publish(event);
     })
+}
+
+/// The configured sources, resolved; their paths checked against the built-in routes (a
+/// check the settings alone cannot make). `check-config` runs the same.
+pub fn sources_of(settings: &Settings) -> Result<SourceList> {
+    let sources = SourceList::new(
+        &settings.sources,
+        settings.ingest.token.as_deref(),
+        settings.server.max_body_bytes,
+    )
+    .map_err(Error::Config)?;
+    crate::http::routes::check_source_paths(&sources).map_err(Error::Config)?;
+    Ok(sources)
 }

@@ -31,8 +31,9 @@ pub struct Observation {
 pub struct DeadSample {
     pub id: i64,
     pub error: String,
-    /// The source (ingest path) it came in on.
+    /// The source it came in through (`[[sources]]`), and its ingest path.
     pub source: String,
+    pub path: String,
 }
 
 /// A relay target as the alerts see it (its URL never).
@@ -417,7 +418,8 @@ mod tests {
         o.first_new_dead = Some(DeadSample {
             id: 7,
             error: "invalid JSON".into(),
-            source: "/api/v2/webhooks/orders".into(),
+            source: "orders".into(),
+            path: "/api/v2/webhooks/orders".into(),
         });
         let s = c.observe(&o, &limits);
         assert_eq!(kinds(&s), ["dead 6"]);

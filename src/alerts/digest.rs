@@ -172,7 +172,10 @@ fn dead_letter_alert(fold: &DeadFold, now_ms: i64, node: &str) -> Alert {
     let mut details = Vec::new();
     if let Some(first) = &fold.first {
         details.push(format!("First error: {}", first.error));
-        details.push(format!("Source: {} (message {})", first.source, first.id));
+        details.push(format!(
+            "Source: {} at {} (message {})",
+            first.source, first.path, first.id
+        ));
     }
     details.push("Review them: GET /api/v2/webhooks/queue/dead-letters".into());
     Alert {
@@ -274,7 +277,8 @@ mod tests {
             first: Some(DeadSample {
                 id: 3,
                 error: "invalid JSON at line 1".into(),
-                source: "/api/v2/webhooks/orders".into(),
+                source: "orders".into(),
+                path: "/api/v2/webhooks/orders".into(),
             }),
         }
     }
@@ -347,7 +351,10 @@ mod tests {
         assert_eq!(a.len(), 1);
         assert_eq!(a[0].summary, "6 new dead letters");
         assert!(a[0].details[0].contains("invalid JSON"), "{a:?}");
-        assert!(a[0].details[1].contains("/api/v2/webhooks/orders"), "{a:?}");
+        assert_eq!(
+            a[0].details[1],
+            "Source: orders at /api/v2/webhooks/orders (message 3)"
+        );
         // More within the interval: one digest when it is over, naming the window.
         o.step(&[dead(1)], 10 * S, "n");
         o.step(&[dead(2)], 100 * S, "n");

@@ -23,6 +23,7 @@ impl DeadLetterCursor {
                 limit: DEAD_LOOKBACK,
                 before_id: None,
                 status: Some(MessageState::Dead),
+                source: None,
             })
             .ok()?;
         let Some(seen) = self.seen_id else {
@@ -36,7 +37,8 @@ impl DeadLetterCursor {
             .map(|m| DeadSample {
                 id: m.id,
                 error: m.last_error.clone().unwrap_or_default(),
-                source: m.path.clone(),
+                source: m.source.clone(),
+                path: m.path.clone(),
             });
         if let Some(top) = newest.first() {
             self.seen_id = Some(seen.max(top.id));

@@ -10,6 +10,7 @@ pub mod reprocess;
 pub mod restore;
 pub mod schema;
 pub mod serve;
+pub mod sign;
 
 use crate::config::{Settings, Sources};
 use crate::error::Result;

@@ -7,8 +7,9 @@ use serde_json::{Map, Value};
 /// frame; the `type` field discriminates.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    /// A webhook was durably stored: `{"type":"webhook.received","id":..}`.
-    WebhookReceived { id: i64 },
+    /// A webhook was durably stored: `{"type":"webhook.received","id":..,"source":".."}`
+    /// (`source` left out when unknown: a message another node received).
+    WebhookReceived { id: i64, source: Option<String> },
     /// A worker extracted an order: `{"type":"order.created","order":{..}}`.
     OrderCreated { order: Value },
     /// A webhook exhausted its retries:
@@ -26,7 +27,11 @@ pub enum Event {
 #[serde(tag = "type")]
 enum Wire<'a> {
     #[serde(rename = "webhook.received")]
-    WebhookReceived { id: i64 },
+    WebhookReceived {
+        id: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        source: Option<&'a str>,
+    },
     #[serde(rename = "order.created")]
     OrderCreated { order: &'a Value },
     #[serde(rename = "webhook.dead")]
@@ -45,7 +50,10 @@ impl Event {
     pub fn to_json(&self) -> String {
         let stripped;
         let wire = match self {
-            Event::WebhookReceived { id } => Wire::WebhookReceived { id: *id },
+            Event::WebhookReceived { id, source } => Wire::WebhookReceived {
+                id: *id,
+                source: source.as_deref(),
+            },
             Event::OrderCreated { order } => Wire::OrderCreated { order },
             Event::WebhookDead { id, error } => Wire::WebhookDead { id: *id, error },
             Event::Stats(Value::Object(map)) if map.contains_key("type") => {
@@ -72,8 +80,19 @@ mod tests {
 
     #[test]
     fn webhook_received_shape() {
-        let ev = Event::WebhookReceived { id: 42 };
+        let ev = Event::WebhookReceived {
+            id: 42,
+            source: None,
+        };
         assert_eq!(ev.to_json(), r#"{"type":"webhook.received","id":42}"#);
+        let ev = Event::WebhookReceived {
+            id: 43,
+            source: Some("shopify".into()),
+        };
+        assert_eq!(
+            ev.to_json(),
+            r#"{"type":"webhook.received","id":43,"source":"shopify"}"#
+        );
     }
 
     #[test]
@@ -130,7 +149,10 @@ mod tests {
     #[test]
     fn output_is_valid_json_with_type_first() {
         for ev in [
-            Event::WebhookReceived { id: 1 },
+            Event::WebhookReceived {
+                id: 1,
+                source: None,
+            },
             Event::OrderCreated { order: json!(null) },
             Event::WebhookDead {
                 id: 1,

@@ -84,6 +84,8 @@ pub fn row(out: &mut String, o: &StoredOrder) {
 pub struct CsvExport {
     reader: Arc<dyn ReadStore>,
     q: Option<String>,
+    /// `?source=`: one source's orders only.
+    source: Option<String>,
     before_id: Option<i64>,
     buf: Vec<u8>,
     pos: usize,
@@ -91,10 +93,11 @@ pub struct CsvExport {
 }
 
 impl CsvExport {
-    pub fn new(reader: Arc<dyn ReadStore>, q: Option<String>) -> CsvExport {
+    pub fn new(reader: Arc<dyn ReadStore>, q: Option<String>, source: Option<String>) -> CsvExport {
         CsvExport {
             reader,
             q,
+            source,
             before_id: None,
             buf: HEADER.as_bytes().to_vec(),
             pos: 0,
@@ -109,6 +112,7 @@ impl CsvExport {
                 limit: PAGE,
                 before_id: self.before_id,
                 q: self.q.clone(),
+                source: self.source.clone(),
             })
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         self.done = page.len() < PAGE as usize;

@@ -11,6 +11,7 @@ use super::failure::{storage_error, unexpected};
 use super::message_json::dead_letter_json;
 use super::paging::{next_cursor, page_limit};
 use super::response::Reply;
+use super::source_filter::source_filter;
 use super::state::AppState;
 use crate::store::{MessageState, OpOutcome, WriteOp};
 
@@ -24,13 +25,21 @@ fn actor(call: &Call) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// `GET /api/v2/webhooks/queue/dead-letters`: oldest first, `?after_id=` pages forward.
+/// `GET /api/v2/webhooks/queue/dead-letters`: oldest first, `?after_id=` pages forward,
+/// `?source=` keeps one source's.
 pub fn list(state: &AppState, call: &mut Call) -> Reply {
-    let (limit, after_id) = match (page_limit(call), call.query_num::<i64>("after_id")) {
-        (Ok(l), Ok(a)) => (l, a),
-        (Err(r), _) | (_, Err(r)) => return r,
+    let (limit, after_id, source) = match (
+        page_limit(call),
+        call.query_num::<i64>("after_id"),
+        source_filter(call),
+    ) {
+        (Ok(l), Ok(a), Ok(s)) => (l, a, s),
+        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
     };
-    match state.reader.dead_letters(after_id, limit) {
+    match state
+        .reader
+        .dead_letters(after_id, limit, source.as_deref())
+    {
         Ok(items) => {
             let next = next_cursor(&items, limit, |d| d.id);
             let items: Vec<Value> = items.iter().map(dead_letter_json).collect();

@@ -2,20 +2,24 @@
 //! document and Prometheus metrics. The readiness rule itself is [`crate::stats::health`], so
 //! `/readyz`, the stats `status` and `hookvault_ready` cannot disagree.
 
+use std::collections::BTreeMap;
+
 use serde_json::json;
 
 use super::call::Call;
 use super::response::Reply;
 use super::state::AppState;
-use crate::stats::{health, metrics, StatsSnapshot};
+use crate::stats::{health, metrics, sources, StatsSnapshot};
+use crate::store::SourceCounters;
 
 /// `GET /api/v2/webhooks/queue/stats`.
 pub fn stats(state: &AppState, _call: &mut Call) -> Reply {
-    let snapshot = StatsSnapshot::build(
+    let mut snapshot = StatsSnapshot::build(
         &state.live,
         state.queue_view(),
         state.reader.storage_health(),
     );
+    snapshot.sources = per_source(state);
     let Some(alerts) = &state.alerts else {
         return Reply::json(200, &snapshot);
     };
@@ -23,6 +27,18 @@ pub fn stats(state: &AppState, _call: &mut Call) -> Reply {
     let mut doc = serde_json::to_value(&snapshot).unwrap_or_default();
     doc["alerts"] = serde_json::to_value(alerts.figures.view()).unwrap_or_default();
     Reply::json(200, &doc)
+}
+
+/// Every source's durable totals; empty (and logged) when the store cannot answer, so the
+/// rest of the figures are still served.
+fn per_source(state: &AppState) -> BTreeMap<String, SourceCounters> {
+    match state.reader.source_counters() {
+        Ok(stored) => sources::per_source(&state.sources.names(), stored),
+        Err(e) => {
+            log::warn!("per-source figures unavailable: {e}");
+            BTreeMap::new()
+        }
+    }
 }
 
 /// `GET /healthz`: answered while the process is up.
@@ -43,10 +59,11 @@ pub fn readyz(state: &AppState, _call: &mut Call) -> Reply {
 
 /// `GET /metrics`.
 pub fn metrics(state: &AppState, _call: &mut Call) -> Reply {
-    let text = metrics::render(
+    let mut text = metrics::render(
         &state.live,
         state.queue_view(),
         state.reader.storage_health(),
     );
+    sources::render_metrics(&mut text, &per_source(state));
     Reply::text(200, metrics::CONTENT_TYPE, text)
 }

@@ -8,6 +8,7 @@ use super::failure::storage_error;
 use super::message_json::detail_json;
 use super::paging::{next_cursor, page_limit};
 use super::response::Reply;
+use super::source_filter::source_filter;
 use super::state::AppState;
 use crate::store::{LogQuery, MessageState};
 
@@ -17,14 +18,15 @@ pub fn list(state: &AppState, call: &mut Call) -> Reply {
         (Ok(l), Ok(b)) => (l, b),
         (Err(r), _) | (_, Err(r)) => return r,
     };
-    let status = match status_filter(call) {
-        Ok(s) => s,
-        Err(r) => return r,
+    let (status, source) = match (status_filter(call), source_filter(call)) {
+        (Ok(s), Ok(source)) => (s, source),
+        (Err(r), _) | (_, Err(r)) => return r,
     };
     let query = LogQuery {
         limit,
         before_id,
         status,
+        source,
     };
     match state.reader.logs(&query) {
         Ok(items) => {

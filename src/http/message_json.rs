@@ -40,6 +40,7 @@ pub fn dead_letter_json(d: &DeadLetter) -> Value {
     let mut v = json!({
         "id": d.id,
         "received_at": d.received_at,
+        "source": d.source,
         "attempts": d.attempts,
         "last_error": d.last_error,
         "failed_at": d.failed_at,

@@ -31,11 +31,13 @@ pub mod message_json;
 pub mod openapi;
 pub mod orders;
 pub mod paging;
+pub mod rejections;
 pub mod response;
 pub mod route;
 pub mod router;
 pub mod routes;
 pub mod server;
+pub mod source_filter;
 pub mod state;
 
 pub use call::Call;

@@ -12,7 +12,9 @@
 use serde_json::{json, Map, Value};
 
 use super::route::{Access, Route};
+use super::source_filter::SOURCE_PATTERN;
 use crate::config::Settings;
+use crate::sources::{SchemeKind, Source, SourceList};
 use crate::store::MessageState;
 
 const DOCS_HTML: &str = include_str!("docs.html");
@@ -52,9 +54,16 @@ pub fn docs_page(spec: &str) -> String {
     )
 }
 
-/// The OpenAPI 3.1 document for `routes` as a server with `mode`'s credentials answers them.
-pub fn document(routes: &[Route], mode: AuthMode) -> Value {
+/// The OpenAPI 3.1 document for `routes` and the ingest paths of `sources` as a server with
+/// `mode`'s credentials answers them.
+pub fn document(routes: &[Route], sources: &SourceList, mode: AuthMode) -> Value {
     let mut paths = Map::new();
+    for source in sources.iter() {
+        paths.insert(
+            source.path.clone(),
+            json!({"post": source_operation(source)}),
+        );
+    }
     for route in routes {
         let item = paths
             .entry(route.path.to_string())
@@ -185,9 +194,82 @@ fn operation(route: &Route, mode: AuthMode) -> Value {
     op
 }
 
+/// A source's ingest operation: the ingest description with this source's token, scheme and
+/// the headers its scheme reads.
+fn source_operation(source: &Source) -> Value {
+    let mut op = describe("POST", INGEST).expect("the ingest description");
+    let scheme = source.verifier.kind();
+    op["summary"] = json!(format!(
+        "Receive a webhook for source `{}`; 200 only once it is committed to disk",
+        source.name
+    ));
+    op["operationId"] = json!(path_operation_id("POST", &source.path));
+    op["tags"] = json!(["ingest"]);
+    op["x-hookvault-source"] = json!({
+        "name": source.name,
+        "processor": source.processor.as_str(),
+        "verify": scheme.as_str(),
+        "max_body_bytes": source.max_body_bytes
+    });
+    let mut refusals = Vec::new();
+    if source.token.is_some() {
+        op["security"] = json!([{"ingestTokenQuery": []}, {"ingestTokenHeader": []}]);
+        op["x-hookvault-access"] = json!("ingest token (`?token=` or `X-Webhook-Token`)");
+        refusals.push("`token_invalid` (the token is missing or wrong)");
+    } else {
+        op["security"] = json!([{}]);
+        op["x-hookvault-access"] = json!("open (no token for this source)");
+    }
+    let headers: &[&str] = match scheme {
+        SchemeKind::None => &[],
+        SchemeKind::StandardWebhooks => &["webhook-id", "webhook-timestamp", "webhook-signature"],
+        SchemeKind::Github => &["X-Hub-Signature-256"],
+        SchemeKind::Stripe => &["Stripe-Signature"],
+        SchemeKind::Shopify => &["X-Shopify-Hmac-Sha256"],
+        SchemeKind::HmacSha256 => &[],
+    };
+    if scheme != SchemeKind::None {
+        refusals.push("`signature_missing`, `signature_invalid`");
+        if scheme.timestamped() {
+            refusals.push("`timestamp_out_of_tolerance`");
+        }
+        op["description"] = json!(format!(
+            "{} The body must be signed with this source's scheme ({}); the signature is \
+                checked before anything is stored, and the scheme's delivery id dedupes when \
+                no `Idempotency-Key` is sent.",
+            op["description"].as_str().unwrap_or(""),
+            scheme.as_str()
+        ));
+    }
+    if let Some(Value::Array(params)) = op.get_mut("parameters") {
+        for name in headers {
+            params.push(json!({"name": name, "in": "header", "required": true,
+                "schema": {"type": "string"}, "description": "The sender's signature scheme"}));
+        }
+    }
+    if !refusals.is_empty() {
+        op["responses"]["401"] = error(&format!(
+            "Refused before anything was stored: {}; kept in the rejections log",
+            refusals.join(", ")
+        ));
+    }
+    op["responses"]["413"] = error(&format!(
+        "Body larger than this source's max_body_bytes ({}); nothing stored",
+        source.max_body_bytes
+    ));
+    op
+}
+
+/// The description every source's ingest operation starts from.
+const INGEST: &str = "/api/v2/webhooks/{source}";
+
 fn operation_id(route: &Route) -> String {
-    let mut id = route.method.to_ascii_lowercase();
-    for seg in route.path.split('/').filter(|s| !s.is_empty()) {
+    path_operation_id(route.method, route.path)
+}
+
+fn path_operation_id(method: &str, path: &str) -> String {
+    let mut id = method.to_ascii_lowercase();
+    for seg in path.split('/').filter(|s| !s.is_empty()) {
         let seg = seg.trim_start_matches('{').trim_end_matches('}');
         id.push('_');
         id.extend(
@@ -228,6 +310,14 @@ fn limit_param() -> Value {
     )
 }
 
+fn source_param() -> Value {
+    query(
+        "source",
+        "Only this source's (a `[[sources]]` name)",
+        json!({"type": "string", "pattern": SOURCE_PATTERN}),
+    )
+}
+
 fn int64() -> Value {
     json!({"type": "integer", "format": "int64"})
 }
@@ -237,7 +327,7 @@ fn int64() -> Value {
 pub fn describe(method: &str, path: &str) -> Option<Value> {
     let states: Vec<&str> = MessageState::ALL.iter().map(|s| s.as_str()).collect();
     let v = match (method, path) {
-        ("POST", "/api/v2/webhooks/orders") => json!({
+        ("POST", INGEST) => json!({
             "description": "Stores the body durably (SQLite, synchronous=FULL) before answering. \
                 A body that is not valid JSON is still stored and answered 200; it goes to dead \
                 letters with the parse error.",
@@ -273,7 +363,7 @@ pub fn describe(method: &str, path: &str) -> Option<Value> {
         }),
         ("GET", "/api/v2/webhooks/queue/dead-letters") => json!({
             "description": "Dead letters, oldest first.",
-            "parameters": [limit_param(), query("after_id", "Only ids above this (use `next_after_id`)", int64())],
+            "parameters": [limit_param(), query("after_id", "Only ids above this (use `next_after_id`)", int64()), source_param()],
             "responses": {
                 "200": ok("A page of dead letters", schema_ref("DeadLetterPage")),
                 "400": error("A bad query parameter")
@@ -327,7 +417,8 @@ pub fn describe(method: &str, path: &str) -> Option<Value> {
             "parameters": [
                 limit_param(),
                 query("before_id", "Only ids below this (use `next_before_id`)", int64()),
-                query("status", "Only messages in this state", json!({"type": "string", "enum": states}))
+                query("status", "Only messages in this state", json!({"type": "string", "enum": states})),
+                source_param()
             ],
             "responses": {
                 "200": ok("A page of the audit log", schema_ref("LogPage")),
@@ -340,11 +431,33 @@ pub fn describe(method: &str, path: &str) -> Option<Value> {
                 "404": error("No message with this id")
             }
         }),
+        ("GET", "/api/v2/webhooks/rejections") => json!({
+            "description": "Webhooks refused by their source's token or signature check (nothing \
+                of them was stored), newest first. Bounded: the last `ingest.rejections_kept` \
+                rows. Never a body or a secret.",
+            "parameters": [
+                limit_param(),
+                query("before_id", "Only ids below this (use `next_before_id`)", int64()),
+                source_param()
+            ],
+            "responses": {
+                "200": ok("A page of the rejections log", json!({
+                    "type": "object", "required": ["items", "count"],
+                    "properties": {
+                        "items": {"type": "array", "items": schema_ref("Rejection")},
+                        "count": {"type": "integer"},
+                        "next_before_id": {"type": ["integer", "null"], "description": "`before_id` of the next page; null on the last"}
+                    }
+                })),
+                "400": error("A bad query parameter")
+            }
+        }),
         ("GET", "/api/v2/orders") => json!({
             "parameters": [
                 limit_param(),
                 query("before_id", "Only ids below this", int64()),
-                query("q", "Substring of order number, email or product", json!({"type": "string"}))
+                query("q", "Substring of order number, email or product", json!({"type": "string"})),
+                source_param()
             ],
             "responses": {
                 "200": with_links(ok("Orders, newest first", json!({
@@ -366,12 +479,16 @@ pub fn describe(method: &str, path: &str) -> Option<Value> {
         }),
         ("GET", "/api/v2/orders.csv") => json!({
             "parameters": [
-                query("q", "Substring of order number, email or product", json!({"type": "string"}))
+                query("q", "Substring of order number, email or product", json!({"type": "string"})),
+                source_param()
             ],
-            "responses": {"200": {
-                "description": "Every matching order as CSV (RFC 4180), newest first, streamed",
-                "content": {"text/csv": {"schema": {"type": "string"}}}
-            }}
+            "responses": {
+                "200": {
+                    "description": "Every matching order as CSV (RFC 4180), newest first, streamed",
+                    "content": {"text/csv": {"schema": {"type": "string"}}}
+                },
+                "400": error("A bad query parameter")
+            }
         }),
         ("GET", "/api/v2/orders/{order_number}") => json!({
             "responses": {"200": ok("The order", schema_ref("Order")), "404": error("No such order")}
@@ -433,6 +550,7 @@ fn schemas() -> Value {
     let summary_props = json!({
         "id": int64(),
         "received_at": time,
+        "source": {"type": "string", "description": "The source it came in through"},
         "path": {"type": "string"},
         "remote_addr": opt_str,
         "size": {"type": "integer", "description": "Body size in bytes"},
@@ -521,7 +639,9 @@ fn schemas() -> Value {
             "processing_time_p50_ms": num, "processing_time_p99_ms": num, "avg_batch_size": num,
             "db_size_bytes": {"type": ["integer", "null"], "description": "The database's size; null when unknown"},
             "wal_size_bytes": {"type": ["integer", "null"], "description": "SQLite's write-ahead log; null on PostgreSQL"},
-            "version": {"type": "string"}
+            "version": {"type": "string"},
+            "sources": {"type": "object", "description": "Per source: durable totals",
+                "additionalProperties": schema_ref("SourceFigures")}
     });
     if let (Some(p), Value::Object(e)) = (properties.as_object_mut(), extras) {
         p.extend(e);
@@ -538,8 +658,8 @@ fn schemas() -> Value {
         "required": ["id", "received_at", "attempts", "last_error", "failed_at", "payload", "payload_encoding",
                      "payload_truncated", "payload_size"],
         "properties": {
-            "id": int64(), "received_at": time, "attempts": int, "last_error": opt_str,
-            "failed_at": opt_time,
+            "id": int64(), "received_at": time, "source": {"type": "string"}, "attempts": int,
+            "last_error": opt_str, "failed_at": opt_time,
             "payload": {"type": "string", "description": "A preview: the first 256 bytes of the body (a UTF-8 character cut at the end is left out); the whole body is in GET /api/v2/webhooks/logs/{id}"},
             "payload_encoding": {"type": "string", "enum": ["utf-8", "base64"]},
             "payload_truncated": {"type": "boolean", "description": "True when `payload` is shorter than the body"},
@@ -590,6 +710,25 @@ fn schemas() -> Value {
             "amount_cents": {"type": ["integer", "null"]}, "currency": opt_str, "email": opt_str,
             "size": opt_str, "site": opt_str, "quantity": int, "profile": opt_str, "title": opt_str,
             "fields": {"type": "object", "additionalProperties": {"type": "string"}}
+        }
+    }));
+    m.insert("SourceFigures".into(), json!({
+        "type": "object", "required": ["received", "processed", "failed", "dead", "rejected"],
+        "properties": {
+            "received": {"type": "integer", "description": "Webhooks stored"},
+            "processed": {"type": "integer"},
+            "failed": {"type": "integer", "description": "Failed attempts (retried or dead)"},
+            "dead": {"type": "integer", "description": "Messages that went to dead letters"},
+            "rejected": {"type": "integer", "description": "Refused by the token or signature check"}
+        }
+    }));
+    m.insert("Rejection".into(), json!({
+        "type": "object", "required": ["id", "at", "source", "remote_addr", "reason", "size"],
+        "properties": {
+            "id": int64(), "at": time, "source": {"type": "string"},
+            "remote_addr": opt_str,
+            "reason": {"type": "string", "enum": ["signature_missing", "signature_invalid", "timestamp_out_of_tolerance", "token_invalid"]},
+            "size": {"type": "integer", "description": "The body's size in bytes (declared, when it was not read)"}
         }
     }));
     m.insert(

@@ -7,6 +7,7 @@ use super::csv::CsvExport;
 use super::failure::storage_error;
 use super::paging::{next_cursor, page_limit};
 use super::response::Reply;
+use super::source_filter::source_filter;
 use super::state::AppState;
 use crate::store::OrderQuery;
 
@@ -19,13 +20,18 @@ fn search(call: &Call) -> Option<String> {
 
 /// `GET /api/v2/orders`: newest first; `next_before_id` continues the listing.
 pub fn list(state: &AppState, call: &mut Call) -> Reply {
-    let query = match (page_limit(call), call.query_num::<i64>("before_id")) {
-        (Ok(limit), Ok(before_id)) => OrderQuery {
+    let query = match (
+        page_limit(call),
+        call.query_num::<i64>("before_id"),
+        source_filter(call),
+    ) {
+        (Ok(limit), Ok(before_id), Ok(source)) => OrderQuery {
             limit,
             before_id,
             q: search(call),
+            source,
         },
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
     };
     match state.reader.orders(&query) {
         Ok(items) => {
@@ -55,7 +61,11 @@ pub fn one(state: &AppState, call: &mut Call) -> Reply {
 
 /// `GET /api/v2/orders.csv`.
 pub fn csv_export(state: &AppState, call: &mut Call) -> Reply {
-    let export = CsvExport::new(state.reader.clone(), search(call));
+    let source = match source_filter(call) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let export = CsvExport::new(state.reader.clone(), search(call), source);
     Reply::stream(200, "text/csv; charset=utf-8", Box::new(export))
         .with_header("Content-Disposition", "attachment; filename=\"orders.csv\"")
 }

@@ -1,14 +1,17 @@
-//! Finding a request's route and running it: match the path, check access, call the
-//! handler. Unknown paths get `404`, known paths with another method `405` with `Allow`.
+//! Finding a request's route and running it: a source's ingest path first (they come from
+//! the configuration), then the route table: match the path, check access, call the handler.
+//! Unknown paths get `404`, known paths with another method `405` with `Allow`.
 
 use std::time::Instant;
 
 use super::auth;
 use super::call::Call;
+use super::intake;
 use super::response::Reply;
 use super::route::{Access, Route};
 use super::routes::ROUTES;
 use super::state::AppState;
+use crate::sources::Source;
 use crate::text::{parse_query, percent_decode};
 
 pub enum Match<'r> {
@@ -64,38 +67,50 @@ pub fn dispatch(
     started: Instant,
 ) -> Reply {
     // The route is found on the borrowed URL; only what the handler needs is copied out.
-    let (route, params, query) = {
+    let (target, params, query) = {
         let url = request.url();
         let (path, query) = url.split_once('?').unwrap_or((url, ""));
         // Methods are case-sensitive (RFC 9110): `post` is not POST. It is matched as sent, so
         // it finds no route, rather than reaching a handler that the access rules, which read
         // the method as sent too, might have judged as a read.
         let method = request.method().as_str();
-        match find(ROUTES, method, path) {
-            Match::NotFound => {
-                return Reply::error(
-                    404,
-                    "not_found",
-                    &format!("no such endpoint: {path}; see /docs for the API"),
-                )
-            }
-            Match::WrongMethod(allowed) => {
-                let spelling = if allowed.iter().any(|a| a.eq_ignore_ascii_case(method)) {
-                    " (methods are case-sensitive)"
-                } else {
-                    ""
-                };
+        if let Some(source) = state.sources.by_path(path) {
+            if method != "POST" {
                 return Reply::error(
                     405,
                     "method_not_allowed",
                     &format!(
-                        "{method} is not allowed on {path}; use {}{spelling}",
-                        allowed.join(" or ")
+                        "{method} is not allowed on {path} (the ingest path of source {:?}); use POST{}",
+                        source.name,
+                        spelling(&["POST"], method)
                     ),
                 )
-                .with_header("Allow", allowed.join(", "));
+                .with_header("Allow", "POST");
             }
-            Match::Found(route, params) => (route, params, parse_query(query)),
+            (Target::Source(source), Vec::new(), parse_query(query))
+        } else {
+            match find(ROUTES, method, path) {
+                Match::NotFound => {
+                    return Reply::error(
+                        404,
+                        "not_found",
+                        &format!("no such endpoint: {path}; see /docs for the API"),
+                    )
+                }
+                Match::WrongMethod(allowed) => {
+                    return Reply::error(
+                        405,
+                        "method_not_allowed",
+                        &format!(
+                            "{method} is not allowed on {path}; use {}{}",
+                            allowed.join(" or "),
+                            spelling(&allowed, method)
+                        ),
+                    )
+                    .with_header("Allow", allowed.join(", "));
+                }
+                Match::Found(route, params) => (Target::Route(route), params, parse_query(query)),
+            }
         }
     };
     let mut call = Call {
@@ -104,6 +119,11 @@ pub fn dispatch(
         query,
         remote,
         started,
+    };
+    let route = match target {
+        // A source checks its own token, so a refusal is counted and logged with the rest.
+        Target::Source(source) => return intake::receive(state, &mut call, source),
+        Target::Route(route) => route,
     };
     let allowed = match route.access {
         Access::Open => Ok(()),
@@ -114,6 +134,21 @@ pub fn dispatch(
         Ok(()) => (route.handler)(state, &mut call),
         Err(reply) => reply,
     }
+}
+
+/// A hint when the method differs from an allowed one only in case.
+fn spelling(allowed: &[&str], method: &str) -> &'static str {
+    if allowed.iter().any(|a| a.eq_ignore_ascii_case(method)) {
+        " (methods are case-sensitive)"
+    } else {
+        ""
+    }
+}
+
+/// What a request's path names: a source's ingest path, or a route of the table.
+enum Target<'a> {
+    Source(&'a Source),
+    Route(&'static Route),
 }
 
 #[cfg(test)]
@@ -130,7 +165,7 @@ mod tests {
             _ => panic!("no match"),
         }
         assert!(
-            matches!(find(ROUTES, "GET", "/api/v2/webhooks/orders"), Match::WrongMethod(m) if m == vec!["POST"])
+            matches!(find(ROUTES, "GET", "/api/v2/webhooks/queue/retry-failed"), Match::WrongMethod(m) if m == vec!["POST"])
         );
         assert!(matches!(find(ROUTES, "GET", "/nope"), Match::NotFound));
         assert!(matches!(

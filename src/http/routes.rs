@@ -2,23 +2,18 @@
 //! checked against exactly the routes the server answers. It is the one module that knows
 //! every handler; handlers know nothing of it.
 
-use std::sync::OnceLock;
-
 use super::call::Call;
 use super::openapi::AuthMode;
 use super::response::Reply;
 use super::route::{Access, Route};
+use super::router::{find, Match};
 use super::state::AppState;
-use super::{alerts, dashboard, dead_letters, favicon, health, intake, logs, openapi, orders};
+use super::{alerts, dashboard, dead_letters, favicon, health, logs, openapi, orders, rejections};
+use crate::sources::SourceList;
 
+/// Every route but the ingest paths, which come from the configured sources (the router
+/// looks them up first; [`check_source_paths`] keeps the two apart).
 pub const ROUTES: &[Route] = &[
-    Route {
-        method: "POST",
-        path: "/api/v2/webhooks/orders",
-        access: Access::Ingest,
-        handler: intake::receive,
-        summary: "Receive a webhook; 200 only once it is committed to disk",
-    },
     Route {
         method: "GET",
         path: "/api/v2/webhooks/queue/stats",
@@ -74,6 +69,13 @@ pub const ROUTES: &[Route] = &[
         access: Access::Admin,
         handler: logs::one,
         summary: "One message whole: state, attempts, headers and payload",
+    },
+    Route {
+        method: "GET",
+        path: "/api/v2/webhooks/rejections",
+        access: Access::Admin,
+        handler: rejections::list,
+        summary: "Webhooks refused by their source's token or signature check, newest first",
     },
     Route {
         method: "GET",
@@ -147,33 +149,54 @@ pub const ROUTES: &[Route] = &[
     },
 ];
 
-/// The OpenAPI document of [`ROUTES`] as JSON text for a server with `mode`'s credentials,
-/// built once per mode.
-fn document_json(mode: AuthMode) -> &'static str {
-    static DOCS: [OnceLock<String>; 4] = [const { OnceLock::new() }; 4];
-    DOCS[mode.slot()].get_or_init(|| openapi::document(ROUTES, mode).to_string())
+/// Start-up refuses a source whose path a built-in route answers (with any method): the
+/// source would hide the route, or the route the source. Names the source's key.
+pub fn check_source_paths(sources: &SourceList) -> Result<(), String> {
+    for (i, source) in sources.iter().enumerate() {
+        for method in ["GET", "POST", "DELETE"] {
+            if let Match::Found(route, _) = find(ROUTES, method, &source.path) {
+                return Err(format!(
+                    "sources[{i}].path (source {:?}): {} is the built-in route {} {}; pick another path, e.g. /api/v2/webhooks/in/{}",
+                    source.name, source.path, route.method, route.path, source.name
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The OpenAPI document of [`ROUTES`] and the configured sources as JSON text. Built per
+/// request: it depends on the configuration, and only operators ask for it.
+fn document_json(state: &AppState) -> String {
+    openapi::document(ROUTES, &state.sources, AuthMode::of(&state.settings)).to_string()
 }
 
 /// `GET /openapi.json`.
 fn openapi_json(state: &AppState, _call: &mut Call) -> Reply {
-    let mode = AuthMode::of(&state.settings);
-    Reply::text(200, "application/json", document_json(mode))
+    Reply::text(200, "application/json", document_json(state))
 }
 
 /// `GET /docs`: the page with the document embedded, so one request (or a saved copy) has
 /// everything.
 fn docs(state: &AppState, _call: &mut Call) -> Reply {
-    static PAGES: [OnceLock<String>; 4] = [const { OnceLock::new() }; 4];
-    let mode = AuthMode::of(&state.settings);
-    let page = PAGES[mode.slot()].get_or_init(|| openapi::docs_page(document_json(mode)));
-    Reply::text(200, "text/html; charset=utf-8", page.as_str())
+    Reply::text(
+        200,
+        "text/html; charset=utf-8",
+        openapi::docs_page(&document_json(state)),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::http::openapi::{describe, document};
+    use crate::sources::SourceSettings;
     use serde_json::json;
+
+    /// The built-in `orders` source, with or without an ingest token.
+    fn orders(token: bool) -> SourceList {
+        SourceList::new(&[], token.then_some("t"), 1000).unwrap()
+    }
 
     #[test]
     fn every_route_has_its_own_description() {
@@ -198,7 +221,7 @@ mod tests {
 
     #[test]
     fn path_parameters_follow_the_pattern() {
-        let doc = document(ROUTES, TOKENS);
+        let doc = document(ROUTES, &orders(true), TOKENS);
         let op = &doc["paths"]["/api/v2/webhooks/logs/{id}"]["get"];
         assert_eq!(op["parameters"][0]["name"], "id");
         assert_eq!(op["parameters"][0]["in"], "path");
@@ -209,7 +232,7 @@ mod tests {
         let stats = "/api/v2/webhooks/queue/stats";
         let ingest = "/api/v2/webhooks/orders";
 
-        let doc = document(ROUTES, TOKENS);
+        let doc = document(ROUTES, &orders(true), TOKENS);
         let op = &doc["paths"][stats]["get"];
         assert_eq!(op["security"], json!([{"adminBearer": []}]));
         assert!(op["responses"]["401"].is_object() && op["responses"]["403"].is_null());
@@ -221,7 +244,7 @@ mod tests {
         assert!(op["responses"]["401"].is_object());
 
         // No admin token: loopback clients need nothing, others get 403 (never 401).
-        let doc = document(ROUTES, NO_TOKENS);
+        let doc = document(ROUTES, &orders(false), NO_TOKENS);
         let op = &doc["paths"][stats]["get"];
         assert_eq!(op["security"], json!([{}]));
         assert!(op["responses"]["403"].is_object() && op["responses"]["401"].is_null());
@@ -240,7 +263,7 @@ mod tests {
 
     #[test]
     fn limits_and_bodies_are_bounded_in_the_document() {
-        let doc = document(ROUTES, NO_TOKENS);
+        let doc = document(ROUTES, &orders(false), NO_TOKENS);
         for path in [
             "/api/v2/webhooks/logs",
             "/api/v2/webhooks/queue/dead-letters",
@@ -260,5 +283,46 @@ mod tests {
             link["operationId"],
             doc["paths"]["/api/v2/orders/{order_number}"]["get"]["operationId"]
         );
+    }
+
+    #[test]
+    fn every_source_has_its_ingest_operation() {
+        let tables: Vec<SourceSettings> = vec![
+            toml::from_str("name = \"orders\"").unwrap(),
+            toml::from_str("name = \"gh\"\nverify = \"github\"\nsecrets = [\"s\"]\ntoken = \"t\"")
+                .unwrap(),
+        ];
+        let sources = SourceList::new(&tables, None, 1000).unwrap();
+        let doc = document(ROUTES, &sources, NO_TOKENS);
+        let orders = &doc["paths"]["/api/v2/webhooks/orders"]["post"];
+        assert_eq!(orders["operationId"], "post_api_v2_webhooks_orders");
+        assert!(orders["responses"]["401"].is_null());
+        let gh = &doc["paths"]["/api/v2/webhooks/in/gh"]["post"];
+        assert_eq!(gh["x-hookvault-source"]["verify"], "github");
+        assert!(gh["responses"]["401"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("signature_invalid"));
+        assert_eq!(
+            gh["security"],
+            json!([{"ingestTokenQuery": []}, {"ingestTokenHeader": []}])
+        );
+        let params = gh["parameters"].as_array().unwrap();
+        assert!(params.iter().any(|p| p["name"] == "X-Hub-Signature-256"));
+    }
+
+    #[test]
+    fn a_source_cannot_take_a_builtin_path() {
+        let tables: Vec<SourceSettings> = vec![
+            toml::from_str("name = \"a\"").unwrap(),
+            toml::from_str("name = \"b\"\npath = \"/api/v2/webhooks/logs/7\"").unwrap(),
+        ];
+        let sources = SourceList::new(&tables, None, 1000).unwrap();
+        let e = check_source_paths(&sources).unwrap_err();
+        assert!(
+            e.starts_with("sources[1].path") && e.contains("/api/v2/webhooks/logs/{id}"),
+            "{e}"
+        );
+        assert!(check_source_paths(&orders(false)).is_ok());
     }
 }

@@ -6,12 +6,15 @@ use std::sync::Arc;
 use crate::config::Settings;
 use crate::events::EventSink;
 use crate::queue::Dispatcher;
+use crate::sources::SourceList;
 use crate::stats::{LiveStats, QueueView};
 use crate::store::{ReadStore, WriterHandle};
 
 /// Everything a handler may touch.
 pub struct AppState {
     pub settings: Settings,
+    /// The ingest paths and how each one is checked, resolved once at start.
+    pub sources: Arc<SourceList>,
     pub writer: WriterHandle,
     pub reader: Arc<dyn ReadStore>,
     pub live: Arc<LiveStats>,

@@ -16,12 +16,15 @@ impl EventPublisher {
     pub fn committed(&self, op: &WriteOp, outcome: &OpOutcome) {
         match (op, outcome) {
             (
-                WriteOp::Append(_),
+                WriteOp::Append(m),
                 OpOutcome::Appended {
                     id,
                     duplicate: false,
                 },
-            ) => self.sink.publish(Event::WebhookReceived { id: *id }),
+            ) => self.sink.publish(Event::WebhookReceived {
+                id: *id,
+                source: Some(m.source.clone()),
+            }),
             (
                 WriteOp::Complete { .. },
                 OpOutcome::Completed {

@@ -4,6 +4,7 @@
 
 pub mod backoff;
 pub mod bodies;
+pub mod by_source;
 pub mod dispatch;
 pub mod feeder;
 pub mod fresh_bodies;
@@ -13,6 +14,7 @@ pub mod worker_pool;
 
 pub use crate::store::{Job, QueuedJob};
 pub use bodies::{BodyLoader, Loaded};
+pub use by_source::BySource;
 pub use dispatch::Dispatcher;
 pub use feeder::Feeder;
 pub use lease::{LeaseKeeper, LeaseKeeping};

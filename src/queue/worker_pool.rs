@@ -164,7 +164,7 @@ impl Worker {
     /// backoff (then it simply stays `queued` on disk).
     fn handle(&self, ticket: QueuedJob) {
         // The body is read now, on this thread, not carried through the channel.
-        let job = match self.bodies.load(ticket) {
+        let mut job = match self.bodies.load(ticket) {
             Loaded::Job(job) => job,
             Loaded::BodyMissing(ticket) => return self.bury_without_body(ticket),
             Loaded::Nothing => return,
@@ -188,6 +188,8 @@ impl Worker {
                     self.writer.send(WriteOp::Complete {
                         id: job.id,
                         attempt,
+                        // The attempt ends here: the path moves on without a copy.
+                        path: std::mem::take(&mut job.path),
                         effect,
                         processing_us: took.as_micros() as u64,
                     });

@@ -30,6 +30,9 @@ pub struct LiveStats {
     pub rejected_backlog: AtomicU64,
     pub rejected_storage: AtomicU64,
     pub rejected_other: AtomicU64,
+    /// Refused by a source's token or signature check, by [`Reason`](crate::sources::Reason)
+    /// in the order of `Reason::ALL`.
+    pub rejected_unverified: [AtomicU64; 4],
     pub batches: AtomicU64,
     pub batch_ops: AtomicU64,
     pub ack_latency: LatencyHistogram,
@@ -88,6 +91,7 @@ impl LiveStats {
             rejected_backlog: AtomicU64::new(0),
             rejected_storage: AtomicU64::new(0),
             rejected_other: AtomicU64::new(0),
+            rejected_unverified: Default::default(),
             batches: AtomicU64::new(0),
             batch_ops: AtomicU64::new(0),
             ack_latency: LatencyHistogram::default(),

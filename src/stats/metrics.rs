@@ -139,6 +139,16 @@ pub fn render(live: &LiveStats, queue: QueueView, storage: StorageHealth) -> Str
             n(v),
         );
     }
+    for (reason, v) in crate::sources::Reason::ALL
+        .iter()
+        .zip(&live.rejected_unverified)
+    {
+        o.sample(
+            "hookvault_webhooks_rejected_total",
+            &format!("reason=\"{}\"", reason.code()),
+            n(v),
+        );
+    }
     o.counter(
         "hookvault_leases_expired_total",
         "Processing messages queued again because their lease ran out with no live worker; durable.",

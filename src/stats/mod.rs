@@ -11,6 +11,7 @@ pub mod outcomes;
 pub mod queue_view;
 pub mod rate;
 pub mod snapshot;
+pub mod sources;
 
 pub use latency::LatencyHistogram;
 pub use live::LiveStats;

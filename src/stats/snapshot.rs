@@ -9,7 +9,9 @@ use serde::Serialize;
 use super::health;
 use super::live::LiveStats;
 use super::queue_view::QueueView;
-use crate::store::{NodeStatus, StorageHealth};
+use std::collections::BTreeMap;
+
+use crate::store::{NodeStatus, SourceCounters, StorageHealth};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StatsSnapshot {
@@ -74,6 +76,10 @@ pub struct StatsSnapshot {
     pub node: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nodes: Option<Vec<NodeStatus>>,
+    /// Per source (`[[sources]]`), from the durable per-source totals; filled by the stats
+    /// endpoint ([`super::sources`]), left out where only the atomics are at hand.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sources: BTreeMap<String, SourceCounters>,
 }
 
 fn ms(us: u64) -> f64 {
@@ -129,7 +135,10 @@ impl StatsSnapshot {
             oldest_processing_age_s: live.oldest_attempt_age().as_secs(),
             rejected: live.rejected_backlog.load(Relaxed)
                 + live.rejected_storage.load(Relaxed)
-                + live.rejected_other.load(Relaxed),
+                + live.rejected_other.load(Relaxed)
+                + (live.rejected_unverified.iter())
+                    .map(|c| c.load(Relaxed))
+                    .sum::<u64>(),
             uptime_s: live.started.elapsed().as_secs(),
             ack_latency_p50_ms: ms(live.ack_latency.quantile_us(0.5)),
             ack_latency_p99_ms: ms(live.ack_latency.quantile_us(0.99)),
@@ -154,6 +163,7 @@ impl StatsSnapshot {
             status_reasons: verdict.reasons,
             node: cluster.as_ref().map(|c| c.node.clone()),
             nodes: cluster.map(|c| c.nodes),
+            sources: BTreeMap::new(),
         }
     }
 }

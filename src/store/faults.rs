@@ -337,6 +337,7 @@ mod tests {
 
     fn append(n: u8) -> WriteOp {
         WriteOp::Append(NewMessage {
+            source: "orders".into(),
             received_at_ms: 1,
             path: "/p".into(),
             remote_addr: None,

@@ -81,6 +81,7 @@ pub fn migrate(
         counts.push(copy_table(&src, &mut dst, table, progress)?);
     }
     counts.push(copy_counters(&src, &mut dst)?);
+    counts.push(copy_source_counters(&src, &mut dst)?);
     for (table, column) in [
         ("messages", "id"),
         ("orders", "id"),
@@ -152,7 +153,7 @@ enum Kind {
     Blob,
 }
 
-const TABLES: [Table; 4] = [
+const TABLES: [Table; 5] = [
     Table {
         name: "messages",
         key: "id",
@@ -169,12 +170,13 @@ const TABLES: [Table; 4] = [
             ("last_error", Kind::OptText),
             ("finished_at", Kind::OptInt),
             ("note", Kind::OptText),
+            ("source", Kind::Text),
         ],
         // A crash left these `processing`; with no lease on them they are queued again.
         select: Some(
             "id, received_at, path, remote_addr, size, idem_key, \
              CASE state WHEN 'processing' THEN 'queued' ELSE state END, attempts, \
-             next_attempt_at, last_error, finished_at, note",
+             next_attempt_at, last_error, finished_at, note, source",
         ),
     },
     Table {
@@ -207,6 +209,20 @@ const TABLES: [Table; 4] = [
             ("fields", Kind::Text),
             ("created_at", Kind::Int),
             ("updated_at", Kind::OptInt),
+            ("source", Kind::Text),
+        ],
+        select: None,
+    },
+    Table {
+        name: "rejections",
+        key: "id",
+        columns: &[
+            ("id", Kind::Int),
+            ("at", Kind::Int),
+            ("source", Kind::Text),
+            ("remote_addr", Kind::OptText),
+            ("reason", Kind::Text),
+            ("size", Kind::Int),
         ],
         select: None,
     },
@@ -396,6 +412,50 @@ fn copy_counters(src: &Connection, dst: &mut postgres::Client) -> Result<TableCo
         .get::<_, i64>(0) as u64;
     Ok(TableCount {
         table: "counters",
+        source,
+        copied: copied.min(source),
+        target,
+    })
+}
+
+/// The per-source totals, as rows of the node named [`MIGRATED_NODE`] (like the counters).
+fn copy_source_counters(
+    src: &Connection,
+    dst: &mut postgres::Client,
+) -> Result<TableCount, StoreError> {
+    let rows: Vec<(String, String, i64)> = src
+        .prepare(
+            "SELECT source, name, SUM(value) FROM source_counters \
+             GROUP BY source, name ORDER BY source, name",
+        )
+        .map_err(sql)?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .map_err(sql)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(sql)?;
+    let mut tx = dst.transaction().map_err(pg::pg_err)?;
+    let mut copied = 0;
+    for (source, name, value) in &rows {
+        copied += tx
+            .execute(
+                "INSERT INTO source_counters (node, source, name, value) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (node, source, name) DO UPDATE SET value = excluded.value \
+                 WHERE source_counters.value <> excluded.value",
+                &[&MIGRATED_NODE, source, name, value],
+            )
+            .map_err(pg::pg_err)?;
+    }
+    tx.commit().map_err(pg::pg_err)?;
+    let target = dst
+        .query_one(
+            "SELECT count(*) FROM source_counters WHERE node = $1",
+            &[&MIGRATED_NODE],
+        )
+        .map_err(pg::pg_err)?
+        .get::<_, i64>(0) as u64;
+    let source = rows.len() as u64;
+    Ok(TableCount {
+        table: "source_counters",
         source,
         copied: copied.min(source),
         target,

@@ -105,7 +105,17 @@ pub trait ReadStore: Send + Sync {
     fn counters(&self) -> StoreResult<DurableCounters>;
     fn message(&self, id: i64) -> StoreResult<Option<MessageDetail>>;
     fn logs(&self, query: &LogQuery) -> StoreResult<Vec<MessageSummary>>;
-    fn dead_letters(&self, after_id: Option<i64>, limit: u32) -> StoreResult<Vec<DeadLetter>>;
+    /// Dead letters with id above `after_id`, oldest first; of one source when given.
+    fn dead_letters(
+        &self,
+        after_id: Option<i64>,
+        limit: u32,
+        source: Option<&str>,
+    ) -> StoreResult<Vec<DeadLetter>>;
+    /// The rejections log, newest first.
+    fn rejections(&self, query: &RejectionQuery) -> StoreResult<Vec<Rejection>>;
+    /// Every source's durable totals (a few rows; never a scan of the messages), by name.
+    fn source_counters(&self) -> StoreResult<Vec<(String, SourceCounters)>>;
     /// Operator actions recorded for one message, oldest first (retries of "every dead
     /// letter" are recorded without a message and are not listed).
     fn actions(&self, message_id: i64) -> StoreResult<Vec<OperatorAction>>;
@@ -179,8 +189,19 @@ impl<S: ReadStore + ?Sized> ReadStore for Arc<S> {
     fn logs(&self, query: &LogQuery) -> StoreResult<Vec<MessageSummary>> {
         (**self).logs(query)
     }
-    fn dead_letters(&self, after_id: Option<i64>, limit: u32) -> StoreResult<Vec<DeadLetter>> {
-        (**self).dead_letters(after_id, limit)
+    fn dead_letters(
+        &self,
+        after_id: Option<i64>,
+        limit: u32,
+        source: Option<&str>,
+    ) -> StoreResult<Vec<DeadLetter>> {
+        (**self).dead_letters(after_id, limit, source)
+    }
+    fn rejections(&self, query: &RejectionQuery) -> StoreResult<Vec<Rejection>> {
+        (**self).rejections(query)
+    }
+    fn source_counters(&self) -> StoreResult<Vec<(String, SourceCounters)>> {
+        (**self).source_counters()
     }
     fn actions(&self, message_id: i64) -> StoreResult<Vec<OperatorAction>> {
         (**self).actions(message_id)

@@ -91,6 +91,8 @@ impl Payload {
 #[derive(Debug, Clone)]
 pub struct NewMessage {
     pub received_at_ms: i64,
+    /// The source it came in through (`[[sources]]`); its idempotency keys are its own.
+    pub source: String,
     pub path: String,
     pub remote_addr: Option<String>,
     /// Selected request headers (secrets removed), as a JSON object text.
@@ -138,6 +140,8 @@ pub enum WriteOp {
     Complete {
         id: i64,
         attempt: u32,
+        /// The message's path, as its ticket had it (an order's source path).
+        path: String,
         effect: Effect,
         /// How long the attempt took, in microseconds (sub-millisecond work is common).
         processing_us: u64,
@@ -185,6 +189,9 @@ pub enum WriteOp {
         id: i64,
         order: Order,
     },
+    /// A webhook refused by its source's token or signature check: a row in the rejections
+    /// log (the oldest beyond `keep` deleted) and the source's `rejected` total.
+    Reject(NewRejection),
     /// The queue's size rose to `peak`: the durable high-water mark follows it (never down).
     /// The writer adds it to a batch when the live peak passed the one last written.
     QueueSizePeak {
@@ -262,6 +269,8 @@ pub struct DurableCounters {
 pub struct MessageSummary {
     pub id: i64,
     pub received_at: String,
+    /// The source it came in through (`[[sources]]`).
+    pub source: String,
     pub path: String,
     pub remote_addr: Option<String>,
     pub size: u64,
@@ -294,6 +303,7 @@ pub struct OperatorAction {
 pub struct DeadLetter {
     pub id: i64,
     pub received_at: String,
+    pub source: String,
     pub attempts: u32,
     pub last_error: Option<String>,
     pub failed_at: Option<String>,
@@ -312,6 +322,8 @@ pub struct LogQuery {
     pub limit: u32,
     pub before_id: Option<i64>,
     pub status: Option<MessageState>,
+    /// Only messages of this source.
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -320,12 +332,77 @@ pub struct OrderQuery {
     pub before_id: Option<i64>,
     /// Substring match on order number, email or product.
     pub q: Option<String>,
+    /// Only orders of this source.
+    pub source: Option<String>,
+}
+
+/// A webhook refused by its source's token or signature check, as the rejections log keeps
+/// it: never the body or a secret.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rejection {
+    pub id: i64,
+    pub at: String,
+    pub source: String,
+    pub remote_addr: Option<String>,
+    /// The refusal's code (`signature_invalid`, `token_invalid`, ...).
+    pub reason: String,
+    /// The request body's size in bytes (as declared when it was not read).
+    pub size: u64,
+}
+
+/// What [`WriteOp::Reject`] records.
+#[derive(Debug, Clone)]
+pub struct NewRejection {
+    pub at_ms: i64,
+    pub source: String,
+    pub remote_addr: Option<String>,
+    /// The refusal's code.
+    pub reason: &'static str,
+    pub size: u64,
+    /// `ingest.rejections_kept`: rows the log keeps.
+    pub keep: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RejectionQuery {
+    pub limit: u32,
+    pub before_id: Option<i64>,
+    pub source: Option<String>,
+}
+
+/// One source's durable totals (`source_counters`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SourceCounters {
+    pub received: u64,
+    pub processed: u64,
+    /// Attempts that failed (retried, or the last one before dead letters).
+    pub failed: u64,
+    /// Messages that went to dead letters (ever).
+    pub dead: u64,
+    /// Requests refused by the token or signature check.
+    pub rejected: u64,
+}
+
+impl SourceCounters {
+    /// Sets the counter stored under `name`; unknown names are left alone.
+    pub fn set(&mut self, name: &str, value: u64) {
+        match name {
+            "received" => self.received = value,
+            "processed" => self.processed = value,
+            "failed" => self.failed = value,
+            "dead" => self.dead = value,
+            "rejected" => self.rejected = value,
+            _ => {}
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StoredOrder {
     pub id: i64,
     pub message_id: i64,
+    /// The source of the message it came from.
+    pub source: String,
     pub source_path: String,
     pub created_at: String,
     pub updated_at: Option<String>,

@@ -7,12 +7,14 @@ use crate::time::rfc3339;
 
 /// The columns [`summary`] reads, in its order.
 pub const SUMMARY_COLUMNS: &str =
-    "id, received_at, path, remote_addr, size, state, attempts, last_error, finished_at, note";
+    "id, received_at, path, remote_addr, size, state, attempts, last_error, finished_at, note, \
+    source";
 
 pub fn summary(r: &Row) -> MessageSummary {
     MessageSummary {
         id: r.int(0),
         received_at: rfc3339(r.int(1)),
+        source: r.text(10),
         path: r.text(2),
         remote_addr: r.opt_text(3),
         size: r.int(4).max(0) as u64,
@@ -40,12 +42,13 @@ pub fn raw_message(r: &Row) -> RawMessage {
 /// The columns [`stored_order`] reads, in its order.
 pub const ORDER_COLUMNS: &str =
     "id, message_id, source_path, created_at, updated_at, order_number, product, \
-    amount_cents, currency, email, size, site, quantity, profile, title, fields";
+    amount_cents, currency, email, size, site, quantity, profile, title, fields, source";
 
 pub fn stored_order(r: &Row) -> StoredOrder {
     StoredOrder {
         id: r.int(0),
         message_id: r.int(1),
+        source: r.text(16),
         source_path: r.text(2),
         created_at: rfc3339(r.int(3)),
         updated_at: r.opt_int(4).map(rfc3339),

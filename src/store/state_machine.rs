@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use super::sql::{counter_rows, Announce, SqlTx, Value};
 use super::statements as sql;
 use super::{
-    CounterDelta, Effect, Lease, MessageState, NewMessage, OpOutcome, Order, OrderChange,
-    StoreResult, StoredOrder, WriteOp,
+    CounterDelta, Effect, Lease, MessageState, NewMessage, NewRejection, OpOutcome, Order,
+    OrderChange, StoreResult, StoredOrder, WriteOp,
 };
 use crate::time::rfc3339;
 
@@ -31,10 +31,11 @@ pub fn apply_batch(
     };
     let mut batch = Batch::new(tx, now_ms);
     let mut outcomes = Vec::with_capacity(ops.len());
-    for (op, folded) in ops.iter().zip(&folded) {
+    let carries_claim = carried_claims(&folded);
+    for ((op, folded), carries) in ops.iter().zip(&folded).zip(carries_claim) {
         outcomes.push(match folded {
             Some(_) => OpOutcome::Claimed,
-            None => batch.apply(op)?,
+            None => batch.apply(op, carries)?,
         });
     }
     // A folded claim shares the fate of the outcome that carried it.
@@ -71,7 +72,11 @@ struct Batch<'t> {
     clock: BatchClock,
     /// The lease clock, read once per batch when a lease needs it.
     lease_now: Option<i64>,
+    /// The lease holder an outcome's guard demands (this node), `None` where any will do.
+    holder: Option<String>,
     d: CounterDelta,
+    /// Per-source totals moved by the batch: (source, counter) → amount.
+    by_source: HashMap<(String, &'static str), i64>,
 }
 
 /// Where an attempt's outcome finds its message.
@@ -90,32 +95,41 @@ enum AttemptRow {
 
 impl<'t> Batch<'t> {
     fn new(tx: &'t mut dyn SqlTx, now_ms: i64) -> Self {
+        let holder = tx
+            .rules()
+            .writers
+            .outcome_needs_lease_holder()
+            .then(|| tx.node().to_owned());
         Batch {
             tx,
             clock: BatchClock::new(now_ms),
             lease_now: None,
+            holder,
             d: CounterDelta::default(),
+            by_source: HashMap::new(),
         }
     }
 
-    /// The one place an op's meaning is chosen.
-    fn apply(&mut self, op: &WriteOp) -> StoreResult<OpOutcome> {
+    /// The one place an op's meaning is chosen. `carries_claim`: the op is an attempt's
+    /// outcome whose claim folded into it (see [`fold_claims`]).
+    fn apply(&mut self, op: &WriteOp, carries_claim: bool) -> StoreResult<OpOutcome> {
         match op {
             WriteOp::Append(m) => self.append(m),
             WriteOp::Claim { id, attempt, lease } => self.claim(*id, *attempt, lease),
             WriteOp::Complete {
                 id,
                 attempt,
+                path,
                 effect,
                 processing_us,
-            } => self.complete(*id, *attempt, effect, *processing_us),
+            } => self.complete(*id, *attempt, path, effect, *processing_us, carries_claim),
             WriteOp::Retry {
                 id,
                 attempt,
                 error,
                 next_attempt_at_ms,
-            } => self.retry(*id, *attempt, error, *next_attempt_at_ms),
-            WriteOp::Dead { id, attempt, error } => self.dead(*id, *attempt, error),
+            } => self.retry(*id, *attempt, error, *next_attempt_at_ms, carries_claim),
+            WriteOp::Dead { id, attempt, error } => self.dead(*id, *attempt, error, carries_claim),
             WriteOp::RenewLeases { lease, live } => self.renew_leases(lease, live),
             WriteOp::RequeueDead { id, actor } => self.requeue_dead(*id, actor),
             WriteOp::Discard { id, actor } => self.discard(*id, actor),
@@ -124,6 +138,7 @@ impl<'t> Batch<'t> {
                 limit,
             } => self.purge(*finished_before_ms, *limit),
             WriteOp::Rederive { id, order } => self.rederive(*id, order),
+            WriteOp::Reject(r) => self.reject(r),
             WriteOp::QueueSizePeak { peak } => {
                 self.tx
                     .raise_counter("queue_size_peak", i64::try_from(*peak).unwrap_or(i64::MAX))?;
@@ -138,7 +153,22 @@ impl<'t> Batch<'t> {
         if !rows.is_empty() {
             self.tx.add_counters(&rows)?;
         }
+        let node = self.tx.node().to_string();
+        for ((source, name), n) in &self.by_source {
+            self.tx.execute(
+                sql::ADD_SOURCE_COUNTER,
+                &[(&node).into(), source.into(), (*name).into(), (*n).into()],
+            )?;
+        }
         Ok(self.d)
+    }
+
+    /// One more for `source`'s total `name`, written with the batch's other counters.
+    fn count(&mut self, source: &str, name: &'static str) {
+        *self
+            .by_source
+            .entry((source.to_string(), name))
+            .or_insert(0) += 1;
     }
 
     fn lease_now(&mut self) -> StoreResult<i64> {
@@ -159,12 +189,16 @@ impl<'t> Batch<'t> {
                 (&m.remote_addr).into(),
                 (m.payload.len() as i64).into(),
                 (&m.idem_key).into(),
+                (&m.source).into(),
             ],
         )?;
         let Some(id) = inserted else {
             let id = self
                 .tx
-                .query_row(sql::MESSAGE_BY_IDEM_KEY, &[(&m.idem_key).into()])?
+                .query_row(
+                    sql::MESSAGE_BY_IDEM_KEY,
+                    &[(&m.source).into(), (&m.idem_key).into()],
+                )?
                 .map_or(0, |r| r.int(0));
             self.d.duplicates += 1;
             return Ok(OpOutcome::Appended {
@@ -177,6 +211,7 @@ impl<'t> Batch<'t> {
             &[id.into(), (&m.headers_json).into(), m.payload[..].into()],
         )?;
         self.d.received += 1;
+        self.count(&m.source, "received");
         self.d.queued += 1;
         self.tx.announce(Announce::Received, id);
         Ok(OpOutcome::Appended {
@@ -209,21 +244,32 @@ impl<'t> Batch<'t> {
         &mut self,
         id: i64,
         attempt: u32,
+        path: &str,
         effect: &Effect,
         processing_us: u64,
+        carries_claim: bool,
     ) -> StoreResult<OpOutcome> {
-        let Some((from, path)) = self.attempt_row(id, attempt)? else {
+        let now = self.clock.ms;
+        let holder = Value::from(self.holder.as_deref());
+        let params = [id.into(), now.into(), attempt.into(), holder];
+        let Some((from, source)) = land(
+            &mut *self.tx,
+            id,
+            attempt,
+            &sql::COMPLETE,
+            &params,
+            carries_claim,
+        )?
+        else {
             return self.not_applicable(id);
         };
-        let now = self.clock.ms;
-        self.tx
-            .execute(sql::COMPLETE, &[id.into(), now.into(), attempt.into()])?;
         self.leave(from);
         self.d.processed += 1;
         self.d.processing_us += processing_us as i64;
+        self.count(&source, "processed");
         let order = match effect {
             Effect::Nothing => None,
-            Effect::Order(order) => Some(self.insert_order(id, &path, order)?),
+            Effect::Order(order) => Some(self.insert_order(id, path, &source, order)?),
         };
         if let Some(OrderChange::Duplicate { message_id }) = &order {
             let note = format!("duplicate order: already stored from message {message_id}");
@@ -239,36 +285,59 @@ impl<'t> Batch<'t> {
         attempt: u32,
         error: &str,
         next_attempt_at_ms: i64,
+        carries_claim: bool,
     ) -> StoreResult<OpOutcome> {
-        let Some((from, _)) = self.attempt_row(id, attempt)? else {
+        let holder = Value::from(self.holder.as_deref());
+        let params = [
+            id.into(),
+            error.into(),
+            next_attempt_at_ms.into(),
+            attempt.into(),
+            holder,
+        ];
+        let Some((from, source)) = land(
+            &mut *self.tx,
+            id,
+            attempt,
+            &sql::RETRY,
+            &params,
+            carries_claim,
+        )?
+        else {
             return self.not_applicable(id);
         };
-        self.tx.execute(
-            sql::RETRY,
-            &[
-                id.into(),
-                error.into(),
-                next_attempt_at_ms.into(),
-                attempt.into(),
-            ],
-        )?;
         self.leave(from);
         self.d.queued += 1;
         self.d.retried += 1;
+        self.count(&source, "failed");
         Ok(OpOutcome::Changed(1))
     }
 
-    fn dead(&mut self, id: i64, attempt: u32, error: &str) -> StoreResult<OpOutcome> {
-        let Some((from, _)) = self.attempt_row(id, attempt)? else {
+    fn dead(
+        &mut self,
+        id: i64,
+        attempt: u32,
+        error: &str,
+        carries_claim: bool,
+    ) -> StoreResult<OpOutcome> {
+        let now = self.clock.ms;
+        let holder = Value::from(self.holder.as_deref());
+        let params = [id.into(), error.into(), now.into(), attempt.into(), holder];
+        let Some((from, source)) = land(
+            &mut *self.tx,
+            id,
+            attempt,
+            &sql::DEAD,
+            &params,
+            carries_claim,
+        )?
+        else {
             return self.not_applicable(id);
         };
-        let now = self.clock.ms;
-        self.tx.execute(
-            sql::DEAD,
-            &[id.into(), error.into(), now.into(), attempt.into()],
-        )?;
         self.leave(from);
         self.d.dead += 1;
+        self.count(&source, "failed");
+        self.count(&source, "dead");
         self.d.dead_now += 1;
         self.tx.announce(Announce::Dead, id);
         Ok(OpOutcome::Changed(1))
@@ -353,6 +422,25 @@ impl<'t> Batch<'t> {
         Ok(OpOutcome::Changed(ids.len() as u64))
     }
 
+    /// A refused webhook in the rejections log, the log trimmed to `keep` rows in the same
+    /// transaction, and the source's `rejected` total.
+    fn reject(&mut self, r: &NewRejection) -> StoreResult<OpOutcome> {
+        self.tx.execute(
+            sql::INSERT_REJECTION,
+            &[
+                r.at_ms.into(),
+                (&r.source).into(),
+                (&r.remote_addr).into(),
+                r.reason.into(),
+                i64::try_from(r.size).unwrap_or(i64::MAX).into(),
+            ],
+        )?;
+        let keep = i64::try_from(r.keep.max(1)).unwrap_or(i64::MAX);
+        self.tx.execute(sql::TRIM_REJECTIONS, &[keep.into()])?;
+        self.count(&r.source, "rejected");
+        Ok(OpOutcome::Changed(1))
+    }
+
     fn rederive(&mut self, id: i64, order: &Order) -> StoreResult<OpOutcome> {
         let Some(row) = self
             .tx
@@ -360,8 +448,8 @@ impl<'t> Batch<'t> {
         else {
             return Ok(OpOutcome::NotApplicable { state: None });
         };
-        let (path, state) = (row.text(0), row.text(1));
-        let change = self.upsert_order(id, &path, order)?;
+        let (path, state, source) = (row.text(0), row.text(1), row.text(2));
+        let change = self.upsert_order(id, &path, &source, order)?;
         if state == MessageState::Dead.as_str() {
             let now = self.clock.ms;
             self.tx
@@ -370,33 +458,6 @@ impl<'t> Batch<'t> {
             self.d.processed += 1;
         }
         Ok(OpOutcome::Rederived(change))
-    }
-
-    /// Finds message `id` for the outcome of attempt `attempt`: where it is and its path, or
-    /// `None` when the message is not in a state that attempt can end (the backend's guard).
-    fn attempt_row(&mut self, id: i64, attempt: u32) -> StoreResult<Option<(AttemptRow, String)>> {
-        let writers = self.tx.rules().writers;
-        let Some(row) = self.tx.query_row(sql::ATTEMPT_ROW, &[id.into()])? else {
-            return Ok(None);
-        };
-        let (state, attempts) = (row.text(0), row.int(1));
-        if writers.outcome_needs_lease_holder()
-            && row.opt_text(3).as_deref() != Some(self.tx.node())
-        {
-            return Ok(None);
-        }
-        let attempt = i64::from(attempt);
-        let found = match state.as_str() {
-            "processing" if attempts == attempt => AttemptRow::Processing,
-            "queued" if writers.outcome_on_queued() && attempts + 1 == attempt => {
-                AttemptRow::QueuedBefore
-            }
-            "queued" if writers.outcome_on_queued() && attempts == attempt => {
-                AttemptRow::QueuedAfter
-            }
-            _ => return Ok(None),
-        };
-        Ok(Some((found, row.text(2))))
     }
 
     /// The gauge an outcome's message leaves.
@@ -432,13 +493,19 @@ impl<'t> Batch<'t> {
         Ok(())
     }
 
-    fn insert_order(&mut self, message_id: i64, path: &str, o: &Order) -> StoreResult<OrderChange> {
+    fn insert_order(
+        &mut self,
+        message_id: i64,
+        path: &str,
+        source: &str,
+        o: &Order,
+    ) -> StoreResult<OrderChange> {
         let fields = order_fields(o);
         let now = self.clock.ms;
         let keys = [message_id.into(), path.into(), (&o.order_number).into()];
-        let inserted = self
-            .tx
-            .insert(sql::INSERT_ORDER, &order_params(&keys, o, &fields, now))?;
+        let mut params = order_params(&keys, o, &fields, now);
+        params.push(source.into());
+        let inserted = self.tx.insert(sql::INSERT_ORDER, &params)?;
         let Some(id) = inserted else {
             let first = self
                 .tx
@@ -451,6 +518,7 @@ impl<'t> Batch<'t> {
         Ok(OrderChange::Created(Box::new(StoredOrder {
             id,
             message_id,
+            source: source.to_string(),
             source_path: path.to_string(),
             created_at: self.clock.text().to_owned(),
             updated_at: None,
@@ -461,12 +529,18 @@ impl<'t> Batch<'t> {
     /// Re-derivation: the stored order is replaced by what the current parser makes of the
     /// same body, but only if that differs, so running `reprocess` twice changes nothing the
     /// second time.
-    fn upsert_order(&mut self, message_id: i64, path: &str, o: &Order) -> StoreResult<OrderChange> {
+    fn upsert_order(
+        &mut self,
+        message_id: i64,
+        path: &str,
+        source: &str,
+        o: &Order,
+    ) -> StoreResult<OrderChange> {
         let existing = self
             .tx
             .query_row(sql::ORDER_BY_KEY, &[path.into(), (&o.order_number).into()])?;
         let Some(existing) = existing else {
-            return self.insert_order(message_id, path, o);
+            return self.insert_order(message_id, path, source, o);
         };
         let (order_id, first_message) = (existing.int(0), existing.int(1));
         if first_message != message_id {
@@ -533,6 +607,67 @@ fn outcome_key(op: &WriteOp) -> Option<(i64, u32)> {
     }
 }
 
+/// Lands attempt `attempt`'s outcome on message `id` with `statements` (`params`: the
+/// statement's own, then the lease holder): where it found the message, or `None` when
+/// the message is not in a state that attempt can end (the backend's guard; nothing
+/// changed). The usual places are tried first by a guarded update alone (a claim folded
+/// into this outcome: `queued` just before it; otherwise `processing` that attempt); only
+/// when that changes nothing is the row read to tell the rest apart.
+fn land(
+    tx: &mut dyn SqlTx,
+    id: i64,
+    attempt: u32,
+    statements: &sql::OutcomeStatements,
+    params: &[Value],
+    carries_claim: bool,
+) -> StoreResult<Option<(AttemptRow, String)>> {
+    // Each statement returns the message's source (for its per-source totals), so landing
+    // still needs no read first.
+    let own = &params[..params.len() - 1];
+    let landed = if carries_claim {
+        tx.query_row(statements.if_queued_before, own)?
+    } else {
+        tx.query_row(statements.if_processing, params)?
+    };
+    if let Some(row) = landed {
+        let from = if carries_claim {
+            AttemptRow::QueuedBefore
+        } else {
+            AttemptRow::Processing
+        };
+        return Ok(Some((from, row.text(0))));
+    }
+    let Some(found) = attempt_row(tx, id, attempt)? else {
+        return Ok(None);
+    };
+    let source = tx.query_row(statements.by_id, own)?.map(|r| r.text(0));
+    Ok(Some((found, source.unwrap_or_default())))
+}
+
+/// Where message `id` is for the outcome of attempt `attempt`, or `None` when it is not
+/// in a state that attempt can end.
+fn attempt_row(tx: &mut dyn SqlTx, id: i64, attempt: u32) -> StoreResult<Option<AttemptRow>> {
+    let writers = tx.rules().writers;
+    let Some(row) = tx.query_row(sql::ATTEMPT_ROW, &[id.into()])? else {
+        return Ok(None);
+    };
+    let (state, attempts) = (row.text(0), row.int(1));
+    if writers.outcome_needs_lease_holder() && row.opt_text(3).as_deref() != Some(tx.node()) {
+        return Ok(None);
+    }
+    let attempt = i64::from(attempt);
+    Ok(match state.as_str() {
+        "processing" if attempts == attempt => Some(AttemptRow::Processing),
+        "queued" if writers.outcome_on_queued() && attempts + 1 == attempt => {
+            Some(AttemptRow::QueuedBefore)
+        }
+        "queued" if writers.outcome_on_queued() && attempts == attempt => {
+            Some(AttemptRow::QueuedAfter)
+        }
+        _ => None,
+    })
+}
+
 /// Under load a worker's claim and the end of its attempt usually land in the same group
 /// commit. Inside one transaction "claim, then finish" cannot be told from "finish straight
 /// from queued", so where the guard lets an outcome land on a `queued` message the claim is
@@ -551,6 +686,15 @@ fn fold_claims(ops: &[WriteOp]) -> Vec<Option<usize>> {
         }
     }
     folded
+}
+
+/// For each op, whether a claim folded into it (it is the outcome that carries it).
+fn carried_claims(folded: &[Option<usize>]) -> Vec<bool> {
+    let mut carries = vec![false; folded.len()];
+    for outcome in folded.iter().flatten() {
+        carries[*outcome] = true;
+    }
+    carries
 }
 
 /// A batch's commit time: every op of a batch is stamped with the same instant, so its text

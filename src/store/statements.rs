@@ -2,25 +2,76 @@
 //! [`Value`](super::sql::Value)). The few that must differ are each backend's
 //! [`Rules`](super::sql::Rules).
 
+/// Idempotency keys are unique per source.
 pub const APPEND_MESSAGE: &str =
-    "INSERT INTO messages (received_at, path, remote_addr, size, idem_key, state) \
-     VALUES (?1, ?2, ?3, ?4, ?5, 'queued') \
-     ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING";
-pub const MESSAGE_BY_IDEM_KEY: &str = "SELECT id FROM messages WHERE idem_key = ?1";
+    "INSERT INTO messages (received_at, path, remote_addr, size, idem_key, state, source) \
+     VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6) \
+     ON CONFLICT (source, idem_key) WHERE idem_key IS NOT NULL DO NOTHING";
+pub const MESSAGE_BY_IDEM_KEY: &str = "SELECT id FROM messages WHERE source = ?1 AND idem_key = ?2";
 pub const APPEND_BODY: &str =
     "INSERT INTO bodies (message_id, headers, payload) VALUES (?1, ?2, ?3)";
 
 pub const MESSAGE_STATE: &str = "SELECT state FROM messages WHERE id = ?1";
-pub const MESSAGE_PATH_AND_STATE: &str = "SELECT path, state FROM messages WHERE id = ?1";
+pub const MESSAGE_PATH_AND_STATE: &str = "SELECT path, state, source FROM messages WHERE id = ?1";
 
-pub const COMPLETE: &str =
+/// The statements that land an attempt's outcome: by id alone (once the guard was checked on
+/// the row), or guarded in the statement itself for the two places an outcome usually finds
+/// its message, so the usual case needs no read first: `processing` that attempt (and, where
+/// the holder counts, leased to the last parameter), or `queued` just before it (its claim
+/// folded into the same batch). Each returns the message's source when it changed the row.
+pub struct OutcomeStatements {
+    pub by_id: &'static str,
+    pub if_processing: &'static str,
+    pub if_queued_before: &'static str,
+}
+
+/// `$set` is the `UPDATE ... SET ...` part; `$attempt` the attempt's parameter, `$holder` the
+/// lease holder's (NULL where any holder will do).
+macro_rules! outcome {
+    ($set:literal, $attempt:literal, $holder:literal) => {
+        OutcomeStatements {
+            by_id: concat!($set, " WHERE id = ?1 RETURNING source"),
+            if_processing: concat!(
+                $set,
+                " WHERE id = ?1 AND state = 'processing' AND attempts = ",
+                $attempt,
+                " AND (CAST(",
+                $holder,
+                " AS TEXT) IS NULL OR lease_owner = ",
+                $holder,
+                ") RETURNING source"
+            ),
+            if_queued_before: concat!(
+                $set,
+                " WHERE id = ?1 AND state = 'queued' AND attempts = ",
+                $attempt,
+                " - 1 RETURNING source"
+            ),
+        }
+    };
+}
+
+/// `?1` id, `?2` finished at, `?3` attempt, `?4` holder.
+pub const COMPLETE: OutcomeStatements = outcome!(
     "UPDATE messages SET state = 'processed', finished_at = ?2, last_error = NULL, \
-     attempts = ?3, lease_owner = NULL, lease_until = NULL WHERE id = ?1";
-pub const RETRY: &str =
+     attempts = ?3, lease_owner = NULL, lease_until = NULL",
+    "?3",
+    "?4"
+);
+/// `?1` id, `?2` error, `?3` next attempt at, `?4` attempt, `?5` holder.
+pub const RETRY: OutcomeStatements = outcome!(
     "UPDATE messages SET state = 'queued', last_error = ?2, next_attempt_at = ?3, \
-     attempts = ?4, lease_owner = NULL, lease_until = NULL WHERE id = ?1";
-pub const DEAD: &str = "UPDATE messages SET state = 'dead', last_error = ?2, finished_at = ?3, \
-     attempts = ?4, lease_owner = NULL, lease_until = NULL WHERE id = ?1";
+     attempts = ?4, lease_owner = NULL, lease_until = NULL",
+    "?4",
+    "?5"
+);
+/// `?1` id, `?2` error, `?3` finished at, `?4` attempt, `?5` holder.
+pub const DEAD: OutcomeStatements = outcome!(
+    "UPDATE messages SET state = 'dead', last_error = ?2, finished_at = ?3, \
+     attempts = ?4, lease_owner = NULL, lease_until = NULL",
+    "?4",
+    "?5"
+);
 pub const SET_NOTE: &str = "UPDATE messages SET note = ?2 WHERE id = ?1";
 
 /// `state, attempts, path, lease_owner` of the message an attempt's outcome is for.
@@ -62,8 +113,8 @@ pub const REDERIVED_PROCESSED: &str =
 /// [`UPDATE_ORDER_IF_CHANGED`]; `order_params` in `state_machine.rs` lists them once.
 pub const INSERT_ORDER: &str =
     "INSERT INTO orders (message_id, source_path, order_number, product, amount_cents, \
-     currency, email, size, site, quantity, profile, title, fields, created_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+     currency, email, size, site, quantity, profile, title, fields, created_at, source) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
      ON CONFLICT (source_path, order_number) DO NOTHING";
 pub const ORDER_BY_KEY: &str =
     "SELECT id, message_id FROM orders WHERE source_path = ?1 AND order_number = ?2";
@@ -75,3 +126,15 @@ pub const UPDATE_ORDER_IF_CHANGED: &str =
      AND email IS NOT DISTINCT FROM ?5 AND size IS NOT DISTINCT FROM ?6 \
      AND site IS NOT DISTINCT FROM ?7 AND quantity = ?8 AND profile IS NOT DISTINCT FROM ?9 \
      AND title IS NOT DISTINCT FROM ?10 AND fields = ?11)";
+
+/// The rejections log: a refused webhook, then whatever falls out of the last `?1` rows, in
+/// the same transaction.
+pub const INSERT_REJECTION: &str =
+    "INSERT INTO rejections (at, source, remote_addr, reason, size) VALUES (?1, ?2, ?3, ?4, ?5)";
+pub const TRIM_REJECTIONS: &str = "DELETE FROM rejections WHERE id <= \
+     (SELECT id FROM rejections ORDER BY id DESC LIMIT 1 OFFSET ?1)";
+
+/// A per-source total moves by `?4` (this node's row; `node` is '' on SQLite).
+pub const ADD_SOURCE_COUNTER: &str =
+    "INSERT INTO source_counters (node, source, name, value) VALUES (?1, ?2, ?3, ?4) \
+     ON CONFLICT (node, source, name) DO UPDATE SET value = source_counters.value + excluded.value";

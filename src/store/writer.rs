@@ -393,6 +393,7 @@ fn describe(op: &WriteOp) -> String {
         WriteOp::Rederive { id, .. } => format!("a re-derived order of message {id}"),
         WriteOp::RenewLeases { .. } => "a lease renewal".into(),
         WriteOp::QueueSizePeak { peak } => format!("the queue's peak size ({peak})"),
+        WriteOp::Reject(r) => format!("a rejection for source {}", r.source),
     }
 }
 
@@ -454,6 +455,7 @@ mod tests {
         run_batch(
             &mut store,
             vec![WriteOp::Append(NewMessage {
+                source: "orders".into(),
                 received_at_ms: 1,
                 path: "/p".into(),
                 remote_addr: None,
@@ -476,6 +478,7 @@ mod tests {
         let done = WriteOp::Complete {
             id: 1,
             attempt: 2,
+            path: "/p".into(),
             effect: crate::store::Effect::Nothing,
             processing_us: 1,
         };

@@ -243,6 +243,53 @@ fn postgres_connections_lost_and_found_again() {
     assert_eq!(stats["total_received"].as_u64(), Some(acked), "{stats}");
 }
 
+/// Sources on either backend: dedupe per source, the rejections log and its bound, and the
+/// per-source totals (kept per node on PostgreSQL and summed).
+fn sources_and_rejections(backend: Backend) {
+    let s = backend
+        .server(None)
+        .settings(|c| {
+            c.ingest.rejections_kept = 2;
+            c.sources = vec![
+                toml::from_str("name = \"orders\"").unwrap(),
+                toml::from_str("name = \"a\"").unwrap(),
+                toml::from_str("name = \"gh\"\nverify = \"github\"\nsecrets = [\"s\"]").unwrap(),
+            ];
+        })
+        .start();
+    let key = [("Idempotency-Key", "same")];
+    let first = s.http.post_with("/api/v2/webhooks/in/a", b"{}", &key);
+    let other = s.http.post_with(INGEST, order_body(3).as_bytes(), &key);
+    let again = s.http.post_with("/api/v2/webhooks/in/a", b"{}", &key);
+    assert_eq!(first.json["status"], "queued", "{}", first.text);
+    assert_eq!(other.json["status"], "queued", "{}", other.text);
+    assert_eq!(again.json["id"], first.json["id"]);
+    assert_eq!(again.json["status"], "duplicate");
+    for _ in 0..3 {
+        let forged = [("X-Hub-Signature-256", "sha256=00")];
+        let a = s.http.post_with("/api/v2/webhooks/in/gh", b"{}", &forged);
+        assert_eq!(a.status, 401);
+    }
+    let until = std::time::Instant::now() + WAIT;
+    let log = loop {
+        let log = s.http.get("/api/v2/webhooks/rejections").json;
+        let stats = s.http.stats();
+        if stats["sources"]["gh"]["rejected"] == 3 {
+            break log;
+        }
+        assert!(std::time::Instant::now() < until, "{stats}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(log["count"], 2, "bounded: {log}");
+    assert_eq!(log["items"][0]["reason"], "signature_invalid");
+    let stats = s.http.wait_drained(WAIT);
+    assert_eq!(stats["sources"]["a"]["received"], 1, "{stats}");
+    assert_eq!(stats["sources"]["a"]["processed"], 1, "{stats}");
+    assert_eq!(stats["sources"]["orders"]["processed"], 1, "{stats}");
+    let orders = s.http.get("/api/v2/orders?source=orders").json;
+    assert_eq!(orders["items"][0]["source"], "orders", "{orders}");
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -263,4 +310,5 @@ on_both_backends!(
     orders_from_many_posts,
     dead_letters_retry_and_discard,
     totals_survive_a_restart,
+    sources_and_rejections,
 );

@@ -81,7 +81,10 @@ fn events_arrive_with_exactly_the_documented_json() {
     let mut ws = ws_connect(h.addr(), "/ws").unwrap();
     wait_clients(&h.sink, 1);
 
-    h.sink.publish(Event::WebhookReceived { id: 17 });
+    h.sink.publish(Event::WebhookReceived {
+        id: 17,
+        source: None,
+    });
     h.sink.publish(Event::OrderCreated {
         order: json!({"id": 3, "total": "9.99", "currency": "USD"}),
     });
@@ -114,7 +117,7 @@ fn a_client_after_the_last_one_left_is_served_as_the_first() {
     for id in [1, 2, 3] {
         let mut ws = ws_connect(h.addr(), "/ws").unwrap();
         wait_clients(&h.sink, 1);
-        h.sink.publish(Event::WebhookReceived { id });
+        h.sink.publish(Event::WebhookReceived { id, source: None });
         assert_eq!(
             next_event(&mut ws),
             format!(r#"{{"type":"webhook.received","id":{id}}}"#)
@@ -123,7 +126,10 @@ fn a_client_after_the_last_one_left_is_served_as_the_first() {
         while ws.read().is_ok() {}
         wait_clients(&h.sink, 0);
         // Sent with nobody connected: dropped, never shown to the next client.
-        h.sink.publish(Event::WebhookReceived { id: 100 + id });
+        h.sink.publish(Event::WebhookReceived {
+            id: 100 + id,
+            source: None,
+        });
     }
     assert_eq!(h.sink.dropped(), 0);
     h.stop();
@@ -175,7 +181,10 @@ fn with_an_admin_token_the_stream_needs_it() {
     }
     let mut ws = ws_connect(h.addr(), "/ws?token=s3cret").expect("the right token is let in");
     wait_clients(&h.sink, 1);
-    h.sink.publish(Event::WebhookReceived { id: 3 });
+    h.sink.publish(Event::WebhookReceived {
+        id: 3,
+        source: None,
+    });
     assert_eq!(next_event(&mut ws), r#"{"type":"webhook.received","id":3}"#);
 }
 
@@ -189,7 +198,10 @@ fn silent_connection_does_not_stall_the_broadcaster() {
     let t = Instant::now();
     let mut ws = ws_connect(h.addr(), "/ws").unwrap();
     wait_clients(&h.sink, 1);
-    h.sink.publish(Event::WebhookReceived { id: 1 });
+    h.sink.publish(Event::WebhookReceived {
+        id: 1,
+        source: None,
+    });
     assert_eq!(next_event(&mut ws), r#"{"type":"webhook.received","id":1}"#);
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
 
@@ -294,7 +306,10 @@ fn slow_client_is_dropped_and_publish_never_blocks() {
     let mut sentinel_drops = 0;
     loop {
         let before = h.sink.dropped();
-        h.sink.publish(Event::WebhookReceived { id: -1 });
+        h.sink.publish(Event::WebhookReceived {
+            id: -1,
+            source: None,
+        });
         if h.sink.dropped() == before {
             break;
         }
@@ -350,7 +365,10 @@ fn dropping_shutdown_sender_also_stops() {
     h.bc.join();
     assert!(t.elapsed() < Duration::from_secs(1));
     // Publishing after shutdown is a harmless no-op.
-    h.sink.publish(Event::WebhookReceived { id: 1 });
+    h.sink.publish(Event::WebhookReceived {
+        id: 1,
+        source: None,
+    });
     assert_eq!(h.sink.dropped(), 0);
 }
 
@@ -358,12 +376,18 @@ fn dropping_shutdown_sender_also_stops() {
 fn publish_without_clients_is_free_and_uncounted() {
     let h = start();
     for i in 0..100_000 {
-        h.sink.publish(Event::WebhookReceived { id: i });
+        h.sink.publish(Event::WebhookReceived {
+            id: i,
+            source: None,
+        });
     }
     assert_eq!(h.sink.dropped(), 0);
 
     let off = EventSink::disabled();
-    off.publish(Event::WebhookReceived { id: 1 });
+    off.publish(Event::WebhookReceived {
+        id: 1,
+        source: None,
+    });
     assert_eq!(off.dropped(), 0);
     assert!(!off.has_clients());
     h.stop();

@@ -142,6 +142,7 @@ fn ingest_token_is_required_when_configured() {
         .start();
     let a = s.http.ingest("{}");
     assert_eq!(a.status, 401);
+    assert_eq!(a.json["error"], "token_invalid");
     assert!(a.json["message"]
         .as_str()
         .unwrap()

@@ -50,6 +50,7 @@ mod prometheus_rules;
 mod promtool;
 mod retention_scale;
 mod schemathesis;
+mod sources;
 mod status;
 mod store_faults;
 mod systemd_units;

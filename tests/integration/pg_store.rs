@@ -28,6 +28,7 @@ fn open(db: &PgDb, node: &str, lease: Duration) -> (PostgresWriter, PostgresRead
 
 fn message(key: Option<&str>) -> WriteOp {
     WriteOp::Append(NewMessage {
+        source: "orders".into(),
         received_at_ms: 1_000,
         path: "/api/v2/webhooks/orders".into(),
         remote_addr: Some("127.0.0.1".into()),
@@ -114,6 +115,7 @@ fn one_node_has_the_sqlite_semantics() {
     let done = |id, n: &str| WriteOp::Complete {
         id,
         attempt: 1,
+        path: "/api/v2/webhooks/orders".into(),
         effect: Effect::Order(Box::new(order(n))),
         processing_us: 5,
     };
@@ -199,7 +201,7 @@ fn one_node_has_the_sqlite_semantics() {
         error: "bad body".into(),
     };
     assert_eq!(one(&mut w, dead), OpOutcome::Changed(1));
-    let letters = r.dead_letters(None, 10).unwrap();
+    let letters = r.dead_letters(None, 10, None).unwrap();
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].last_error.as_deref(), Some("bad body"));
     assert_eq!(letters[0].attempts, 2);
@@ -296,6 +298,7 @@ fn two_nodes_one_claim_and_leases_taken_over() {
     let done = |attempt| WriteOp::Complete {
         id,
         attempt,
+        path: "/api/v2/webhooks/orders".into(),
         effect: Effect::Nothing,
         processing_us: 1,
     };
@@ -398,6 +401,7 @@ fn other_nodes_hear_committed_events() {
         WriteOp::Complete {
             id,
             attempt: 1,
+            path: "/api/v2/webhooks/orders".into(),
             effect: Effect::Order(Box::new(order("EV-1"))),
             processing_us: 1,
         },

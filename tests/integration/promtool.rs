@@ -64,6 +64,11 @@ fn metrics_pass_promtool_check_metrics() {
         .settings(|s| {
             s.queue.backoff_base_ms = 20;
             s.queue.backoff_max_ms = 100;
+            // A second source, so the per-source families carry two series.
+            s.sources = vec![
+                toml::from_str("name = \"orders\"").unwrap(),
+                toml::from_str("name = \"gh\"\nverify = \"github\"\nsecrets = [\"s\"]").unwrap(),
+            ];
         })
         .spawn();
     let http = &server.http;
@@ -75,6 +80,13 @@ fn metrics_pass_promtool_check_metrics() {
     assert!(dup.text.contains("duplicate"), "{}", dup.text);
     // Not JSON: stored, then a dead letter.
     assert_eq!(http.ingest("{not json").status, 200);
+    // A signature that does not match: refused, counted for its source.
+    let forged = [("X-Hub-Signature-256", "sha256=00")];
+    assert_eq!(
+        http.post_with("/api/v2/webhooks/in/gh", b"{}", &forged)
+            .status,
+        401
+    );
     wait_settled(http, 1);
 
     let metrics = http.get("/metrics");
@@ -100,6 +112,11 @@ fn metrics_pass_promtool_check_metrics() {
         "hookvault_webhooks_duplicates_total 1",
         "hookvault_webhooks_dead_total 1",
         "hookvault_orders_created_total 1",
+        "hookvault_webhooks_rejected_total{reason=\"signature_invalid\"} 1",
+        "hookvault_source_received_total{source=\"orders\"} 2",
+        "hookvault_source_received_total{source=\"gh\"} 0",
+        "hookvault_source_dead_total{source=\"orders\"} 1",
+        "hookvault_source_rejected_total{source=\"gh\"} 1",
     ] {
         assert!(
             exposition.lines().any(|l| l == sample),

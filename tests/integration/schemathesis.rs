@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use crate::harness::{require, tool, Binary, Hookvault};
 
-/// Examples per operation and phase; with 17 operations about 900 requests per run.
+/// Examples per operation and phase; with 20 operations about 1,000 requests per run.
 const MAX_EXAMPLES: &str = "50";
 /// The seed of the normal run: the same inputs every time.
 const SEED: &str = "1";
@@ -33,6 +33,12 @@ fn server(token: Option<&str>) -> Binary {
         s.queue.backoff_base_ms = 20;
         s.queue.backoff_max_ms = 100;
         s.log.level = "warn".into();
+        // Sources with a signature and with a token, so their paths (and 401s) are exercised.
+        s.sources = vec![
+            toml::from_str("name = \"orders\"").unwrap(),
+            toml::from_str("name = \"gh\"\nverify = \"github\"\nsecrets = [\"s\"]").unwrap(),
+            toml::from_str("name = \"tok\"\ntoken = \"t0k\"").unwrap(),
+        ];
     });
     if let Some(token) = token {
         hv = hv.env("HOOKVAULT_SERVER_ADMIN_TOKEN", token);

@@ -25,6 +25,7 @@ fn open(settings: &StorageSettings, faults: &Faults) -> OpenedStore {
 
 fn append(key: &str) -> WriteOp {
     WriteOp::Append(NewMessage {
+        source: "orders".into(),
         received_at_ms: 1,
         path: "/api/v2/webhooks/orders".into(),
         remote_addr: None,
@@ -97,6 +98,7 @@ fn after_commit(settings: &StorageSettings) {
     let done = || WriteOp::Complete {
         id,
         attempt: 1,
+        path: "/api/v2/webhooks/orders".into(),
         effect: Effect::Nothing,
         processing_us: 1,
     };

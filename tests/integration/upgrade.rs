@@ -262,6 +262,13 @@ fn a_version_1_database_is_migrated_in_place_and_served() {
     assert_eq!(stats["total_processed"], 2, "{stats}");
     assert_eq!(stats["total_failed"], 1, "{stats}");
     assert_eq!(stats["dead_letter_queue_size"], 1, "{stats}");
+    // Everything before sources came through the one ingest path: the `orders` source, whose
+    // totals start from the old ones.
+    let orders = &stats["sources"]["orders"];
+    assert_eq!(orders["received"], 3, "{stats}");
+    assert_eq!(orders["processed"], 2, "{stats}");
+    assert_eq!(orders["dead"], 1, "{stats}");
+    assert_eq!(dead.json["source"], "orders", "{}", dead.text);
     serve.stop();
 
     // The migrated database has exactly the shape a new one gets.

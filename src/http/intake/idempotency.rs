@@ -1,5 +1,6 @@
-//! The sender's idempotency key (`Idempotency-Key`, else `webhook-id`): a message sent again
-//! with the same key is answered `duplicate` with the first one's id instead of stored twice.
+//! The sender's idempotency key (`Idempotency-Key`, else `webhook-id`, else the delivery id
+//! the source's signature scheme names): a message sent again to the same source with the
+//! same key is answered `duplicate` with the first one's id instead of stored twice.
 
 use super::{Refusal, Step};
 use crate::http::call::Call;
@@ -31,4 +32,10 @@ pub(super) fn key(call: &Call) -> Step<Option<String>> {
         }
     }
     Ok(primary.or(fallback).map(str::to_string))
+}
+
+/// The scheme's delivery id as a dedupe key; one too long to index is not used (the webhook
+/// is still stored: its signature passed).
+pub(super) fn delivery_key(delivery_id: Option<String>) -> Option<String> {
+    delivery_id.filter(|id| id.len() <= MAX_IDEMPOTENCY_KEY)
 }

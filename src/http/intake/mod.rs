@@ -1,23 +1,31 @@
-//! `POST /api/v2/webhooks/orders`: the promise lives here. Nothing is answered 2xx until the
-//! writer says the message is committed; anything that cannot be stored gets a non-2xx that
-//! tells the sender what to do.
+//! Ingest at a source's path (`POST /api/v2/webhooks/orders`, `/api/v2/webhooks/in/<name>`,
+//! or the path a `[[sources]]` table names): the promise lives here. Nothing is answered 2xx
+//! until the writer says the message is committed; anything that cannot be stored gets a
+//! non-2xx that tells the sender what to do.
 //!
 //! Ingest is a sequence of steps, each in its own module, each returning the next value or
-//! the answer that ends the request:
+//! the answer that ends the request. The router has already found the source by its path.
 //!
-//! 1. `limits`: the declared size and the backlog, before anything is read;
-//! 2. `idempotency`: the sender's key, a header, checked before the body is read;
-//! 3. `body`: the body itself, bounded by `server.max_body_bytes`;
-//! 4. `verification`: whether the body is really from the sender (the place for signature
-//!    checks; it accepts everything today);
-//! 5. `submit`: hand the message to the writer and wait for its commit.
+//! 1. `token`: the source's ingest token, if it has one;
+//! 2. `limits`: the declared size and the backlog, before anything is read;
+//! 3. `idempotency`: the sender's key, a header, checked before the body is read;
+//! 4. `body`: the body itself, bounded by `server.max_body_bytes`;
+//! 5. `source_size`: the body against the source's own `max_body_bytes`;
+//! 6. `verification`: the source's signature scheme, which also names the delivery id that
+//!    dedupes when the sender gave no key;
+//! 7. `submit`: hand the message to the writer and wait for its commit.
 //!
-//! A new check goes in as a step of its own between two of these.
+//! A refusal by `token` or `verification` is a `401` with the reason's code, counted per
+//! source and kept in the rejections log (`rejections`). A new check goes in as a step of its
+//! own between two of these.
 
 mod body;
 mod idempotency;
 mod limits;
+mod rejections;
+mod source_size;
 mod submit;
+mod token;
 mod verification;
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -25,19 +33,22 @@ use std::sync::atomic::Ordering::Relaxed;
 use super::call::Call;
 use super::response::Reply;
 use super::state::AppState;
+use crate::sources::{Refused, Source};
 
 /// Why a webhook was not stored, for the rejection counters.
 enum Refusal {
     Backlog,
     Storage,
     Client,
+    /// The token or the signature: counted per source and logged.
+    Unverified(Refused),
 }
 
 /// A step's result: the next value, or why the request ends and its answer.
 type Step<T> = Result<T, (Refusal, Reply)>;
 
-pub fn receive(state: &AppState, call: &mut Call) -> Reply {
-    match receive_steps(state, call) {
+pub fn receive(state: &AppState, call: &mut Call, source: &Source) -> Reply {
+    match receive_steps(state, call, source) {
         Ok(reply) => {
             state.live.ack_latency.record(call.started.elapsed());
             reply
@@ -47,6 +58,10 @@ pub fn receive(state: &AppState, call: &mut Call) -> Reply {
                 Refusal::Backlog => &state.live.rejected_backlog,
                 Refusal::Storage => &state.live.rejected_storage,
                 Refusal::Client => &state.live.rejected_other,
+                Refusal::Unverified(refused) => {
+                    rejections::record(state, call, source, &refused);
+                    return reply;
+                }
             };
             counter.fetch_add(1, Relaxed);
             reply
@@ -55,11 +70,15 @@ pub fn receive(state: &AppState, call: &mut Call) -> Reply {
 }
 
 /// `Ok` only once the webhook is committed (or is a duplicate of one that is).
-fn receive_steps(state: &AppState, call: &mut Call) -> Step<Reply> {
+fn receive_steps(state: &AppState, call: &mut Call, source: &Source) -> Step<Reply> {
+    token::check(call, source)?;
     limits::check(state, call)?;
-    let idem_key = idempotency::key(call)?;
+    source_size::check_declared(call, source)?;
+    let sender_key = idempotency::key(call)?;
     let payload = body::read(state, call)?;
-    verification::check(state, call, &payload)?;
-    let message = submit::message(state, call, payload, idem_key);
+    source_size::check(&payload, source)?;
+    let verified = verification::check(call, source, &payload)?;
+    let idem_key = sender_key.or_else(|| idempotency::delivery_key(verified.delivery_id));
+    let message = submit::message(state, call, source, payload, idem_key);
     submit::commit(state, message)
 }

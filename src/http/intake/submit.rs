@@ -11,6 +11,7 @@ use crate::http::call::Call;
 use crate::http::failure::unexpected;
 use crate::http::response::Reply;
 use crate::http::state::AppState;
+use crate::sources::Source;
 use crate::store::{NewMessage, OpOutcome, WriteOp};
 use crate::time::now_ms;
 
@@ -40,11 +41,13 @@ const SKIPPED_HEADERS: &[&str] = &[
 pub(super) fn message(
     state: &AppState,
     call: &Call,
+    source: &Source,
     payload: Vec<u8>,
     idem_key: Option<String>,
 ) -> NewMessage {
     NewMessage {
         received_at_ms: now_ms(),
+        source: source.name.clone(),
         path: call
             .request
             .url()
@@ -61,7 +64,7 @@ pub(super) fn message(
 
 /// The sender's address: the peer's, or the one a trusted proxy names
 /// (`server.trusted_proxies`, see [`access::client_address`]).
-fn client_address(state: &AppState, call: &Call) -> Option<String> {
+pub(super) fn client_address(state: &AppState, call: &Call) -> Option<String> {
     let proxies: Vec<Cidr> = (state.settings.server.trusted_proxies.iter())
         .filter_map(|p| p.parse().ok())
         .collect();

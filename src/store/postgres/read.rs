@@ -14,7 +14,9 @@ use crate::store::{
     MessageState, MessageSummary, NodeStatus, OperatorAction, OrderQuery, PageAfter, RawFilter,
     RawMessage, ReadStore, StorageHealth, StoreResult, StoredOrder,
 };
-use crate::store::{Payload, QueuedJob, PAYLOAD_PREVIEW_BYTES};
+use crate::store::{
+    Payload, QueuedJob, Rejection, RejectionQuery, SourceCounters, PAYLOAD_PREVIEW_BYTES,
+};
 use crate::time::{now_ms, rfc3339};
 
 /// A node whose heartbeat is older than this is left out of the node list.
@@ -142,13 +144,13 @@ impl ReadStore for PostgresReader {
         )?;
         rows.first()
             .map(|r| {
-                let next: i64 = r.get(12);
+                let next: i64 = r.get(13);
                 Ok(MessageDetail {
                     summary: summary(r)?,
                     headers_json: r
-                        .get::<_, Option<String>>(10)
+                        .get::<_, Option<String>>(11)
                         .unwrap_or_else(|| "{}".into()),
-                    payload: r.get::<_, Option<Vec<u8>>>(11).unwrap_or_default(),
+                    payload: r.get::<_, Option<Vec<u8>>>(12).unwrap_or_default(),
                     next_attempt_at: (next > 0).then(|| rfc3339(next)),
                 })
             })
@@ -158,35 +160,44 @@ impl ReadStore for PostgresReader {
     fn logs(&self, q: &LogQuery) -> StoreResult<Vec<MessageSummary>> {
         let before = q.before_id.unwrap_or(i64::MAX);
         let limit = q.limit as i64;
+        let source = q.source.as_deref();
         let rows = match q.status {
             Some(state) => self.query(
                 &format!(
                     "SELECT {SUMMARY_COLUMNS} FROM messages WHERE state = $1 AND id < $2 \
-                     ORDER BY id DESC LIMIT $3"
+                     AND ($4::text IS NULL OR source = $4) ORDER BY id DESC LIMIT $3"
                 ),
-                &[&state.as_str(), &before, &limit],
+                &[&state.as_str(), &before, &limit, &source],
             )?,
             None => self.query(
                 &format!(
-                    "SELECT {SUMMARY_COLUMNS} FROM messages WHERE id < $1 ORDER BY id DESC LIMIT $2"
+                    "SELECT {SUMMARY_COLUMNS} FROM messages WHERE id < $1 \
+                     AND ($3::text IS NULL OR source = $3) ORDER BY id DESC LIMIT $2"
                 ),
-                &[&before, &limit],
+                &[&before, &limit, &source],
             )?,
         };
         rows.iter().map(summary).collect()
     }
 
-    fn dead_letters(&self, after_id: Option<i64>, limit: u32) -> StoreResult<Vec<DeadLetter>> {
+    fn dead_letters(
+        &self,
+        after_id: Option<i64>,
+        limit: u32,
+        source: Option<&str>,
+    ) -> StoreResult<Vec<DeadLetter>> {
         let rows = self.query(
             // The preview is cut in SQL: the whole body never reaches this process.
             "SELECT m.id, m.received_at, m.attempts, m.last_error, m.finished_at, \
-             substring(b.payload FROM 1 FOR $3), m.size \
+             substring(b.payload FROM 1 FOR $3), m.size, m.source \
              FROM messages m LEFT JOIN bodies b ON b.message_id = m.id \
-             WHERE m.state = 'dead' AND m.id > $1 ORDER BY m.id LIMIT $2",
+             WHERE m.state = 'dead' AND m.id > $1 AND ($4::text IS NULL OR m.source = $4) \
+             ORDER BY m.id LIMIT $2",
             &[
                 &after_id.unwrap_or(0),
                 &(limit as i64),
                 &(PAYLOAD_PREVIEW_BYTES as i32),
+                &source,
             ],
         )?;
         Ok(rows
@@ -194,6 +205,7 @@ impl ReadStore for PostgresReader {
             .map(|r| DeadLetter {
                 id: r.get(0),
                 received_at: rfc3339(r.get(1)),
+                source: r.get(7),
                 attempts: r.get::<_, i32>(2).max(0) as u32,
                 last_error: r.get(3),
                 failed_at: r.get::<_, Option<i64>>(4).map(rfc3339),
@@ -201,6 +213,49 @@ impl ReadStore for PostgresReader {
                 payload_size: r.get::<_, i64>(6).max(0) as u64,
             })
             .collect())
+    }
+
+    fn rejections(&self, q: &RejectionQuery) -> StoreResult<Vec<Rejection>> {
+        let rows = self.query(
+            "SELECT id, at, source, remote_addr, reason, size FROM rejections \
+             WHERE id < $1 AND ($3::text IS NULL OR source = $3) ORDER BY id DESC LIMIT $2",
+            &[
+                &q.before_id.unwrap_or(i64::MAX),
+                &(q.limit as i64),
+                &q.source.as_deref(),
+            ],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| Rejection {
+                id: r.get(0),
+                at: rfc3339(r.get(1)),
+                source: r.get(2),
+                remote_addr: r.get(3),
+                reason: r.get(4),
+                size: r.get::<_, i64>(5).max(0) as u64,
+            })
+            .collect())
+    }
+
+    /// Every node's rows summed.
+    fn source_counters(&self) -> StoreResult<Vec<(String, SourceCounters)>> {
+        let rows = self.query(
+            "SELECT source, name, sum(value)::bigint FROM source_counters \
+             GROUP BY source, name ORDER BY source",
+            &[],
+        )?;
+        let mut out: Vec<(String, SourceCounters)> = Vec::new();
+        for r in &rows {
+            let source: String = r.get(0);
+            if out.last().is_none_or(|(s, _)| *s != source) {
+                out.push((source, SourceCounters::default()));
+            }
+            if let Some((_, counters)) = out.last_mut() {
+                counters.set(r.get::<_, &str>(1), r.get::<_, i64>(2).max(0) as u64);
+            }
+        }
+        Ok(out)
     }
 
     fn actions(&self, message_id: i64) -> StoreResult<Vec<OperatorAction>> {
@@ -284,6 +339,7 @@ impl ReadStore for PostgresReader {
     fn orders(&self, q: &OrderQuery) -> StoreResult<Vec<StoredOrder>> {
         let before = q.before_id.unwrap_or(i64::MAX);
         let limit = q.limit as i64;
+        let source = q.source.as_deref();
         let rows = match &q.q {
             Some(text) => {
                 let like = format!(
@@ -295,16 +351,18 @@ impl ReadStore for PostgresReader {
                 self.query(
                     &format!(
                         "SELECT {ORDER_COLUMNS} FROM orders WHERE id < $1 AND (order_number LIKE $2 \
-                         OR email LIKE $2 OR product LIKE $2) ORDER BY id DESC LIMIT $3"
+                         OR email LIKE $2 OR product LIKE $2) AND ($4::text IS NULL OR source = $4) \
+                         ORDER BY id DESC LIMIT $3"
                     ),
-                    &[&before, &like, &limit],
+                    &[&before, &like, &limit, &source],
                 )?
             }
             None => self.query(
                 &format!(
-                    "SELECT {ORDER_COLUMNS} FROM orders WHERE id < $1 ORDER BY id DESC LIMIT $2"
+                    "SELECT {ORDER_COLUMNS} FROM orders WHERE id < $1 \
+                     AND ($3::text IS NULL OR source = $3) ORDER BY id DESC LIMIT $2"
                 ),
-                &[&before, &limit],
+                &[&before, &limit, &source],
             )?,
         };
         rows.iter().map(stored_order).collect()

@@ -11,7 +11,8 @@ use crate::store::rows::{self, ORDER_COLUMNS, SUMMARY_COLUMNS};
 use crate::store::{
     DeadLetter, DurableCounters, LogQuery, MessageDetail, MessageState, MessageSummary,
     OperatorAction, OrderQuery, PageAfter, Payload, QueuedJob, RawFilter, RawMessage, ReadStore,
-    StorageHealth, StoreError, StoreResult, StoredOrder, PAYLOAD_PREVIEW_BYTES,
+    Rejection, RejectionQuery, SourceCounters, StorageHealth, StoreError, StoreResult, StoredOrder,
+    PAYLOAD_PREVIEW_BYTES,
 };
 use crate::time::rfc3339;
 
@@ -112,13 +113,13 @@ impl ReadStore for SqliteReader {
                  LEFT JOIN bodies b ON b.message_id = messages.id WHERE id = ?1"
             ))?
             .query_row([id], |r| {
-                let next: i64 = r.get(12)?;
+                let next: i64 = r.get(13)?;
                 Ok(MessageDetail {
                     summary: summary(r)?,
                     headers_json: r
-                        .get::<_, Option<String>>(10)?
+                        .get::<_, Option<String>>(11)?
                         .unwrap_or_else(|| "{}".into()),
-                    payload: r.get::<_, Option<Vec<u8>>>(11)?.unwrap_or_default(),
+                    payload: r.get::<_, Option<Vec<u8>>>(12)?.unwrap_or_default(),
                     next_attempt_at: (next > 0).then(|| rfc3339(next)),
                 })
             })
@@ -128,37 +129,54 @@ impl ReadStore for SqliteReader {
 
     fn logs(&self, q: &LogQuery) -> StoreResult<Vec<MessageSummary>> {
         let before = q.before_id.unwrap_or(i64::MAX);
+        // `?4 IS NULL OR source = ?4`: one statement with or without the source filter (rows
+        // are walked by id either way; no index per source, which every webhook would pay for).
+        let source = q.source.as_deref();
         self.with(|c| match q.status {
             Some(state) => c
                 .prepare_cached(&format!(
-                    "SELECT {SUMMARY_COLUMNS} FROM messages WHERE state = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
+                    "SELECT {SUMMARY_COLUMNS} FROM messages WHERE state = ?1 AND id < ?2 \
+                     AND (?4 IS NULL OR source = ?4) ORDER BY id DESC LIMIT ?3"
                 ))?
-                .query_map(params![state.as_str(), before, q.limit], summary)?
+                .query_map(params![state.as_str(), before, q.limit, source], summary)?
                 .collect(),
             None => c
                 .prepare_cached(&format!(
-                    "SELECT {SUMMARY_COLUMNS} FROM messages WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
+                    "SELECT {SUMMARY_COLUMNS} FROM messages WHERE id < ?1 \
+                     AND (?3 IS NULL OR source = ?3) ORDER BY id DESC LIMIT ?2"
                 ))?
-                .query_map(params![before, q.limit], summary)?
+                .query_map(params![before, q.limit, source], summary)?
                 .collect(),
         })
     }
 
-    fn dead_letters(&self, after_id: Option<i64>, limit: u32) -> StoreResult<Vec<DeadLetter>> {
+    fn dead_letters(
+        &self,
+        after_id: Option<i64>,
+        limit: u32,
+        source: Option<&str>,
+    ) -> StoreResult<Vec<DeadLetter>> {
         // The preview is cut in SQL: the whole body never reaches this process for a listing.
         self.with(|c| {
             c.prepare_cached(
                 "SELECT m.id, m.received_at, m.attempts, m.last_error, m.finished_at, \
-                 substr(b.payload, 1, ?3), m.size \
+                 substr(b.payload, 1, ?3), m.size, m.source \
                  FROM messages m LEFT JOIN bodies b ON b.message_id = m.id \
-                 WHERE m.state = 'dead' AND m.id > ?1 ORDER BY m.id LIMIT ?2",
+                 WHERE m.state = 'dead' AND m.id > ?1 AND (?4 IS NULL OR m.source = ?4) \
+                 ORDER BY m.id LIMIT ?2",
             )?
             .query_map(
-                params![after_id.unwrap_or(0), limit, PAYLOAD_PREVIEW_BYTES as i64],
+                params![
+                    after_id.unwrap_or(0),
+                    limit,
+                    PAYLOAD_PREVIEW_BYTES as i64,
+                    source
+                ],
                 |r| {
                     Ok(DeadLetter {
                         id: r.get(0)?,
                         received_at: rfc3339(r.get(1)?),
+                        source: r.get(7)?,
                         attempts: r.get(2)?,
                         last_error: r.get(3)?,
                         failed_at: r.get::<_, Option<i64>>(4)?.map(rfc3339),
@@ -168,6 +186,60 @@ impl ReadStore for SqliteReader {
                 },
             )?
             .collect()
+        })
+    }
+
+    fn rejections(&self, q: &RejectionQuery) -> StoreResult<Vec<Rejection>> {
+        self.with(|c| {
+            c.prepare_cached(
+                "SELECT id, at, source, remote_addr, reason, size FROM rejections \
+                 WHERE id < ?1 AND (?3 IS NULL OR source = ?3) ORDER BY id DESC LIMIT ?2",
+            )?
+            .query_map(
+                params![
+                    q.before_id.unwrap_or(i64::MAX),
+                    q.limit,
+                    q.source.as_deref()
+                ],
+                |r| {
+                    Ok(Rejection {
+                        id: r.get(0)?,
+                        at: rfc3339(r.get(1)?),
+                        source: r.get(2)?,
+                        remote_addr: r.get(3)?,
+                        reason: r.get(4)?,
+                        size: r.get::<_, i64>(5)?.max(0) as u64,
+                    })
+                },
+            )?
+            .collect()
+        })
+    }
+
+    fn source_counters(&self) -> StoreResult<Vec<(String, SourceCounters)>> {
+        self.with(|c| {
+            let mut out: Vec<(String, SourceCounters)> = Vec::new();
+            let mut stmt = c.prepare_cached(
+                "SELECT source, name, SUM(value) FROM source_counters \
+                 GROUP BY source, name ORDER BY source",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?;
+            for row in rows {
+                let (source, name, value) = row?;
+                if out.last().is_none_or(|(s, _)| *s != source) {
+                    out.push((source, SourceCounters::default()));
+                }
+                if let Some((_, counters)) = out.last_mut() {
+                    counters.set(&name, value.max(0) as u64);
+                }
+            }
+            Ok(out)
         })
     }
 
@@ -256,21 +328,24 @@ impl ReadStore for SqliteReader {
 
     fn orders(&self, q: &OrderQuery) -> StoreResult<Vec<StoredOrder>> {
         let before = q.before_id.unwrap_or(i64::MAX);
+        let source = q.source.as_deref();
         self.with(|c| match &q.q {
             Some(text) => {
                 let like = format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
                 c.prepare_cached(&format!(
                     "SELECT {ORDER_COLUMNS} FROM orders WHERE id < ?1 AND (order_number LIKE ?2 ESCAPE '\\' \
-                     OR email LIKE ?2 ESCAPE '\\' OR product LIKE ?2 ESCAPE '\\') ORDER BY id DESC LIMIT ?3"
+                     OR email LIKE ?2 ESCAPE '\\' OR product LIKE ?2 ESCAPE '\\') \
+                     AND (?4 IS NULL OR source = ?4) ORDER BY id DESC LIMIT ?3"
                 ))?
-                .query_map(params![before, like, q.limit], stored_order)?
+                .query_map(params![before, like, q.limit, source], stored_order)?
                 .collect()
             }
             None => c
                 .prepare_cached(&format!(
-                    "SELECT {ORDER_COLUMNS} FROM orders WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
+                    "SELECT {ORDER_COLUMNS} FROM orders WHERE id < ?1 AND (?3 IS NULL OR source = ?3) \
+                     ORDER BY id DESC LIMIT ?2"
                 ))?
-                .query_map(params![before, q.limit], stored_order)?
+                .query_map(params![before, q.limit, source], stored_order)?
                 .collect(),
         })
     }

@@ -5,7 +5,7 @@ use rusqlite::Connection;
 
 use crate::store::StoreError;
 
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Version 1, kept as it was so older databases migrate step by step.
 pub(super) const V1: &str = r#"
@@ -83,6 +83,44 @@ ALTER TABLE messages ADD COLUMN lease_until INTEGER;
 CREATE INDEX messages_processed_finished ON messages(finished_at) WHERE state = 'processed';
 "#;
 
+/// Version 3: sources (`[[sources]]`, `src/sources/`).
+///
+/// * Every message and order names its source; rows from before came through the one ingest
+///   path there was, the `orders` source.
+/// * Idempotency keys are unique per source: two senders may use the same delivery ids.
+/// * Refused webhooks (token, signature) are kept in `rejections`, bounded by
+///   `ingest.rejections_kept`; no body, no secret.
+/// * Per-source totals live in `source_counters`, updated in the same transactions as the rows
+///   they count; the `orders` source starts from the totals so far.
+const V3: &str = r#"
+ALTER TABLE messages ADD COLUMN source TEXT NOT NULL DEFAULT 'orders';
+ALTER TABLE orders ADD COLUMN source TEXT NOT NULL DEFAULT 'orders';
+DROP INDEX messages_idem_key;
+CREATE UNIQUE INDEX messages_source_idem_key ON messages(source, idem_key) WHERE idem_key IS NOT NULL;
+
+CREATE TABLE rejections (
+    id          INTEGER PRIMARY KEY,
+    at          INTEGER NOT NULL,              -- unix ms
+    source      TEXT    NOT NULL,
+    remote_addr TEXT,
+    reason      TEXT    NOT NULL,
+    size        INTEGER NOT NULL
+);
+
+-- `node` is '' here (one node); the column keeps one statement for both backends.
+CREATE TABLE source_counters (
+    node   TEXT    NOT NULL,
+    source TEXT    NOT NULL,
+    name   TEXT    NOT NULL,
+    value  INTEGER NOT NULL,
+    PRIMARY KEY (node, source, name)
+) WITHOUT ROWID;
+INSERT INTO source_counters (node, source, name, value)
+    SELECT '', 'orders', name, value FROM counters WHERE name IN ('received', 'processed', 'dead');
+INSERT INTO source_counters (node, source, name, value)
+    SELECT '', 'orders', 'failed', COALESCE(SUM(value), 0) FROM counters WHERE name IN ('retried', 'dead');
+"#;
+
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -102,6 +140,9 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     if version < 2 {
         tx.execute_batch(V2).map_err(super::sql_err)?;
+    }
+    if version < 3 {
+        tx.execute_batch(V3).map_err(super::sql_err)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)
         .map_err(super::sql_err)?;

@@ -230,16 +230,16 @@ impl SqlTx for SqliteTx<'_> {
         Ok(self.query(sql, params)?.pop())
     }
 
+    /// The rows in one statement (a batch moves several counters).
     fn add_counters(&mut self, rows: &[(&'static str, i64)]) -> StoreResult<()> {
-        let mut add = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO counters (name, value) VALUES (?1, ?2) \
-                 ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-            )
-            .map_err(sql_err)?;
-        for (name, value) in rows {
-            add.execute(params![name, value]).map_err(sql_err)?;
+        for rows in rows.chunks(COUNTER_NAMES) {
+            let params = rows
+                .iter()
+                .flat_map(|(name, value)| [Value::Text(name), Value::Int(*value)]);
+            self.tx
+                .prepare_cached(add_counters_sql(rows.len()))
+                .and_then(|mut s| s.execute(rusqlite::params_from_iter(params)))
+                .map_err(sql_err)?;
         }
         Ok(())
     }
@@ -257,6 +257,30 @@ impl SqlTx for SqliteTx<'_> {
 
     fn announce(&mut self, _what: Announce, _id: i64) {}
 }
+
+/// `INSERT INTO counters ... VALUES (?1, ?2), (?3, ?4) ...` for `rows` rows, made once per
+/// row count.
+fn add_counters_sql(rows: usize) -> &'static str {
+    static TEXTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let texts = TEXTS.get_or_init(|| {
+        (1..=COUNTER_NAMES)
+            .map(|n| {
+                let values: Vec<String> = (0..n)
+                    .map(|i| format!("(?{}, ?{})", 2 * i + 1, 2 * i + 2))
+                    .collect();
+                format!(
+                    "INSERT INTO counters (name, value) VALUES {} \
+                     ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+                    values.join(", ")
+                )
+            })
+            .collect()
+    });
+    &texts[rows.clamp(1, COUNTER_NAMES) - 1]
+}
+
+/// Counter rows one statement adds at most: the durable totals (SQLite stores no gauges).
+const COUNTER_NAMES: usize = 11;
 
 impl ToSql for Value<'_> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {

@@ -8,6 +8,7 @@ use crate::store::{
 
 fn message() -> WriteOp {
     WriteOp::Append(NewMessage {
+        source: "orders".into(),
         received_at_ms: 1,
         path: "/p".into(),
         remote_addr: None,
@@ -41,6 +42,7 @@ fn done(id: i64, attempt: u32) -> WriteOp {
     WriteOp::Complete {
         id,
         attempt,
+        path: "/p".into(),
         effect: Effect::Nothing,
         processing_us: 1,
     }
