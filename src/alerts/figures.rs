@@ -24,8 +24,8 @@ pub struct TargetView {
     /// Scheme and host only.
     pub url: String,
     pub events: Vec<&'static str>,
-    /// `ok`, `enqueue_failed` (the last alert could not be made durable), or the relay's view
-    /// of the target once it has one (`failing`, `dead`).
+    /// `ok`, `failing` (its alerts wait in the relay, retried), `dead` (the relay gave up on
+    /// it), or `enqueue_failed` (the last alert could not be made durable).
     pub state: String,
     pub alerts_queued: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -103,12 +103,24 @@ impl AlertFigures {
         });
     }
 
-    /// The relay's view of a target's deliveries (`ok`, `failing`, `dead`).
+    /// The relay's view of a target's deliveries (`ok`, `failing`, `dead`); a change is
+    /// logged (the one place a failing alert target is told: never by an alert).
     pub fn delivery_state(&self, target: &str, state: &str) {
         self.with(target, |v| {
-            if v.state != "enqueue_failed" {
-                v.state = state.to_string();
+            if v.state == "enqueue_failed" || v.state == state {
+                return;
             }
+            match state {
+                "ok" => log::info!("alert target {target} takes its alerts again"),
+                "dead" => log::warn!(
+                    "alert target {target} is dead (it refused or is gone): its alerts are dead \
+                     deliveries until an operator retries them (POST /api/v2/deliveries/retry-failed)"
+                ),
+                _ => log::warn!(
+                    "alert target {target} is failing: its alerts wait in the relay and are retried"
+                ),
+            }
+            v.state = state.to_string();
         });
     }
 

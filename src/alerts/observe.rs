@@ -79,6 +79,26 @@ pub struct RelayTargetFigures {
     pub dead: bool,
 }
 
+impl RelayTargetFigures {
+    /// Owed deliveries held back after an answer that was neither a success nor a rate limit
+    /// (or no answer at all).
+    pub fn failing(&self) -> bool {
+        let answered_well = matches!(self.last_status, Some(200..=299 | 429));
+        !self.dead && self.pending > 0 && self.paused && !answered_well
+    }
+
+    /// What the stats say of an alert target's deliveries: `dead`, `failing` or `ok`.
+    pub fn state(&self) -> &'static str {
+        if self.dead {
+            "dead"
+        } else if self.failing() {
+            "failing"
+        } else {
+            "ok"
+        }
+    }
+}
+
 /// Turns the relay's per-target figures into [`RelayTargetHealth`]: remembers since when
 /// each target has been failing (owed deliveries, held back after an answer that was neither
 /// a success nor a rate limit, or no answer at all), and leaves out the alert targets, which
@@ -107,9 +127,7 @@ impl RelayWatch {
             if self.alert_labels.contains(&t.label) {
                 continue;
             }
-            let answered_well = matches!(t.last_status, Some(200..=299 | 429));
-            let failing = !t.dead && t.pending > 0 && t.paused && !answered_well;
-            let since = if failing {
+            let since = if t.failing() {
                 Some(*self.failing_since.entry(t.label.clone()).or_insert(now_ms))
             } else {
                 self.failing_since.remove(&t.label);

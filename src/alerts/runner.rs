@@ -78,6 +78,7 @@ fn run(mut inputs: AlertInputs, stop: Receiver<()>) {
     let every = Duration::from_secs(inputs.limits.check_interval_s);
     let mut leading: Option<Leading> = None;
     loop {
+        target_states(&inputs);
         let leads = inputs.leadership.lead();
         inputs.figures.set_leader(leads);
         if !leads {
@@ -94,6 +95,18 @@ fn run(mut inputs: AlertInputs, stop: Receiver<()>) {
             Err(RecvTimeoutError::Timeout) => {}
             _ => return,
         }
+    }
+}
+
+/// Each alert target's state in the stats, from the relay's figures (on every node).
+fn target_states(inputs: &AlertInputs) {
+    let relay = (inputs.relay_figures)();
+    for (target, label) in inputs.targets.iter().zip(&inputs.alert_labels) {
+        let state = relay
+            .iter()
+            .find(|f| &f.label == label)
+            .map_or("ok", RelayTargetFigures::state);
+        inputs.figures.delivery_state(&target.name, state);
     }
 }
 
