@@ -23,6 +23,7 @@ pub struct Settings {
     pub websocket: WebsocketSettings,
     pub log: LogSettings,
     pub orders: OrdersSettings,
+    pub relay: RelaySettings,
     /// `[[sources]]`: the ingest paths, each with its own token, processor and signature
     /// scheme (`src/sources/`); none means the built-in `orders` source.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -250,6 +251,37 @@ impl Default for AlertingSettings {
     }
 }
 
+/// The relay of stored messages to Discord webhooks and `forward` targets (docs/relay.md).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelaySettings {
+    /// Where `POST /api/webhooks/{id}/{token}` is relayed to (tests point it at a fake).
+    pub discord_base: String,
+    /// Discord webhook ids relayed; empty: none (`403 relay_not_allowed`); `["*"]`: any.
+    pub discord_webhook_ids: Vec<String>,
+    /// Attempts per delivery before it is dead (`5xx`, timeouts, connection errors).
+    pub max_attempts: u32,
+    /// Per request.
+    pub timeout_s: u64,
+    /// `?wait=true`: how long the Discord path waits for Discord's own answer.
+    pub wait_ms: u64,
+    /// Requests in flight per target.
+    pub concurrency: u32,
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        RelaySettings {
+            discord_base: "https://discord.com".into(),
+            discord_webhook_ids: Vec::new(),
+            max_attempts: 10,
+            timeout_s: 10,
+            wait_ms: 5_000,
+            concurrency: 1,
+        }
+    }
+}
+
 /// Gate mode costs two threads per client connection at most (the gate's, and tiny_http's
 /// once it has sent a request); with the ~60 fixed threads this fits the shipped unit's
 /// `TasksMax=512`.
@@ -455,6 +487,23 @@ impl Settings {
             return bad(
                 "queue.backoff_max_ms",
                 "must not be below queue.backoff_base_ms",
+            );
+        }
+        if self.relay.max_attempts == 0 {
+            return bad("relay.max_attempts", "must be at least 1");
+        }
+        if self.relay.concurrency == 0 {
+            return bad("relay.concurrency", "must be at least 1 request per target");
+        }
+        if self.relay.timeout_s == 0 {
+            return bad("relay.timeout_s", "must be at least 1 (seconds)");
+        }
+        if !(self.relay.discord_base.starts_with("https://")
+            || self.relay.discord_base.starts_with("http://"))
+        {
+            return bad(
+                "relay.discord_base",
+                "must be an http:// or https:// URL like https://discord.com",
             );
         }
         if self.queue.lease_s == 0 {
@@ -752,6 +801,7 @@ const SECTIONS: &[&str] = &[
     "orders",
     "alerts",
     "alerting",
+    "relay",
     "sources",
 ];
 

@@ -22,6 +22,7 @@ pub mod notify;
 pub mod orders;
 pub mod pipeline;
 pub mod queue;
+pub mod relay;
 pub mod service;
 pub mod shutdown;
 pub mod signals;

@@ -8,6 +8,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::alerts::relay_sink::{relay_figures, relay_label, RelaySink};
+use crate::alerts::{AlertFigures, AlertInputs, AlertRunner, AlertService};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::events::{Broadcaster, Event, EventSink};
@@ -19,13 +21,14 @@ use crate::queue::{
     feeder, BodyLoader, BySource, Dispatcher, Feeder, LeaseKeeper, LeaseKeeping, Processor,
     SharedClaims, WorkerPool, WorkerSettings,
 };
+use crate::relay::{Relay, RelayInbox, RelayStart, RelayThreads};
 use crate::shutdown::Shutdown;
 use crate::sources::SourceList;
 use crate::stats::cluster::ClusterRefresher;
 use crate::stats::{LiveStats, QueueView, StatsSnapshot};
 use crate::store::{
-    self, EventListener, Faults, Lease, NodeIdentity, RemoteEvent, RetentionSweeper, WriteStore,
-    Writer, WriterHandle,
+    self, Duty, EventListener, Faults, Leadership, Lease, NodeIdentity, ReadStore, RemoteEvent,
+    RetentionSweeper, SingleNode, WriteStore, Writer, WriterHandle,
 };
 use crate::time::now_ms;
 
@@ -38,6 +41,8 @@ pub struct Service {
     retention: RetentionSweeper,
     workers: WorkerPool,
     writer: Writer,
+    relay: RelayThreads,
+    alerts: AlertRunner,
     /// With several nodes on one database: leases, cluster totals, other nodes' events.
     cluster: Option<ClusterThreads>,
     shutdown: Shutdown,
@@ -156,6 +161,11 @@ impl Service {
         if split.is_some() {
             live.set_gauges(&counters);
         }
+        live.relay.count_from(
+            &store::deliveries_by_state(reader.as_ref())?,
+            &store::owed_by_label(reader.as_ref())?,
+        );
+        let relay_inbox = RelayInbox::new();
         let (dispatcher, receivers) = Dispatcher::new(settings.queue.capacity);
         let shutdown = Shutdown::new();
 
@@ -195,6 +205,7 @@ impl Service {
                 live.clone(),
                 dispatcher.clone(),
                 sink.clone(),
+                relay_inbox.wake(),
             )),
         );
         let shared = cluster.as_ref().map(|_| SharedClaims {
@@ -228,7 +239,7 @@ impl Service {
         );
         let leases = LeaseKeeper::start(
             LeaseKeeping {
-                lease,
+                lease: lease.clone(),
                 writer: writer_handle.clone(),
                 reader: reader.clone(),
                 dispatcher: dispatcher.clone(),
@@ -237,9 +248,39 @@ impl Service {
             },
             shutdown.receiver(),
         );
+        let (relay, relay_threads) = Relay::start(
+            RelayStart {
+                settings: settings.relay.clone(),
+                backoff: Backoff {
+                    base_ms: settings.queue.backoff_base_ms,
+                    max_ms: settings.queue.backoff_max_ms,
+                },
+                lease: lease.clone(),
+                writer: writer_handle.clone(),
+                reader: reader.clone(),
+                shared: cluster.is_some(),
+                live: live.clone(),
+            },
+            relay_inbox,
+            shutdown.receiver(),
+        )?;
         let retention = RetentionSweeper::start(
             writer_handle.clone(),
             settings.storage.retention_days,
+            shutdown.receiver(),
+        );
+        // Asked before `cluster` is taken apart below: one node of a cluster leads the alerts.
+        let leadership: Box<dyn Leadership> = match &cluster {
+            Some(c) => c.leadership(Duty::Alerts),
+            None => Box::new(SingleNode),
+        };
+        let (alert_service, alerts) = start_alerts(
+            &settings,
+            &live,
+            &dispatcher,
+            &reader,
+            &relay,
+            leadership,
             shutdown.receiver(),
         );
         let cluster = cluster.map(|c| {
@@ -260,7 +301,7 @@ impl Service {
             }
         });
         let state = Arc::new(AppState {
-            alerts: None,
+            alerts: alert_service,
             settings: settings.clone(),
             sources,
             writer: writer_handle,
@@ -269,6 +310,7 @@ impl Service {
             dispatcher,
             events: sink,
             ws_addr: events.as_ref().map(Broadcaster::local_addr),
+            relay,
         });
         let http = HttpServer::start(
             bound,
@@ -289,6 +331,8 @@ impl Service {
             retention,
             workers,
             writer,
+            relay: relay_threads,
+            alerts,
             cluster,
             shutdown,
             live,
@@ -332,6 +376,8 @@ impl Service {
         self.feeder.join();
         self.leases.join();
         self.retention.join();
+        self.alerts.join();
+        self.relay.join();
         if let Some(c) = self.cluster.take() {
             c.stats.join();
             c.events.join();
@@ -381,4 +427,57 @@ pub fn sources_of(settings: &Settings) -> Result<SourceList> {
     .map_err(Error::Config)?;
     crate::http::routes::check_source_paths(&sources).map_err(Error::Config)?;
     Ok(sources)
+}
+
+/// The alerts, when `[[alerts]]` targets are configured: sent as the relay's deliveries, the
+/// checks on the node `leadership` elects.
+fn start_alerts(
+    settings: &Settings,
+    live: &Arc<LiveStats>,
+    dispatcher: &Dispatcher,
+    reader: &Arc<dyn ReadStore>,
+    relay: &Relay,
+    leadership: Box<dyn Leadership>,
+    stop: crossbeam_channel::Receiver<()>,
+) -> (Option<Arc<AlertService>>, AlertRunner) {
+    let targets = settings.alerts.clone();
+    let figures = Arc::new(AlertFigures::new(&targets));
+    let sink = Arc::new(RelaySink(relay.clone()));
+    let node = settings.node_id();
+    let (snap_live, snap_dispatcher, snap_reader) =
+        (live.clone(), dispatcher.clone(), reader.clone());
+    let max_backlog = settings.queue.max_backlog;
+    let (dead_live, relay_live) = (live.clone(), live.clone());
+    let runner = AlertRunner::start(
+        AlertInputs {
+            alert_labels: targets.iter().map(relay_label).collect(),
+            targets: targets.clone(),
+            limits: settings.alerting.clone(),
+            node: node.clone(),
+            snapshot: Box::new(move || {
+                StatsSnapshot::build(
+                    &snap_live,
+                    QueueView::of(&snap_dispatcher, max_backlog),
+                    snap_reader.storage_health(),
+                )
+            }),
+            dead_total: Box::new(move || dead_live.dead.load(Relaxed)),
+            relay_figures: Box::new(move || relay_figures(&relay_live)),
+            reader: reader.clone(),
+            leadership,
+            sink: sink.clone(),
+            figures: figures.clone(),
+        },
+        stop,
+    );
+    if targets.is_empty() {
+        return (None, runner);
+    }
+    let service = AlertService {
+        targets,
+        sink,
+        figures,
+        node,
+    };
+    (Some(Arc::new(service)), runner)
 }

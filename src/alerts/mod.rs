@@ -15,6 +15,7 @@ pub mod digest;
 pub mod figures;
 pub mod format;
 pub mod observe;
+pub mod relay_sink;
 pub mod runner;
 pub mod sink;
 

@@ -15,6 +15,20 @@ pub enum Event {
     /// A webhook exhausted its retries:
     /// `{"type":"webhook.dead","id":..,"error":".."}`.
     WebhookDead { id: i64, error: String },
+    /// A delivery reached its target:
+    /// `{"type":"delivery.succeeded","id":..,"target":"<masked>","status":..}`.
+    DeliverySucceeded {
+        id: i64,
+        target: String,
+        status: Option<u16>,
+    },
+    /// A delivery will not be sent (attempts used up, a permanent error, its target dead):
+    /// `{"type":"delivery.dead","id":..,"target":"<masked>","error":".."}`.
+    DeliveryDead {
+        id: i64,
+        target: String,
+        error: String,
+    },
     /// Periodic counters. An object's fields are flattened next to
     /// `"type":"stats"` (a `type` key inside it is ignored so it cannot mask
     /// the discriminator); any other value is sent as `{"type":"stats","value":v}`.
@@ -36,6 +50,18 @@ enum Wire<'a> {
     OrderCreated { order: &'a Value },
     #[serde(rename = "webhook.dead")]
     WebhookDead { id: i64, error: &'a str },
+    #[serde(rename = "delivery.succeeded")]
+    DeliverySucceeded {
+        id: i64,
+        target: &'a str,
+        status: Option<u16>,
+    },
+    #[serde(rename = "delivery.dead")]
+    DeliveryDead {
+        id: i64,
+        target: &'a str,
+        error: &'a str,
+    },
     #[serde(rename = "stats")]
     StatsFields(&'a Map<String, Value>),
     #[serde(rename = "stats")]
@@ -56,6 +82,16 @@ impl Event {
             },
             Event::OrderCreated { order } => Wire::OrderCreated { order },
             Event::WebhookDead { id, error } => Wire::WebhookDead { id: *id, error },
+            Event::DeliverySucceeded { id, target, status } => Wire::DeliverySucceeded {
+                id: *id,
+                target,
+                status: *status,
+            },
+            Event::DeliveryDead { id, target, error } => Wire::DeliveryDead {
+                id: *id,
+                target,
+                error,
+            },
             Event::Stats(Value::Object(map)) if map.contains_key("type") => {
                 stripped = map
                     .iter()

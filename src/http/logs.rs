@@ -69,6 +69,10 @@ pub fn one(state: &AppState, call: &mut Call) -> Reply {
                 Ok(actions) => json!(actions),
                 Err(e) => return storage_error(&e),
             };
+            v["deliveries"] = match crate::store::deliveries_of_message(state.reader.as_ref(), id) {
+                Ok(deliveries) => json!(deliveries),
+                Err(e) => return storage_error(&e),
+            };
             Reply::json(200, &v)
         }
         Ok(None) => Reply::error(404, "not_found", &format!("no message with id {id}")),

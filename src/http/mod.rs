@@ -21,6 +21,8 @@ pub mod call;
 pub mod csv;
 pub mod dashboard;
 pub mod dead_letters;
+pub mod deliveries;
+pub mod discord_relay;
 pub mod edge;
 pub mod failure;
 pub mod favicon;

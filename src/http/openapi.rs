@@ -358,6 +358,60 @@ pub fn describe(method: &str, path: &str) -> Option<Value> {
                         "content": {"application/json": {"schema": schema_ref("Error")}}}
             }
         }),
+        ("POST", "/api/webhooks/{id}/{token}")
+        | ("POST", "/api/v9/webhooks/{id}/{token}")
+        | ("POST", "/api/v10/webhooks/{id}/{token}") => json!({
+            "description": "Discord's webhook path (docs/relay.md): the body is stored like any \
+                ingest, then relayed unchanged to relay.discord_base at Discord's pace. Only ids \
+                in relay.discord_webhook_ids are taken.",
+            "parameters": [
+                query("wait", "`true`: answer with Discord's own answer when it comes within relay.wait_ms", json!({"type": "string"})),
+                query("thread_id", "Relayed to Discord as given", json!({"type": "string"}))
+            ],
+            "requestBody": {"required": true, "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "multipart/form-data": {"schema": {"type": "object"}}
+            }},
+            "responses": {
+                "204": {"description": "Committed; it will be relayed"},
+                "202": ok("`?wait=true` and Discord did not answer in time: stored and queued", schema_ref("IngestAnswer")),
+                "400": error("A malformed id or token, an empty body"),
+                "403": error("`relay_not_allowed`: the id is not in relay.discord_webhook_ids; nothing stored"),
+                "413": error("Body larger than server.max_body_bytes; nothing stored"),
+                "503": error("Cannot store; nothing stored, retry after `Retry-After`")
+            }
+        }),
+        ("GET", "/api/v2/deliveries") => json!({
+            "description": "Deliveries newest first, targets masked.",
+            "parameters": [
+                limit_param(),
+                query("before_id", "Only ids below this (use `next_before_id`)", int64()),
+                query("state", "pending, delivered, dead or discarded", json!({"type": "string", "enum": ["pending", "delivered", "dead", "discarded"]})),
+                query("target", "A masked target as listed", json!({"type": "string"}))
+            ],
+            "responses": {
+                "200": ok("A page of deliveries", json!({"type": "object"})),
+                "400": error("A bad query parameter")
+            }
+        }),
+        ("POST", "/api/v2/deliveries/retry-failed") => json!({
+            "description": "Every dead delivery is owed again with a fresh attempt budget; dead targets are revived.",
+            "responses": {"200": ok("How many", json!({"type": "object", "required": ["requeued"], "properties": {"requeued": {"type": "integer"}}}))}
+        }),
+        ("POST", "/api/v2/deliveries/{id}/retry") => json!({
+            "description": "One dead delivery is owed again; its target is revived.",
+            "responses": {
+                "200": ok("Owed again", json!({"type": "object"})),
+                "404": error("No such delivery, or it is not dead")
+            }
+        }),
+        ("DELETE", "/api/v2/deliveries/{id}") => json!({
+            "description": "Gives up a dead or pending delivery (`discarded`).",
+            "responses": {
+                "200": ok("Discarded", json!({"type": "object"})),
+                "404": error("No such delivery, or it is delivered or discarded already")
+            }
+        }),
         ("GET", "/api/v2/webhooks/queue/stats") => json!({
             "responses": {"200": ok("Statistics from durable counters and live figures", schema_ref("Stats"))}
         }),

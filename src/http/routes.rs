@@ -8,12 +8,64 @@ use super::response::Reply;
 use super::route::{Access, Route};
 use super::router::{find, Match};
 use super::state::AppState;
-use super::{alerts, dashboard, dead_letters, favicon, health, logs, openapi, orders, rejections};
+use super::{
+    alerts, dashboard, dead_letters, deliveries, discord_relay, favicon, health, logs, openapi,
+    orders, rejections,
+};
 use crate::sources::SourceList;
 
 /// Every route but the ingest paths, which come from the configured sources (the router
 /// looks them up first; [`check_source_paths`] keeps the two apart).
 pub const ROUTES: &[Route] = &[
+    Route {
+        method: "POST",
+        path: "/api/webhooks/{id}/{token}",
+        access: Access::Open,
+        handler: discord_relay::execute,
+        summary: "Discord's webhook path: stored, then relayed to Discord at its pace",
+    },
+    Route {
+        method: "POST",
+        path: "/api/v9/webhooks/{id}/{token}",
+        access: Access::Open,
+        handler: discord_relay::execute,
+        summary: "Discord's webhook path (API v9 spelling)",
+    },
+    Route {
+        method: "POST",
+        path: "/api/v10/webhooks/{id}/{token}",
+        access: Access::Open,
+        handler: discord_relay::execute,
+        summary: "Discord's webhook path (API v10 spelling)",
+    },
+    Route {
+        method: "GET",
+        path: "/api/v2/deliveries",
+        access: Access::Admin,
+        handler: deliveries::list,
+        summary: "Deliveries, newest first; ?state=, ?target=, ?limit=, ?before_id=",
+    },
+    Route {
+        method: "POST",
+        path: "/api/v2/deliveries/retry-failed",
+        access: Access::Admin,
+        handler: deliveries::retry_failed,
+        summary: "Every dead delivery is owed again (dead targets revived)",
+    },
+    Route {
+        method: "POST",
+        path: "/api/v2/deliveries/{id}/retry",
+        access: Access::Admin,
+        handler: deliveries::retry_one,
+        summary: "One dead delivery is owed again (its target revived)",
+    },
+    Route {
+        method: "DELETE",
+        path: "/api/v2/deliveries/{id}",
+        access: Access::Admin,
+        handler: deliveries::discard,
+        summary: "Give up a dead or pending delivery",
+    },
     Route {
         method: "GET",
         path: "/api/v2/webhooks/queue/stats",

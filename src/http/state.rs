@@ -22,6 +22,8 @@ pub struct AppState {
     pub events: EventSink,
     /// The WebSocket broadcaster's address (None when `websocket.listen = "off"`).
     pub ws_addr: Option<std::net::SocketAddr>,
+    /// Deliveries: `?wait=true` answers, and the internal enqueue API.
+    pub relay: crate::relay::Relay,
     /// The alerts, when `[[alerts]]` targets are configured.
     pub alerts: Option<Arc<crate::alerts::AlertService>>,
 }

@@ -2,7 +2,7 @@
 //! an order is serialised only when someone is listening.
 
 use crate::events::{Event, EventSink};
-use crate::store::{OpOutcome, OrderChange, WriteOp};
+use crate::store::{DeliveryNext, OpOutcome, OrderChange, WriteOp};
 
 pub struct EventPublisher {
     sink: EventSink,
@@ -38,6 +38,31 @@ impl EventPublisher {
                     id: *id,
                     error: error.clone(),
                 })
+            }
+            (
+                WriteOp::DeliveryOutcome {
+                    id, result, next, ..
+                },
+                OpOutcome::DeliveryRecorded { label, also_dead },
+            ) => {
+                let error = result.error.clone().unwrap_or_default();
+                match next {
+                    DeliveryNext::Delivered => self.sink.publish(Event::DeliverySucceeded {
+                        id: *id,
+                        target: label.clone(),
+                        status: result.status,
+                    }),
+                    DeliveryNext::RetryAt(_) => {}
+                    DeliveryNext::Dead | DeliveryNext::TargetDead { .. } => {
+                        for dead in std::iter::once(id).chain(also_dead) {
+                            self.sink.publish(Event::DeliveryDead {
+                                id: *dead,
+                                target: label.clone(),
+                                error: error.clone(),
+                            });
+                        }
+                    }
+                }
             }
             _ => {}
         }

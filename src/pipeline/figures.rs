@@ -33,6 +33,7 @@ impl LiveFigures {
     pub fn batch_committed(&self, ops: usize, delta: &CounterDelta) {
         self.live.storage_ok.store(true, Relaxed);
         self.live.apply(delta);
+        self.live.relay.committed(delta);
         self.live.batches.fetch_add(1, Relaxed);
         self.live.batch_ops.fetch_add(ops as u64, Relaxed);
         // The histogram counts in microseconds; one op is recorded as one microsecond.

@@ -3,7 +3,8 @@
 //!
 //! * [`handoff`] — new messages go to the workers, finished ones leave the in-flight set;
 //! * [`events`] — the live event stream hears about receipts, orders and dead letters;
-//! * [`figures`] — the live counters, batch figures and storage health move.
+//! * [`figures`] — the live counters, batch figures and storage health move;
+//! * [`relay`] — new deliveries wake the relay's scheduler.
 //!
 //! `service.rs` installs one [`Pipeline`] as the writer's observer. Everything here runs on
 //! the writer thread, after the commit is durable and before the waiting handler is answered,
@@ -12,28 +13,38 @@
 pub mod events;
 pub mod figures;
 pub mod handoff;
+pub mod relay;
 
 use std::sync::Arc;
 
 use crate::events::EventSink;
 use crate::queue::Dispatcher;
+use crate::relay::RelayWake;
 use crate::stats::LiveStats;
 use crate::store::{CommitObserver, CounterDelta, OpOutcome, StoreError, WriteOp};
 
 pub use events::EventPublisher;
 pub use figures::LiveFigures;
 pub use handoff::JobHandoff;
+pub use relay::RelayHandoff;
 
 /// The writer's observer: the three concerns, called in a fixed order.
 pub struct Pipeline {
     figures: LiveFigures,
     events: EventPublisher,
     handoff: JobHandoff,
+    relay: RelayHandoff,
 }
 
 impl Pipeline {
-    pub fn new(live: Arc<LiveStats>, dispatcher: Dispatcher, events: EventSink) -> Pipeline {
+    pub fn new(
+        live: Arc<LiveStats>,
+        dispatcher: Dispatcher,
+        events: EventSink,
+        relay: RelayWake,
+    ) -> Pipeline {
         Pipeline {
+            relay: RelayHandoff::new(relay, live.clone()),
             figures: LiveFigures::new(live),
             events: EventPublisher::new(events),
             handoff: JobHandoff::new(dispatcher),
@@ -57,6 +68,7 @@ impl CommitObserver for Pipeline {
     fn committed(&mut self, op: WriteOp, outcome: &OpOutcome) {
         // The event first: a new message is announced before a worker can finish it.
         self.events.committed(&op, outcome);
+        self.relay.committed(&op, outcome);
         self.handoff.committed(op, outcome);
     }
 

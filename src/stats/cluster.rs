@@ -91,5 +91,7 @@ fn minus(a: &CounterDelta, b: &CounterDelta) -> CounterDelta {
         queued: a.queued - b.queued,
         processing: a.processing - b.processing,
         dead_now: a.dead_now - b.dead_now,
+        // Delivery figures are this node's own (counted from the rows), never summed here.
+        ..CounterDelta::default()
     }
 }

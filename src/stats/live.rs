@@ -58,6 +58,8 @@ pub struct LiveStats {
     attempts: Mutex<HashMap<i64, Instant>>,
     /// Set when several nodes share the database: this node and the live ones.
     pub cluster: Mutex<Option<ClusterFigures>>,
+    /// The relay's deliveries (the stats' `relay` section).
+    pub relay: super::RelayFigures,
 }
 
 /// Who shares the database, for the stats page.
@@ -109,6 +111,7 @@ impl LiveStats {
             lease_s: AtomicU64::new(0),
             attempts: Mutex::new(HashMap::new()),
             cluster: Mutex::new(None),
+            relay: super::RelayFigures::default(),
         }
     }
 

@@ -296,6 +296,7 @@ pub fn render(live: &LiveStats, queue: QueueView, storage: StorageHealth) -> Str
         "Time a processor spent on one attempt.",
         &live.processing_time,
     );
+    relay(&mut o, live);
     let le: Vec<String> = BATCH_BOUNDS.iter().map(u64::to_string).collect();
     // The batch size histogram records one "microsecond" per operation.
     o.histogram(
@@ -307,6 +308,51 @@ pub fn render(live: &LiveStats, queue: QueueView, storage: StorageHealth) -> Str
         1.0,
     );
     o.0
+}
+
+/// The relay's families: results, `429`s, latency, owed per target (its label masked).
+fn relay(o: &mut Out, live: &LiveStats) {
+    let r = &live.relay;
+    o.family(
+        "hookvault_deliveries_total",
+        "counter",
+        "Delivery requests answered, by what became of the delivery.",
+    );
+    for (name, n) in super::relay::RESULTS.iter().zip(&r.results) {
+        o.sample(
+            "hookvault_deliveries_total",
+            &format!("result=\"{name}\""),
+            n.load(Relaxed),
+        );
+    }
+    o.counter(
+        "hookvault_relay_429_total",
+        "Relay requests answered 429 (rate limited).",
+        r.rate_limited.load(Relaxed),
+    );
+    o.latency(
+        "hookvault_delivery_seconds",
+        "Time one relay request took.",
+        &r.latency,
+    );
+    let snapshot = r.snapshot();
+    if snapshot.targets.is_empty() {
+        // A family without a sample is invalid exposition: none until a target exists.
+        return;
+    }
+    o.family(
+        "hookvault_deliveries_pending",
+        "gauge",
+        "Deliveries owed per target (token masked).",
+    );
+    for (target, t) in &snapshot.targets {
+        let label = target.replace('\\', "\\\\").replace('"', "\\\"");
+        o.sample(
+            "hookvault_deliveries_pending",
+            &format!("target=\"{label}\""),
+            t.pending.max(0),
+        );
+    }
 }
 
 #[cfg(test)]

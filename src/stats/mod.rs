@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod outcomes;
 pub mod queue_view;
 pub mod rate;
+pub mod relay;
 pub mod snapshot;
 pub mod sources;
 
@@ -18,4 +19,5 @@ pub use live::LiveStats;
 pub use outcomes::RecentOutcomes;
 pub use queue_view::QueueView;
 pub use rate::RateWindow;
+pub use relay::{RelayFigures, RelaySnapshot};
 pub use snapshot::StatsSnapshot;

@@ -76,6 +76,8 @@ pub struct StatsSnapshot {
     pub node: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nodes: Option<Vec<NodeStatus>>,
+    /// The relay's deliveries: owed, delivered, dead, `429`s seen, per target (masked).
+    pub relay: super::RelaySnapshot,
     /// Per source (`[[sources]]`), from the durable per-source totals; filled by the stats
     /// endpoint ([`super::sources`]), left out where only the atomics are at hand.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -163,6 +165,7 @@ impl StatsSnapshot {
             status_reasons: verdict.reasons,
             node: cluster.as_ref().map(|c| c.node.clone()),
             nodes: cluster.map(|c| c.nodes),
+            relay: live.relay.snapshot(),
             sources: BTreeMap::new(),
         }
     }

@@ -344,6 +344,7 @@ mod tests {
             headers_json: "{}".into(),
             payload: vec![n],
             idem_key: None,
+            deliveries: Vec::new(),
         })
     }
 

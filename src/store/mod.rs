@@ -10,6 +10,8 @@
 pub mod backend;
 pub mod backup;
 pub mod consistency;
+pub mod delivery;
+mod delivery_reads;
 pub mod error;
 pub mod faults;
 pub mod instance_lock;
@@ -27,7 +29,7 @@ pub mod sql;
 mod sql_store;
 mod sqlite;
 mod state_machine;
-mod statements;
+pub(crate) mod statements;
 pub mod writer;
 
 use std::sync::Arc;
@@ -37,6 +39,10 @@ use crate::config::StorageSettings;
 pub use backend::{open, open_node, Cluster, EventListener, NodeIdentity, OpenedStore};
 pub use backup::{backup, restore, Restored};
 pub use consistency::{Check, ConsistencyReport};
+pub use delivery::*;
+pub use delivery_reads::{
+    deliveries, deliveries_by_state, deliveries_of_message, delivery, owed_by_label, owed_targets,
+};
 pub use error::{StoreError, StoreResult};
 pub use faults::{FailAt, FaultKind, Faults, FaultyBackend};
 pub use instance_lock::InstanceLock;
@@ -141,6 +147,10 @@ pub trait ReadStore: Send + Sync {
     /// `processing` messages whose lease ran out before `now_ms` (or that have none): work
     /// nobody is doing. Reads the `processing` rows only.
     fn expired_leases(&self, now_ms: i64) -> StoreResult<u64>;
+    /// Runs one of the shared read statements (`statements.rs`, `?N` placeholders) and hands
+    /// back its rows: what lets a read side be written once above the backends
+    /// (`delivery_reads.rs`).
+    fn rows(&self, sql: &'static str, params: &[sql::Value]) -> StoreResult<Vec<sql::Row>>;
     /// The nodes sharing this database that are alive (heartbeat); empty for a backend that
     /// serves one node only.
     fn nodes(&self) -> StoreResult<Vec<NodeStatus>> {
@@ -235,6 +245,9 @@ impl<S: ReadStore + ?Sized> ReadStore for Arc<S> {
     }
     fn expired_leases(&self, now_ms: i64) -> StoreResult<u64> {
         (**self).expired_leases(now_ms)
+    }
+    fn rows(&self, sql: &'static str, params: &[sql::Value]) -> StoreResult<Vec<sql::Row>> {
+        (**self).rows(sql, params)
     }
     fn nodes(&self) -> StoreResult<Vec<NodeStatus>> {
         (**self).nodes()

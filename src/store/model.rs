@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::delivery::{AttemptResult, NewDelivery, Taken};
 use super::order::Order;
 
 /// Where a message is in its life; see `docs/architecture.md` for the transitions.
@@ -99,6 +100,9 @@ pub struct NewMessage {
     pub headers_json: String,
     pub payload: Vec<u8>,
     pub idem_key: Option<String>,
+    /// Deliveries of this message (relays, `forward` targets), created in its commit; a
+    /// duplicate (its idempotency key seen before) creates none.
+    pub deliveries: Vec<NewDelivery>,
 }
 
 /// What a successful processing run leaves behind, written in the same transaction as the
@@ -197,6 +201,56 @@ pub enum WriteOp {
     QueueSizePeak {
         peak: u64,
     },
+    /// A delivery on its own (an alert): `pending`, or `dead` at once when its target is.
+    Deliver(NewDelivery),
+    /// The relay takes target `target` (its lease, to `lease.owner`) and up to `limit` of its
+    /// due deliveries, oldest first, each `pending → sending` with its attempt counted. A
+    /// target whose lease another node holds, or whose head waits for its backoff, yields no
+    /// tickets (see [`Taken`]).
+    TakeDeliveries {
+        target: String,
+        limit: u32,
+        lease: Lease,
+    },
+    /// Attempt `attempt` of delivery `id` ended: recorded with its result, and the delivery
+    /// moves as `next` says. Applies only to the delivery `sending` that attempt.
+    DeliveryOutcome {
+        id: i64,
+        attempt: u32,
+        result: AttemptResult,
+        next: DeliveryNext,
+    },
+    /// `dead → pending` with a fresh attempt budget (`id: None`: every dead delivery); the
+    /// targets of the deliveries retried are alive again.
+    RetryDeliveries {
+        id: Option<i64>,
+        actor: String,
+    },
+    /// A dead or pending delivery is given up: `discarded`.
+    DiscardDelivery {
+        id: i64,
+        actor: String,
+    },
+    /// At start: this node's `sending` deliveries go back to `pending` and its target leases
+    /// are let go (the requests died with the process that made them).
+    ReleaseDeliveries {
+        owner: String,
+    },
+}
+
+/// Where a delivery goes after an attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeliveryNext {
+    Delivered,
+    /// Tried again from this time (unix ms).
+    RetryAt(i64),
+    Dead,
+    /// The target itself is gone (Discord's unknown webhook, invalid token): this delivery and
+    /// every other one owed to the target are dead, and the target takes no more requests
+    /// until an operator retries.
+    TargetDead {
+        reason: String,
+    },
 }
 
 /// What an order write did.
@@ -231,6 +285,19 @@ pub enum OpOutcome {
         state: Option<MessageState>,
     },
     Rederived(OrderChange),
+    /// A delivery was created ([`WriteOp::Deliver`]).
+    DeliveryQueued {
+        id: i64,
+    },
+    /// What [`WriteOp::TakeDeliveries`] found.
+    Taken(Taken),
+    /// What a [`WriteOp::DeliveryOutcome`] did: the deliveries that became dead with it
+    /// (the target's others, when the target died).
+    DeliveryRecorded {
+        /// The target, masked.
+        label: String,
+        also_dead: Vec<i64>,
+    },
     /// What [`WriteOp::RenewLeases`] did.
     LeasesRenewed {
         extended: u64,
@@ -495,6 +562,11 @@ pub struct CounterDelta {
     pub queued: i64,
     pub processing: i64,
     pub dead_now: i64,
+    /// Deliveries: how the owed (`pending`, `sending`), delivered and dead ones moved. Live
+    /// figures only (counted from the rows at start), not durable counter rows.
+    pub deliveries_owed: i64,
+    pub deliveries_delivered: i64,
+    pub deliveries_dead: i64,
 }
 
 impl CounterDelta {

@@ -138,6 +138,21 @@ impl<'t> Batch<'t> {
                 limit,
             } => self.purge(*finished_before_ms, *limit),
             WriteOp::Rederive { id, order } => self.rederive(*id, order),
+            WriteOp::Deliver(d) => self.deliver(d),
+            WriteOp::TakeDeliveries {
+                target,
+                limit,
+                lease,
+            } => self.take_deliveries(target, *limit, lease),
+            WriteOp::DeliveryOutcome {
+                id,
+                attempt,
+                result,
+                next,
+            } => self.delivery_outcome(*id, *attempt, result, next),
+            WriteOp::RetryDeliveries { id, actor } => self.retry_deliveries(*id, actor),
+            WriteOp::DiscardDelivery { id, actor } => self.discard_delivery(*id, actor),
+            WriteOp::ReleaseDeliveries { owner } => self.release_deliveries(owner),
             WriteOp::Reject(r) => self.reject(r),
             WriteOp::QueueSizePeak { peak } => {
                 self.tx
@@ -210,6 +225,9 @@ impl<'t> Batch<'t> {
             sql::APPEND_BODY,
             &[id.into(), (&m.headers_json).into(), m.payload[..].into()],
         )?;
+        for d in &m.deliveries {
+            self.insert_delivery(Some(id), d)?;
+        }
         self.d.received += 1;
         self.count(&m.source, "received");
         self.d.queued += 1;
@@ -717,5 +735,8 @@ impl BatchClock {
     }
 }
 
+mod deliveries;
+#[cfg(test)]
+mod delivery_tests;
 #[cfg(test)]
 mod tests;

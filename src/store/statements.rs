@@ -127,6 +127,117 @@ pub const UPDATE_ORDER_IF_CHANGED: &str =
      AND site IS NOT DISTINCT FROM ?7 AND quantity = ?8 AND profile IS NOT DISTINCT FROM ?9 \
      AND title IS NOT DISTINCT FROM ?10 AND fields = ?11)";
 
+// Deliveries (`state_machine/deliveries.rs`). A delivery with a message sends the message's
+// body (`body` NULL); one on its own carries its body.
+
+pub const INSERT_DELIVERY: &str =
+    "INSERT INTO deliveries (message_id, target, kind, content_type, headers, body, state, \
+     created_at, finished_at, last_error, label) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+/// `dead_reason` of target `?1`, when it is dead.
+pub const TARGET_DEAD_REASON: &str =
+    "SELECT dead_reason FROM relay_targets WHERE target = ?1 AND dead_reason IS NOT NULL";
+pub const ENSURE_TARGET: &str =
+    "INSERT INTO relay_targets (target) VALUES (?1) ON CONFLICT (target) DO NOTHING";
+/// `lease_owner, lease_until, dead_reason` of target `?1`, locked while it is taken.
+pub const TARGET_ROW: &str =
+    "SELECT lease_owner, lease_until, dead_reason FROM relay_targets WHERE target = ?1 \
+     FOR UPDATE";
+pub const LEASE_TARGET: &str =
+    "UPDATE relay_targets SET lease_owner = ?2, lease_until = ?3 WHERE target = ?1";
+/// A target taken over from another node: what it was sending is owed again.
+pub const RESEND_TARGET: &str =
+    "UPDATE deliveries SET state = 'pending' WHERE target = ?1 AND state = 'sending'";
+/// How many deliveries of target `?1` are in flight.
+pub const SENDING_COUNT: &str =
+    "SELECT count(*) FROM deliveries WHERE target = ?1 AND state = 'sending'";
+/// The target's owed deliveries, oldest first: `id, next_attempt_at`.
+pub const PENDING_HEAD: &str =
+    "SELECT id, next_attempt_at FROM deliveries WHERE target = ?1 AND state = 'pending' \
+     ORDER BY id LIMIT ?2";
+pub const SEND_DELIVERY: &str =
+    "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, lease_owner = ?2 \
+     WHERE id = ?1";
+/// What a sender needs: `id, message_id, target, kind, content_type, headers, body (or the
+/// message's), attempts`.
+pub const DELIVERY_TICKET: &str =
+    "SELECT d.id, d.message_id, d.target, d.kind, d.content_type, d.headers, \
+     COALESCE(d.body, b.payload), d.attempts \
+     FROM deliveries d LEFT JOIN bodies b ON b.message_id = d.message_id WHERE d.id = ?1";
+/// `state, attempts, target` of the delivery an outcome is for.
+pub const DELIVERY_ROW: &str =
+    "SELECT state, attempts, target FROM deliveries WHERE id = ?1 FOR UPDATE";
+pub const RECORD_DELIVERY_ATTEMPT: &str =
+    "INSERT INTO delivery_attempts (delivery_id, at, status, latency_ms, error) \
+     VALUES (?1, ?2, ?3, ?4, ?5)";
+pub const DELIVERED: &str =
+    "UPDATE deliveries SET state = 'delivered', finished_at = ?2, last_status = ?3, \
+     last_error = NULL, lease_owner = NULL WHERE id = ?1";
+pub const DELIVERY_RETRY: &str =
+    "UPDATE deliveries SET state = 'pending', next_attempt_at = ?2, last_status = ?3, \
+     last_error = ?4, lease_owner = NULL WHERE id = ?1";
+pub const DELIVERY_DEAD: &str =
+    "UPDATE deliveries SET state = 'dead', finished_at = ?2, last_status = ?3, \
+     last_error = ?4, lease_owner = NULL WHERE id = ?1";
+pub const KILL_TARGET: &str =
+    "UPDATE relay_targets SET dead_reason = ?2, dead_at = ?3 WHERE target = ?1";
+/// The target's other owed deliveries, when it dies.
+pub const OWED_BY_TARGET: &str =
+    "SELECT id FROM deliveries WHERE target = ?1 AND state IN ('pending', 'sending') \
+     ORDER BY id FOR UPDATE";
+pub const DEAD_WITH_TARGET: &str =
+    "UPDATE deliveries SET state = 'dead', finished_at = ?2, last_error = ?3, \
+     lease_owner = NULL WHERE id = ?1";
+pub const DELIVERY_TARGET: &str = "SELECT target FROM deliveries WHERE id = ?1";
+pub const REVIVE_TARGET: &str =
+    "UPDATE relay_targets SET dead_reason = NULL, dead_at = NULL WHERE target = ?1";
+pub const REVIVE_ALL_TARGETS: &str =
+    "UPDATE relay_targets SET dead_reason = NULL, dead_at = NULL WHERE dead_reason IS NOT NULL";
+pub const RETRY_DEAD_DELIVERY: &str =
+    "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = 0, \
+     finished_at = NULL WHERE id = ?1 AND state = 'dead'";
+pub const RETRY_ALL_DEAD_DELIVERIES: &str =
+    "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = 0, \
+     finished_at = NULL WHERE state = 'dead'";
+pub const DISCARD_DELIVERY: &str =
+    "UPDATE deliveries SET state = 'discarded', finished_at = ?2, last_error = ?3, \
+     lease_owner = NULL WHERE id = ?1 AND state IN ('dead', 'pending')";
+pub const RELEASE_SENDING: &str = "UPDATE deliveries SET state = 'pending', lease_owner = NULL \
+     WHERE state = 'sending' AND lease_owner = ?1";
+pub const RELEASE_TARGETS: &str =
+    "UPDATE relay_targets SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?1";
+
+// The read side of deliveries (`store/delivery_reads.rs`), through `ReadStore::rows`.
+
+/// A page of deliveries, newest first, in the columns `delivery_reads::summary` reads (the
+/// masked `label`, never the target with its token).
+pub const DELIVERIES_PAGE: &str = "SELECT id, message_id, label, kind, state, attempts, \
+     created_at, finished_at, last_status, last_error FROM deliveries \
+     WHERE id < ?1 AND (?2 = '' OR state = ?2 OR (?2 = 'pending' AND state = 'sending')) \
+     AND (?4 = '' OR label = ?4) ORDER BY id DESC LIMIT ?3";
+pub const DELIVERIES_OF_MESSAGE: &str = "SELECT id, message_id, label, kind, state, \
+     attempts, created_at, finished_at, last_status, last_error FROM deliveries \
+     WHERE message_id = ?1 ORDER BY id";
+pub const ATTEMPTS_OF_DELIVERY: &str =
+    "SELECT at, status, latency_ms, error FROM delivery_attempts WHERE delivery_id = ?1 \
+     ORDER BY id";
+/// Targets with owed deliveries: where the relay starts, and what other nodes left.
+pub const OWED_TARGETS: &str =
+    "SELECT DISTINCT target, kind FROM deliveries WHERE state IN ('pending', 'sending')";
+/// Owed deliveries per target: `label, count` (the relay's per-target figures).
+pub const OWED_BY_LABEL: &str = "SELECT label, count(*) FROM deliveries \
+     WHERE state IN ('pending', 'sending') GROUP BY label";
+/// `state, count` over all deliveries (the relay's figures at start).
+pub const DELIVERIES_BY_STATE: &str = "SELECT state, count(*) FROM deliveries GROUP BY state";
+
+/// The deliveries table's indexes, created by both backends' schema migrations: by target
+/// (the take), by message (a message's log), by state (listings, figures), by masked target.
+pub const DELIVERY_INDEXES: &str = "
+CREATE INDEX deliveries_target ON deliveries(target, state, id);
+CREATE INDEX deliveries_message ON deliveries(message_id) WHERE message_id IS NOT NULL;
+CREATE INDEX deliveries_state ON deliveries(state, id);
+CREATE INDEX deliveries_label ON deliveries(label, id);
+";
 /// The rejections log: a refused webhook, then whatever falls out of the last `?1` rows, in
 /// the same transaction.
 pub const INSERT_REJECTION: &str =

@@ -393,6 +393,12 @@ fn describe(op: &WriteOp) -> String {
         WriteOp::Rederive { id, .. } => format!("a re-derived order of message {id}"),
         WriteOp::RenewLeases { .. } => "a lease renewal".into(),
         WriteOp::QueueSizePeak { peak } => format!("the queue's peak size ({peak})"),
+        WriteOp::Deliver(_) => "a new delivery".into(),
+        WriteOp::TakeDeliveries { .. } => "the take of a target's next delivery".into(),
+        WriteOp::DeliveryOutcome { id, .. } => format!("the outcome of delivery {id}"),
+        WriteOp::RetryDeliveries { .. } => "a delivery retry".into(),
+        WriteOp::DiscardDelivery { id, .. } => format!("the discard of delivery {id}"),
+        WriteOp::ReleaseDeliveries { .. } => "the release of this node's deliveries".into(),
         WriteOp::Reject(r) => format!("a rejection for source {}", r.source),
     }
 }
@@ -462,6 +468,7 @@ mod tests {
                 headers_json: "{}".into(),
                 payload: b"{}".to_vec(),
                 idem_key: None,
+                deliveries: Vec::new(),
             })],
             &mut parked,
         );

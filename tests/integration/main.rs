@@ -11,6 +11,9 @@
 
 mod harness;
 
+mod alerts;
+#[cfg(feature = "postgres")]
+mod alerts_cluster;
 mod arm_builds;
 mod backends;
 mod backup;
@@ -48,6 +51,9 @@ mod pg_store;
 mod processing;
 mod prometheus_rules;
 mod promtool;
+mod relay;
+#[cfg(feature = "postgres")]
+mod relay_cluster;
 mod retention_scale;
 mod schemathesis;
 mod sources;

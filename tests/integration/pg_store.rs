@@ -35,6 +35,7 @@ fn message(key: Option<&str>) -> WriteOp {
         headers_json: r#"{"x":"y"}"#.into(),
         payload: b"{\"a\":1}".to_vec(),
         idem_key: key.map(str::to_string),
+        deliveries: Vec::new(),
     })
 }
 

@@ -1,13 +1,17 @@
 //! `deploy/prometheus/hookvault.rules.yml` as Prometheus sees it: `promtool check rules`
 //! accepts it, `promtool test rules` runs its unit tests (the file beside it), a rule changed
 //! on purpose makes those tests fail (they can fail), and every hookvault metric a rule reads
-//! is one the real binary's `/metrics` serves.
+//! is one the real binary's `/metrics` serves (with a relay target owed a delivery, so the
+//! per-target families are there).
 //!
 //! promtool comes from Debian's `prometheus` package (`.ci/run` installs it); `PROMTOOL_BIN`
 //! names the binary when it is not on `PATH`. Under `CI=true` a missing one fails.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
+
+use hookvault::config::{AlertEvent, AlertKind, AlertTarget};
 
 use crate::harness::{require, tool, Hookvault};
 
@@ -42,7 +46,7 @@ fn rules_pass_promtool_check_and_their_unit_tests() {
     let (ok, out) = promtool(&bin, &dir, &["check", "rules", "hookvault.rules.yml"]);
     println!("promtool check rules:\n{out}");
     assert!(ok, "promtool check rules failed:\n{out}");
-    assert!(out.contains("SUCCESS: 6 rules found"), "{out}");
+    assert!(out.contains("SUCCESS: 8 rules found"), "{out}");
     let (ok, out) = promtool(&bin, &dir, &["test", "rules", "hookvault.rules.test.yml"]);
     println!("promtool test rules:\n{out}");
     assert!(ok, "promtool test rules failed:\n{out}");
@@ -102,17 +106,42 @@ fn every_metric_the_rules_read_is_served() {
         }
     }
     assert!(names.len() >= 5, "{names:?}");
-    let server = Hookvault::new().spawn();
-    let metrics = server.http.get("/metrics");
-    assert_eq!(metrics.status, 200);
-    for name in &names {
-        let served = metrics
-            .text
-            .lines()
-            .any(|l| l.starts_with(&format!("# TYPE {name} ")));
+    // A relay target with a delivery owed (an alert to a port nobody listens on), so the
+    // per-target families exist too.
+    let closed = crate::harness::free_port();
+    let server = Hookvault::new()
+        .settings(move |s| {
+            s.alerts = vec![AlertTarget {
+                name: "nowhere".into(),
+                kind: AlertKind::Webhook,
+                url: format!("http://127.0.0.1:{closed}/hook"),
+                events: vec![AlertEvent::Status],
+                min_interval_s: 60,
+            }];
+        })
+        .spawn();
+    assert_eq!(server.http.post("/api/v2/alerts/test", b"").status, 200);
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = server.http.get("/metrics");
+        assert_eq!(metrics.status, 200);
+        let missing: Vec<&String> = names
+            .iter()
+            .filter(|name| {
+                !metrics
+                    .text
+                    .lines()
+                    .any(|l| l.starts_with(&format!("# TYPE {name} ")))
+            })
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
         assert!(
-            served,
-            "the rules read {name}, which /metrics does not serve"
+            Instant::now() < until,
+            "the rules read {missing:?}, which /metrics does not serve:\n{}",
+            metrics.text
         );
+        std::thread::sleep(Duration::from_millis(200));
     }
 }

@@ -32,6 +32,7 @@ fn append(key: &str) -> WriteOp {
         headers_json: "{}".into(),
         payload: b"{}".to_vec(),
         idem_key: Some(key.into()),
+        deliveries: Vec::new(),
     })
 }
 

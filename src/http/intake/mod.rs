@@ -34,6 +34,7 @@ use super::call::Call;
 use super::response::Reply;
 use super::state::AppState;
 use crate::sources::{Refused, Source};
+use crate::store::NewDelivery;
 
 /// Why a webhook was not stored, for the rejection counters.
 enum Refusal {
@@ -81,4 +82,48 @@ fn receive_steps(state: &AppState, call: &mut Call, source: &Source) -> Step<Rep
     let idem_key = sender_key.or_else(|| idempotency::delivery_key(verified.delivery_id));
     let message = submit::message(state, call, source, payload, idem_key);
     submit::commit(state, message)
+}
+
+/// A webhook another path received (the Discord relay path), stored as source `source` with
+/// `path` (its secret masked) and `deliveries` in the same commit: the same limits, body and
+/// commit as ingest (its gate is the caller's; no token or signature here). The stored id and
+/// whether it was a duplicate, or the answer that ends the request.
+pub fn receive_relayed(
+    state: &AppState,
+    call: &mut Call,
+    source: &str,
+    path: String,
+    deliveries: Vec<NewDelivery>,
+) -> Result<(i64, bool), Reply> {
+    match relayed_steps(state, call, source, path, deliveries) {
+        Ok(stored) => {
+            state.live.ack_latency.record(call.started.elapsed());
+            Ok(stored)
+        }
+        Err((why, reply)) => {
+            let counter = match why {
+                Refusal::Backlog => &state.live.rejected_backlog,
+                Refusal::Storage => &state.live.rejected_storage,
+                Refusal::Client | Refusal::Unverified(_) => &state.live.rejected_other,
+            };
+            counter.fetch_add(1, Relaxed);
+            Err(reply)
+        }
+    }
+}
+
+fn relayed_steps(
+    state: &AppState,
+    call: &mut Call,
+    source: &str,
+    path: String,
+    deliveries: Vec<NewDelivery>,
+) -> Step<(i64, bool)> {
+    limits::check(state, call)?;
+    let idem_key = idempotency::key(call)?;
+    let payload = body::read(state, call)?;
+    let mut message = submit::relayed_message(state, call, source, payload, idem_key);
+    message.path = path;
+    message.deliveries = deliveries;
+    submit::commit_id(state, message)
 }

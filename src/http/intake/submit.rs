@@ -45,9 +45,20 @@ pub(super) fn message(
     payload: Vec<u8>,
     idem_key: Option<String>,
 ) -> NewMessage {
+    relayed_message(state, call, &source.name, payload, idem_key)
+}
+
+/// [`message`] for a source by name (the Discord relay path, which has no `[[sources]]` table).
+pub(super) fn relayed_message(
+    state: &AppState,
+    call: &Call,
+    source: &str,
+    payload: Vec<u8>,
+    idem_key: Option<String>,
+) -> NewMessage {
     NewMessage {
         received_at_ms: now_ms(),
-        source: source.name.clone(),
+        source: source.to_string(),
         path: call
             .request
             .url()
@@ -59,6 +70,7 @@ pub(super) fn message(
         headers_json: stored_headers(call.request),
         payload,
         idem_key,
+        deliveries: Vec::new(),
     }
 }
 
@@ -75,25 +87,22 @@ pub(super) fn client_address(state: &AppState, call: &Call) -> Option<String> {
 pub(super) fn commit(state: &AppState, message: NewMessage) -> Step<Reply> {
     // Written out rather than built as a JSON value: this is every acknowledgement's body,
     // and neither part needs escaping. The same bytes `serde_json` writes for the object.
-    let stored = |id: i64, status: &str| {
-        Ok(Reply::text(
-            200,
-            "application/json",
-            format!(r#"{{"id":{id},"status":"{status}"}}"#),
-        ))
-    };
+    let (id, duplicate) = commit_id(state, message)?;
+    let status = if duplicate { "duplicate" } else { "queued" };
+    Ok(Reply::text(
+        200,
+        "application/json",
+        format!(r#"{{"id":{id},"status":"{status}"}}"#),
+    ))
+}
+
+/// [`commit`]'s work: the stored message's id and whether it was a duplicate.
+pub(super) fn commit_id(state: &AppState, message: NewMessage) -> Step<(i64, bool)> {
     match state
         .writer
         .submit(WriteOp::Append(message), COMMIT_TIMEOUT)
     {
-        Ok(OpOutcome::Appended {
-            id,
-            duplicate: false,
-        }) => stored(id, "queued"),
-        Ok(OpOutcome::Appended {
-            id,
-            duplicate: true,
-        }) => stored(id, "duplicate"),
+        Ok(OpOutcome::Appended { id, duplicate }) => Ok((id, duplicate)),
         Ok(other) => Err((Refusal::Storage, unexpected(&other))),
         Err(e) => {
             log::error!("could not store a webhook: {e}");

@@ -325,6 +325,17 @@ impl ReadStore for PostgresReader {
     }
 
     /// On the database's clock, as leases are set (`now_ms`, this node's, is not used).
+    fn rows(
+        &self,
+        sql: &'static str,
+        params: &[crate::store::sql::Value],
+    ) -> StoreResult<Vec<crate::store::sql::Row>> {
+        let text = sql.replace('?', "$");
+        let params: Vec<&(dyn ToSql + Sync)> =
+            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        self.query(&text, &params)?.iter().map(cells).collect()
+    }
+
     fn expired_leases(&self, _now_ms: i64) -> StoreResult<u64> {
         let rows = self.query(
             &format!(

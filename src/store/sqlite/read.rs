@@ -272,6 +272,18 @@ impl ReadStore for SqliteReader {
         })
     }
 
+    fn rows(
+        &self,
+        sql: &'static str,
+        params: &[crate::store::sql::Value],
+    ) -> StoreResult<Vec<crate::store::sql::Row>> {
+        self.with(|c| {
+            c.prepare_cached(sql)?
+                .query_map(rusqlite::params_from_iter(params), cells)?
+                .collect()
+        })
+    }
+
     fn due_jobs(&self, after_id: i64, now_ms: i64, limit: u32) -> StoreResult<Vec<QueuedJob>> {
         self.with(|c| {
             c.prepare_cached(

@@ -5,7 +5,7 @@ use rusqlite::Connection;
 
 use crate::store::StoreError;
 
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Version 1, kept as it was so older databases migrate step by step.
 pub(super) const V1: &str = r#"
@@ -121,6 +121,50 @@ INSERT INTO source_counters (node, source, name, value)
     SELECT '', 'orders', 'failed', COALESCE(SUM(value), 0) FROM counters WHERE name IN ('retried', 'dead');
 "#;
 
+/// Version 4: deliveries (relays and forwards), one row per message and target, their
+/// attempts, and the targets' leases and deaths. The same tables as PostgreSQL's version 3.
+const V4: &str = r#"
+CREATE TABLE deliveries (
+    id              INTEGER PRIMARY KEY,
+    message_id      INTEGER,                   -- NULL: a delivery on its own (an alert)
+    target          TEXT    NOT NULL,          -- the full URL, token included
+    label           TEXT    NOT NULL,          -- the URL masked: what the API shows and filters
+    kind            TEXT    NOT NULL,          -- discord | http
+    content_type    TEXT,
+    headers         TEXT    NOT NULL,          -- JSON object of extra request headers
+    body            BLOB,                      -- NULL: the message's body
+    state           TEXT    NOT NULL,          -- pending | sending | delivered | dead | discarded
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL DEFAULT 0,
+    lease_owner     TEXT,                      -- while `sending`: the node sending it
+    created_at      INTEGER NOT NULL,
+    finished_at     INTEGER,
+    last_status     INTEGER,
+    last_error      TEXT
+);
+-- Its indexes: `statements::DELIVERY_INDEXES`, the same on both backends.
+
+CREATE TABLE delivery_attempts (
+    id          INTEGER PRIMARY KEY,
+    delivery_id INTEGER NOT NULL,
+    at          INTEGER NOT NULL,
+    status      INTEGER,
+    latency_ms  INTEGER NOT NULL,
+    error       TEXT
+);
+CREATE INDEX delivery_attempts_delivery ON delivery_attempts(delivery_id, id);
+
+-- One row per target: which node sends its queue now (a lease, so one node at a time keeps
+-- its order), and whether it is dead (no request until an operator retries).
+CREATE TABLE relay_targets (
+    target      TEXT PRIMARY KEY,
+    lease_owner TEXT,
+    lease_until INTEGER,
+    dead_reason TEXT,
+    dead_at     INTEGER
+);
+"#;
+
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -143,6 +187,11 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     if version < 3 {
         tx.execute_batch(V3).map_err(super::sql_err)?;
+    }
+    if version < 4 {
+        tx.execute_batch(V4).map_err(super::sql_err)?;
+        tx.execute_batch(crate::store::statements::DELIVERY_INDEXES)
+            .map_err(super::sql_err)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)
         .map_err(super::sql_err)?;

@@ -39,7 +39,7 @@ fn unlocked(sql: &'static str) -> &'static str {
 }
 
 /// Statements the state machine and the backend prepare; the connection keeps them all.
-const STATEMENT_CACHE: usize = 64;
+const STATEMENT_CACHE: usize = 96;
 
 pub struct SqliteBackend {
     conn: Connection,

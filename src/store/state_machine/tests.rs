@@ -15,6 +15,7 @@ fn message() -> WriteOp {
         headers_json: "{}".into(),
         payload: b"{}".to_vec(),
         idem_key: None,
+        deliveries: Vec::new(),
     })
 }
 

@@ -5,6 +5,7 @@
 //! [`Http`].
 
 mod binary;
+mod fake_discord;
 mod fixtures;
 pub mod hostile;
 mod http;
@@ -23,6 +24,7 @@ use hookvault::store::Faults;
 use hookvault::{Service, Settings};
 
 pub use binary::{command, run_cli, Binary};
+pub use fake_discord::{FakeDiscord, Limit};
 pub use fixtures::{order_body, webhook_fixture, webhook_fixtures, Fixture};
 pub use http::{Answer, Http};
 pub use in_process::InProcess;

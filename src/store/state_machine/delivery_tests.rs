@@ -1,0 +1,180 @@
+//! The deliveries' rules, on SQLite (PostgreSQL runs them in
+//! `tests/integration/relay_cluster.rs`).
+
+use crate::store::{
+    deliveries, sqlite, AttemptResult, DeliveryNext, DeliveryQuery, DeliveryState, Lease,
+    NewDelivery, NewMessage, OpOutcome, Taken, TargetKind, WriteOp, WriteStore,
+};
+
+const TARGET: &str = "http://127.0.0.1:9/api/webhooks/1/secret-token";
+
+fn delivery() -> NewDelivery {
+    NewDelivery {
+        target: TARGET.into(),
+        kind: TargetKind::Discord,
+        content_type: Some("application/json".into()),
+        headers_json: "{}".into(),
+        body: None,
+    }
+}
+
+fn message_with_delivery(n: u8) -> WriteOp {
+    WriteOp::Append(NewMessage {
+        received_at_ms: 1,
+        source: "discord".into(),
+        path: "/api/webhooks/1/***".into(),
+        remote_addr: None,
+        headers_json: "{}".into(),
+        payload: vec![b'0' + n],
+        idem_key: None,
+        deliveries: vec![delivery()],
+    })
+}
+
+fn lease(owner: &str) -> Lease {
+    Lease {
+        owner: owner.into(),
+        duration_ms: 30_000,
+    }
+}
+
+fn take(w: &mut dyn WriteStore, owner: &str, now: i64) -> Taken {
+    let op = WriteOp::TakeDeliveries {
+        target: TARGET.into(),
+        limit: 1,
+        lease: lease(owner),
+    };
+    match w.commit_batch(&[op], now).unwrap().0.remove(0) {
+        OpOutcome::Taken(t) => t,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn outcome(id: i64, attempt: u32, status: u16, next: DeliveryNext) -> WriteOp {
+    WriteOp::DeliveryOutcome {
+        id,
+        attempt,
+        result: AttemptResult {
+            status: Some(status),
+            latency_ms: 3,
+            error: None,
+        },
+        next,
+    }
+}
+
+fn tickets(t: Taken) -> Vec<(i64, u32, Vec<u8>)> {
+    match t {
+        Taken::Tickets(t) => t.into_iter().map(|t| (t.id, t.attempt, t.body)).collect(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn deliveries_go_in_order_one_at_a_time_and_a_backoff_holds_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, r) = sqlite::open(&dir.path().join("t.db"), 1).unwrap();
+    let (_, delta) = w
+        .commit_batch(&[message_with_delivery(1), message_with_delivery(2)], 1)
+        .unwrap();
+    assert_eq!(delta.deliveries_owed, 2);
+    // The message's body is the delivery's; one in flight per target.
+    assert_eq!(tickets(take(&mut w, "a", 10)), vec![(1, 1, b"1".to_vec())]);
+    assert_eq!(tickets(take(&mut w, "a", 10)), vec![]);
+    // A retry due later holds the one behind it.
+    w.commit_batch(&[outcome(1, 1, 500, DeliveryNext::RetryAt(1_000))], 20)
+        .unwrap();
+    assert_eq!(take(&mut w, "a", 30), Taken::DueAt(1_000));
+    assert_eq!(
+        tickets(take(&mut w, "a", 1_000)),
+        vec![(1, 2, b"1".to_vec())]
+    );
+    let (outcomes, delta) = w
+        .commit_batch(&[outcome(1, 2, 204, DeliveryNext::Delivered)], 1_001)
+        .unwrap();
+    assert!(matches!(outcomes[0], OpOutcome::DeliveryRecorded { .. }));
+    assert_eq!((delta.deliveries_owed, delta.deliveries_delivered), (-1, 1));
+    // An outcome for an attempt that is not the one sending does nothing.
+    let (outcomes, _) = w
+        .commit_batch(&[outcome(1, 2, 204, DeliveryNext::Delivered)], 1_002)
+        .unwrap();
+    assert_eq!(outcomes[0], OpOutcome::NotApplicable { state: None });
+    assert_eq!(
+        tickets(take(&mut w, "a", 1_003)),
+        vec![(2, 1, b"2".to_vec())]
+    );
+
+    let listed = deliveries(
+        &r,
+        &DeliveryQuery {
+            limit: 10,
+            ..DeliveryQuery::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed
+        .iter()
+        .all(|d| d.target == "http://127.0.0.1:9/api/webhooks/1/***"));
+    assert_eq!(listed[1].state, DeliveryState::Delivered);
+    assert_eq!(listed[0].state, DeliveryState::Pending);
+}
+
+#[test]
+fn another_nodes_live_lease_keeps_the_target_and_a_dead_one_is_taken_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, _r) = sqlite::open(&dir.path().join("t.db"), 1).unwrap();
+    w.commit_batch(&[message_with_delivery(1)], 1).unwrap();
+    assert_eq!(tickets(take(&mut w, "a", 10)).len(), 1);
+    // Node b: the lease of a holds until it runs out (30 s after the take).
+    assert_eq!(take(&mut w, "b", 20), Taken::HeldElsewhere);
+    // Then b takes over, and what a was sending is owed again (its second attempt).
+    assert_eq!(
+        tickets(take(&mut w, "b", 40_000)),
+        vec![(1, 2, b"1".to_vec())]
+    );
+}
+
+#[test]
+fn a_dead_target_takes_its_queue_with_it_until_a_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, r) = sqlite::open(&dir.path().join("t.db"), 1).unwrap();
+    w.commit_batch(&[message_with_delivery(1), message_with_delivery(2)], 1)
+        .unwrap();
+    tickets(take(&mut w, "a", 10));
+    let gone = DeliveryNext::TargetDead {
+        reason: "404 Unknown Webhook".into(),
+    };
+    let (outcomes, delta) = w.commit_batch(&[outcome(1, 1, 404, gone)], 20).unwrap();
+    match &outcomes[0] {
+        OpOutcome::DeliveryRecorded { label, also_dead } => {
+            assert_eq!(also_dead, &vec![2]);
+            assert!(!label.contains("secret-token"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!((delta.deliveries_owed, delta.deliveries_dead), (-2, 2));
+    // New deliveries to a dead target are dead at once; nothing is taken.
+    let (_, delta) = w.commit_batch(&[message_with_delivery(3)], 30).unwrap();
+    assert_eq!(delta.deliveries_dead, 1);
+    assert_eq!(take(&mut w, "a", 40), Taken::TargetDead);
+
+    let retry = WriteOp::RetryDeliveries {
+        id: None,
+        actor: "test".into(),
+    };
+    let (outcomes, delta) = w.commit_batch(&[retry], 50).unwrap();
+    assert_eq!(outcomes[0], OpOutcome::Changed(3));
+    assert_eq!((delta.deliveries_owed, delta.deliveries_dead), (3, -3));
+    assert_eq!(tickets(take(&mut w, "a", 60)), vec![(1, 1, b"1".to_vec())]);
+    let dead = deliveries(
+        &r,
+        &DeliveryQuery {
+            limit: 10,
+            state: Some(DeliveryState::Dead),
+            ..DeliveryQuery::default()
+        },
+    )
+    .unwrap();
+    assert!(dead.is_empty());
+}
