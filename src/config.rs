@@ -28,6 +28,11 @@ pub struct Settings {
     /// scheme (`src/sources/`); none means the built-in `orders` source.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<SourceSettings>,
+    /// `[[alerts]]`: where alerts go (see `src/alerts/`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<AlertTarget>,
+    /// `[alerting]`: the thresholds every alert target shares.
+    pub alerting: AlertingSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -138,6 +143,112 @@ pub struct OrdersSettings {
     pub default_currency: Option<String>,
     /// Extra labels per order field, e.g. `order_number = ["Bestellnummer"]`.
     pub aliases: BTreeMap<String, Vec<String>>,
+}
+
+/// How an alert is formatted for its target.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// A Discord channel webhook: an embed within Discord's limits.
+    Discord,
+    /// A Slack incoming webhook: `text`.
+    Slack,
+    /// An ntfy topic URL: the text as the body, `Title`, `Priority` and `Tags` headers.
+    Ntfy,
+    /// Any endpoint taking a JSON POST (`event`, `severity`, `summary`, `details`, `node`, `at`).
+    Webhook,
+}
+
+/// What an alert target can ask to hear about.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertEvent {
+    /// The stats `status` leaves `healthy`, changes, and comes back.
+    Status,
+    /// New dead letters.
+    DeadLetter,
+    /// The oldest queued message is older than `alerting.backlog_age_s`.
+    Backlog,
+    /// A relay target is dead or failing for `alerting.relay_failing_s`.
+    Relay,
+    /// Free disk space under `alerting.disk_free_pct`, or the database over
+    /// `alerting.db_max_bytes`.
+    Disk,
+}
+
+impl AlertEvent {
+    pub const ALL: [AlertEvent; 5] = [
+        AlertEvent::Status,
+        AlertEvent::DeadLetter,
+        AlertEvent::Backlog,
+        AlertEvent::Relay,
+        AlertEvent::Disk,
+    ];
+
+    /// The name the configuration and the alerts use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertEvent::Status => "status",
+            AlertEvent::DeadLetter => "dead_letter",
+            AlertEvent::Backlog => "backlog",
+            AlertEvent::Relay => "relay",
+            AlertEvent::Disk => "disk",
+        }
+    }
+}
+
+/// One `[[alerts]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AlertTarget {
+    /// `[a-z0-9_-]{1,32}`, unique: names the target in stats and logs (its URL never does).
+    pub name: String,
+    pub kind: AlertKind,
+    /// Holds a secret (a webhook token, an ntfy topic): shown masked everywhere.
+    pub url: String,
+    #[serde(default = "all_alert_events")]
+    pub events: Vec<AlertEvent>,
+    /// Per event kind: one alert, then at most one digest this often.
+    #[serde(default = "default_min_interval_s")]
+    pub min_interval_s: u64,
+}
+
+fn all_alert_events() -> Vec<AlertEvent> {
+    AlertEvent::ALL.to_vec()
+}
+
+fn default_min_interval_s() -> u64 {
+    300
+}
+
+/// `[alerting]`: thresholds for the alert conditions. (`[alerts]` cannot hold them: in TOML
+/// `alerts` is already the array of targets.)
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertingSettings {
+    /// `backlog`: the oldest queued message is older than this.
+    pub backlog_age_s: u64,
+    /// `relay`: a relay target failing (not dead) this long.
+    pub relay_failing_s: u64,
+    /// `disk`: free space on the database's file system under this percentage.
+    pub disk_free_pct: f64,
+    /// `disk`: the database larger than this many bytes (unset: no size limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub db_max_bytes: Option<u64>,
+    /// How often the conditions are evaluated.
+    pub check_interval_s: u64,
+}
+
+impl Default for AlertingSettings {
+    fn default() -> Self {
+        AlertingSettings {
+            backlog_age_s: 600,
+            relay_failing_s: 900,
+            disk_free_pct: 10.0,
+            db_max_bytes: None,
+            check_interval_s: 5,
+        }
+    }
 }
 
 /// The relay of stored messages to Discord webhooks and `forward` targets (docs/relay.md).
@@ -460,6 +571,76 @@ impl Settings {
                 );
             }
         }
+        self.validate_alerts()
+    }
+
+    /// `[[alerts]]` and `[alerting]`; a target is named by its position and name, never by
+    /// its URL (which holds a secret).
+    fn validate_alerts(&self) -> Result<()> {
+        let bad = |key: &str, why: &str| Err(Error::Config(format!("{key}: {why}")));
+        let a = &self.alerting;
+        if a.backlog_age_s == 0 {
+            return bad("alerting.backlog_age_s", "must be at least 1 (seconds)");
+        }
+        if a.relay_failing_s == 0 {
+            return bad("alerting.relay_failing_s", "must be at least 1 (seconds)");
+        }
+        if !(0.0..=100.0).contains(&a.disk_free_pct) {
+            return bad("alerting.disk_free_pct", "must be between 0 and 100");
+        }
+        if a.db_max_bytes == Some(0) {
+            return bad(
+                "alerting.db_max_bytes",
+                "must be at least 1; remove the key for no size limit",
+            );
+        }
+        if !(1..=3600).contains(&a.check_interval_s) {
+            return bad("alerting.check_interval_s", "must be between 1 and 3600");
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, t) in self.alerts.iter().enumerate() {
+            let key = |k: &str| format!("alerts[{i}].{k}");
+            let name_ok = !t.name.is_empty()
+                && t.name.len() <= 32
+                && t.name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
+            if !name_ok {
+                return bad(
+                    &key("name"),
+                    &format!("{:?} must be 1 to 32 of a-z, 0-9, - and _", t.name),
+                );
+            }
+            if !names.insert(t.name.as_str()) {
+                return bad(
+                    &key("name"),
+                    &format!("{:?} names two alert targets; names must differ", t.name),
+                );
+            }
+            if let Err(why) = check_alert_url(&t.url) {
+                return bad(&format!("alerts[{i}].url (target {:?})", t.name), &why);
+            }
+            if t.events.is_empty() {
+                return bad(
+                    &key("events"),
+                    "is empty; list some of status, dead_letter, backlog, relay, disk \
+                     (or remove the key for all of them)",
+                );
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            if let Some(twice) = t.events.iter().find(|e| !seen.insert(**e)) {
+                return bad(
+                    &key("events"),
+                    &format!("{:?} is listed twice", twice.as_str()),
+                );
+            }
+            if !(1..=86_400).contains(&t.min_interval_s) {
+                return bad(
+                    &key("min_interval_s"),
+                    "must be between 1 and 86400 (seconds)",
+                );
+            }
+        }
         Ok(())
     }
 
@@ -522,6 +703,9 @@ impl Settings {
         if let Some(url) = &mut shown.storage.url {
             *url = mask_url_password(url);
         }
+        for target in &mut shown.alerts {
+            target.url = mask_alert_url(&target.url);
+        }
         toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
     }
 }
@@ -550,6 +734,31 @@ pub fn mask_url_password(url: &str) -> String {
     }
 }
 
+/// An alert URL is `http://` or `https://` with a host; what it says is not shown (it holds
+/// the secret).
+fn check_alert_url(url: &str) -> std::result::Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("must start with https:// (or http://)")?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty() || host.contains(char::is_whitespace) || url.chars().any(char::is_control) {
+        return Err("is not a URL like https://host/path".into());
+    }
+    Ok(())
+}
+
+/// An alert URL as it may be shown: scheme and host, the rest (the token, the topic, any
+/// credentials before the host) masked: `https://discord.com/********`.
+pub fn mask_alert_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "********".into();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    format!("{scheme}://{host}/********")
+}
+
 fn read_file_table(path: &Path) -> Result<Table> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::Config(format!("cannot read config file {}: {e}", path.display())))?;
@@ -562,6 +771,10 @@ fn merge_layer(merged: &mut Table, layer: Table, origin: &str) -> Result<()> {
     for (section, value) in layer {
         if section == "sources" {
             merged.insert(section, source_tables(value, origin)?);
+            continue;
+        }
+        if section == ALERT_TARGETS {
+            set_alert_targets(merged, value, origin)?;
             continue;
         }
         let Value::Table(keys) = value else {
@@ -586,9 +799,35 @@ const SECTIONS: &[&str] = &[
     "websocket",
     "log",
     "orders",
+    "alerts",
+    "alerting",
     "relay",
     "sources",
 ];
+
+/// `[[alerts]]`: an array of tables (one per target), not a section.
+const ALERT_TARGETS: &str = "alerts";
+
+/// `[[alerts]]` from a file: every entry checked on its own so the error names it.
+fn set_alert_targets(merged: &mut Table, value: Value, origin: &str) -> Result<()> {
+    let Value::Array(entries) = value else {
+        return Err(Error::Config(format!(
+            "{origin}: `alerts` must be written as [[alerts]] tables, one per target \
+             (thresholds go in [alerting])"
+        )));
+    };
+    for (i, entry) in entries.iter().enumerate() {
+        if let Err(e) = AlertTarget::deserialize(entry.clone()) {
+            let detail = e.to_string();
+            let detail = detail.trim_end();
+            return Err(Error::Config(format!(
+                "{origin}: bad [[alerts]] entry alerts[{i}]: {detail}"
+            )));
+        }
+    }
+    merged.insert(ALERT_TARGETS.into(), Value::Array(entries));
+    Ok(())
+}
 
 /// `[[sources]]` from one file: an array of tables, each checked for its keys' names and
 /// types here so the error names the file and the table (`sources[1]`).
@@ -614,6 +853,12 @@ fn source_tables(value: Value, origin: &str) -> Result<Value> {
 /// and checking the value's type against the key's default right away so the error can say
 /// which source gave the bad value.
 fn set_key(merged: &mut Table, section: &str, key: &str, value: Value, origin: &str) -> Result<()> {
+    if section == ALERT_TARGETS {
+        return Err(Error::Config(format!(
+            "{origin}: `alerts.{key}`: alert targets come from [[alerts]] tables in the \
+             config file; thresholds are in [alerting] (e.g. alerting.backlog_age_s)"
+        )));
+    }
     let defaults = Value::try_from(Settings::default()).expect("defaults serialize");
     let Some(known) = defaults.get(section).and_then(Value::as_table) else {
         return Err(Error::Config(format!(
@@ -663,6 +908,7 @@ const OPTIONAL_KEYS: &[(&str, &str)] = &[
     ("orders", "default_currency"),
     ("storage", "url"),
     ("node", "id"),
+    ("alerting", "db_max_bytes"),
 ];
 
 /// Environment values are text; the key decides what the text means. A key whose value is a
@@ -673,7 +919,13 @@ const OPTIONAL_KEYS: &[(&str, &str)] = &[
 fn env_value(section: &str, key: &str, raw: &str) -> Value {
     let text = || Value::String(raw.to_string());
     if OPTIONAL_KEYS.contains(&(section, key)) {
-        // Every optional key is a string (see OPTIONAL_KEYS).
+        // Every optional key but one is a string (see OPTIONAL_KEYS).
+        if (section, key) == ("alerting", "db_max_bytes") {
+            return raw
+                .trim()
+                .parse::<i64>()
+                .map_or_else(|_| text(), Value::Integer);
+        }
         return text();
     }
     let defaults = Value::try_from(Settings::default()).expect("defaults serialize");
@@ -962,6 +1214,137 @@ mod tests {
 }
 
 #[cfg(test)]
+mod alert_tests {
+    use super::*;
+
+    fn load_file(text: &str) -> Result<Settings> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alerts.toml");
+        std::fs::write(&path, text).unwrap();
+        Settings::load(&Sources {
+            file: Some(path),
+            ..Sources::default()
+        })
+    }
+
+    const TWO: &str = r#"
+[alerting]
+backlog_age_s = 120
+[[alerts]]
+name = "phone"
+kind = "ntfy"
+url = "https://ntfy.example/topic-s3cret"
+min_interval_s = 60
+[[alerts]]
+name = "ops"
+kind = "discord"
+url = "https://discord.example/api/webhooks/1/tok-s3cret"
+events = ["status", "dead_letter"]
+"#;
+
+    #[test]
+    fn targets_and_thresholds_load_with_defaults() {
+        let s = load_file(TWO).unwrap();
+        assert_eq!(s.alerts.len(), 2);
+        assert_eq!(s.alerts[0].kind, AlertKind::Ntfy);
+        assert_eq!(s.alerts[0].events, AlertEvent::ALL.to_vec());
+        assert_eq!(s.alerts[0].min_interval_s, 60);
+        assert_eq!(
+            s.alerts[1].events,
+            vec![AlertEvent::Status, AlertEvent::DeadLetter]
+        );
+        assert_eq!(s.alerts[1].min_interval_s, 300);
+        assert_eq!(s.alerting.backlog_age_s, 120);
+        assert_eq!(s.alerting.relay_failing_s, 900);
+        let shown = s.to_display_toml();
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("https://discord.example/********"),
+            "{shown}"
+        );
+        // What check-config prints loads again.
+        assert!(shown.parse::<Table>().is_ok(), "{shown}");
+    }
+
+    #[test]
+    fn bad_targets_name_the_key_and_never_the_url() {
+        let cases: &[(&str, &str)] = &[
+            ("name = \"Phone\"\nkind = \"ntfy\"\nurl = \"https://n/s3cret\"", "alerts[0].name"),
+            ("name = \"p\"\nkind = \"pager\"\nurl = \"https://n/s3cret\"", "alerts[0]"),
+            ("name = \"p\"\nkind = \"ntfy\"\nurl = \"ftp://n/s3cret\"", "alerts[0].url"),
+            ("name = \"p\"\nkind = \"ntfy\"\nurl = \"https://n/s3cret\"\nevents = []", "alerts[0].events"),
+            ("name = \"p\"\nkind = \"ntfy\"\nurl = \"https://n/s3cret\"\nevents = [\"disk\", \"disk\"]", "alerts[0].events"),
+            ("name = \"p\"\nkind = \"ntfy\"\nurl = \"https://n/s3cret\"\nevents = [\"weather\"]", "alerts[0]"),
+            ("name = \"p\"\nkind = \"ntfy\"\nurl = \"https://n/s3cret\"\nmin_interval_s = 0", "alerts[0].min_interval_s"),
+            ("name = \"p\"\nkind = \"ntfy\"\nurl = \"https://n/s3cret\"\ncolour = 1", "colour"),
+        ];
+        for (entry, key) in cases {
+            let e = load_file(&format!("[[alerts]]\n{entry}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{entry}: {e}");
+            assert!(!e.contains("s3cret"), "{entry}: {e}");
+        }
+        let twice = "[[alerts]]\nname = \"p\"\nkind = \"ntfy\"\nurl = \"https://n/a\"\n\
+                     [[alerts]]\nname = \"p\"\nkind = \"slack\"\nurl = \"https://n/b\"\n";
+        let e = load_file(twice).unwrap_err().to_string();
+        assert!(e.contains("alerts[1].name") && e.contains("two"), "{e}");
+        let e = load_file("[alerts]\nbacklog_age_s = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[[alerts]]") && e.contains("[alerting]"), "{e}");
+        let e = load_file("[alerting]\ndisk_free_pct = 120\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("alerting.disk_free_pct"), "{e}");
+        let e = load_file("[alerting]\nbacklog_age = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("alerting.backlog_age") && e.contains("backlog_age_s"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn thresholds_come_from_the_environment_too() {
+        let s = Settings::load(&Sources {
+            env: vec![
+                ("HOOKVAULT_ALERTING_DISK_FREE_PCT".into(), "5.5".into()),
+                ("HOOKVAULT_ALERTING_DB_MAX_BYTES".into(), "1000".into()),
+            ],
+            ..Sources::default()
+        })
+        .unwrap();
+        assert_eq!(s.alerting.disk_free_pct, 5.5);
+        assert_eq!(s.alerting.db_max_bytes, Some(1000));
+        let e = Settings::load(&Sources {
+            env: vec![("HOOKVAULT_ALERTS_URL".into(), "https://x/y".into())],
+            ..Sources::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("HOOKVAULT_ALERTS_URL") && e.contains("[[alerts]]"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn masked_urls_keep_only_scheme_and_host() {
+        assert_eq!(
+            mask_alert_url("https://discord.com/api/webhooks/1/tok"),
+            "https://discord.com/********"
+        );
+        assert_eq!(
+            mask_alert_url("https://user:pw@ntfy.example:8443/topic?x=1"),
+            "https://ntfy.example:8443/********"
+        );
+        assert_eq!(mask_alert_url("nonsense"), "********");
+    }
+}
+
+#[cfg(test)]
 mod example_file {
     use super::*;
 
@@ -984,6 +1367,11 @@ mod example_file {
                 assert!(documented, "config.example.toml lacks {section}.{key}");
             }
         }
+        // No alert target by default: the file shows one, commented out.
+        assert!(
+            text.contains("# [[alerts]]"),
+            "config.example.toml lacks [[alerts]]"
+        );
         for (section, key) in OPTIONAL_KEYS {
             assert!(
                 text.contains(&format!("# {key} =")),

@@ -6,11 +6,13 @@
 //! the modules.
 
 pub mod access;
+pub mod alerts;
 pub mod allocator;
 pub mod cidr;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod disk;
 pub mod error;
 pub mod events;
 pub mod http;

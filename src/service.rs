@@ -8,6 +8,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::alerts::relay_sink::{relay_figures, relay_label, RelaySink};
+use crate::alerts::{AlertFigures, AlertInputs, AlertRunner, AlertService};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::events::{Broadcaster, Event, EventSink};
@@ -25,8 +27,8 @@ use crate::sources::SourceList;
 use crate::stats::cluster::ClusterRefresher;
 use crate::stats::{LiveStats, QueueView, StatsSnapshot};
 use crate::store::{
-    self, EventListener, Faults, Lease, NodeIdentity, RemoteEvent, RetentionSweeper, WriteStore,
-    Writer, WriterHandle,
+    self, Duty, EventListener, Faults, Leadership, Lease, NodeIdentity, ReadStore, RemoteEvent,
+    RetentionSweeper, SingleNode, WriteStore, Writer, WriterHandle,
 };
 use crate::time::now_ms;
 
@@ -40,6 +42,7 @@ pub struct Service {
     workers: WorkerPool,
     writer: Writer,
     relay: RelayThreads,
+    alerts: AlertRunner,
     /// With several nodes on one database: leases, cluster totals, other nodes' events.
     cluster: Option<ClusterThreads>,
     shutdown: Shutdown,
@@ -266,6 +269,20 @@ impl Service {
             settings.storage.retention_days,
             shutdown.receiver(),
         );
+        // Asked before `cluster` is taken apart below: one node of a cluster leads the alerts.
+        let leadership: Box<dyn Leadership> = match &cluster {
+            Some(c) => c.leadership(Duty::Alerts),
+            None => Box::new(SingleNode),
+        };
+        let (alert_service, alerts) = start_alerts(
+            &settings,
+            &live,
+            &dispatcher,
+            &reader,
+            &relay,
+            leadership,
+            shutdown.receiver(),
+        );
         let cluster = cluster.map(|c| {
             log::info!(
                 "node {} sharing the database with other nodes (lease {:?})",
@@ -284,6 +301,7 @@ impl Service {
             }
         });
         let state = Arc::new(AppState {
+            alerts: alert_service,
             settings: settings.clone(),
             sources,
             writer: writer_handle,
@@ -314,6 +332,7 @@ impl Service {
             workers,
             writer,
             relay: relay_threads,
+            alerts,
             cluster,
             shutdown,
             live,
@@ -357,6 +376,7 @@ impl Service {
         self.feeder.join();
         self.leases.join();
         self.retention.join();
+        self.alerts.join();
         self.relay.join();
         if let Some(c) = self.cluster.take() {
             c.stats.join();
@@ -407,4 +427,57 @@ pub fn sources_of(settings: &Settings) -> Result<SourceList> {
     .map_err(Error::Config)?;
     crate::http::routes::check_source_paths(&sources).map_err(Error::Config)?;
     Ok(sources)
+}
+
+/// The alerts, when `[[alerts]]` targets are configured: sent as the relay's deliveries, the
+/// checks on the node `leadership` elects.
+fn start_alerts(
+    settings: &Settings,
+    live: &Arc<LiveStats>,
+    dispatcher: &Dispatcher,
+    reader: &Arc<dyn ReadStore>,
+    relay: &Relay,
+    leadership: Box<dyn Leadership>,
+    stop: crossbeam_channel::Receiver<()>,
+) -> (Option<Arc<AlertService>>, AlertRunner) {
+    let targets = settings.alerts.clone();
+    let figures = Arc::new(AlertFigures::new(&targets));
+    let sink = Arc::new(RelaySink(relay.clone()));
+    let node = settings.node_id();
+    let (snap_live, snap_dispatcher, snap_reader) =
+        (live.clone(), dispatcher.clone(), reader.clone());
+    let max_backlog = settings.queue.max_backlog;
+    let (dead_live, relay_live) = (live.clone(), live.clone());
+    let runner = AlertRunner::start(
+        AlertInputs {
+            alert_labels: targets.iter().map(relay_label).collect(),
+            targets: targets.clone(),
+            limits: settings.alerting.clone(),
+            node: node.clone(),
+            snapshot: Box::new(move || {
+                StatsSnapshot::build(
+                    &snap_live,
+                    QueueView::of(&snap_dispatcher, max_backlog),
+                    snap_reader.storage_health(),
+                )
+            }),
+            dead_total: Box::new(move || dead_live.dead.load(Relaxed)),
+            relay_figures: Box::new(move || relay_figures(&relay_live)),
+            reader: reader.clone(),
+            leadership,
+            sink: sink.clone(),
+            figures: figures.clone(),
+        },
+        stop,
+    );
+    if targets.is_empty() {
+        return (None, runner);
+    }
+    let service = AlertService {
+        targets,
+        sink,
+        figures,
+        node,
+    };
+    (Some(Arc::new(service)), runner)
 }

@@ -20,7 +20,13 @@ pub fn stats(state: &AppState, _call: &mut Call) -> Reply {
         state.reader.storage_health(),
     );
     snapshot.sources = per_source(state);
-    Reply::json(200, &snapshot)
+    let Some(alerts) = &state.alerts else {
+        return Reply::json(200, &snapshot);
+    };
+    // The alerts section sits above the figures (alerts read the stats), so it joins here.
+    let mut doc = serde_json::to_value(&snapshot).unwrap_or_default();
+    doc["alerts"] = serde_json::to_value(alerts.figures.view()).unwrap_or_default();
+    Reply::json(200, &doc)
 }
 
 /// Every source's durable totals; empty (and logged) when the store cannot answer, so the

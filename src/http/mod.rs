@@ -15,6 +15,7 @@
 //! A new endpoint is a handler in the module of its area plus a line in [`routes`] (and its
 //! description in [`openapi`]).
 
+pub mod alerts;
 pub mod auth;
 pub mod call;
 pub mod csv;

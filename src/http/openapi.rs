@@ -450,6 +450,22 @@ pub fn describe(method: &str, path: &str) -> Option<Value> {
                 "404": error("No such message (`not_found`), or it exists but is not dead (`not_dead`, the message names its state)")
             }
         }),
+        ("POST", "/api/v2/alerts/test") => json!({
+            "description": "Queues a test alert to every `[[alerts]]` target as a durable delivery (formatted for its kind) and answers with each target's delivery id; a target whose alert could not be queued is listed under `failed` with the reason.",
+            "responses": {
+                "200": ok("What was queued", json!({
+                    "type": "object", "required": ["queued", "failed"],
+                    "properties": {
+                        "queued": {"type": "array", "items": {"type": "object", "required": ["target", "kind", "delivery_id"],
+                            "properties": {"target": {"type": "string"}, "kind": {"type": "string"}, "delivery_id": int64()}}},
+                        "failed": {"type": "array", "items": {"type": "object", "required": ["target", "kind", "error"],
+                            "properties": {"target": {"type": "string"}, "kind": {"type": "string"}, "error": {"type": "string"}}}}
+                    }
+                })),
+                "409": error("No alert target is configured (`no_alert_targets`)"),
+                "503": error("No test alert could be queued (`alerts_not_queued`)")
+            }
+        }),
         ("GET", "/api/v2/webhooks/logs") => json!({
             "description": "The audit trail, newest first.",
             "parameters": [

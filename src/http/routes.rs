@@ -9,8 +9,8 @@ use super::route::{Access, Route};
 use super::router::{find, Match};
 use super::state::AppState;
 use super::{
-    dashboard, dead_letters, deliveries, discord_relay, favicon, health, logs, openapi, orders,
-    rejections,
+    alerts, dashboard, dead_letters, deliveries, discord_relay, favicon, health, logs, openapi,
+    orders, rejections,
 };
 use crate::sources::SourceList;
 
@@ -100,6 +100,13 @@ pub const ROUTES: &[Route] = &[
         access: Access::Admin,
         handler: dead_letters::discard,
         summary: "Discard one dead letter (it stays in the audit log)",
+    },
+    Route {
+        method: "POST",
+        path: "/api/v2/alerts/test",
+        access: Access::Admin,
+        handler: alerts::test,
+        summary: "Send a test alert to every alert target",
     },
     Route {
         method: "GET",

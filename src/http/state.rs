@@ -24,6 +24,8 @@ pub struct AppState {
     pub ws_addr: Option<std::net::SocketAddr>,
     /// Deliveries: `?wait=true` answers, and the internal enqueue API.
     pub relay: crate::relay::Relay,
+    /// The alerts, when `[[alerts]]` targets are configured.
+    pub alerts: Option<Arc<crate::alerts::AlertService>>,
 }
 
 impl AppState {

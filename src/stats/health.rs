@@ -273,6 +273,8 @@ mod tests {
         let long_wal = StorageHealth {
             size_bytes: Some(1),
             wal_bytes: Some(WAL_DEGRADED_BYTES + (1 << 20)),
+            disk: None,
+            oldest_queued_at_ms: None,
         };
         assert_eq!(
             degradation(signs(0, 11, 1), calm, long_wal),

@@ -191,6 +191,13 @@ pub fn render(live: &LiveStats, queue: QueueView, storage: StorageHealth) -> Str
         live.oldest_attempt_age().as_secs(),
     );
     o.gauge(
+        "hookvault_oldest_queued_age_seconds",
+        "How long the oldest queued message has waited (0 when nothing is queued).",
+        storage
+            .oldest_queued_at_ms
+            .map_or(0, |at| (crate::time::now_ms() - at).max(0) / 1000),
+    );
+    o.gauge(
         "hookvault_dead_letters",
         "Messages in dead letters now.",
         live.dead_now.load(Relaxed).max(0),
@@ -241,6 +248,18 @@ pub fn render(live: &LiveStats, queue: QueueView, storage: StorageHealth) -> Str
             wal,
         );
     }
+    if let Some(disk) = storage.disk {
+        o.gauge(
+            "hookvault_disk_free_bytes",
+            "Space left for hookvault on the file system holding the SQLite database.",
+            disk.free_bytes,
+        );
+        o.gauge(
+            "hookvault_disk_size_bytes",
+            "Size of the file system holding the SQLite database.",
+            disk.total_bytes,
+        );
+    }
     o.gauge(
         "hookvault_uptime_seconds",
         "Seconds since this process started.",
@@ -252,6 +271,21 @@ pub fn render(live: &LiveStats, queue: QueueView, storage: StorageHealth) -> Str
         u8::from(ready),
     );
 
+    // The stats `status` as one series per value (1 for the current one), so a rule can say
+    // `hookvault_status{status="degraded"} == 1`.
+    let status = health::assess(live, queue, storage).status;
+    o.family(
+        "hookvault_status",
+        "gauge",
+        "1 for the stats status hookvault is in now (healthy, degraded, unhealthy), else 0.",
+    );
+    for s in ["healthy", "degraded", "unhealthy"] {
+        o.sample(
+            "hookvault_status",
+            &format!("status=\"{s}\""),
+            u8::from(s == status),
+        );
+    }
     o.latency(
         "hookvault_ack_latency_seconds",
         "Time from request start to a 2xx ingest answer (includes the commit).",
@@ -354,5 +388,31 @@ mod tests {
         assert!(text.contains("hookvault_commit_batch_size_bucket{le=\"2\"} 0\n"));
         assert!(text.contains("hookvault_commit_batch_size_bucket{le=\"4\"} 1\n"));
         assert!(text.contains("hookvault_ready 1\n"));
+        assert!(
+            text.contains("hookvault_status{status=\"healthy\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("hookvault_status{status=\"degraded\"} 0\n"));
+        assert!(text.contains("hookvault_oldest_queued_age_seconds 0\n"));
+        assert!(
+            !text.contains("hookvault_disk_free_bytes"),
+            "unknown: left out"
+        );
+        let storage = StorageHealth {
+            oldest_queued_at_ms: Some(crate::time::now_ms() - 90_000),
+            disk: Some(crate::disk::DiskSpace {
+                free_bytes: 5,
+                total_bytes: 50,
+            }),
+            ..StorageHealth::default()
+        };
+        let text = render(&live, QueueView::default(), storage);
+        let age = text
+            .lines()
+            .find_map(|l| l.strip_prefix("hookvault_oldest_queued_age_seconds "))
+            .unwrap();
+        assert!(matches!(age, "90" | "91"), "{age}");
+        assert!(text.contains("hookvault_disk_free_bytes 5\n"));
+        assert!(text.contains("hookvault_disk_size_bytes 50\n"));
     }
 }

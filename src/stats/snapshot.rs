@@ -62,6 +62,12 @@ pub struct StatsSnapshot {
     /// SQLite's WAL; `null` on PostgreSQL, whose WAL is the server's.
     pub wal_size_bytes: Option<u64>,
     pub version: &'static str,
+    /// How long the oldest queued message has waited (0 when nothing is queued).
+    pub oldest_queued_age_s: u64,
+    /// Free space on the database's file system; `null` where it is not local (PostgreSQL)
+    /// or cannot be read.
+    pub disk_free_bytes: Option<u64>,
+    pub disk_free_pct: Option<f64>,
     /// Why `status` is not `healthy` (empty when it is).
     pub status_reasons: Vec<String>,
     /// With several nodes on one database: this node's id, and the live nodes (heartbeat).
@@ -148,6 +154,14 @@ impl StatsSnapshot {
             db_size_bytes: storage.size_bytes,
             wal_size_bytes: storage.wal_bytes,
             version: env!("CARGO_PKG_VERSION"),
+            oldest_queued_age_s: storage
+                .oldest_queued_at_ms
+                .map_or(0, |at| ((crate::time::now_ms() - at).max(0) / 1000) as u64),
+            disk_free_bytes: storage.disk.map(|d| d.free_bytes),
+            disk_free_pct: storage
+                .disk
+                .and_then(|d| d.free_pct())
+                .map(|p| (p * 100.0).round() / 100.0),
             status_reasons: verdict.reasons,
             node: cluster.as_ref().map(|c| c.node.clone()),
             nodes: cluster.map(|c| c.nodes),

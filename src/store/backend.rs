@@ -8,8 +8,8 @@ use crossbeam_channel::Receiver;
 
 use super::sql::SqlBackend;
 use super::{
-    sqlite, Faults, FaultyBackend, ReadStore, RemoteEvent, SqlStore, StoreError, StoreResult,
-    WriteStore,
+    sqlite, Duty, Faults, FaultyBackend, Leadership, ReadStore, RemoteEvent, SqlStore, StoreError,
+    StoreResult, WriteStore,
 };
 use crate::config::StorageSettings;
 
@@ -39,6 +39,7 @@ pub struct Cluster {
     pub node: String,
     pub lease: Duration,
     listen: Box<dyn FnOnce(Deliver, Receiver<()>) -> JoinHandle<()> + Send>,
+    elect: Box<dyn Fn(Duty) -> Box<dyn Leadership> + Send + Sync>,
 }
 
 /// Where the listener hands each event another node committed (on its own thread).
@@ -54,6 +55,11 @@ impl EventListener {
 }
 
 impl Cluster {
+    /// How this node learns whether it leads `duty` (one node of the cluster at a time).
+    pub fn leadership(&self, duty: Duty) -> Box<dyn Leadership> {
+        (self.elect)(duty)
+    }
+
     /// Starts receiving the events other nodes commit; `deliver` runs on the listener thread.
     pub fn listen(self, deliver: Deliver, stop: Receiver<()>) -> EventListener {
         EventListener((self.listen)(deliver, stop))
@@ -107,6 +113,7 @@ pub fn open_node(
             let (writer, reader) = super::postgres::open(&options, READ_CONNECTIONS)?;
             let config = super::postgres::config(&options.url, &options.node)?;
             let node = options.node.clone();
+            let elect_config = config.clone();
             Ok(OpenedStore {
                 writer: write_store(writer.into_backend(), faults),
                 reader: Arc::new(reader),
@@ -115,6 +122,12 @@ pub fn open_node(
                     lease: options.lease,
                     listen: Box::new(move |deliver, stop| {
                         super::postgres::listen(config, node, deliver, stop)
+                    }),
+                    elect: Box::new(move |duty| {
+                        Box::new(super::postgres::AdvisoryLeader::new(
+                            elect_config.clone(),
+                            duty,
+                        ))
                     }),
                 }),
             })

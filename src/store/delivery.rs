@@ -175,6 +175,11 @@ pub fn mask_target(url: &str) -> String {
             segments[i + 2] = "***".into();
             segments.truncate(i + 3);
         }
+    } else if let Some(last) = segments.iter().skip(1).rposition(|s| !s.is_empty()) {
+        // Other URLs keep their secret last too: a Slack webhook's, an ntfy topic, a
+        // Zapier or IFTTT key. The segments before it stay, so an operator still tells
+        // targets apart.
+        segments[last + 1] = "***".into();
     }
     let mut out = segments.join("/");
     if let Some(s) = scheme {
@@ -200,7 +205,19 @@ mod tests {
             mask_target("http://127.0.0.1:9/api/v10/webhooks/1/tok/slack"),
             "http://127.0.0.1:9/api/v10/webhooks/1/***"
         );
-        assert_eq!(mask_target("https://user:pw@host/x"), "https://***@host/x");
-        assert_eq!(mask_target("https://h/hook"), "https://h/hook");
+        assert_eq!(
+            mask_target("https://user:pw@host/x"),
+            "https://***@host/***"
+        );
+        assert_eq!(mask_target("https://h/hook"), "https://h/***");
+        assert_eq!(
+            mask_target("https://hooks.slack.com/services/T0/B0/SeCrEt"),
+            "https://hooks.slack.com/services/T0/B0/***"
+        );
+        assert_eq!(
+            mask_target("https://ntfy.sh/my-topic/"),
+            "https://ntfy.sh/***/"
+        );
+        assert_eq!(mask_target("https://h"), "https://h");
     }
 }

@@ -15,6 +15,7 @@ mod delivery_reads;
 pub mod error;
 pub mod faults;
 pub mod instance_lock;
+pub mod leadership;
 #[cfg(feature = "postgres")]
 pub mod migrate;
 pub mod model;
@@ -45,6 +46,7 @@ pub use delivery_reads::{
 pub use error::{StoreError, StoreResult};
 pub use faults::{FailAt, FaultKind, Faults, FaultyBackend};
 pub use instance_lock::InstanceLock;
+pub use leadership::{Duty, Leadership, SingleNode};
 pub use model::*;
 pub use observer::CommitObserver;
 pub use order::Order;
@@ -129,6 +131,9 @@ pub trait ReadStore: Send + Sync {
     /// The earliest time after `after_ms` at which a `queued` message becomes due (a retry's
     /// backoff ends), `None` when none waits: the feeder sleeps until then instead of polling.
     fn next_due_at(&self, after_ms: i64) -> StoreResult<Option<i64>>;
+    /// When the oldest `queued` message was received (unix ms), `None` when nothing is
+    /// queued: the backlog's age. One index step (`messages_state`), never a scan.
+    fn oldest_queued_at(&self) -> StoreResult<Option<i64>>;
     /// One message's body, for the worker starting an attempt (or why there is none).
     fn payload(&self, id: i64) -> StoreResult<Payload>;
     fn orders(&self, query: &OrderQuery) -> StoreResult<Vec<StoredOrder>>;
@@ -216,6 +221,9 @@ impl<S: ReadStore + ?Sized> ReadStore for Arc<S> {
     }
     fn next_due_at(&self, after_ms: i64) -> StoreResult<Option<i64>> {
         (**self).next_due_at(after_ms)
+    }
+    fn oldest_queued_at(&self) -> StoreResult<Option<i64>> {
+        (**self).oldest_queued_at()
     }
     fn payload(&self, id: i64) -> StoreResult<Payload> {
         (**self).payload(id)

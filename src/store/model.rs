@@ -536,6 +536,12 @@ pub struct StorageHealth {
     /// Committed writes not yet copied into the database file: SQLite's write-ahead log.
     /// PostgreSQL's WAL is the server's own business, so it reports none.
     pub wal_bytes: Option<u64>,
+    /// Free space and size of the file system holding the database, where it is local
+    /// (SQLite); PostgreSQL's disk is the server's.
+    pub disk: Option<crate::disk::DiskSpace>,
+    /// When the oldest `queued` message was received (unix ms; `None`: nothing queued, or
+    /// not readable): how far behind the workers are.
+    pub oldest_queued_at_ms: Option<i64>,
 }
 
 /// How one committed batch moved the counters; the writer adds it to the live figures after

@@ -11,6 +11,9 @@
 
 mod harness;
 
+mod alerts;
+#[cfg(feature = "postgres")]
+mod alerts_cluster;
 mod arm_builds;
 mod backends;
 mod backup;
@@ -46,6 +49,7 @@ mod parser_props;
 #[cfg(feature = "postgres")]
 mod pg_store;
 mod processing;
+mod prometheus_rules;
 mod promtool;
 mod relay;
 #[cfg(feature = "postgres")]

@@ -437,3 +437,29 @@ fn a_newer_schema_is_refused() {
     .expect("refused");
     assert!(err.to_string().contains("schema version 99"), "{err}");
 }
+
+/// The alerts' election: one session holds the advisory lock; another node cannot take it
+/// while that session lives, and takes it once the session ends (a stopped or crashed node).
+#[test]
+fn one_node_leads_a_duty_until_its_session_ends() {
+    use hookvault::store::{Duty, Leadership};
+    let db = pg_or_skip!();
+    let config = postgres::config(&db.url, "a").unwrap();
+    let mut a = postgres::AdvisoryLeader::new(config.clone(), Duty::Alerts);
+    let mut b = postgres::AdvisoryLeader::new(config, Duty::Alerts);
+    assert!(a.lead(), "the first to ask leads");
+    assert!(!b.lead(), "a second node does not while the first lives");
+    assert!(a.lead(), "the leader keeps it");
+    assert!(!b.lead());
+    drop(a);
+    // PostgreSQL releases the lock when the session's backend ends: shortly after the close.
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while !b.lead() {
+        assert!(
+            std::time::Instant::now() < until,
+            "the lead was not taken over"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(b.lead());
+}

@@ -9,6 +9,7 @@
 //! The `postgres` crate runs tokio-postgres on an internal current-thread runtime; that
 //! runtime exists only in builds with this feature, and only behind these blocking calls.
 
+mod leader;
 mod listen;
 mod read;
 pub(crate) mod schema;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use postgres::types::Type;
 use postgres::{Client, Config, NoTls};
 
+pub use leader::AdvisoryLeader;
 pub use listen::start as listen;
 pub use read::PostgresReader;
 pub use schema::SCHEMA_VERSION;

@@ -307,6 +307,14 @@ impl ReadStore for PostgresReader {
         Ok(rows.first().and_then(|r| r.get(0)))
     }
 
+    fn oldest_queued_at(&self) -> StoreResult<Option<i64>> {
+        let rows = self.query(
+            "SELECT received_at FROM messages WHERE state = 'queued' ORDER BY id LIMIT 1",
+            &[],
+        )?;
+        Ok(rows.first().map(|r| r.get(0)))
+    }
+
     fn payload(&self, id: i64) -> StoreResult<Payload> {
         let rows = self.query(
             "SELECT b.payload FROM messages m LEFT JOIN bodies b ON b.message_id = m.id \
@@ -449,6 +457,8 @@ impl ReadStore for PostgresReader {
         StorageHealth {
             size_bytes: (size != UNKNOWN_SIZE).then_some(size),
             wal_bytes: None,
+            disk: None,
+            oldest_queued_at_ms: self.oldest_queued_at().ok().flatten(),
         }
     }
 }

@@ -313,6 +313,19 @@ impl ReadStore for SqliteReader {
         })
     }
 
+    fn oldest_queued_at(&self) -> StoreResult<Option<i64>> {
+        self.with(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT received_at FROM messages WHERE state = 'queued' ORDER BY id LIMIT 1",
+            )?;
+            let mut rows = stmt.query([])?;
+            Ok(match rows.next()? {
+                Some(r) => Some(r.get(0)?),
+                None => None,
+            })
+        })
+    }
+
     fn payload(&self, id: i64) -> StoreResult<Payload> {
         let found: Option<Option<Vec<u8>>> = self.with(|c| {
             c.prepare_cached(
@@ -391,7 +404,8 @@ impl ReadStore for SqliteReader {
         })
     }
 
-    /// The file's size and the WAL's (no WAL file: nothing waits to be copied back).
+    /// The file's size, the WAL's (no WAL file: nothing waits to be copied back) and the room
+    /// left on the file's file system.
     fn storage_health(&self) -> StorageHealth {
         let mut wal = self.path.clone().into_os_string();
         wal.push("-wal");
@@ -403,6 +417,8 @@ impl ReadStore for SqliteReader {
         StorageHealth {
             size_bytes: std::fs::metadata(&self.path).ok().map(|m| m.len()),
             wal_bytes: wal,
+            disk: crate::disk::space_of(&self.path),
+            oldest_queued_at_ms: self.oldest_queued_at().ok().flatten(),
         }
     }
 }
