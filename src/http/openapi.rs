@@ -166,7 +166,12 @@ fn operation(route: &Route, mode: AuthMode) -> Value {
         .split('/')
         .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
         .map(|name| {
-            let schema = if name == "id" {
+            // A Discord webhook id is a snowflake: digits that fit 64 bits unsigned.
+            let schema = if name == "id" && route.path.ends_with("/{id}/{token}") {
+                json!({"type": "string", "pattern": "^[0-9]{1,19}$"})
+            } else if name == "token" {
+                json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,100}$"})
+            } else if name == "id" {
                 json!({"type": "integer", "format": "int64"})
             } else {
                 json!({"type": "string"})

@@ -22,8 +22,14 @@ pub enum Match<'r> {
 }
 
 pub fn find(routes: &'static [Route], method: &str, path: &str) -> Match<'static> {
+    // A path a literal route names belongs to the literal routes alone: `{id}` beside
+    // `retry-failed` must neither take its requests nor add its methods to `Allow`.
+    let literal = |route: &&Route| !route.path.contains('{');
+    let named = routes
+        .iter()
+        .any(|route| literal(&route) && match_path(route.path, path).is_some());
     let mut allowed = Vec::new();
-    for route in routes {
+    for route in routes.iter().filter(|route| !named || literal(route)) {
         if let Some(params) = match_path(route.path, path) {
             if route.method == method || (method == "HEAD" && route.method == "GET") {
                 return Match::Found(route, params);
@@ -185,6 +191,22 @@ mod tests {
         assert!(matches!(
             find(ROUTES, "get", "/healthz"),
             Match::WrongMethod(_)
+        ));
+    }
+
+    #[test]
+    fn a_literal_route_owns_its_path_beside_a_parameter() {
+        assert!(matches!(
+            find(ROUTES, "OPTIONS", "/api/v2/deliveries/retry-failed"),
+            Match::WrongMethod(m) if m == vec!["POST"]
+        ));
+        assert!(matches!(
+            find(ROUTES, "DELETE", "/api/v2/deliveries/retry-failed"),
+            Match::WrongMethod(m) if m == vec!["POST"]
+        ));
+        assert!(matches!(
+            find(ROUTES, "DELETE", "/api/v2/deliveries/7"),
+            Match::Found(r, p) if r.path == "/api/v2/deliveries/{id}" && p == vec!["7".to_string()]
         ));
     }
 }
