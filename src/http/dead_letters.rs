@@ -2,28 +2,18 @@
 //! action goes through the writer and is recorded with who asked (the caller's address).
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use super::call::Call;
 use super::failure::{storage_error, unexpected};
 use super::message_json::dead_letter_json;
+use super::operator::{actor, retry_all, ACTION_TIMEOUT};
 use super::paging::{next_cursor, page_limit};
 use super::response::Reply;
 use super::source_filter::source_filter;
 use super::state::AppState;
 use crate::store::{MessageState, OpOutcome, WriteOp};
-
-/// How long an operator action waits for its commit.
-const ACTION_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Who did an operator action, for the `operator_actions` record.
-fn actor(call: &Call) -> String {
-    call.remote
-        .map(|a| a.to_string())
-        .unwrap_or_else(|| "unknown".into())
-}
 
 /// `GET /api/v2/webhooks/queue/dead-letters`: oldest first, `?after_id=` pages forward,
 /// `?source=` keeps one source's.
@@ -63,16 +53,7 @@ pub fn retry_failed(state: &AppState, call: &mut Call) -> Reply {
         id: None,
         actor: actor(call),
     };
-    match state.writer.submit(op, ACTION_TIMEOUT) {
-        Ok(OpOutcome::Changed(n)) => {
-            if n > 0 {
-                log::info!("{} requeued {n} dead letters", actor(call));
-            }
-            Reply::json(200, &json!({"requeued": n}))
-        }
-        Ok(other) => unexpected(&other),
-        Err(e) => storage_error(&e),
-    }
+    retry_all(state, call, op, "dead letters")
 }
 
 /// `POST /api/v2/webhooks/queue/dead-letters/{id}/retry`.

@@ -5,18 +5,11 @@ use serde_json::json;
 
 use super::call::Call;
 use super::failure::{storage_error, unexpected};
+use super::operator::{actor, retry_all, ACTION_TIMEOUT};
 use super::paging::{next_cursor, page_limit};
 use super::response::Reply;
 use super::state::AppState;
 use crate::store::{self, DeliveryQuery, DeliveryState, OpOutcome, WriteOp};
-
-const ACTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-fn actor(call: &Call) -> String {
-    call.remote
-        .map(|a| a.to_string())
-        .unwrap_or_else(|| "unknown".into())
-}
 
 /// `GET /api/v2/deliveries`: newest first; `?state=`, `?target=` (as listed), `?limit=`,
 /// `?before_id=`.
@@ -93,16 +86,7 @@ pub fn retry_failed(state: &AppState, call: &mut Call) -> Reply {
         id: None,
         actor: actor(call),
     };
-    match state.writer.submit(op, ACTION_TIMEOUT) {
-        Ok(OpOutcome::Changed(n)) => {
-            if n > 0 {
-                log::info!("{} retried {n} dead deliveries", actor(call));
-            }
-            Reply::json(200, &json!({"requeued": n}))
-        }
-        Ok(other) => unexpected(&other),
-        Err(e) => storage_error(&e),
-    }
+    retry_all(state, call, op, "dead deliveries")
 }
 
 /// `DELETE /api/v2/deliveries/{id}`: a dead or pending delivery is given up (`discarded`).

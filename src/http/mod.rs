@@ -6,7 +6,7 @@
 //!   [`route`]: what handlers may touch, the reply, the request context and the small
 //!   helpers handlers share;
 //! - [`auth`]: the rules of [`crate::access`] as HTTP answers;
-//! - handlers, one area each: [`intake`], [`health`], [`dead_letters`], [`logs`],
+//! - handlers, one area each: [`intake`], [`operator`] (what operator actions share), [`health`], [`dead_letters`], [`logs`],
 //!   [`orders`] (with [`csv`]), [`dashboard`], and [`openapi`] for the API document;
 //! - [`routes`]: the table naming every handler; [`router`]: matching and dispatch;
 //! - [`edge`]: the transport at the bottom (gate or direct, framing rules and refusals, the
@@ -31,6 +31,7 @@ pub mod intake;
 pub mod logs;
 pub mod message_json;
 pub mod openapi;
+pub mod operator;
 pub mod orders;
 pub mod paging;
 pub mod rejections;
