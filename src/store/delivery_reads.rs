@@ -102,6 +102,15 @@ pub fn owed_targets(store: &dyn ReadStore) -> StoreResult<Vec<(String, TargetKin
         .collect())
 }
 
+/// Targets that are dead until an operator retries (the full URL: for the relay only).
+pub fn dead_targets(store: &dyn ReadStore) -> StoreResult<Vec<String>> {
+    Ok(store
+        .rows(sql::DEAD_TARGETS, &[])?
+        .iter()
+        .map(|r| r.text(0))
+        .collect())
+}
+
 /// How many deliveries are in each stored state.
 pub fn deliveries_by_state(store: &dyn ReadStore) -> StoreResult<Vec<(String, i64)>> {
     Ok(store
