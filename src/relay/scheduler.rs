@@ -110,6 +110,7 @@ impl Scheduler {
 
     /// Reads the dead targets, and the targets with owed deliveries: each is due now (one
     /// that is dead too has deliveries another node committed as it died: its take ends them).
+    /// With other nodes, the owed figures are set from the same read.
     fn rescan(&mut self) {
         match dead_targets(self.reader.as_ref()) {
             Ok(dead) => {
@@ -121,8 +122,17 @@ impl Scheduler {
         }
         match owed_targets(self.reader.as_ref()) {
             Ok(list) => {
-                for (target, kind) in list {
-                    self.owed(target, kind);
+                if self.shared {
+                    // Other nodes' commits move the owed deliveries too, and this node's
+                    // figures hear only its own: with them, the rows say how many are owed.
+                    let mut by_label = std::collections::BTreeMap::<String, i64>::new();
+                    for t in &list {
+                        *by_label.entry(t.label.clone()).or_default() += t.owed;
+                    }
+                    self.live.relay.recount_owed(&by_label);
+                }
+                for t in list {
+                    self.owed(t.target, t.kind);
                 }
             }
             Err(e) => log::warn!("relay: cannot read the owed deliveries: {e}"),

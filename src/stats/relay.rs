@@ -78,6 +78,21 @@ impl RelayFigures {
         }
     }
 
+    /// The owed deliveries as counted from the rows just now, per target (masked label) and in
+    /// all: with other nodes on the database, whose commits this node does not hear, the
+    /// figures are set from the rows (once a second) instead of only moved by this node's.
+    pub fn recount_owed(&self, by_target: &BTreeMap<String, i64>) {
+        if let Ok(mut targets) = self.targets.lock() {
+            for (label, t) in targets.iter_mut() {
+                t.pending = by_target.get(label).copied().unwrap_or(0);
+            }
+            for (label, n) in by_target {
+                targets.entry(label.clone()).or_default().pending = *n;
+            }
+            self.owed.store(by_target.values().sum(), Relaxed);
+        }
+    }
+
     /// Which targets are dead now (masked labels, as read from the store): the others lose
     /// the mark, these get it.
     pub fn set_dead(&self, dead: &[String]) {

@@ -42,7 +42,7 @@ pub use consistency::{Check, ConsistencyReport};
 pub use delivery::*;
 pub use delivery_reads::{
     dead_targets, deliveries, deliveries_by_state, deliveries_of_message, delivery, owed_by_label,
-    owed_targets,
+    owed_targets, OwedTarget,
 };
 pub use error::{StoreError, StoreResult};
 pub use faults::{FailAt, FaultKind, Faults, FaultyBackend};

@@ -226,9 +226,10 @@ pub const DELIVERIES_OF_MESSAGE: &str = "SELECT id, message_id, label, kind, sta
 pub const ATTEMPTS_OF_DELIVERY: &str =
     "SELECT at, status, latency_ms, error FROM delivery_attempts WHERE delivery_id = ?1 \
      ORDER BY id";
-/// Targets with owed deliveries: where the relay starts, and what other nodes left.
-pub const OWED_TARGETS: &str =
-    "SELECT DISTINCT target, kind FROM deliveries WHERE state IN ('pending', 'sending')";
+/// Targets with owed deliveries, `target, kind, label, count`: where the relay starts, and
+/// what other nodes left (and, with them, the owed figures as the rows say).
+pub const OWED_TARGETS: &str = "SELECT target, kind, label, count(*) FROM deliveries \
+     WHERE state IN ('pending', 'sending') GROUP BY target, kind, label";
 /// Targets dead until an operator retries.
 pub const DEAD_TARGETS: &str = "SELECT target FROM relay_targets WHERE dead_reason IS NOT NULL";
 /// Owed deliveries per target: `label, count` (the relay's per-target figures).
