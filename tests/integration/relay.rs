@@ -610,7 +610,12 @@ fn retention_keeps_messages_whose_deliveries_are_owed(hv: Hookvault<'_>) {
 
     let writer = hv.service().writer();
     let later = hookvault::time::now_ms() + 31 * DAY;
-    assert_eq!(RetentionSweeper::run_once(&writer, 30, later).unwrap(), 1);
+    assert_eq!(
+        RetentionSweeper::run_once(&writer, 30, later)
+            .unwrap()
+            .messages,
+        1
+    );
     let log = |id: i64| hv.http.get(&format!("/api/v2/webhooks/logs/{id}")).status;
     assert_eq!((log(ids[0]), log(ids[1]), log(ids[2])), (200, 200, 404));
 
@@ -623,7 +628,12 @@ fn retention_keeps_messages_whose_deliveries_are_owed(hv: Hookvault<'_>) {
         .http
         .delete(&format!("/api/v2/deliveries/{}", dead[0]["id"]));
     assert_eq!(d.status, 200, "{}", d.text);
-    assert_eq!(RetentionSweeper::run_once(&writer, 30, later).unwrap(), 2);
+    assert_eq!(
+        RetentionSweeper::run_once(&writer, 30, later)
+            .unwrap()
+            .messages,
+        2
+    );
     assert_eq!((log(ids[0]), log(ids[1])), (404, 404));
 }
 
@@ -637,4 +647,179 @@ fn retention_keeps_messages_whose_deliveries_are_owed_on_sqlite() {
 fn retention_keeps_messages_whose_deliveries_are_owed_on_postgres() {
     let pg = crate::harness::pg_or_skip!();
     retention_keeps_messages_whose_deliveries_are_owed(Hookvault::new().postgres(&pg, "n1"));
+}
+
+/// Counts rows in `hv`'s database with `sql` (the same text on both backends).
+enum Tables<'a> {
+    Sqlite(&'a std::path::Path),
+    #[cfg(feature = "postgres")]
+    Postgres(&'a crate::harness::PgDb),
+}
+
+impl Tables<'_> {
+    fn count(&self, sql: &str) -> i64 {
+        match self {
+            Tables::Sqlite(path) => rusqlite::Connection::open(path)
+                .unwrap()
+                .query_row(sql, [], |r| r.get(0))
+                .unwrap(),
+            #[cfg(feature = "postgres")]
+            Tables::Postgres(db) => db.client().query_one(sql, &[]).unwrap().get(0),
+        }
+    }
+
+    /// `(deliveries, delivery_attempts)` rows.
+    fn deliveries(&self) -> (i64, i64) {
+        (
+            self.count("SELECT count(*) FROM deliveries"),
+            self.count("SELECT count(*) FROM delivery_attempts"),
+        )
+    }
+}
+
+/// Retention on `hv`'s backend for deliveries: a message's go with it (with their attempts);
+/// ones of their own (alerts) go once delivered or discarded for `storage.retention_days`; a
+/// dead one stays, its message with it, until an operator discards it. The relay's
+/// `delivered` total is not lowered by the rows going, after a restart either.
+fn retention_removes_finished_deliveries(hv: impl Fn() -> Hookvault<'static>, tables: Tables) {
+    use hookvault::store::retention::{RetentionSweeper, Swept};
+    use hookvault::store::{NewDelivery, TargetKind, WriteOp};
+    const DAY: i64 = 86_400_000;
+    let fake = FakeDiscord::start(None, 1);
+    let url = |webhook: &str| format!("{}/api/webhooks/{webhook}/{TOKEN}", fake.base);
+    let forward = |name: &str, webhook: &str| -> hookvault::sources::SourceSettings {
+        toml::from_str(&format!(
+            "name = \"{name}\"\nforward = [\"{}\"]",
+            url(webhook)
+        ))
+        .unwrap()
+    };
+    let sources = vec![forward("fine", "995"), forward("refused", "994")];
+    let server = hv().settings(move |s| s.sources = sources).start();
+    fake.script("994", &[400]);
+    fake.script("997", &[400, 400]);
+    let ids: Vec<i64> = ["fine", "refused"]
+        .iter()
+        .map(|source| {
+            let a = server
+                .http
+                .post(&format!("/api/v2/webhooks/in/{source}"), &body(5, 0));
+            assert_eq!(a.status, 200, "{}", a.text);
+            a.json["id"].as_i64().unwrap()
+        })
+        .collect();
+    let writer = server.service().writer();
+    // Deliveries of their own, as alerts make them: one delivered, two dead.
+    for webhook in ["996", "997", "997"] {
+        let op = WriteOp::Deliver(NewDelivery {
+            target: url(webhook),
+            kind: TargetKind::Http,
+            content_type: Some("application/json".into()),
+            headers_json: "{}".into(),
+            body: Some(body(6, 0)),
+        });
+        writer.submit(op, Duration::from_secs(10)).unwrap();
+    }
+    for id in &ids {
+        server
+            .http
+            .wait_status(*id, "processed", Duration::from_secs(10));
+    }
+    wait_deliveries(&server.http, "&state=delivered", 2, Duration::from_secs(10));
+    let dead = wait_deliveries(&server.http, "&state=dead", 3, Duration::from_secs(10));
+    // One alert given up: discarded, its clock starts now.
+    let alert_dead: Vec<i64> = dead
+        .iter()
+        .filter(|d| d["message_id"].is_null())
+        .map(|d| d["id"].as_i64().unwrap())
+        .collect();
+    let message_dead = dead.iter().find(|d| !d["message_id"].is_null()).unwrap()["id"].clone();
+    let d = server
+        .http
+        .delete(&format!("/api/v2/deliveries/{}", alert_dead[0]));
+    assert_eq!(d.status, 200, "{}", d.text);
+    assert_eq!(tables.deliveries(), (5, 5));
+
+    let now = hookvault::time::now_ms();
+    assert_eq!(
+        RetentionSweeper::run_once(&writer, 30, now).unwrap(),
+        Swept::default()
+    );
+    let later = now + 31 * DAY;
+    // The processed message whose delivery went (and that delivery), the delivered alert and
+    // the discarded one; the dead ones and the message of one of them stay.
+    assert_eq!(
+        RetentionSweeper::run_once(&writer, 30, later).unwrap(),
+        Swept {
+            messages: 1,
+            deliveries: 3
+        }
+    );
+    assert_eq!(tables.deliveries(), (2, 2));
+    let left = deliveries(&server.http, "");
+    assert!(left.iter().all(|d| d["state"] == "dead"), "{left:?}");
+    let log = |id: i64| {
+        server
+            .http
+            .get(&format!("/api/v2/webhooks/logs/{id}"))
+            .status
+    };
+    assert_eq!((log(ids[0]), log(ids[1])), (404, 200));
+
+    // Given up by an operator: they go too, the message with its delivery.
+    for id in [alert_dead[1], message_dead.as_i64().unwrap()] {
+        let d = server.http.delete(&format!("/api/v2/deliveries/{id}"));
+        assert_eq!(d.status, 200, "{}", d.text);
+    }
+    assert_eq!(
+        RetentionSweeper::run_once(&writer, 30, later).unwrap(),
+        Swept {
+            messages: 1,
+            deliveries: 2
+        }
+    );
+    assert_eq!(tables.deliveries(), (0, 0));
+    assert_eq!(log(ids[1]), 404);
+    let relay = server.http.stats()["relay"].clone();
+    assert_eq!(
+        (&relay["delivered"], &relay["dead"]),
+        (&2.into(), &0.into())
+    );
+    drop(server);
+    let again = hv().start();
+    let relay = again.http.stats()["relay"].clone();
+    assert_eq!(
+        (&relay["delivered"], &relay["dead"]),
+        (&2.into(), &0.into()),
+        "after a restart"
+    );
+}
+
+#[test]
+fn retention_removes_finished_deliveries_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("retention.db");
+    let path = db.clone();
+    retention_removes_finished_deliveries(
+        move || Hookvault::new().database(&path),
+        Tables::Sqlite(&db),
+    );
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn retention_removes_finished_deliveries_on_postgres() {
+    let pg = crate::harness::pg_or_skip!();
+    let url = pg.url.clone();
+    retention_removes_finished_deliveries(
+        move || {
+            let url = url.clone();
+            Hookvault::new().settings(move |s| {
+                s.storage.backend = "postgres".into();
+                s.storage.url = Some(url);
+                s.node.id = Some("n1".into());
+            })
+        },
+        Tables::Postgres(&pg),
+    );
 }
