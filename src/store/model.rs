@@ -233,7 +233,9 @@ pub enum WriteOp {
         id: Option<i64>,
         actor: String,
     },
-    /// A dead or pending delivery is given up: `discarded`.
+    /// A dead or pending delivery is given up: `discarded`. One whose request is in flight
+    /// (`sending`) is not: what the target answers decides whether there is anything left to
+    /// give up ([`OpOutcome::DeliveryNotApplicable`]).
     DiscardDelivery {
         id: i64,
         actor: String,
@@ -305,6 +307,11 @@ pub enum OpOutcome {
     /// A delivery was created ([`WriteOp::Deliver`]).
     DeliveryQueued {
         id: i64,
+    },
+    /// A delivery op found its delivery in a state it does not apply to: the stored state
+    /// (`sending` while its request is in flight), `None` when there is no such delivery.
+    DeliveryNotApplicable {
+        state: Option<String>,
     },
     /// What [`WriteOp::TakeDeliveries`] found.
     Taken(Taken),

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{FakeDiscord, Hookvault, Limit};
+use crate::harness::{ws_connect, FakeDiscord, Hookvault, Limit};
 
 const TOKEN: &str = "SeCrEtToKeN_abcdefghijklmnop-1234";
 
@@ -822,4 +822,142 @@ fn retention_removes_finished_deliveries_on_postgres() {
         },
         Tables::Postgres(&pg),
     );
+}
+
+/// The `delivery.dead` events on `ws` until their counts add up to `n`.
+fn dead_events(ws: &mut tungstenite::WebSocket<std::net::TcpStream>, n: u64) -> Vec<Value> {
+    let until = Instant::now() + Duration::from_secs(10);
+    let mut events = Vec::new();
+    while events
+        .iter()
+        .map(|e: &Value| e["count"].as_u64().unwrap())
+        .sum::<u64>()
+        < n
+    {
+        assert!(Instant::now() < until, "only {events:?}");
+        if let tungstenite::Message::Text(t) = ws.read().expect("event stream closed") {
+            let e: Value = serde_json::from_str(t.as_str()).unwrap();
+            if e["type"] == "delivery.dead" {
+                events.push(e);
+            }
+        }
+    }
+    events
+}
+
+#[test]
+fn every_delivery_that_dies_is_counted_and_announced() {
+    let fake = FakeDiscord::start(None, 1);
+    let hv = Hookvault::new()
+        .websocket()
+        .settings(relayed_to(&fake, &["446"]))
+        .start();
+    let label = format!("{}/api/webhooks/446/***", fake.base);
+    let mut ws = ws_connect(hv.service().ws_addr().unwrap(), "/ws").unwrap();
+    // A stats frame: the stream counts this client, so events are published to it.
+    while !matches!(ws.read().unwrap(), tungstenite::Message::Text(t) if t.contains("\"stats\"")) {}
+    fake.delete("446");
+    let post = |seq| {
+        let a = hv
+            .http
+            .post(&format!("/api/webhooks/446/{TOKEN}"), &body(0, seq));
+        assert_eq!(a.status, 204, "{}", a.text);
+    };
+    post(0);
+    let answered = dead_events(&mut ws, 1);
+    assert_eq!(answered[0]["target"], label.as_str(), "{answered:?}");
+    assert!(answered[0]["error"].as_str().unwrap().contains("404"));
+    // Its target dead: the next ones are dead letters from the start, and said to be.
+    for seq in 1..4 {
+        post(seq);
+    }
+    let created_dead = dead_events(&mut ws, 3);
+    assert!(
+        created_dead.iter().all(|e| e["target"] == label.as_str()
+            && e["error"].as_str().unwrap().starts_with("target dead: ")),
+        "{created_dead:?}"
+    );
+    let dead = wait_deliveries(&hv.http, "&state=dead", 4, Duration::from_secs(10));
+    let mut ids: Vec<i64> = dead.iter().map(|d| d["id"].as_i64().unwrap()).collect();
+    ids.sort_unstable();
+    assert_eq!(answered[0]["id"].as_i64(), Some(ids[0]));
+    assert!(created_dead
+        .iter()
+        .all(|e| ids[1..].contains(&e["id"].as_i64().unwrap())));
+    let metrics = hv.http.get("/metrics").text;
+    assert_eq!(
+        metric(&metrics, "hookvault_deliveries_total{result=\"dead\"}"),
+        Some(4.0),
+        "{metrics}"
+    );
+    assert_eq!(hv.http.stats()["relay"]["dead"], 4);
+    assert_eq!(fake.requests().len(), 1);
+}
+
+/// `DELETE` of a delivery on `hv`'s backend: `409` while its request is in flight (it cannot
+/// be called back; the answer decides what is left to give up), then as its state says.
+fn discarding_in_flight(hv: Hookvault<'_>) {
+    let fake = FakeDiscord::start(None, 1);
+    let hv = hv.settings(relayed_to(&fake, &["447"])).start();
+    fake.hold("447");
+    fake.script("447", &[400]);
+    let a = hv
+        .http
+        .post(&format!("/api/webhooks/447/{TOKEN}"), &body(0, 0));
+    assert_eq!(a.status, 204);
+    fake.wait_holding(1);
+    let listed = deliveries(&hv.http, "&state=pending");
+    assert_eq!(listed.len(), 1, "listed as pending while in flight");
+    let id = listed[0]["id"].as_i64().unwrap();
+    let d = hv.http.delete(&format!("/api/v2/deliveries/{id}"));
+    assert_eq!(d.status, 409, "{}", d.text);
+    assert_eq!(d.json["error"], "delivery_in_flight", "{}", d.text);
+    assert!(d.json["message"]
+        .as_str()
+        .unwrap()
+        .contains("try again in a moment"));
+    assert_eq!(
+        deliveries(&hv.http, "&state=pending").len(),
+        1,
+        "nothing changed"
+    );
+
+    // The target refuses it: dead, and now it can be given up.
+    fake.release("447");
+    wait_deliveries(&hv.http, "&state=dead", 1, Duration::from_secs(10));
+    let d = hv.http.delete(&format!("/api/v2/deliveries/{id}"));
+    assert_eq!(d.status, 200, "{}", d.text);
+    assert_eq!(deliveries(&hv.http, "&state=discarded").len(), 1);
+
+    // Delivered (or discarded) already: nothing to give up; an unknown id: not found.
+    let a = hv
+        .http
+        .post(&format!("/api/webhooks/447/{TOKEN}"), &body(0, 1));
+    assert_eq!(a.status, 204);
+    let delivered = wait_deliveries(&hv.http, "&state=delivered", 1, Duration::from_secs(10));
+    for (id, code) in [
+        (delivered[0]["id"].as_i64().unwrap(), "not_discardable"),
+        (id, "not_discardable"),
+        (id + 1000, "not_found"),
+    ] {
+        let d = hv.http.delete(&format!("/api/v2/deliveries/{id}"));
+        assert_eq!(
+            (d.status, d.json["error"].as_str()),
+            (404, Some(code)),
+            "{}",
+            d.text
+        );
+    }
+}
+
+#[test]
+fn discarding_a_delivery_whose_request_is_in_flight_answers_409_on_sqlite() {
+    discarding_in_flight(Hookvault::new());
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn discarding_a_delivery_whose_request_is_in_flight_answers_409_on_postgres() {
+    let pg = crate::harness::pg_or_skip!();
+    discarding_in_flight(Hookvault::new().postgres(&pg, "n1"));
 }

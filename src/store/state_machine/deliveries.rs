@@ -291,7 +291,7 @@ impl Batch<'_> {
 
     pub(super) fn discard_delivery(&mut self, id: i64, actor: &str) -> StoreResult<OpOutcome> {
         let Some(row) = self.tx.query_row(sql::DELIVERY_ROW, &[id.into()])? else {
-            return Ok(OpOutcome::NotApplicable { state: None });
+            return Ok(OpOutcome::DeliveryNotApplicable { state: None });
         };
         let (was, target) = (row.text(0), row.text(2));
         let note = format!("discarded by {actor} at {}", self.clock.text());
@@ -301,7 +301,7 @@ impl Batch<'_> {
             &[id.into(), now.into(), (&note).into()],
         )?;
         if n == 0 {
-            return Ok(OpOutcome::NotApplicable { state: None });
+            return Ok(OpOutcome::DeliveryNotApplicable { state: Some(was) });
         }
         self.record_action(None, "discard delivery", actor, 1)?;
         if was == "dead" {
