@@ -669,6 +669,43 @@ impl Tables<'_> {
         }
     }
 
+    fn execute(&self, sql: &str) {
+        match self {
+            Tables::Sqlite(path) => rusqlite::Connection::open(path)
+                .unwrap()
+                .execute_batch(sql)
+                .unwrap(),
+            #[cfg(feature = "postgres")]
+            Tables::Postgres(db) => db.client().batch_execute(sql).unwrap(),
+        }
+    }
+
+    /// Takes the schema back one version, to before delivery retention.
+    fn before_delivery_retention(&self) {
+        self.execute(
+            "DROP INDEX deliveries_own_finished; \
+             DELETE FROM counters WHERE name IN ('deliveries_delivered', 'deliveries_dead');",
+        );
+        match self {
+            Tables::Sqlite(_) => self.execute("PRAGMA user_version = 4"),
+            #[cfg(feature = "postgres")]
+            Tables::Postgres(_) => self.execute("UPDATE hookvault_schema SET version = 3"),
+        }
+    }
+
+    fn has_index(&self, name: &str) -> bool {
+        let sql = match self {
+            Tables::Sqlite(_) => {
+                format!("SELECT count(*) FROM sqlite_master WHERE name = '{name}'")
+            }
+            #[cfg(feature = "postgres")]
+            Tables::Postgres(_) => {
+                format!("SELECT count(*) FROM pg_indexes WHERE indexname = '{name}'")
+            }
+        };
+        self.count(&sql) == 1
+    }
+
     /// `(deliveries, delivery_attempts)` rows.
     fn deliveries(&self) -> (i64, i64) {
         (
@@ -961,4 +998,64 @@ fn discarding_a_delivery_whose_request_is_in_flight_answers_409_on_sqlite() {
 fn discarding_a_delivery_whose_request_is_in_flight_answers_409_on_postgres() {
     let pg = crate::harness::pg_or_skip!();
     discarding_in_flight(Hookvault::new().postgres(&pg, "n1"));
+}
+
+/// A database from before delivery retention, on `hv`'s backend: the migration starts the
+/// relay's `delivered` total from the delivered rows (an earlier retention left some without
+/// their message; counted, then removed with their attempts), and adds the index.
+fn delivery_retention_migration(hv: impl Fn() -> Hookvault<'static>, tables: Tables) {
+    drop(hv().start());
+    tables.before_delivery_retention();
+    tables.execute(
+        "INSERT INTO messages (id, received_at, path, size, state, attempts, finished_at) \
+         VALUES (1, 1, '/api/v2/webhooks/orders', 2, 'processed', 1, 2); \
+         INSERT INTO bodies (message_id, headers, payload) VALUES (1, '{}', 'hi'); \
+         INSERT INTO deliveries (id, message_id, target, label, kind, headers, state, \
+         created_at, finished_at) VALUES \
+         (1, 1, 'http://t/a', 'http://t/***', 'http', '{}', 'delivered', 1, 2), \
+         (2, 99, 'http://t/a', 'http://t/***', 'http', '{}', 'delivered', 1, 2), \
+         (3, NULL, 'http://t/a', 'http://t/***', 'http', '{}', 'dead', 1, 2), \
+         (4, 98, 'http://t/a', 'http://t/***', 'http', '{}', 'dead', 1, 2); \
+         INSERT INTO delivery_attempts (delivery_id, at, status, latency_ms) VALUES \
+         (1, 2, 204, 1), (2, 2, 204, 1), (3, 2, 400, 1), (4, 2, 400, 1);",
+    );
+    let server = hv().start();
+    let relay = server.http.stats()["relay"].clone();
+    assert_eq!(
+        (&relay["delivered"], &relay["dead"]),
+        (&2.into(), &2.into()),
+        "{relay}"
+    );
+    // The orphan that was delivered went; the dead one stays for an operator.
+    assert_eq!(tables.deliveries(), (3, 3));
+    assert!(tables.has_index("deliveries_own_finished"));
+}
+
+#[test]
+fn delivery_retention_migration_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("migration.db");
+    let path = db.clone();
+    delivery_retention_migration(
+        move || Hookvault::new().database(&path),
+        Tables::Sqlite(&db),
+    );
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn delivery_retention_migration_on_postgres() {
+    let pg = crate::harness::pg_or_skip!();
+    let url = pg.url.clone();
+    delivery_retention_migration(
+        move || {
+            let url = url.clone();
+            Hookvault::new().settings(move |s| {
+                s.storage.backend = "postgres".into();
+                s.storage.url = Some(url);
+                s.node.id = Some("n1".into());
+            })
+        },
+        Tables::Postgres(&pg),
+    );
 }
