@@ -11,7 +11,7 @@
 //!
 //! Callers describe a request through [`Caller`] (peer address, headers, query), so a rule
 //! that looks at more of the request (forwarding headers, `Host`, `Origin`) is added here,
-//! in [`is_local`] or beside it, and holds for both at once. This module imports nothing
+//! in [`admin`]'s loopback trust or beside it, and holds for both at once. This module imports nothing
 //! from the crate but [`crate::cidr`]: it sits below both callers.
 
 use std::net::{IpAddr, SocketAddr};
@@ -80,7 +80,7 @@ impl Denied {
 
 /// The admin rule: the token when one is configured (it works from anywhere: a page on
 /// another site cannot send it by itself). Without a token, loopback trust: the peer is local
-/// ([`is_local`]), `Host` is a loopback host or listed in `allowed_hosts`, and a
+/// (a loopback peer, no forwarding header), `Host` is a loopback host or listed in `allowed_hosts`, and a
 /// state-changing request (any method but `GET` and `HEAD` spelled exactly so: see
 /// [`is_safe_method`]) or a WebSocket handshake has no `Origin` or one of the same host.
 pub fn admin(
@@ -154,12 +154,6 @@ fn loopback_trust(
 /// as changing state, so no spelling slips past the Origin check.
 pub fn is_safe_method(method: &str) -> bool {
     matches!(method, "GET" | "HEAD")
-}
-
-/// Whether a caller counts as local, which is what admin access without a token rests on:
-/// the peer is a loopback address and no proxy speaks for someone else through it.
-pub fn is_local(caller: &impl Caller) -> bool {
-    is_loopback(caller.peer()) && !is_forwarded(caller)
 }
 
 /// Whether the request carries any of [`FORWARDING_HEADERS`].
@@ -435,7 +429,6 @@ mod tests {
                     "{name}"
                 );
             }
-            assert!(!is_local(&relayed));
             // The token still works, relayed or not.
             let with_token = relayed.header("Authorization", "Bearer s3cret");
             assert_eq!(admin(Some("s3cret"), &with_token, Door::Api), Ok(()));

@@ -2,40 +2,41 @@
 //! committed to SQLite; a fixed pool of worker threads then turns it into an order, retrying
 //! with backoff and parking what keeps failing in dead letters.
 //!
-//! `main.rs` only calls [`run`]; tests use [`Service`] directly. `docs/architecture.md` maps
-//! the modules.
+//! `main.rs` only calls [`run`]. The public surface is that, the [`Settings`] and what a test
+//! needs to build them, and [`testing`]: what the integration tests reach inside. Every other
+//! module is private; `docs/architecture.md` maps them.
 
-pub mod access;
-pub mod alerts;
-pub mod allocator;
-pub mod cidr;
-pub mod cli;
-pub mod commands;
-pub mod config;
-pub mod disk;
-pub mod error;
-pub mod events;
-pub mod http;
-pub mod jitter;
-pub mod net;
-pub mod notify;
-pub mod orders;
-pub mod pipeline;
-pub mod queue;
-pub mod relay;
-pub mod service;
-pub mod shutdown;
-pub mod signals;
-pub mod sources;
-pub mod stats;
-pub mod store;
-pub mod text;
-pub mod time;
+mod access;
+mod alerts;
+mod allocator;
+mod cidr;
+mod cli;
+mod commands;
+mod config;
+mod disk;
+mod error;
+mod events;
+mod http;
+mod jitter;
+mod net;
+mod notify;
+mod orders;
+mod pipeline;
+mod queue;
+mod relay;
+mod service;
+mod shutdown;
+mod signals;
+mod sources;
+mod stats;
+mod store;
+mod text;
+mod time;
 
-pub use commands::logging::init as init_logging;
-pub use config::Settings;
-pub use error::{Error, Result};
-pub use service::Service;
+pub mod testing;
+
+pub use config::{AlertEvent, AlertKind, AlertTarget, Settings, StorageSettings, ENV_PREFIX};
+pub use sources::SourceSettings;
 
 use cli::Command;
 

@@ -163,7 +163,8 @@ impl Conditions {
         signals
     }
 
-    /// Whether a condition is active now (for stats and tests).
+    /// Whether a condition is active now.
+    #[cfg(test)]
     pub fn is_active(&self, event: AlertEvent, key: &str) -> bool {
         self.active.contains_key(&(event, key.to_string()))
     }

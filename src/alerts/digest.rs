@@ -67,7 +67,8 @@ impl Outbox {
         due
     }
 
-    /// Whether anything waits to be told (for stats).
+    /// Whether anything waits to be told.
+    #[cfg(test)]
     pub fn waiting(&self) -> bool {
         self.lanes
             .values()

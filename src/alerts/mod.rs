@@ -19,11 +19,10 @@ pub mod relay_sink;
 pub mod runner;
 pub mod sink;
 
-pub use alert::{Alert, Severity};
-pub use conditions::{Conditions, DeadSample, Observation, RelayTargetHealth, Signal};
+pub use alert::Alert;
+pub use conditions::{Conditions, Observation};
 pub use digest::Outbox;
-pub use figures::{AlertFigures, AlertsView};
-pub use format::{render, Payload};
+pub use figures::AlertFigures;
 pub use runner::{send_test, AlertInputs, AlertRunner, TestQueued};
 pub use sink::AlertSink;
 

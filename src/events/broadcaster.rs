@@ -187,7 +187,7 @@ impl Broadcaster {
     /// The thread exits when `shutdown` receives a value or is disconnected,
     /// after sending Close frames to connected clients.
     /// `admin_token`, `allowed_hosts`: the same rule as the admin API (see
-    /// [`crate::access::admin`]).
+    /// `access::admin`).
     pub fn start(
         listen: &str,
         admin_token: Option<String>,

@@ -43,9 +43,6 @@ pub mod server;
 pub mod source_filter;
 pub mod state;
 
-pub use call::Call;
-pub use response::Reply;
-pub use route::{Access, Route};
 pub use routes::ROUTES;
 pub use server::{BoundListener, HttpServer};
 pub use state::AppState;

@@ -36,11 +36,6 @@ impl AuthMode {
             ingest_token: settings.ingest.token.is_some(),
         }
     }
-
-    /// Which of four cached documents this mode reads.
-    pub fn slot(self) -> usize {
-        usize::from(self.admin_token) * 2 + usize::from(self.ingest_token)
-    }
 }
 
 /// The `/docs` page with `spec` (the document as JSON text) embedded, so one request (or a

@@ -15,7 +15,7 @@ use super::{
 use crate::sources::SourceList;
 
 /// Every route but the ingest paths, which come from the configured sources (the router
-/// looks them up first; [`check_source_paths`] keeps the two apart).
+/// looks them up first; `check_source_paths` keeps the two apart).
 pub const ROUTES: &[Route] = &[
     Route {
         method: "POST",

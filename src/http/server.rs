@@ -95,10 +95,6 @@ impl BoundListener {
             addr,
         })
     }
-
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
 }
 
 /// A listening socket with `idle_timeout` for writes (accepted sockets inherit it).

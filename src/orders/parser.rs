@@ -37,7 +37,7 @@ pub enum ParseError {
     /// looked at.
     #[error("no order number found ({0})")]
     NoOrderNumber(String),
-    /// The order number is over [`MAX_ORDER_NUMBER_BYTES`]; the text quotes its start.
+    /// The order number is over `MAX_ORDER_NUMBER_BYTES`; the text quotes its start.
     #[error("order number longer than {MAX_ORDER_NUMBER_BYTES} bytes (starts {0:?})")]
     OrderNumberTooLong(String),
 }

@@ -89,7 +89,8 @@ impl FreshBodies {
         let _ = self.take(id);
     }
 
-    /// Kept bodies and their bytes, for tests.
+    /// Kept bodies and their bytes.
+    #[cfg(test)]
     pub fn held(&self) -> (usize, usize) {
         self.kept
             .lock()

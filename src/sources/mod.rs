@@ -12,7 +12,7 @@ pub mod settings;
 
 pub use reason::{Reason, Refused};
 pub use scheme::{Headers, SchemeKind, Verified, Verifier};
-pub use settings::{ProcessorKind, SourceSettings, ORDERS, ORDERS_PATH};
+pub use settings::{ProcessorKind, SourceSettings};
 
 /// One source, ready to serve: its settings resolved against the global ones.
 #[derive(Debug, Clone)]

@@ -57,7 +57,7 @@ pub struct StatsSnapshot {
     pub processing_time_p50_ms: f64,
     pub processing_time_p99_ms: f64,
     pub avg_batch_size: f64,
-    /// `null` when unknown (see [`StorageHealth`]).
+    /// `null` when unknown (see `StorageHealth`).
     pub db_size_bytes: Option<u64>,
     /// SQLite's WAL; `null` on PostgreSQL, whose WAL is the server's.
     pub wal_size_bytes: Option<u64>,
@@ -79,7 +79,7 @@ pub struct StatsSnapshot {
     /// The relay's deliveries: owed, delivered, dead, `429`s seen, per target (masked).
     pub relay: super::RelaySnapshot,
     /// Per source (`[[sources]]`), from the durable per-source totals; filled by the stats
-    /// endpoint ([`super::sources`]), left out where only the atomics are at hand.
+    /// endpoint (`stats::sources`), left out where only the atomics are at hand.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub sources: BTreeMap<String, SourceCounters>,
 }

@@ -86,7 +86,7 @@ fn write_store<B: SqlBackend + 'static>(backend: B, faults: Option<Faults>) -> B
 }
 
 /// Opens the storage for a serving node. On SQLite the write side holds the database's
-/// [`InstanceLock`](super::InstanceLock): while it lives, another `open` of the same database
+/// `InstanceLock`: while it lives, another `open` of the same database
 /// (in this process or another) fails with [`StoreError::InUse`]. With `faults`, the write
 /// side's transactions fail as they say (tests only; see [`Faults`]).
 pub fn open_node(

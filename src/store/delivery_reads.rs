@@ -57,25 +57,6 @@ pub fn deliveries(store: &dyn ReadStore, q: &DeliveryQuery) -> StoreResult<Vec<D
         .collect())
 }
 
-/// One delivery with its attempts.
-pub fn delivery(store: &dyn ReadStore, id: i64) -> StoreResult<Option<DeliveryDetail>> {
-    let page = deliveries(
-        store,
-        &DeliveryQuery {
-            limit: 1,
-            before_id: Some(id + 1),
-            ..DeliveryQuery::default()
-        },
-    )?;
-    let Some(summary) = page.into_iter().find(|d| d.id == id) else {
-        return Ok(None);
-    };
-    Ok(Some(DeliveryDetail {
-        attempts_made: attempts(store, id)?,
-        summary,
-    }))
-}
-
 /// A message's deliveries, each with its attempts.
 pub fn deliveries_of_message(
     store: &dyn ReadStore,

@@ -206,7 +206,7 @@ pub enum WriteOp {
     /// The relay takes target `target` (its lease, to `lease.owner`) and up to `limit` of its
     /// due deliveries, oldest first, each `pending → sending` with its attempt counted. A
     /// target whose lease another node holds, or whose head waits for its backoff, yields no
-    /// tickets (see [`Taken`]).
+    /// tickets (see `Taken`).
     TakeDeliveries {
         target: String,
         limit: u32,

@@ -7,7 +7,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Sender};
-use hookvault::events::{Broadcaster, Event, EventSink};
+use hookvault::testing::events::{Broadcaster, Event, EventSink};
 use serde_json::{json, Value};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Error as WsError, Message, WebSocket};

@@ -334,7 +334,7 @@ fn a_global_rate_limit_pauses_every_discord_target() {
 fn a_source_forwards_each_stored_message_through_the_same_engine() {
     let fake = FakeDiscord::start(None, 1);
     let url = format!("{}/api/webhooks/990/{TOKEN}", fake.base);
-    let table: hookvault::sources::SourceSettings =
+    let table: hookvault::SourceSettings =
         toml::from_str(&format!("name = \"shop\"\nforward = [\"{url}\"]")).unwrap();
     let hv = Hookvault::new()
         .settings(move |s| s.sources = vec![table])

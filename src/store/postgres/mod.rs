@@ -23,7 +23,6 @@ use postgres::{Client, Config, NoTls};
 pub use leader::AdvisoryLeader;
 pub use listen::start as listen;
 pub use read::PostgresReader;
-pub use schema::SCHEMA_VERSION;
 pub use write::{PostgresBackend, PostgresWriter};
 
 use super::sql::{Cell, Row};

@@ -19,9 +19,10 @@ mod ws;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hookvault::queue::Processor;
-use hookvault::store::Faults;
-use hookvault::{Service, Settings};
+use hookvault::testing::store::Faults;
+use hookvault::testing::Processor;
+use hookvault::testing::Service;
+use hookvault::Settings;
 
 pub use binary::{command, run_cli, Binary};
 pub use fake_discord::{FakeDiscord, Limit};

@@ -1,0 +1,51 @@
+//! What the integration tests and the load tester's test reach inside the crate, named in
+//! one place: a service run in-process with a processor of the test's own, the store opened
+//! directly (with faults injected), the order parser's parts, the event broadcaster and the
+//! route table. The binary needs none of it: it calls [`crate::run`].
+
+pub use crate::queue::{Job, JsonCheckProcessor, ProcessError, Processor};
+pub use crate::service::{Service, StopSummary};
+pub use crate::stats::StatsSnapshot;
+pub use crate::store::Effect;
+pub use crate::time::now_ms;
+
+/// The store below the writer thread: opened, written and read directly.
+pub mod store {
+    pub use crate::store::retention::BATCH as RETENTION_BATCH;
+    pub use crate::store::{
+        check, open, open_node, Duty, FailAt, FaultKind, Faults, Leadership, Lease, LogQuery,
+        MessageState, NewMessage, NodeIdentity, OpOutcome, OpenedStore, Order, OrderChange,
+        ReadStore, RemoteEvent, RetentionSweeper, StoreError, WriteOp, WriteStore,
+    };
+
+    /// The PostgreSQL backend's own handles.
+    #[cfg(feature = "postgres")]
+    pub mod postgres {
+        pub use crate::store::postgres::{
+            config, listen, open, AdvisoryLeader, PostgresOptions, PostgresReader, PostgresWriter,
+        };
+    }
+}
+
+/// The order parser's parts, for property and fixture tests.
+pub mod orders {
+    pub use crate::orders::limits::{MAX_VALUE_BYTES, TRUNCATED};
+    pub use crate::orders::price::parse_price;
+    pub use crate::orders::{OrderParser, ParseError};
+
+    /// Discord markdown removal.
+    pub mod markdown {
+        pub use crate::orders::markdown::clean;
+    }
+}
+
+/// The WebSocket event stream without a service around it.
+pub mod events {
+    pub use crate::events::{Broadcaster, Event, EventSink};
+}
+
+/// The HTTP API's route table and the dashboard page.
+pub mod api {
+    pub use crate::http::dashboard::render as render_dashboard;
+    pub use crate::http::ROUTES;
+}
