@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use toml::Value;
 
+use crate::base::error::{Error, Result};
 use crate::config::Sources;
-use crate::error::{Error, Result};
 
 pub const HELP: &str = "\
 hookvault — durable webhook intake: a 2xx means it is stored
@@ -370,7 +370,7 @@ mod tests {
             "check-config --listen x",
         ] {
             let e = parse(&args(bad)).unwrap_err();
-            assert_eq!(e.exit_code(), crate::error::EXIT_USAGE, "{bad}: {e}");
+            assert_eq!(e.exit_code(), crate::base::error::EXIT_USAGE, "{bad}: {e}");
         }
         assert_eq!(parse(&args("--version")).unwrap(), Command::Version);
         assert_eq!(parse(&args("serve --help")).unwrap(), Command::Help);
@@ -399,7 +399,7 @@ mod tests {
             "migrate --from sqlite:x.db --to mysql://h/db",
         ] {
             let e = parse(&args(bad)).unwrap_err();
-            assert_eq!(e.exit_code(), crate::error::EXIT_USAGE, "{bad}: {e}");
+            assert_eq!(e.exit_code(), crate::base::error::EXIT_USAGE, "{bad}: {e}");
         }
     }
 
@@ -433,7 +433,7 @@ mod tests {
             "sign --source gh --db x a",
         ] {
             let e = parse(&args(bad)).unwrap_err();
-            assert_eq!(e.exit_code(), crate::error::EXIT_USAGE, "{bad}: {e}");
+            assert_eq!(e.exit_code(), crate::base::error::EXIT_USAGE, "{bad}: {e}");
         }
     }
 

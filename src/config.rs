@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 use crate::sources::SourceSettings;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -450,7 +450,7 @@ impl Settings {
             return bad("server.body_timeout_s", "must be at least 1 (seconds)");
         }
         for proxy in &self.server.trusted_proxies {
-            if let Err(why) = proxy.parse::<crate::cidr::Cidr>() {
+            if let Err(why) = proxy.parse::<crate::base::cidr::Cidr>() {
                 return bad("server.trusted_proxies", &why);
             }
         }

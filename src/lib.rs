@@ -6,32 +6,22 @@
 //! needs to build them, and [`testing`]: what the integration tests reach inside. Every other
 //! module is private; `docs/architecture.md` maps them.
 
-mod access;
 mod alerts;
-mod allocator;
-mod cidr;
+mod base;
 mod cli;
 mod commands;
 mod config;
-mod disk;
-mod error;
 mod events;
 mod http;
-mod jitter;
-mod net;
-mod notify;
 mod orders;
 mod pipeline;
 mod queue;
 mod relay;
 mod service;
 mod shutdown;
-mod signals;
 mod sources;
 mod stats;
 mod store;
-mod text;
-mod time;
 
 pub mod testing;
 

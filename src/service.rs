@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use crate::alerts::relay_sink::{relay_figures, relay_label, RelaySink};
 use crate::alerts::{AlertFigures, AlertInputs, AlertRunner, AlertService};
+use crate::base::error::{Error, Result};
+use crate::base::time::now_ms;
 use crate::config::Settings;
-use crate::error::{Error, Result};
 use crate::events::{Broadcaster, Event, EventSink};
 use crate::http::edge::listener_watchdog::OnDead;
 use crate::http::{AppState, BoundListener, HttpServer};
@@ -30,7 +31,6 @@ use crate::store::{
     self, Duty, EventListener, Faults, Leadership, Lease, NodeIdentity, ReadStore, RemoteEvent,
     RetentionSweeper, SingleNode, WriteStore, Writer, WriterHandle,
 };
-use crate::time::now_ms;
 
 pub struct Service {
     settings: Settings,
@@ -101,7 +101,7 @@ impl ServiceBuilder {
             None => crate::orders::processor_for(&self.settings)?,
         };
         let on_dead = self.on_listener_dead.unwrap_or_else(|| {
-            Arc::new(|_why: &str| std::process::exit(crate::error::EXIT_LISTENER_DEAD))
+            Arc::new(|_why: &str| std::process::exit(crate::base::error::EXIT_LISTENER_DEAD))
         });
         Service::start_inner(self.settings, processor, self.faults, on_dead)
     }

@@ -3,11 +3,11 @@
 //! directly (with faults injected), the order parser's parts, the event broadcaster and the
 //! route table. The binary needs none of it: it calls [`crate::run`].
 
+pub use crate::base::time::now_ms;
 pub use crate::queue::{Job, JsonCheckProcessor, ProcessError, Processor};
 pub use crate::service::{Service, StopSummary};
 pub use crate::stats::StatsSnapshot;
 pub use crate::store::Effect;
-pub use crate::time::now_ms;
 
 /// The store below the writer thread: opened, written and read directly.
 pub mod store {

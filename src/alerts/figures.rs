@@ -8,8 +8,8 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 use super::alert::Alert;
+use crate::base::time::rfc3339;
 use crate::config::{mask_alert_url, AlertKind, AlertTarget};
-use crate::time::rfc3339;
 
 #[derive(Debug, Default)]
 pub struct AlertFigures {

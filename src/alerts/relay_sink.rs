@@ -4,10 +4,11 @@
 use super::format::Payload;
 use super::observe::RelayTargetFigures;
 use super::sink::AlertSink;
+use crate::base::mask::mask_target;
 use crate::config::{AlertKind, AlertTarget};
 use crate::relay::{Outgoing, Relay};
 use crate::stats::LiveStats;
-use crate::store::{mask_target, TargetKind};
+use crate::store::TargetKind;
 
 pub struct RelaySink(pub Relay);
 

@@ -15,10 +15,10 @@ use super::format::render;
 use super::observe::{observation, DeadLetterCursor, RelayTargetFigures, RelayWatch};
 use super::sink::AlertSink;
 use super::Alerter;
+use crate::base::time::now_ms;
 use crate::config::{AlertTarget, AlertingSettings};
 use crate::stats::StatsSnapshot;
 use crate::store::{Leadership, ReadStore};
-use crate::time::now_ms;
 
 /// Everything the thread reads and where it sends.
 pub struct AlertInputs {

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::load_settings;
+use crate::base::error::Result;
 use crate::config::Sources;
-use crate::error::Result;
 use crate::store::{self, BackupProgress, CopySummary};
 
 /// How often the progress line is printed (and once more at the end).

@@ -5,8 +5,8 @@
 //! Run it on a stopped service: the check itself reads one consistent snapshot either way,
 //! but a running service keeps its own copy of the figures and would not see a repair.
 
+use crate::base::error::Result;
 use crate::config::Settings;
-use crate::error::Result;
 use crate::store::{self, ConsistencyReport};
 
 /// Exit code when a check fails.

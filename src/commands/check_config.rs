@@ -2,8 +2,8 @@
 //! an operator sees what `serve` would run with before running it.
 
 use super::load_settings;
+use crate::base::error::Result;
 use crate::config::Sources;
-use crate::error::Result;
 use crate::http::edge::Mode;
 
 pub fn run(sources: Sources) -> Result<()> {

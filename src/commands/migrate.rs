@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 #[cfg(feature = "postgres")]
 pub fn run(from: &Path, to: &str) -> Result<()> {
@@ -25,10 +25,12 @@ pub fn run(from: &Path, to: &str) -> Result<()> {
         );
     }
     if let Some(bad) = counts.iter().find(|c| !c.verified()) {
-        return Err(Error::Storage(crate::error::StoreError::Other(format!(
-            "table {}: {} rows in SQLite but {} in PostgreSQL after the copy",
-            bad.table, bad.source, bad.target
-        ))));
+        return Err(Error::Storage(crate::base::error::StoreError::Other(
+            format!(
+                "table {}: {} rows in SQLite but {} in PostgreSQL after the copy",
+                bad.table, bad.source, bad.target
+            ),
+        )));
     }
     println!(
         "migrated {} into {} in {:.1}s; point storage.backend = \"postgres\" and storage.url at it",

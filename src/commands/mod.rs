@@ -12,8 +12,8 @@ pub mod schema;
 pub mod serve;
 pub mod sign;
 
+use crate::base::error::Result;
 use crate::config::{Settings, Sources};
-use crate::error::Result;
 
 /// Settings from the named sources plus the process environment (`HOOKVAULT_*`).
 pub(crate) fn load_settings(sources: Sources) -> Result<Settings> {

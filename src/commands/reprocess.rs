@@ -13,14 +13,14 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use super::load_settings;
+use crate::base::error::{Error, Result, StoreError};
+use crate::base::time::{now_ms, parse_rfc3339};
 use crate::config::Sources;
-use crate::error::{Error, Result, StoreError};
 use crate::orders::{Order, OrderParser, OrderProcessor, ParseError};
 use crate::store::{
     self, MessageState, OpOutcome, OrderChange, PageAfter, RawFilter, RawMessage, ReadStore,
     WriteOp, WriteStore,
 };
-use crate::time::{now_ms, parse_rfc3339};
 
 const PAGE: u32 = 1000;
 

@@ -4,8 +4,8 @@
 //! answer is `on_serve=migrate`). It only reads; nothing is created or changed.
 
 use super::load_settings;
+use crate::base::error::Result;
 use crate::config::Sources;
-use crate::error::Result;
 use crate::store::backup::{schema_report, SchemaReport};
 
 pub fn run(sources: Sources) -> Result<()> {

@@ -2,17 +2,17 @@
 //! `docs/architecture.md`, "Shutdown").
 
 use super::{load_settings, logging};
-use crate::access::is_loopback;
+use crate::base::access::is_loopback;
+use crate::base::error::Result;
+use crate::base::notify::Notifier;
+use crate::base::signals;
 use crate::config::{Settings, Sources};
-use crate::error::Result;
-use crate::notify::Notifier;
 use crate::service::Service;
-use crate::signals;
 
 pub fn run(sources: Sources) -> Result<()> {
     let settings = load_settings(sources)?;
     logging::init(&settings.log.level);
-    crate::allocator::return_large_blocks_to_the_system();
+    crate::base::allocator::return_large_blocks_to_the_system();
     let terminate = signals::termination()?;
     warn_about_exposure(&settings);
     let service = Service::start(settings.clone())?;

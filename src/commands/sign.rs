@@ -9,10 +9,10 @@ use std::io::Read;
 use std::path::Path;
 
 use super::load_settings;
+use crate::base::error::{Error, Result};
+use crate::base::time::now_ms;
 use crate::config::Sources;
-use crate::error::{Error, Result};
 use crate::sources::SchemeKind;
-use crate::time::now_ms;
 
 pub struct SignRequest {
     pub source: String,

@@ -54,8 +54,8 @@ use tungstenite::{
 };
 
 use super::event::Event;
-use crate::access::{self, Caller, Denied, Door};
-use crate::text::parse_query;
+use crate::base::access::{self, Caller, Denied, Door};
+use crate::base::text::parse_query;
 
 /// The only path that upgrades; anything else gets a 404 during the handshake.
 const WS_PATH: &str = "/ws";
@@ -237,7 +237,7 @@ impl Broadcaster {
         // then sees the shutdown. When it is not asleep the connection is never accepted and
         // goes with the listener.
         let _ = TcpStream::connect_timeout(
-            &crate::net::reachable(self.local_addr),
+            &crate::base::net::reachable(self.local_addr),
             Duration::from_secs(1),
         );
         if self.handle.join().is_err() {

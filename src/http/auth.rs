@@ -1,11 +1,11 @@
-//! The access rules of [`crate::access`] worded as HTTP answers: `401` with
+//! The access rules of [`crate::base::access`] worded as HTTP answers: `401` with
 //! `WWW-Authenticate` for a missing or wrong admin token, `403` naming the loopback-trust rule
 //! a request broke while no token is set.
 
 use super::call::Call;
 use super::response::Reply;
 use super::state::AppState;
-use crate::access::{self, Denied, Door};
+use crate::base::access::{self, Denied, Door};
 
 pub fn check_admin(state: &AppState, call: &Call) -> Result<(), Reply> {
     let server = &state.settings.server;

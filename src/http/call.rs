@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::response::Reply;
-use crate::access;
+use crate::base::access;
 
 /// A request on its way through a handler.
 pub struct Call<'a> {

@@ -17,7 +17,7 @@ pub fn icon(_state: &AppState, _call: &mut Call) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::text::percent_decode;
+    use crate::base::text::percent_decode;
 
     #[test]
     fn the_pages_carry_the_same_icon() {

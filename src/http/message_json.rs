@@ -5,8 +5,8 @@
 
 use serde_json::{json, Value};
 
+use crate::base::text::base64;
 use crate::store::{DeadLetter, MessageDetail};
-use crate::text::base64;
 
 /// Payload as text when it is UTF-8, else base64 with `payload_encoding: "base64"`.
 fn put_payload(v: &mut Value, payload: &[u8]) {

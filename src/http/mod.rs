@@ -5,7 +5,7 @@
 //! - [`state`], [`response`], [`call`], [`paging`], [`failure`], [`message_json`],
 //!   [`route`]: what handlers may touch, the reply, the request context and the small
 //!   helpers handlers share;
-//! - [`auth`]: the rules of [`crate::access`] as HTTP answers;
+//! - [`auth`]: the rules of [`crate::base::access`] as HTTP answers;
 //! - handlers, one area each: [`intake`], [`operator`] (what operator actions share), [`health`], [`dead_letters`], [`logs`],
 //!   [`orders`] (with [`csv`]), [`dashboard`], and [`openapi`] for the API document;
 //! - [`routes`]: the table naming every handler; [`router`]: matching and dispatch;

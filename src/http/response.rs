@@ -83,7 +83,7 @@ impl Reply {
     /// of all at the same second, which would meet the disk with the same burst again.
     pub fn unavailable(code: &str, message: &str, retry_after_s: u32) -> Reply {
         let base = u64::from(retry_after_s);
-        let wait = crate::jitter::between(base, 2 * base);
+        let wait = crate::base::jitter::between(base, 2 * base);
         Reply::error(503, code, message).with_header("Retry-After", wait.to_string())
     }
 

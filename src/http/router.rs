@@ -11,8 +11,8 @@ use super::response::Reply;
 use super::route::{Access, Route};
 use super::routes::ROUTES;
 use super::state::AppState;
+use crate::base::text::{parse_query, percent_decode};
 use crate::sources::Source;
-use crate::text::{parse_query, percent_decode};
 
 pub enum Match<'r> {
     Found(&'r Route, Vec<String>),

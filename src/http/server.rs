@@ -21,8 +21,8 @@ use super::edge::Mode;
 use super::response::Reply;
 use super::router;
 use super::state::AppState;
+use crate::base::error::{Error, Result};
 use crate::config::ServerSettings;
-use crate::error::{Error, Result};
 
 pub struct HttpServer {
     gate: Option<Gate>,
@@ -154,7 +154,7 @@ impl HttpServer {
         // tiny_http's pool strands connections in both modes: clients' or the gate's hops.
         let guarded = match &hop {
             Some(hop) => GuardTarget::Unix(hop.path().to_path_buf()),
-            None => GuardTarget::Tcp(crate::net::reachable(addr)),
+            None => GuardTarget::Tcp(crate::base::net::reachable(addr)),
         };
         let (guard_stop, guard_stop_rx) = crossbeam_channel::bounded(0);
         let (guard, poke) = StallGuard::start(guarded, guard_stop_rx);

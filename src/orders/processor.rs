@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use super::{OrderParser, ParseError};
+use crate::base::error::{Error, Result};
 use crate::config::Settings;
-use crate::error::{Error, Result};
 use crate::queue::{Job, ProcessError, Processor};
 use crate::store::Effect;
 

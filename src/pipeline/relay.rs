@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
+use crate::base::mask::mask_target;
 use crate::relay::RelayWake;
 use crate::stats::LiveStats;
-use crate::store::{mask_target, DeliveryNext, OpOutcome, WriteOp};
+use crate::store::{DeliveryNext, OpOutcome, WriteOp};
 
 pub struct RelayHandoff {
     wake: RelayWake,

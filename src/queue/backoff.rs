@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::jitter::next_random;
+use crate::base::jitter::next_random;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Backoff {

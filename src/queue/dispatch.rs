@@ -20,7 +20,7 @@ use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
 
 use super::fresh_bodies::FreshBodies;
 use super::QueuedJob;
-use crate::time::now_ms;
+use crate::base::time::now_ms;
 
 /// How many recently finished messages are remembered.
 pub const RECENT: usize = 16_384;

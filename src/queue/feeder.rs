@@ -22,8 +22,8 @@ use crossbeam_channel::{after, never, select, Receiver};
 
 use super::dispatch::RECENT;
 use super::Dispatcher;
+use crate::base::time::now_ms;
 use crate::store::ReadStore;
-use crate::time::now_ms;
 
 /// How often the feeder looks on a database shared with other nodes, even when nobody woke it.
 pub const SHARED_POLL: Duration = Duration::from_secs(1);

@@ -28,9 +28,9 @@ use std::time::Duration;
 use crossbeam_channel::{select, Receiver, RecvTimeoutError};
 
 use super::Dispatcher;
+use crate::base::time::now_ms;
 use crate::stats::LiveStats;
 use crate::store::{Lease, OpOutcome, ReadStore, WriteOp, WriterHandle};
-use crate::time::now_ms;
 
 /// The shortest tick, whatever the lease (tests use leases of a second or two).
 const MIN_TICK: Duration = Duration::from_millis(100);

@@ -13,9 +13,9 @@ use crossbeam_channel::{select, Receiver, RecvTimeoutError};
 
 use super::backoff::Backoff;
 use super::{BodyLoader, Dispatcher, Loaded, ProcessError, Processor, QueuedJob};
+use crate::base::time::now_ms;
 use crate::stats::LiveStats;
 use crate::store::{Lease, OpOutcome, WriteOp, WriterHandle};
-use crate::time::now_ms;
 
 #[derive(Clone)]
 pub struct WorkerSettings {

@@ -13,9 +13,10 @@ use crossbeam_channel::{select, Receiver, RecvTimeoutError, Sender};
 use super::pacing::Pace;
 use super::worker::{Report, Reported, Work};
 use super::Signal;
+use crate::base::mask::mask_target;
+use crate::base::time::rfc3339;
 use crate::stats::LiveStats;
-use crate::store::{mask_target, owed_targets, ReadStore, TargetKind};
-use crate::time::rfc3339;
+use crate::store::{owed_targets, ReadStore, TargetKind};
 
 /// How soon a target is tried again after the store failed, or another node held it.
 const AGAIN: Duration = Duration::from_secs(1);
@@ -166,7 +167,8 @@ impl Scheduler {
             // Left as it is: a commit heard since the hand-over already made it ready again.
             Reported::Idle => {}
             Reported::DueAt(at_ms) => {
-                let wait = Duration::from_millis((at_ms - crate::time::now_ms()).max(0) as u64);
+                let wait =
+                    Duration::from_millis((at_ms - crate::base::time::now_ms()).max(0) as u64);
                 t.ready_at = Some(now + wait);
                 self.live
                     .relay
@@ -255,5 +257,5 @@ impl Scheduler {
 
 fn instant_text(at: Instant) -> String {
     let ms = at.saturating_duration_since(Instant::now()).as_millis() as i64;
-    rfc3339(crate::time::now_ms() + ms)
+    rfc3339(crate::base::time::now_ms() + ms)
 }

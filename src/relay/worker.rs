@@ -13,11 +13,10 @@ use super::pacing::Pace;
 use super::sender;
 use super::waiters::{RelayAnswer, Waiters};
 use super::Signal;
+use crate::base::mask::mask_target;
+use crate::base::time::now_ms;
 use crate::stats::LiveStats;
-use crate::store::{
-    mask_target, DeliveryNext, DeliveryTicket, Lease, OpOutcome, Taken, WriteOp, WriterHandle,
-};
-use crate::time::now_ms;
+use crate::store::{DeliveryNext, DeliveryTicket, Lease, OpOutcome, Taken, WriteOp, WriterHandle};
 
 /// How long a take or an outcome waits for its commit.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);

@@ -107,7 +107,7 @@ impl SourceSettings {
                 "forward",
                 format!(
                     "{:?} is not an http:// or https:// URL",
-                    crate::store::mask_target(bad)
+                    crate::base::mask::mask_target(bad)
                 ),
             );
         }
@@ -252,7 +252,7 @@ impl SourceSettings {
             *s = "********".into();
         }
         for f in &mut shown.forward {
-            *f = crate::store::mask_target(f);
+            *f = crate::base::mask::mask_target(f);
         }
         shown
     }

@@ -195,7 +195,7 @@ pub fn render(live: &LiveStats, queue: QueueView, storage: StorageHealth) -> Str
         "How long the oldest queued message has waited (0 when nothing is queued).",
         storage
             .oldest_queued_at_ms
-            .map_or(0, |at| (crate::time::now_ms() - at).max(0) / 1000),
+            .map_or(0, |at| (crate::base::time::now_ms() - at).max(0) / 1000),
     );
     o.gauge(
         "hookvault_dead_letters",
@@ -399,8 +399,8 @@ mod tests {
             "unknown: left out"
         );
         let storage = StorageHealth {
-            oldest_queued_at_ms: Some(crate::time::now_ms() - 90_000),
-            disk: Some(crate::disk::DiskSpace {
+            oldest_queued_at_ms: Some(crate::base::time::now_ms() - 90_000),
+            disk: Some(crate::base::disk::DiskSpace {
                 free_bytes: 5,
                 total_bytes: 50,
             }),

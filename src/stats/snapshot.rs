@@ -154,9 +154,9 @@ impl StatsSnapshot {
             db_size_bytes: storage.size_bytes,
             wal_size_bytes: storage.wal_bytes,
             version: env!("CARGO_PKG_VERSION"),
-            oldest_queued_age_s: storage
-                .oldest_queued_at_ms
-                .map_or(0, |at| ((crate::time::now_ms() - at).max(0) / 1000) as u64),
+            oldest_queued_age_s: storage.oldest_queued_at_ms.map_or(0, |at| {
+                ((crate::base::time::now_ms() - at).max(0) / 1000) as u64
+            }),
             disk_free_bytes: storage.disk.map(|d| d.free_bytes),
             disk_free_pct: storage
                 .disk

@@ -8,7 +8,7 @@ use super::delivery::{
 use super::sql::Row;
 use super::statements as sql;
 use super::{ReadStore, StoreResult};
-use crate::time::rfc3339;
+use crate::base::time::rfc3339;
 
 fn summary(r: &Row) -> DeliverySummary {
     DeliverySummary {

@@ -17,7 +17,7 @@ use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use super::{StoreError, StoreResult};
-use crate::time::{now_ms, rfc3339};
+use crate::base::time::{now_ms, rfc3339};
 
 /// Held while the store is open; dropping it (or the process ending) releases the lock.
 #[derive(Debug)]

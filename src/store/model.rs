@@ -538,7 +538,7 @@ pub struct StorageHealth {
     pub wal_bytes: Option<u64>,
     /// Free space and size of the file system holding the database, where it is local
     /// (SQLite); PostgreSQL's disk is the server's.
-    pub disk: Option<crate::disk::DiskSpace>,
+    pub disk: Option<crate::base::disk::DiskSpace>,
     /// When the oldest `queued` message was received (unix ms; `None`: nothing queued, or
     /// not readable): how far behind the workers are.
     pub oldest_queued_at_ms: Option<i64>,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::{OpOutcome, StoreError, StoreResult, WriteOp, WriterHandle};
-use crate::time::now_ms;
+use crate::base::time::now_ms;
 
 /// Messages deleted per transaction.
 pub const BATCH: u32 = 500;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
 use super::{CommitObserver, Effect, OpOutcome, StoreError, StoreResult, WriteOp, WriteStore};
-use crate::time::now_ms;
+use crate::base::time::now_ms;
 
 /// Most ops folded into one transaction; bounds how long one commit holds the others.
 const MAX_BATCH: usize = 2048;

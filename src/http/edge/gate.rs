@@ -100,8 +100,10 @@ impl Gate {
     pub fn stop(self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
         // Wake the accept thread; it sees `stopping` and returns.
-        let _ =
-            TcpStream::connect_timeout(&crate::net::reachable(self.public), Duration::from_secs(1));
+        let _ = TcpStream::connect_timeout(
+            &crate::base::net::reachable(self.public),
+            Duration::from_secs(1),
+        );
         let _ = self.accept.join();
         let clients = &self.shared.clients;
         for client in lock(clients).values() {

@@ -29,7 +29,7 @@
 //! as an outage twice.
 //!
 //! While checks pass it also feeds systemd's watchdog (`WATCHDOG=1`) and, after the first
-//! pass, says `READY=1` (see [`crate::notify`]): readiness means a client can be answered.
+//! pass, says `READY=1` (see [`crate::base::notify`]): readiness means a client can be answered.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -41,7 +41,7 @@ use crossbeam_channel::{select, Receiver, TryRecvError};
 
 use super::activity::Activity;
 use super::stall_guard::Poke;
-use crate::notify::Notifier;
+use crate::base::notify::Notifier;
 
 /// How often the listener is asked while it answers (at most; see [`check_period`]).
 pub const CHECK_EVERY: Duration = Duration::from_secs(10);
@@ -72,7 +72,7 @@ impl ListenerWatchdog {
         stall_guard: Option<Poke>,
         stop: Receiver<()>,
     ) -> ListenerWatchdog {
-        let target = crate::net::reachable(listen);
+        let target = crate::base::net::reachable(listen);
         let notifier = Notifier::from_env();
         let ping_every = Notifier::watchdog_interval();
         let period = check_period(ping_every);

@@ -185,7 +185,7 @@ impl Refusal {
                 let base = u64::from(s);
                 format!(
                     "Retry-After: {}\r\n",
-                    crate::jitter::between(base, 2 * base)
+                    crate::base::jitter::between(base, 2 * base)
                 )
             })
             .unwrap_or_default();

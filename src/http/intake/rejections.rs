@@ -7,11 +7,11 @@
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::submit::client_address;
+use crate::base::time::now_ms;
 use crate::http::call::Call;
 use crate::http::state::AppState;
 use crate::sources::{Refused, Source};
 use crate::store::{NewRejection, WriteOp};
-use crate::time::now_ms;
 
 pub(super) fn record(state: &AppState, call: &Call, source: &Source, refused: &Refused) {
     state.live.rejected_unverified[refused.reason as usize].fetch_add(1, Relaxed);

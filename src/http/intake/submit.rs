@@ -5,15 +5,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{Refusal, Step};
-use crate::access;
-use crate::cidr::Cidr;
+use crate::base::access;
+use crate::base::cidr::Cidr;
+use crate::base::time::now_ms;
 use crate::http::call::Call;
 use crate::http::failure::unexpected;
 use crate::http::response::Reply;
 use crate::http::state::AppState;
 use crate::sources::Source;
 use crate::store::{NewMessage, OpOutcome, WriteOp};
-use crate::time::now_ms;
 
 /// How long a handler waits for its commit before answering 503 (the message may still be
 /// committed; the sender's retry is then answered `duplicate` if it carries a key).

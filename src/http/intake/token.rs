@@ -2,7 +2,7 @@
 //! `X-Webhook-Token`; a source without one is open.
 
 use super::{Refusal, Step};
-use crate::access::{self, Denied};
+use crate::base::access::{self, Denied};
 use crate::http::call::Call;
 use crate::http::response::Reply;
 use crate::sources::{Reason, Refused, Source};

@@ -4,9 +4,9 @@
 
 use super::token::refuse;
 use super::Step;
+use crate::base::time::now_ms;
 use crate::http::call::Call;
 use crate::sources::{Headers, Source, Verified};
-use crate::time::now_ms;
 
 /// The request's headers as the schemes read them.
 struct RequestHeaders<'c, 'r>(&'c Call<'r>);

@@ -6,7 +6,7 @@ use crossbeam_channel::{bounded, Receiver};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 /// Returns a channel that receives once for the first SIGTERM/SIGINT.
 pub fn termination() -> Result<Receiver<i32>> {

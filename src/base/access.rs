@@ -11,12 +11,12 @@
 //!
 //! Callers describe a request through [`Caller`] (peer address, headers, query), so a rule
 //! that looks at more of the request (forwarding headers, `Host`, `Origin`) is added here,
-//! in [`admin`]'s loopback trust or beside it, and holds for both at once. This module imports nothing
-//! from the crate but [`crate::cidr`]: it sits below both callers.
+//! in [`admin`]'s loopback trust or beside it, and holds for both at once. This module
+//! imports nothing from the crate but [`crate::base::cidr`]: it sits below both callers.
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::cidr::Cidr;
+use crate::base::cidr::Cidr;
 
 /// The parts of a request the access rules read.
 pub trait Caller {
