@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use toml::Value;
 
 use crate::base::error::{Error, Result};
-use crate::config::Sources;
+use crate::settings::Sources;
 
 pub const HELP: &str = "\
 hookvault — durable webhook intake: a 2xx means it is stored
@@ -158,7 +158,7 @@ pub fn parse(args: &[String]) -> Result<Command> {
             if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
                 return Err(Error::Usage(format!(
                     "--to: expected a postgres:// URL, got {:?}",
-                    crate::config::mask_url_password(&to)
+                    crate::settings::mask_url_password(&to)
                 )));
             }
             Ok(Command::Migrate {

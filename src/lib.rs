@@ -10,7 +10,6 @@ mod alerts;
 mod base;
 mod cli;
 mod commands;
-mod config;
 mod events;
 mod http;
 mod orders;
@@ -18,15 +17,15 @@ mod pipeline;
 mod queue;
 mod relay;
 mod service;
+mod settings;
 mod shutdown;
-mod sources;
 mod stats;
 mod store;
 
 pub mod testing;
 
-pub use config::{AlertEvent, AlertKind, AlertTarget, Settings, StorageSettings, ENV_PREFIX};
-pub use sources::SourceSettings;
+pub use settings::sources::SourceSettings;
+pub use settings::{AlertEvent, AlertKind, AlertTarget, Settings, StorageSettings, ENV_PREFIX};
 
 use cli::Command;
 

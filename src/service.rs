@@ -12,7 +12,6 @@ use crate::alerts::relay_sink::{relay_figures, relay_label, RelaySink};
 use crate::alerts::{AlertFigures, AlertInputs, AlertRunner, AlertService};
 use crate::base::error::{Error, Result};
 use crate::base::time::now_ms;
-use crate::config::Settings;
 use crate::events::{Broadcaster, Event, EventSink};
 use crate::http::edge::listener_watchdog::OnDead;
 use crate::http::{AppState, BoundListener, HttpServer};
@@ -23,8 +22,9 @@ use crate::queue::{
     SharedClaims, WorkerPool, WorkerSettings,
 };
 use crate::relay::{Relay, RelayInbox, RelayStart, RelayThreads};
+use crate::settings::sources::SourceList;
+use crate::settings::Settings;
 use crate::shutdown::Shutdown;
-use crate::sources::SourceList;
 use crate::stats::cluster::ClusterRefresher;
 use crate::stats::{LiveStats, QueueView, StatsSnapshot};
 use crate::store::{

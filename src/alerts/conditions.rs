@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::alert::Severity;
-use crate::config::{AlertEvent, AlertingSettings};
+use crate::settings::{AlertEvent, AlertingSettings};
 
 /// The figures one evaluation looks at. `None` means "not known this time" (a backend
 /// without the figure, a read that failed): the condition keeps its state.

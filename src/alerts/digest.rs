@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::alert::{Alert, Severity};
 use super::conditions::{span, DeadSample, Signal};
-use crate::config::{AlertEvent, AlertTarget};
+use crate::settings::{AlertEvent, AlertTarget};
 
 /// One target's lanes.
 #[derive(Debug)]
@@ -242,7 +242,7 @@ fn condition_alert(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::AlertKind;
+    use crate::settings::AlertKind;
 
     fn target(min_interval_s: u64, events: &[AlertEvent]) -> AlertTarget {
         AlertTarget {

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::alert::Alert;
 use crate::base::time::rfc3339;
-use crate::config::{mask_alert_url, AlertKind, AlertTarget};
+use crate::settings::{mask_alert_url, AlertKind, AlertTarget};
 
 #[derive(Debug, Default)]
 pub struct AlertFigures {

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::alert::{Alert, Severity};
 use crate::base::time::rfc3339;
-use crate::config::AlertKind;
+use crate::settings::AlertKind;
 
 /// Discord: message `content`.
 pub const DISCORD_CONTENT_MAX: usize = 2000;

@@ -26,7 +26,7 @@ pub use figures::AlertFigures;
 pub use runner::{send_test, AlertInputs, AlertRunner, TestQueued};
 pub use sink::AlertSink;
 
-use crate::config::{AlertTarget, AlertingSettings};
+use crate::settings::{AlertTarget, AlertingSettings};
 
 /// What the HTTP side needs of the alerts: the test alert and the stats section.
 pub struct AlertService {
@@ -84,7 +84,7 @@ impl Alerter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{AlertEvent, AlertKind};
+    use crate::settings::{AlertEvent, AlertKind};
 
     #[test]
     fn each_target_hears_what_it_asked_for() {

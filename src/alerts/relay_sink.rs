@@ -5,8 +5,8 @@ use super::format::Payload;
 use super::observe::RelayTargetFigures;
 use super::sink::AlertSink;
 use crate::base::mask::mask_target;
-use crate::config::{AlertKind, AlertTarget};
 use crate::relay::{Outgoing, Relay};
+use crate::settings::{AlertKind, AlertTarget};
 use crate::stats::LiveStats;
 use crate::store::TargetKind;
 

@@ -16,7 +16,7 @@ use super::observe::{observation, DeadLetterCursor, RelayTargetFigures, RelayWat
 use super::sink::AlertSink;
 use super::Alerter;
 use crate::base::time::now_ms;
-use crate::config::{AlertTarget, AlertingSettings};
+use crate::settings::{AlertTarget, AlertingSettings};
 use crate::stats::StatsSnapshot;
 use crate::store::{Leadership, ReadStore};
 
@@ -159,7 +159,7 @@ fn send(
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TestQueued {
     pub target: String,
-    pub kind: crate::config::AlertKind,
+    pub kind: crate::settings::AlertKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delivery_id: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -192,7 +192,7 @@ pub fn send_test(
 mod tests {
     use super::*;
     use crate::alerts::format::Payload;
-    use crate::config::{AlertEvent, AlertKind};
+    use crate::settings::{AlertEvent, AlertKind};
     use std::sync::Mutex;
 
     /// Records what would be made durable; refuses the target named `broken`.

@@ -2,7 +2,7 @@
 //! a 429 and is retried). Behind a trait so the checks never depend on how it is sent.
 
 use super::format::Payload;
-use crate::config::AlertTarget;
+use crate::settings::AlertTarget;
 
 pub trait AlertSink: Send + Sync {
     /// Makes the delivery of `payload` to `target` durable and returns its id; an error says

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::load_settings;
 use crate::base::error::Result;
-use crate::config::Sources;
+use crate::settings::Sources;
 use crate::store::{self, BackupProgress, CopySummary};
 
 /// How often the progress line is printed (and once more at the end).

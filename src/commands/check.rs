@@ -6,7 +6,7 @@
 //! but a running service keeps its own copy of the figures and would not see a repair.
 
 use crate::base::error::Result;
-use crate::config::Settings;
+use crate::settings::Settings;
 use crate::store::{self, ConsistencyReport};
 
 /// Exit code when a check fails.

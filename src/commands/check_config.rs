@@ -3,8 +3,8 @@
 
 use super::load_settings;
 use crate::base::error::Result;
-use crate::config::Sources;
 use crate::http::edge::Mode;
+use crate::settings::Sources;
 
 pub fn run(sources: Sources) -> Result<()> {
     let settings = load_settings(sources)?;

@@ -35,7 +35,7 @@ pub fn run(from: &Path, to: &str) -> Result<()> {
     println!(
         "migrated {} into {} in {:.1}s; point storage.backend = \"postgres\" and storage.url at it",
         from.display(),
-        crate::config::mask_url_password(to),
+        crate::settings::mask_url_password(to),
         started.elapsed().as_secs_f64()
     );
     Ok(())

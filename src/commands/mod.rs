@@ -13,7 +13,7 @@ pub mod serve;
 pub mod sign;
 
 use crate::base::error::Result;
-use crate::config::{Settings, Sources};
+use crate::settings::{Settings, Sources};
 
 /// Settings from the named sources plus the process environment (`HOOKVAULT_*`).
 pub(crate) fn load_settings(sources: Sources) -> Result<Settings> {

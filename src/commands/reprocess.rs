@@ -15,8 +15,8 @@ use rayon::prelude::*;
 use super::load_settings;
 use crate::base::error::{Error, Result, StoreError};
 use crate::base::time::{now_ms, parse_rfc3339};
-use crate::config::Sources;
 use crate::orders::{Order, OrderParser, OrderProcessor, ParseError};
+use crate::settings::Sources;
 use crate::store::{
     self, MessageState, OpOutcome, OrderChange, PageAfter, RawFilter, RawMessage, ReadStore,
     WriteOp, WriteStore,

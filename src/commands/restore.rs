@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use super::backup::print_summary;
 use super::load_settings;
 use crate::base::error::Result;
-use crate::config::Sources;
+use crate::settings::Sources;
 use crate::store;
 
 pub fn run(sources: Sources, backup_file: PathBuf, force: bool) -> Result<()> {

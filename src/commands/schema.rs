@@ -5,7 +5,7 @@
 
 use super::load_settings;
 use crate::base::error::Result;
-use crate::config::Sources;
+use crate::settings::Sources;
 use crate::store::backup::{schema_report, SchemaReport};
 
 pub fn run(sources: Sources) -> Result<()> {

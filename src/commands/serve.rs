@@ -6,8 +6,8 @@ use crate::base::access::is_loopback;
 use crate::base::error::Result;
 use crate::base::notify::Notifier;
 use crate::base::signals;
-use crate::config::{Settings, Sources};
 use crate::service::Service;
+use crate::settings::{Settings, Sources};
 
 pub fn run(sources: Sources) -> Result<()> {
     let settings = load_settings(sources)?;

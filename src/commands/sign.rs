@@ -11,8 +11,8 @@ use std::path::Path;
 use super::load_settings;
 use crate::base::error::{Error, Result};
 use crate::base::time::now_ms;
-use crate::config::Sources;
-use crate::sources::SchemeKind;
+use crate::settings::sources::SchemeKind;
+use crate::settings::Sources;
 
 pub struct SignRequest {
     pub source: String,

@@ -13,8 +13,8 @@ use serde_json::{json, Map, Value};
 
 use super::route::{Access, Route};
 use super::source_filter::SOURCE_PATTERN;
-use crate::config::Settings;
-use crate::sources::{SchemeKind, Source, SourceList};
+use crate::settings::sources::{SchemeKind, Source, SourceList};
+use crate::settings::Settings;
 use crate::store::MessageState;
 
 const DOCS_HTML: &str = include_str!("docs.html");

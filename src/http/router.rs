@@ -12,7 +12,7 @@ use super::route::{Access, Route};
 use super::routes::ROUTES;
 use super::state::AppState;
 use crate::base::text::{parse_query, percent_decode};
-use crate::sources::Source;
+use crate::settings::sources::Source;
 
 pub enum Match<'r> {
     Found(&'r Route, Vec<String>),

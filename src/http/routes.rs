@@ -12,7 +12,7 @@ use super::{
     alerts, dashboard, dead_letters, deliveries, discord_relay, favicon, health, logs, openapi,
     orders, rejections,
 };
-use crate::sources::SourceList;
+use crate::settings::sources::SourceList;
 
 /// Every route but the ingest paths, which come from the configured sources (the router
 /// looks them up first; `check_source_paths` keeps the two apart).
@@ -242,7 +242,7 @@ fn docs(state: &AppState, _call: &mut Call) -> Reply {
 mod tests {
     use super::*;
     use crate::http::openapi::{describe, document};
-    use crate::sources::SourceSettings;
+    use crate::settings::sources::SourceSettings;
     use serde_json::json;
 
     /// The built-in `orders` source, with or without an ingest token.

@@ -22,7 +22,7 @@ use super::response::Reply;
 use super::router;
 use super::state::AppState;
 use crate::base::error::{Error, Result};
-use crate::config::ServerSettings;
+use crate::settings::ServerSettings;
 
 pub struct HttpServer {
     gate: Option<Gate>,

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use crate::config::Settings;
 use crate::events::EventSink;
 use crate::queue::Dispatcher;
-use crate::sources::SourceList;
+use crate::settings::sources::SourceList;
+use crate::settings::Settings;
 use crate::stats::{LiveStats, QueueView};
 use crate::store::{ReadStore, WriterHandle};
 

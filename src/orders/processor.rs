@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use super::{OrderParser, ParseError};
 use crate::base::error::{Error, Result};
-use crate::config::Settings;
 use crate::queue::{Job, ProcessError, Processor};
+use crate::settings::Settings;
 use crate::store::Effect;
 
 pub struct OrderProcessor {

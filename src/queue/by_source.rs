@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::{Job, ProcessError, Processor};
-use crate::sources::{ProcessorKind, SourceList};
+use crate::settings::sources::{ProcessorKind, SourceList};
 use crate::store::Effect;
 
 pub struct BySource {
@@ -34,7 +34,7 @@ impl Processor for BySource {
 mod tests {
     use super::*;
     use crate::queue::JsonCheckProcessor;
-    use crate::sources::SourceSettings;
+    use crate::settings::sources::SourceSettings;
 
     #[test]
     fn a_store_source_keeps_what_the_main_processor_would_refuse() {

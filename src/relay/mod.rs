@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 
-use crate::config::RelaySettings;
 use crate::queue::backoff::Backoff;
+use crate::settings::RelaySettings;
 use crate::store::{
     Lease, NewDelivery, OpOutcome, ReadStore, StoreError, StoreResult, TargetKind, WriteOp,
     WriterHandle,

@@ -30,7 +30,7 @@ pub struct LiveStats {
     pub rejected_backlog: AtomicU64,
     pub rejected_storage: AtomicU64,
     pub rejected_other: AtomicU64,
-    /// Refused by a source's token or signature check, by [`Reason`](crate::sources::Reason)
+    /// Refused by a source's token or signature check, by [`Reason`](crate::settings::sources::Reason)
     /// in the order of `Reason::ALL`.
     pub rejected_unverified: [AtomicU64; 4],
     pub batches: AtomicU64,

@@ -139,7 +139,7 @@ pub fn render(live: &LiveStats, queue: QueueView, storage: StorageHealth) -> Str
             n(v),
         );
     }
-    for (reason, v) in crate::sources::Reason::ALL
+    for (reason, v) in crate::settings::sources::Reason::ALL
         .iter()
         .zip(&live.rejected_unverified)
     {

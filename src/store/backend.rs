@@ -11,7 +11,7 @@ use super::{
     sqlite, Duty, Faults, FaultyBackend, Leadership, ReadStore, RemoteEvent, SqlStore, StoreError,
     StoreResult, WriteStore,
 };
-use crate::config::StorageSettings;
+use crate::settings::StorageSettings;
 
 /// Read connections kept open: the feeder and one HTTP handler at a time without opening more
 /// (the pool opens extra ones when all are busy).

@@ -19,7 +19,7 @@ use super::model::{BackupProgress, CopySummary};
 use super::sqlite;
 use super::{InstanceLock, StoreError, StoreResult};
 use crate::base::time::{now_ms, rfc3339};
-use crate::config::StorageSettings;
+use crate::settings::StorageSettings;
 
 /// What [`restore`] did.
 #[derive(Debug, Clone, PartialEq)]

@@ -34,7 +34,7 @@ pub mod writer;
 
 use std::sync::Arc;
 
-use crate::config::StorageSettings;
+use crate::settings::StorageSettings;
 
 pub use backend::{open, open_node, EventListener, NodeIdentity, OpenedStore};
 pub use backup::{backup, restore};

@@ -432,7 +432,7 @@ mod tests {
     #[test]
     fn worker_ops_wait_behind_a_parked_op_of_the_same_message() {
         let dir = tempfile::tempdir().unwrap();
-        let settings = crate::config::StorageSettings {
+        let settings = crate::settings::StorageSettings {
             path: dir.path().join("w.db"),
             ..Default::default()
         };

@@ -29,7 +29,7 @@ pub mod stall_guard;
 
 use std::net::SocketAddr;
 
-use crate::config::ServerSettings;
+use crate::settings::ServerSettings;
 
 /// Who reads requests off the public port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

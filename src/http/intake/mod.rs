@@ -33,7 +33,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use super::call::Call;
 use super::response::Reply;
 use super::state::AppState;
-use crate::sources::{Refused, Source};
+use crate::settings::sources::{Refused, Source};
 use crate::store::NewDelivery;
 
 /// Why a webhook was not stored, for the rejection counters.

@@ -10,7 +10,7 @@ use super::submit::client_address;
 use crate::base::time::now_ms;
 use crate::http::call::Call;
 use crate::http::state::AppState;
-use crate::sources::{Refused, Source};
+use crate::settings::sources::{Refused, Source};
 use crate::store::{NewRejection, WriteOp};
 
 pub(super) fn record(state: &AppState, call: &Call, source: &Source, refused: &Refused) {

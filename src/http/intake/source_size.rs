@@ -4,7 +4,7 @@
 use super::{Refusal, Step};
 use crate::http::call::Call;
 use crate::http::response::Reply;
-use crate::sources::Source;
+use crate::settings::sources::Source;
 
 pub(super) fn check_declared(call: &Call, source: &Source) -> Step<()> {
     match call.request.body_length() {

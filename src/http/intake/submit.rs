@@ -12,7 +12,7 @@ use crate::http::call::Call;
 use crate::http::failure::unexpected;
 use crate::http::response::Reply;
 use crate::http::state::AppState;
-use crate::sources::Source;
+use crate::settings::sources::Source;
 use crate::store::{NewMessage, OpOutcome, WriteOp};
 
 /// How long a handler waits for its commit before answering 503 (the message may still be

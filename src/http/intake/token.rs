@@ -5,7 +5,7 @@ use super::{Refusal, Step};
 use crate::base::access::{self, Denied};
 use crate::http::call::Call;
 use crate::http::response::Reply;
-use crate::sources::{Reason, Refused, Source};
+use crate::settings::sources::{Reason, Refused, Source};
 
 pub(super) fn check(call: &Call, source: &Source) -> Step<()> {
     let message = match access::ingest(source.token.as_deref(), call) {

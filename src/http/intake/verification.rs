@@ -6,7 +6,7 @@ use super::token::refuse;
 use super::Step;
 use crate::base::time::now_ms;
 use crate::http::call::Call;
-use crate::sources::{Headers, Source, Verified};
+use crate::settings::sources::{Headers, Source, Verified};
 
 /// The request's headers as the schemes read them.
 struct RequestHeaders<'c, 'r>(&'c Call<'r>);
