@@ -6,21 +6,15 @@
 //! needs to build them, and [`testing`]: what the integration tests reach inside. Every other
 //! module is private; `docs/architecture.md` maps them.
 
-mod alerts;
 mod base;
 mod cli;
 mod commands;
-mod events;
 mod http;
-mod orders;
-mod pipeline;
-mod queue;
-mod relay;
 mod service;
 mod settings;
 mod shutdown;
-mod stats;
 mod store;
+mod work;
 
 pub mod testing;
 

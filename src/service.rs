@@ -8,29 +8,29 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::alerts::relay_sink::{relay_figures, relay_label, RelaySink};
-use crate::alerts::{AlertFigures, AlertInputs, AlertRunner, AlertService};
 use crate::base::error::{Error, Result};
 use crate::base::time::now_ms;
-use crate::events::{Broadcaster, Event, EventSink};
 use crate::http::edge::listener_watchdog::OnDead;
 use crate::http::{AppState, BoundListener, HttpServer};
-use crate::pipeline::Pipeline;
-use crate::queue::backoff::Backoff;
-use crate::queue::{
-    feeder, BodyLoader, BySource, Dispatcher, Feeder, LeaseKeeper, LeaseKeeping, Processor,
-    SharedClaims, WorkerPool, WorkerSettings,
-};
-use crate::relay::{Relay, RelayInbox, RelayStart, RelayThreads};
 use crate::settings::sources::SourceList;
 use crate::settings::Settings;
 use crate::shutdown::Shutdown;
-use crate::stats::cluster::ClusterRefresher;
-use crate::stats::{LiveStats, QueueView, StatsSnapshot};
 use crate::store::{
     self, Duty, EventListener, Faults, Leadership, Lease, NodeIdentity, ReadStore, RemoteEvent,
     RetentionSweeper, SingleNode, WriteStore, Writer, WriterHandle,
 };
+use crate::work::alerts::relay_sink::{relay_figures, relay_label, RelaySink};
+use crate::work::alerts::{AlertFigures, AlertInputs, AlertRunner, AlertService};
+use crate::work::events::{Broadcaster, Event, EventSink};
+use crate::work::pipeline::Pipeline;
+use crate::work::queue::backoff::Backoff;
+use crate::work::queue::{
+    feeder, BodyLoader, BySource, Dispatcher, Feeder, LeaseKeeper, LeaseKeeping, Processor,
+    SharedClaims, WorkerPool, WorkerSettings,
+};
+use crate::work::relay::{Relay, RelayInbox, RelayStart, RelayThreads};
+use crate::work::stats::cluster::ClusterRefresher;
+use crate::work::stats::{LiveStats, QueueView, StatsSnapshot};
 
 pub struct Service {
     settings: Settings,
@@ -98,7 +98,7 @@ impl ServiceBuilder {
     pub fn start(self) -> Result<Service> {
         let processor = match self.processor {
             Some(p) => p,
-            None => crate::orders::processor_for(&self.settings)?,
+            None => crate::work::orders::processor_for(&self.settings)?,
         };
         let on_dead = self.on_listener_dead.unwrap_or_else(|| {
             Arc::new(|_why: &str| std::process::exit(crate::base::error::EXIT_LISTENER_DEAD))

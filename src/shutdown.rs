@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
-use crate::queue::StopSignal;
+use crate::work::queue::StopSignal;
 
 pub struct Shutdown {
     trigger: Option<Sender<()>>,

@@ -4,10 +4,10 @@
 //! route table. The binary needs none of it: it calls [`crate::run`].
 
 pub use crate::base::time::now_ms;
-pub use crate::queue::{Job, JsonCheckProcessor, ProcessError, Processor};
 pub use crate::service::{Service, StopSummary};
-pub use crate::stats::StatsSnapshot;
 pub use crate::store::Effect;
+pub use crate::work::queue::{Job, JsonCheckProcessor, ProcessError, Processor};
+pub use crate::work::stats::StatsSnapshot;
 
 /// The store below the writer thread: opened, written and read directly.
 pub mod store {
@@ -29,19 +29,19 @@ pub mod store {
 
 /// The order parser's parts, for property and fixture tests.
 pub mod orders {
-    pub use crate::orders::limits::{MAX_VALUE_BYTES, TRUNCATED};
-    pub use crate::orders::price::parse_price;
-    pub use crate::orders::{OrderParser, ParseError};
+    pub use crate::work::orders::limits::{MAX_VALUE_BYTES, TRUNCATED};
+    pub use crate::work::orders::price::parse_price;
+    pub use crate::work::orders::{OrderParser, ParseError};
 
     /// Discord markdown removal.
     pub mod markdown {
-        pub use crate::orders::markdown::clean;
+        pub use crate::work::orders::markdown::clean;
     }
 }
 
 /// The WebSocket event stream without a service around it.
 pub mod events {
-    pub use crate::events::{Broadcaster, Event, EventSink};
+    pub use crate::work::events::{Broadcaster, Event, EventSink};
 }
 
 /// The HTTP API's route table and the dashboard page.

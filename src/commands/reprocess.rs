@@ -15,12 +15,12 @@ use rayon::prelude::*;
 use super::load_settings;
 use crate::base::error::{Error, Result, StoreError};
 use crate::base::time::{now_ms, parse_rfc3339};
-use crate::orders::{Order, OrderParser, OrderProcessor, ParseError};
 use crate::settings::Sources;
 use crate::store::{
     self, MessageState, OpOutcome, OrderChange, PageAfter, RawFilter, RawMessage, ReadStore,
     WriteOp, WriteStore,
 };
+use crate::work::orders::{Order, OrderParser, OrderProcessor, ParseError};
 
 const PAGE: u32 = 1000;
 

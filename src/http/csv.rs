@@ -5,8 +5,8 @@
 use std::io::Read;
 use std::sync::Arc;
 
-use crate::orders::price::minor_exponent;
 use crate::store::{OrderQuery, ReadStore, StoredOrder};
+use crate::work::orders::price::minor_exponent;
 
 pub const HEADER: &str = "id,created_at,order_number,product,amount,currency,amount_cents,email,size,site,quantity,profile,title,message_id,source_path\r\n";
 

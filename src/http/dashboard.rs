@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use super::call::Call;
 use super::response::Reply;
 use super::state::AppState;
-use crate::orders::price::minor_exponent;
+use crate::work::orders::price::minor_exponent;
 
 const DASHBOARD_HTML: &str = include_str!("dashboard.html");
 

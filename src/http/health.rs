@@ -1,5 +1,5 @@
 //! How the service is doing, for probes and dashboards: liveness, readiness, the stats
-//! document and Prometheus metrics. The readiness rule itself is [`crate::stats::health`], so
+//! document and Prometheus metrics. The readiness rule itself is [`crate::work::stats::health`], so
 //! `/readyz`, the stats `status` and `hookvault_ready` cannot disagree.
 
 use std::collections::BTreeMap;
@@ -9,8 +9,8 @@ use serde_json::json;
 use super::call::Call;
 use super::response::Reply;
 use super::state::AppState;
-use crate::stats::{health, metrics, sources, StatsSnapshot};
 use crate::store::SourceCounters;
+use crate::work::stats::{health, metrics, sources, StatsSnapshot};
 
 /// `GET /api/v2/webhooks/queue/stats`.
 pub fn stats(state: &AppState, _call: &mut Call) -> Reply {

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use crate::events::EventSink;
-use crate::queue::Dispatcher;
 use crate::settings::sources::SourceList;
 use crate::settings::Settings;
-use crate::stats::{LiveStats, QueueView};
 use crate::store::{ReadStore, WriterHandle};
+use crate::work::events::EventSink;
+use crate::work::queue::Dispatcher;
+use crate::work::stats::{LiveStats, QueueView};
 
 /// Everything a handler may touch.
 pub struct AppState {
@@ -23,9 +23,9 @@ pub struct AppState {
     /// The WebSocket broadcaster's address (None when `websocket.listen = "off"`).
     pub ws_addr: Option<std::net::SocketAddr>,
     /// Deliveries: `?wait=true` answers, and the internal enqueue API.
-    pub relay: crate::relay::Relay,
+    pub relay: crate::work::relay::Relay,
     /// The alerts, when `[[alerts]]` targets are configured.
-    pub alerts: Option<Arc<crate::alerts::AlertService>>,
+    pub alerts: Option<Arc<crate::work::alerts::AlertService>>,
 }
 
 impl AppState {

@@ -616,7 +616,7 @@ mod tests {
 
     #[test]
     fn long_values_are_cut_to_their_limits() {
-        use crate::orders::limits::TRUNCATED;
+        use crate::work::orders::limits::TRUNCATED;
         let long = "Shoe ".repeat(200_000);
         let body = serde_json::json!({"embeds": [{
             "title": long,
@@ -661,7 +661,7 @@ mod tests {
         assert_eq!(o.email.as_deref(), Some("last@example.com"));
         assert_eq!(o.fields.len(), MAX_FIELDS + 1);
         assert_eq!(
-            o.fields[crate::orders::limits::TRUNCATED],
+            o.fields[crate::work::orders::limits::TRUNCATED],
             "102 more labelled values left out"
         );
         assert_eq!(o.fields["Order"], "MANY-1");

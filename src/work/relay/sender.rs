@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use super::pacing::{self, Pace};
 use crate::base::mask::mask_target;
-use crate::queue::backoff::Backoff;
 use crate::store::{AttemptResult, DeliveryNext, DeliveryTicket, TargetKind};
+use crate::work::queue::backoff::Backoff;
 
 /// Bytes of a target's answer kept (the error of a refused delivery, `?wait=true`'s answer).
 const MAX_ANSWER_BYTES: u64 = 64 * 1024;

@@ -2,8 +2,8 @@
 //! make: the first new dead letter (its error and source), from the newest dead letters.
 
 use super::conditions::{DeadSample, Observation, RelayTargetHealth};
-use crate::stats::StatsSnapshot;
 use crate::store::{LogQuery, MessageState, ReadStore};
+use crate::work::stats::StatsSnapshot;
 
 /// How many of the newest dead letters are looked at to find the first new one.
 const DEAD_LOOKBACK: u32 = 50;

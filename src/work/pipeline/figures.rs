@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::stats::LiveStats;
 use crate::store::CounterDelta;
+use crate::work::stats::LiveStats;
 
 pub struct LiveFigures {
     live: Arc<LiveStats>,

@@ -15,8 +15,8 @@ use super::worker::{Report, Reported, Work};
 use super::Signal;
 use crate::base::mask::mask_target;
 use crate::base::time::rfc3339;
-use crate::stats::LiveStats;
 use crate::store::{owed_targets, ReadStore, TargetKind};
+use crate::work::stats::LiveStats;
 
 /// How soon a target is tried again after the store failed, or another node held it.
 const AGAIN: Duration = Duration::from_secs(1);

@@ -5,8 +5,8 @@
 //! `queue::fresh_bodies`, where the worker that starts it finds it (a larger one, or one that
 //! did not fit, it reads back from the store: see `queue::bodies`).
 
-use crate::queue::{Dispatcher, QueuedJob};
 use crate::store::{MessageState, OpOutcome, WriteOp};
+use crate::work::queue::{Dispatcher, QueuedJob};
 
 pub struct JobHandoff {
     dispatcher: Dispatcher,

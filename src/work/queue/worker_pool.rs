@@ -14,8 +14,8 @@ use crossbeam_channel::{select, Receiver, RecvTimeoutError};
 use super::backoff::Backoff;
 use super::{BodyLoader, Dispatcher, Loaded, ProcessError, Processor, QueuedJob};
 use crate::base::time::now_ms;
-use crate::stats::LiveStats;
 use crate::store::{Lease, OpOutcome, WriteOp, WriterHandle};
+use crate::work::stats::LiveStats;
 
 #[derive(Clone)]
 pub struct WorkerSettings {

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use crate::base::mask::mask_target;
-use crate::relay::RelayWake;
-use crate::stats::LiveStats;
 use crate::store::{DeliveryNext, OpOutcome, WriteOp};
+use crate::work::relay::RelayWake;
+use crate::work::stats::LiveStats;
 
 pub struct RelayHandoff {
     wake: RelayWake,

@@ -5,10 +5,10 @@ use super::format::Payload;
 use super::observe::RelayTargetFigures;
 use super::sink::AlertSink;
 use crate::base::mask::mask_target;
-use crate::relay::{Outgoing, Relay};
 use crate::settings::{AlertKind, AlertTarget};
-use crate::stats::LiveStats;
 use crate::store::TargetKind;
+use crate::work::relay::{Outgoing, Relay};
+use crate::work::stats::LiveStats;
 
 pub struct RelaySink(pub Relay);
 

@@ -15,8 +15,8 @@ use super::waiters::{RelayAnswer, Waiters};
 use super::Signal;
 use crate::base::mask::mask_target;
 use crate::base::time::now_ms;
-use crate::stats::LiveStats;
 use crate::store::{DeliveryNext, DeliveryTicket, Lease, OpOutcome, Taken, WriteOp, WriterHandle};
+use crate::work::stats::LiveStats;
 
 /// How long a take or an outcome waits for its commit.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);

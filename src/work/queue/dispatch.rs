@@ -21,6 +21,7 @@ use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
 use super::fresh_bodies::FreshBodies;
 use super::QueuedJob;
 use crate::base::time::now_ms;
+use crate::work::stats::QueueView;
 
 /// How many recently finished messages are remembered.
 pub const RECENT: usize = 16_384;
@@ -256,6 +257,19 @@ impl Dispatcher {
 
     pub fn channel_capacity(&self) -> usize {
         self.jobs.capacity().unwrap_or(0)
+    }
+}
+
+/// The queue's side of the stats' figures: the stats own the type, the queue fills it in, so
+/// the stats need not import the queue.
+impl QueueView {
+    /// The channel as it is now, against the configured backlog limit.
+    pub fn of(dispatcher: &Dispatcher, max_backlog: u64) -> QueueView {
+        QueueView {
+            channel_len: dispatcher.channel_len(),
+            channel_capacity: dispatcher.channel_capacity(),
+            max_backlog,
+        }
     }
 }
 

@@ -17,11 +17,11 @@ pub mod relay;
 
 use std::sync::Arc;
 
-use crate::events::EventSink;
-use crate::queue::Dispatcher;
-use crate::relay::RelayWake;
-use crate::stats::LiveStats;
 use crate::store::{CommitObserver, CounterDelta, OpOutcome, StoreError, WriteOp};
+use crate::work::events::EventSink;
+use crate::work::queue::Dispatcher;
+use crate::work::relay::RelayWake;
+use crate::work::stats::LiveStats;
 
 pub use events::EventPublisher;
 pub use figures::LiveFigures;

@@ -22,14 +22,14 @@ use std::time::Duration;
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 
-use crate::queue::backoff::Backoff;
 use crate::settings::RelaySettings;
 use crate::store::{
     Lease, NewDelivery, OpOutcome, ReadStore, StoreError, StoreResult, TargetKind, WriteOp,
     WriterHandle,
 };
+use crate::work::queue::backoff::Backoff;
 
-pub use crate::stats::LiveStats;
+pub use crate::work::stats::LiveStats;
 pub use waiters::RelayAnswer;
 
 /// What the scheduler hears: owed work on a target, a worker's report, or a rescan.

@@ -12,7 +12,7 @@
 //! * [`limits`] — how much of each value an order keeps;
 //! * [`price`] — price strings to minor units + ISO currency;
 //! * the [`Order`] itself is the store's (`store/order.rs`), re-exported here;
-//! * [`processor`] — the worker-side [`Processor`](crate::queue::Processor).
+//! * [`processor`] — the worker-side [`Processor`](crate::work::queue::Processor).
 //!
 //! What reads or writes the store around orders lives where its I/O is: the CSV export in
 //! `http/csv.rs`, `hookvault reprocess` in `commands/reprocess.rs`.

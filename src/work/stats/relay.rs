@@ -8,8 +8,8 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use crate::stats::latency::LatencyHistogram;
 use crate::store::CounterDelta;
+use crate::work::stats::latency::LatencyHistogram;
 
 #[derive(Default)]
 pub struct RelayFigures {

@@ -1,8 +1,8 @@
 //! Which commits the live event stream hears about. Best effort: publishing never blocks and
 //! an order is serialised only when someone is listening.
 
-use crate::events::{Event, EventSink};
 use crate::store::{DeliveryNext, OpOutcome, OrderChange, WriteOp};
+use crate::work::events::{Event, EventSink};
 
 pub struct EventPublisher {
     sink: EventSink,

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use super::{OrderParser, ParseError};
 use crate::base::error::{Error, Result};
-use crate::queue::{Job, ProcessError, Processor};
 use crate::settings::Settings;
 use crate::store::Effect;
+use crate::work::queue::{Job, ProcessError, Processor};
 
 pub struct OrderProcessor {
     parser: OrderParser,

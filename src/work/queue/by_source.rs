@@ -33,8 +33,8 @@ impl Processor for BySource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queue::JsonCheckProcessor;
     use crate::settings::sources::SourceSettings;
+    use crate::work::queue::JsonCheckProcessor;
 
     #[test]
     fn a_store_source_keeps_what_the_main_processor_would_refuse() {

@@ -17,8 +17,8 @@ use super::sink::AlertSink;
 use super::Alerter;
 use crate::base::time::now_ms;
 use crate::settings::{AlertTarget, AlertingSettings};
-use crate::stats::StatsSnapshot;
 use crate::store::{Leadership, ReadStore};
+use crate::work::stats::StatsSnapshot;
 
 /// Everything the thread reads and where it sends.
 pub struct AlertInputs {
@@ -191,8 +191,8 @@ pub fn send_test(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerts::format::Payload;
     use crate::settings::{AlertEvent, AlertKind};
+    use crate::work::alerts::format::Payload;
     use std::sync::Mutex;
 
     /// Records what would be made durable; refuses the target named `broken`.

@@ -29,8 +29,8 @@ use crossbeam_channel::{select, Receiver, RecvTimeoutError};
 
 use super::Dispatcher;
 use crate::base::time::now_ms;
-use crate::stats::LiveStats;
 use crate::store::{Lease, OpOutcome, ReadStore, WriteOp, WriterHandle};
+use crate::work::stats::LiveStats;
 
 /// The shortest tick, whatever the lease (tests use leases of a second or two).
 const MIN_TICK: Duration = Duration::from_millis(100);
