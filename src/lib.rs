@@ -6,10 +6,11 @@
 //! needs to build them, and [`testing`]: what the integration tests reach inside. Every other
 //! module is private; `docs/architecture.md` maps them.
 
+mod api;
 mod base;
 mod cli;
 mod commands;
-mod http;
+mod edge;
 mod service;
 mod settings;
 mod shutdown;

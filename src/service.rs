@@ -8,10 +8,10 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::api::{AppState, BoundListener, HttpServer};
 use crate::base::error::{Error, Result};
 use crate::base::time::now_ms;
-use crate::http::edge::listener_watchdog::OnDead;
-use crate::http::{AppState, BoundListener, HttpServer};
+use crate::edge::listener_watchdog::OnDead;
 use crate::settings::sources::SourceList;
 use crate::settings::Settings;
 use crate::shutdown::Shutdown;
@@ -425,7 +425,7 @@ pub fn sources_of(settings: &Settings) -> Result<SourceList> {
         settings.server.max_body_bytes,
     )
     .map_err(Error::Config)?;
-    crate::http::routes::check_source_paths(&sources).map_err(Error::Config)?;
+    crate::api::routes::check_source_paths(&sources).map_err(Error::Config)?;
     Ok(sources)
 }
 

@@ -46,6 +46,6 @@ pub mod events {
 
 /// The HTTP API's route table and the dashboard page.
 pub mod api {
-    pub use crate::http::dashboard::render as render_dashboard;
-    pub use crate::http::ROUTES;
+    pub use crate::api::dashboard::render as render_dashboard;
+    pub use crate::api::ROUTES;
 }

@@ -3,7 +3,7 @@
 
 use super::load_settings;
 use crate::base::error::Result;
-use crate::http::edge::Mode;
+use crate::edge::Mode;
 use crate::settings::Sources;
 
 pub fn run(sources: Sources) -> Result<()> {

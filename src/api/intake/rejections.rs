@@ -7,9 +7,9 @@
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::submit::client_address;
+use crate::api::call::Call;
+use crate::api::state::AppState;
 use crate::base::time::now_ms;
-use crate::http::call::Call;
-use crate::http::state::AppState;
 use crate::settings::sources::{Refused, Source};
 use crate::store::{NewRejection, WriteOp};
 

@@ -112,8 +112,8 @@ impl Reply {
     }
 }
 
-impl From<super::edge::refusal::Refusal> for Reply {
-    fn from(r: super::edge::refusal::Refusal) -> Reply {
+impl From<crate::edge::refusal::Refusal> for Reply {
+    fn from(r: crate::edge::refusal::Refusal) -> Reply {
         match r.retry_after_s {
             Some(s) => Reply::unavailable(r.code, &r.message, s),
             None => Reply::error(r.status, r.code, &r.message),

@@ -8,61 +8,11 @@ use super::auth;
 use super::call::Call;
 use super::intake;
 use super::response::Reply;
-use super::route::{Access, Route};
+use super::route::{find, Access, Match, Route};
 use super::routes::ROUTES;
 use super::state::AppState;
-use crate::base::text::{parse_query, percent_decode};
+use crate::base::text::parse_query;
 use crate::settings::sources::Source;
-
-pub enum Match<'r> {
-    Found(&'r Route, Vec<String>),
-    /// The path exists but not for this method; carries the allowed methods.
-    WrongMethod(Vec<&'static str>),
-    NotFound,
-}
-
-pub fn find(routes: &'static [Route], method: &str, path: &str) -> Match<'static> {
-    // A path a literal route names belongs to the literal routes alone: `{id}` beside
-    // `retry-failed` must neither take its requests nor add its methods to `Allow`.
-    let literal = |route: &&Route| !route.path.contains('{');
-    let named = routes
-        .iter()
-        .any(|route| literal(&route) && match_path(route.path, path).is_some());
-    let mut allowed = Vec::new();
-    for route in routes.iter().filter(|route| !named || literal(route)) {
-        if let Some(params) = match_path(route.path, path) {
-            if route.method == method || (method == "HEAD" && route.method == "GET") {
-                return Match::Found(route, params);
-            }
-            allowed.push(route.method);
-        }
-    }
-    if allowed.is_empty() {
-        Match::NotFound
-    } else {
-        Match::WrongMethod(allowed)
-    }
-}
-
-fn match_path(pattern: &str, path: &str) -> Option<Vec<String>> {
-    let path = path
-        .strip_suffix('/')
-        .filter(|p| !p.is_empty())
-        .unwrap_or(path);
-    let mut params = Vec::new();
-    let mut want = pattern.split('/');
-    let mut got = path.split('/');
-    loop {
-        match (want.next(), got.next()) {
-            (None, None) => return Some(params),
-            (Some(w), Some(g)) if w.starts_with('{') && !g.is_empty() => {
-                params.push(percent_decode(g))
-            }
-            (Some(w), Some(g)) if w == g => {}
-            _ => return None,
-        }
-    }
-}
 
 /// Runs a request through the table: route, access check, handler. `remote`: the client's
 /// address (tiny_http's peer is the edge gate).

@@ -5,10 +5,10 @@
 use std::io::{ErrorKind, Read};
 
 use super::{Refusal, Step};
-use crate::http::call::Call;
-use crate::http::edge::refusal::Refusal as EdgeRefusal;
-use crate::http::response::Reply;
-use crate::http::state::AppState;
+use crate::api::call::Call;
+use crate::api::response::Reply;
+use crate::api::state::AppState;
+use crate::edge::refusal::Refusal as EdgeRefusal;
 
 pub(super) fn read(state: &AppState, call: &mut Call) -> Step<Vec<u8>> {
     let limit = state.settings.server.max_body_bytes;

@@ -5,8 +5,7 @@
 use super::call::Call;
 use super::openapi::AuthMode;
 use super::response::Reply;
-use super::route::{Access, Route};
-use super::router::{find, Match};
+use super::route::{find, Access, Match, Route};
 use super::state::AppState;
 use super::{
     alerts, dashboard, dead_letters, deliveries, discord_relay, favicon, health, logs, openapi,
@@ -241,7 +240,7 @@ fn docs(state: &AppState, _call: &mut Call) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::openapi::{describe, document};
+    use crate::api::openapi::{describe, document};
     use crate::settings::sources::SourceSettings;
     use serde_json::json;
 

@@ -2,8 +2,8 @@
 //! `limits` enforce first): declared, before the body is read, and as read.
 
 use super::{Refusal, Step};
-use crate::http::call::Call;
-use crate::http::response::Reply;
+use crate::api::call::Call;
+use crate::api::response::Reply;
 use crate::settings::sources::Source;
 
 pub(super) fn check_declared(call: &Call, source: &Source) -> Step<()> {

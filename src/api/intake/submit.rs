@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{Refusal, Step};
+use crate::api::call::Call;
+use crate::api::failure::unexpected;
+use crate::api::response::Reply;
+use crate::api::state::AppState;
 use crate::base::access;
 use crate::base::cidr::Cidr;
 use crate::base::time::now_ms;
-use crate::http::call::Call;
-use crate::http::failure::unexpected;
-use crate::http::response::Reply;
-use crate::http::state::AppState;
 use crate::settings::sources::Source;
 use crate::store::{NewMessage, OpOutcome, WriteOp};
 

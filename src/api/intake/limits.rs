@@ -1,14 +1,14 @@
 //! Refusals that need no body: a declared size over `server.max_body_bytes`, a
 //! `Content-Length` tiny_http could not read (direct mode), or a backlog at
 //! `queue.max_backlog` (storing more would only grow a queue the workers cannot drain).
-//! The framing rules and their wording are the edge's ([`crate::http::edge::framing`]).
+//! The framing rules and their wording are the edge's ([`crate::edge::framing`]).
 
 use super::{Refusal, Step};
-use crate::http::call::Call;
-use crate::http::edge::framing;
-use crate::http::edge::refusal::Refusal as EdgeRefusal;
-use crate::http::response::Reply;
-use crate::http::state::AppState;
+use crate::api::call::Call;
+use crate::api::response::Reply;
+use crate::api::state::AppState;
+use crate::edge::framing;
+use crate::edge::refusal::Refusal as EdgeRefusal;
 
 pub(super) fn check(state: &AppState, call: &Call) -> Step<()> {
     // In gate mode the gate has already refused these. In direct mode tiny_http reads a

@@ -3,8 +3,8 @@
 //! same key is answered `duplicate` with the first one's id instead of stored twice.
 
 use super::{Refusal, Step};
-use crate::http::call::Call;
-use crate::http::response::Reply;
+use crate::api::call::Call;
+use crate::api::response::Reply;
 
 /// Longer keys are refused: the key is indexed, and no sender needs more.
 const MAX_IDEMPOTENCY_KEY: usize = 256;

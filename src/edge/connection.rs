@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use super::answer::{self, After, Failed};
 use super::chunked::Decoder;
 use super::framing::Framing;
-use super::gate::{Limits, Shared};
 use super::head::{self, Head};
 use super::refusal::Refusal;
+use super::shared::{Limits, Shared};
 
 /// How long a refused client may keep sending after its answer before the socket closes
 /// (closing with unread bytes would reset the connection and could lose the answer).

@@ -6,11 +6,14 @@
 //!   [`route`]: what handlers may touch, the reply, the request context and the small
 //!   helpers handlers share;
 //! - [`auth`]: the rules of [`crate::base::access`] as HTTP answers;
-//! - handlers, one area each: [`intake`], [`operator`] (what operator actions share), [`health`], [`dead_letters`], [`logs`],
-//!   [`orders`] (with [`csv`]), [`dashboard`], and [`openapi`] for the API document;
-//! - [`routes`]: the table naming every handler; [`router`]: matching and dispatch;
-//! - [`edge`]: the transport at the bottom (gate or direct, framing rules and refusals, the
-//!   stall guard, the listener watchdog); [`server`]: the listener and its threads.
+//! - handlers, one area each: [`intake`], [`operator`] (what operator actions share),
+//!   [`health`], [`dead_letters`], [`logs`], [`orders`] (with [`csv`]), [`dashboard`], and
+//!   [`openapi`] for the API document;
+//! - [`routes`]: the table naming every handler; [`router`]: the dispatch (the matching is
+//!   [`route::find`]);
+//! - [`server`]: the listener and its handler threads, serving the router over the transport
+//!   below the API, [`crate::edge`] (gate or direct, framing rules and refusals, the stall
+//!   guard, the listener watchdog).
 //!
 //! A new endpoint is a handler in the module of its area plus a line in [`routes`] (and its
 //! description in [`openapi`]).
@@ -23,7 +26,6 @@ pub mod dashboard;
 pub mod dead_letters;
 pub mod deliveries;
 pub mod discord_relay;
-pub mod edge;
 pub mod failure;
 pub mod favicon;
 pub mod health;

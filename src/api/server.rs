@@ -1,5 +1,5 @@
 //! The listener and its handler threads. Who reads the public port depends on the edge mode
-//! ([`super::edge::Mode`]): the gate, passing tiny_http (on a Unix socket of its own) only
+//! ([`crate::edge::Mode`]): the gate, passing tiny_http (on a Unix socket of its own) only
 //! requests it wrote itself, or tiny_http directly; the stall guard beside it in both.
 
 use std::net::SocketAddr;
@@ -10,18 +10,19 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
 
-use super::edge::activity::Activity;
-use super::edge::gate::{Gate, Limits};
-use super::edge::head::CLIENT_HEADER;
-use super::edge::hop::HopSocket;
-use super::edge::listener_watchdog::{ListenerWatchdog, OnDead};
-use super::edge::refusal::Refusal;
-use super::edge::stall_guard::{Poke, StallGuard, Target as GuardTarget};
-use super::edge::Mode;
 use super::response::Reply;
 use super::router;
 use super::state::AppState;
 use crate::base::error::{Error, Result};
+use crate::edge::activity::Activity;
+use crate::edge::gate::Gate;
+use crate::edge::head::CLIENT_HEADER;
+use crate::edge::hop::HopSocket;
+use crate::edge::listener_watchdog::{ListenerWatchdog, OnDead};
+use crate::edge::refusal::Refusal;
+use crate::edge::shared::Limits;
+use crate::edge::stall_guard::{Poke, StallGuard, Target as GuardTarget};
+use crate::edge::Mode;
 use crate::settings::ServerSettings;
 
 pub struct HttpServer {
@@ -119,7 +120,7 @@ fn listen_on(
 
 impl HttpServer {
     /// `on_dead`: what to do when the listener stops answering (see
-    /// [`super::edge::listener_watchdog`]).
+    /// [`crate::edge::listener_watchdog`]).
     pub fn start(
         bound: BoundListener,
         threads: usize,

@@ -1,10 +1,14 @@
-//! The edge: what reads requests off hookvault's HTTP port and hands them to tiny_http.
+//! The edge: what reads requests off hookvault's HTTP port and hands them to tiny_http. The
+//! transport under the API: it knows HTTP/1 framing, connections and sockets, and nothing of
+//! routes or handlers; the API's server (`api/server.rs`) starts it and serves what tiny_http
+//! reads.
 //!
 //! Two modes (`server.edge`, see [`Mode`]):
 //! - **direct**: tiny_http listens on the public port itself. Right behind a reverse proxy
 //!   that bounds heads, bodies, slow senders and connections (the shipped nginx and Caddy
 //!   configurations), or for senders on this host; see `docs/deploy.md`.
-//! - **gate**: hookvault is its own edge. The gate ([`gate`], [`connection`]) reads each
+//! - **gate**: hookvault is its own edge. The gate ([`gate`], [`connection`], what they share
+//!   in [`shared`]) reads each
 //!   request whole with `httparse` ([`head`], [`framing`], [`chunked`]), refuses anything
 //!   ambiguous ([`refusal`] words every refusal, for both modes), and passes tiny_http a
 //!   request it wrote itself, carrying the client's address, over a connection to a Unix
@@ -25,6 +29,7 @@ pub mod head;
 pub mod hop;
 pub mod listener_watchdog;
 pub mod refusal;
+pub mod shared;
 pub mod stall_guard;
 
 use std::net::SocketAddr;

@@ -4,8 +4,8 @@
 
 use super::token::refuse;
 use super::Step;
+use crate::api::call::Call;
 use crate::base::time::now_ms;
-use crate::http::call::Call;
 use crate::settings::sources::{Headers, Source, Verified};
 
 /// The request's headers as the schemes read them.

@@ -2,9 +2,9 @@
 //! `X-Webhook-Token`; a source without one is open.
 
 use super::{Refusal, Step};
+use crate::api::call::Call;
+use crate::api::response::Reply;
 use crate::base::access::{self, Denied};
-use crate::http::call::Call;
-use crate::http::response::Reply;
 use crate::settings::sources::{Reason, Refused, Source};
 
 pub(super) fn check(call: &Call, source: &Source) -> Step<()> {

@@ -2,10 +2,9 @@
 //! `server.max_connections` of them (one more is answered `503` with `Retry-After` and
 //! closed), and the stop that lets requests already passed on be answered.
 
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -16,44 +15,11 @@ use crossbeam_channel::{RecvTimeoutError, Sender};
 use super::activity::Activity;
 use super::connection::Connection;
 use super::refusal::Refusal;
+use super::shared::{Limits, Shared};
 
 /// How long a stop waits for connections to finish the requests they already passed on.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 const THREAD_STACK: usize = 128 * 1024;
-
-/// The gate's limits, from `[server]`.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub max_body_bytes: u64,
-    pub body_timeout: Duration,
-    pub idle_timeout: Duration,
-    pub max_connections: usize,
-}
-
-/// What the accept loop and every connection share.
-pub struct Shared {
-    stopping: AtomicBool,
-    next_id: AtomicU64,
-    open: AtomicUsize,
-    /// Open client connections, to close them at a stop.
-    clients: Mutex<HashMap<u64, TcpStream>>,
-    hop: PathBuf,
-    activity: Arc<Activity>,
-}
-
-impl Shared {
-    pub fn stopping(&self) -> bool {
-        self.stopping.load(Ordering::Relaxed)
-    }
-
-    pub fn hop_path(&self) -> &Path {
-        &self.hop
-    }
-
-    pub fn activity(&self) -> &Activity {
-        &self.activity
-    }
-}
 
 pub struct Gate {
     shared: Arc<Shared>,
