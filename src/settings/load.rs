@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::{Table, Value};
 
+use super::alerts::{check_alert_url, mask_alert_url, AlertTarget};
+use super::sections::{Settings, BACKENDS};
 use super::sources::SourceSettings;
-use super::{mask_alert_url, AlertTarget, Settings, BACKENDS};
 use crate::base::error::{Error, Result};
 
 /// Prefix of the environment variables that override settings.
@@ -238,6 +239,76 @@ impl Settings {
             }
         }
         self.validate_alerts()
+    }
+
+    /// `[[alerts]]` and `[alerting]`; a target is named by its position and name, never by
+    /// its URL (which holds a secret).
+    fn validate_alerts(&self) -> Result<()> {
+        let bad = |key: &str, why: &str| Err(Error::Config(format!("{key}: {why}")));
+        let a = &self.alerting;
+        if a.backlog_age_s == 0 {
+            return bad("alerting.backlog_age_s", "must be at least 1 (seconds)");
+        }
+        if a.relay_failing_s == 0 {
+            return bad("alerting.relay_failing_s", "must be at least 1 (seconds)");
+        }
+        if !(0.0..=100.0).contains(&a.disk_free_pct) {
+            return bad("alerting.disk_free_pct", "must be between 0 and 100");
+        }
+        if a.db_max_bytes == Some(0) {
+            return bad(
+                "alerting.db_max_bytes",
+                "must be at least 1; remove the key for no size limit",
+            );
+        }
+        if !(1..=3600).contains(&a.check_interval_s) {
+            return bad("alerting.check_interval_s", "must be between 1 and 3600");
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, t) in self.alerts.iter().enumerate() {
+            let key = |k: &str| format!("alerts[{i}].{k}");
+            let name_ok = !t.name.is_empty()
+                && t.name.len() <= 32
+                && t.name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
+            if !name_ok {
+                return bad(
+                    &key("name"),
+                    &format!("{:?} must be 1 to 32 of a-z, 0-9, - and _", t.name),
+                );
+            }
+            if !names.insert(t.name.as_str()) {
+                return bad(
+                    &key("name"),
+                    &format!("{:?} names two alert targets; names must differ", t.name),
+                );
+            }
+            if let Err(why) = check_alert_url(&t.url) {
+                return bad(&format!("alerts[{i}].url (target {:?})", t.name), &why);
+            }
+            if t.events.is_empty() {
+                return bad(
+                    &key("events"),
+                    "is empty; list some of status, dead_letter, backlog, relay, disk \
+                     (or remove the key for all of them)",
+                );
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            if let Some(twice) = t.events.iter().find(|e| !seen.insert(**e)) {
+                return bad(
+                    &key("events"),
+                    &format!("{:?} is listed twice", twice.as_str()),
+                );
+            }
+            if !(1..=86_400).contains(&t.min_interval_s) {
+                return bad(
+                    &key("min_interval_s"),
+                    "must be between 1 and 86400 (seconds)",
+                );
+            }
+        }
+        Ok(())
     }
 
     /// `storage.backend` names a backend this build has, with what it needs.
@@ -781,6 +852,138 @@ mod tests {
             !shown.contains("s3cret") && shown.contains("********"),
             "{shown}"
         );
+    }
+}
+
+#[cfg(test)]
+mod alert_tests {
+    use super::*;
+    use crate::settings::{AlertEvent, AlertKind};
+
+    fn load_file(text: &str) -> Result<Settings> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alerts.toml");
+        std::fs::write(&path, text).unwrap();
+        Settings::load(&Sources {
+            file: Some(path),
+            ..Sources::default()
+        })
+    }
+
+    const TWO: &str = r#"
+[alerting]
+backlog_age_s = 120
+[[alerts]]
+name = "phone"
+kind = "ntfy"
+url = "https://ntfy.example/topic-s3cret"
+min_interval_s = 60
+[[alerts]]
+name = "ops"
+kind = "discord"
+url = "https://discord.example/api/webhooks/1/tok-s3cret"
+events = ["status", "dead_letter"]
+"#;
+
+    #[test]
+    fn targets_and_thresholds_load_with_defaults() {
+        let s = load_file(TWO).unwrap();
+        assert_eq!(s.alerts.len(), 2);
+        assert_eq!(s.alerts[0].kind, AlertKind::Ntfy);
+        assert_eq!(s.alerts[0].events, AlertEvent::ALL.to_vec());
+        assert_eq!(s.alerts[0].min_interval_s, 60);
+        assert_eq!(
+            s.alerts[1].events,
+            vec![AlertEvent::Status, AlertEvent::DeadLetter]
+        );
+        assert_eq!(s.alerts[1].min_interval_s, 300);
+        assert_eq!(s.alerting.backlog_age_s, 120);
+        assert_eq!(s.alerting.relay_failing_s, 900);
+        let shown = s.to_display_toml();
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("https://discord.example/********"),
+            "{shown}"
+        );
+        // What check-config prints loads again.
+        assert!(shown.parse::<Table>().is_ok(), "{shown}");
+    }
+
+    #[test]
+    fn bad_targets_name_the_key_and_never_the_url() {
+        let cases: &[(&str, &str)] = &[
+            ("name = \"Phone\"\nkind = \"ntfy\"\nurl = \"https://n/s3cret\"", "alerts[0].name"),
+            ("name = \"p\"\nkind = \"pager\"\nurl = \"https://n/s3cret\"", "alerts[0]"),
+            ("name = \"p\"\nkind = \"ntfy\"\nurl = \"ftp://n/s3cret\"", "alerts[0].url"),
+            ("name = \"p\"\nkind = \"ntfy\"\nurl = \"https://n/s3cret\"\nevents = []", "alerts[0].events"),
+            ("name = \"p\"\nkind = \"ntfy\"\nurl = \"https://n/s3cret\"\nevents = [\"disk\", \"disk\"]", "alerts[0].events"),
+            ("name = \"p\"\nkind = \"ntfy\"\nurl = \"https://n/s3cret\"\nevents = [\"weather\"]", "alerts[0]"),
+            ("name = \"p\"\nkind = \"ntfy\"\nurl = \"https://n/s3cret\"\nmin_interval_s = 0", "alerts[0].min_interval_s"),
+            ("name = \"p\"\nkind = \"ntfy\"\nurl = \"https://n/s3cret\"\ncolour = 1", "colour"),
+        ];
+        for (entry, key) in cases {
+            let e = load_file(&format!("[[alerts]]\n{entry}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{entry}: {e}");
+            assert!(!e.contains("s3cret"), "{entry}: {e}");
+        }
+        let twice = "[[alerts]]\nname = \"p\"\nkind = \"ntfy\"\nurl = \"https://n/a\"\n\
+                     [[alerts]]\nname = \"p\"\nkind = \"slack\"\nurl = \"https://n/b\"\n";
+        let e = load_file(twice).unwrap_err().to_string();
+        assert!(e.contains("alerts[1].name") && e.contains("two"), "{e}");
+        let e = load_file("[alerts]\nbacklog_age_s = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[[alerts]]") && e.contains("[alerting]"), "{e}");
+        let e = load_file("[alerting]\ndisk_free_pct = 120\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("alerting.disk_free_pct"), "{e}");
+        let e = load_file("[alerting]\nbacklog_age = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("alerting.backlog_age") && e.contains("backlog_age_s"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn thresholds_come_from_the_environment_too() {
+        let s = Settings::load(&Sources {
+            env: vec![
+                ("HOOKVAULT_ALERTING_DISK_FREE_PCT".into(), "5.5".into()),
+                ("HOOKVAULT_ALERTING_DB_MAX_BYTES".into(), "1000".into()),
+            ],
+            ..Sources::default()
+        })
+        .unwrap();
+        assert_eq!(s.alerting.disk_free_pct, 5.5);
+        assert_eq!(s.alerting.db_max_bytes, Some(1000));
+        let e = Settings::load(&Sources {
+            env: vec![("HOOKVAULT_ALERTS_URL".into(), "https://x/y".into())],
+            ..Sources::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("HOOKVAULT_ALERTS_URL") && e.contains("[[alerts]]"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn masked_urls_keep_only_scheme_and_host() {
+        assert_eq!(
+            mask_alert_url("https://discord.com/api/webhooks/1/tok"),
+            "https://discord.com/********"
+        );
+        assert_eq!(
+            mask_alert_url("https://user:pw@ntfy.example:8443/topic?x=1"),
+            "https://ntfy.example:8443/********"
+        );
+        assert_eq!(mask_alert_url("nonsense"), "********");
     }
 }
 

@@ -1,10 +1,38 @@
-//! One struct per `[section]` of the configuration, with its built-in defaults. What a
-//! value means is said at its field; what values are allowed, in `Settings::validate`.
+//! [`Settings`] and one struct per `[section]` of it, with their built-in defaults. What a
+//! value means is said at its field; what values are allowed, in `Settings::validate`
+//! (`load.rs`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+
+use super::alerts::{AlertTarget, AlertingSettings};
+use super::sources::SourceSettings;
+
+/// The whole configuration, one field per section.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub ingest: IngestSettings,
+    pub queue: QueueSettings,
+    pub storage: StorageSettings,
+    pub node: NodeSettings,
+    pub websocket: WebsocketSettings,
+    pub log: LogSettings,
+    pub orders: OrdersSettings,
+    pub relay: RelaySettings,
+    /// `[[sources]]`: the ingest paths, each with its own token, processor and signature
+    /// scheme (`src/settings/sources/`); none means the built-in `orders` source.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceSettings>,
+    /// `[[alerts]]`: where alerts go (see `src/work/alerts/`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<AlertTarget>,
+    /// `[alerting]`: the thresholds every alert target shares.
+    pub alerting: AlertingSettings,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
