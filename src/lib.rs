@@ -5,15 +5,16 @@
 //! `main.rs` only calls [`run`]. The public surface is that, the [`Settings`] and what a test
 //! needs to build them, and [`testing`]: what the integration tests reach inside. Every other
 //! module is private; `docs/architecture.md` maps them.
+//!
+//! The folders are the layers, bottom to top; each imports only from those below it: `base`
+//! (the leaves), `settings`, `store`, `work` (queue, orders, relay, alerts, pipeline, stats,
+//! events), `edge` (the HTTP transport), `api` (the HTTP API), `app` (service and commands).
 
 mod api;
+mod app;
 mod base;
-mod cli;
-mod commands;
 mod edge;
-mod service;
 mod settings;
-mod shutdown;
 mod store;
 mod work;
 
@@ -22,7 +23,8 @@ pub mod testing;
 pub use settings::sources::SourceSettings;
 pub use settings::{AlertEvent, AlertKind, AlertTarget, Settings, StorageSettings, ENV_PREFIX};
 
-use cli::Command;
+use app::cli::{self, Command};
+use app::commands;
 
 /// Runs a command line and returns the process exit code.
 pub fn run(args: Vec<String>) -> i32 {

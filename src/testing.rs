@@ -3,8 +3,8 @@
 //! directly (with faults injected), the order parser's parts, the event broadcaster and the
 //! route table. The binary needs none of it: it calls [`crate::run`].
 
+pub use crate::app::service::{Service, StopSummary};
 pub use crate::base::time::now_ms;
-pub use crate::service::{Service, StopSummary};
 pub use crate::store::Effect;
 pub use crate::work::queue::{Job, JsonCheckProcessor, ProcessError, Processor};
 pub use crate::work::stats::StatsSnapshot;

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::api::{AppState, BoundListener, HttpServer};
+use crate::app::shutdown::Shutdown;
 use crate::base::error::{Error, Result};
 use crate::base::time::now_ms;
 use crate::edge::listener_watchdog::OnDead;
 use crate::settings::sources::SourceList;
 use crate::settings::Settings;
-use crate::shutdown::Shutdown;
 use crate::store::{
     self, Duty, EventListener, Faults, Leadership, Lease, NodeIdentity, ReadStore, RemoteEvent,
     RetentionSweeper, SingleNode, WriteStore, Writer, WriterHandle,

@@ -8,7 +8,7 @@ use crate::settings::Sources;
 
 pub fn run(sources: Sources) -> Result<()> {
     let settings = load_settings(sources)?;
-    crate::service::sources_of(&settings)?;
+    crate::app::service::sources_of(&settings)?;
     println!("# configuration is valid; effective settings:");
     print!("{}", settings.to_display_toml());
     let (mode, why) = Mode::resolve(&settings.server);

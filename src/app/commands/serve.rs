@@ -2,11 +2,11 @@
 //! `docs/architecture.md`, "Shutdown").
 
 use super::{load_settings, logging};
+use crate::app::service::Service;
 use crate::base::access::is_loopback;
 use crate::base::error::Result;
 use crate::base::notify::Notifier;
 use crate::base::signals;
-use crate::service::Service;
 use crate::settings::{Settings, Sources};
 
 pub fn run(sources: Sources) -> Result<()> {

@@ -24,7 +24,7 @@ pub struct SignRequest {
 
 pub fn run(sources: Sources, request: SignRequest) -> Result<()> {
     let settings = load_settings(sources)?;
-    let list = crate::service::sources_of(&settings)?;
+    let list = crate::app::service::sources_of(&settings)?;
     let Some(source) = list.by_name(&request.source) else {
         return Err(Error::Usage(format!(
             "no source named {:?}; the configured sources are {}",
