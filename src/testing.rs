@@ -13,9 +13,9 @@ pub use crate::work::stats::StatsSnapshot;
 pub mod store {
     pub use crate::store::retention::BATCH as RETENTION_BATCH;
     pub use crate::store::{
-        check, open, open_node, Duty, FailAt, FaultKind, Faults, Leadership, Lease, LogQuery,
-        MessageState, NewMessage, NodeIdentity, OpOutcome, OpenedStore, Order, OrderChange,
-        ReadStore, RemoteEvent, RetentionSweeper, StoreError, WriteOp, WriteStore,
+        check, open, open_node, DeadLetterQuery, Duty, FailAt, FaultKind, Faults, Leadership,
+        Lease, LogQuery, MessageState, NewMessage, NodeIdentity, OpOutcome, OpenedStore, Order,
+        OrderChange, ReadStore, RemoteEvent, RetentionSweeper, StoreError, WriteOp, WriteStore,
     };
 
     /// The PostgreSQL backend's own handles.

@@ -10,8 +10,8 @@ use crate::harness::{pg_or_skip, PgDb};
 use hookvault::testing::store::postgres::{self, PostgresOptions, PostgresReader, PostgresWriter};
 use hookvault::testing::store::Order;
 use hookvault::testing::store::{
-    Lease, LogQuery, MessageState, NewMessage, OpOutcome, OrderChange, ReadStore, RemoteEvent,
-    WriteOp, WriteStore,
+    DeadLetterQuery, Lease, LogQuery, MessageState, NewMessage, OpOutcome, OrderChange, ReadStore,
+    RemoteEvent, WriteOp, WriteStore,
 };
 use hookvault::testing::Effect;
 
@@ -203,7 +203,12 @@ fn one_node_has_the_sqlite_semantics() {
         error: "bad body".into(),
     };
     assert_eq!(one(&mut w, dead), OpOutcome::Changed(1));
-    let letters = r.dead_letters(None, 10, None).unwrap();
+    let letters = r
+        .dead_letters(&DeadLetterQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].last_error.as_deref(), Some("bad body"));
     assert_eq!(letters[0].attempts, 2);
