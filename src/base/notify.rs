@@ -4,7 +4,7 @@
 //! `Type=notify`) every call does nothing. No libsystemd: the protocol is one `sendto`.
 //!
 //! hookvault sends `READY=1` once recovery is done and its listener has answered its own
-//! `/healthz`, `WATCHDOG=1` only while that self-check passes (see `http::edge::listener_watchdog`),
+//! `/healthz`, `WATCHDOG=1` only while that self-check passes (see `edge::listener_watchdog`),
 //! `STOPPING=1` when a signal starts the stop, and `STATUS=` lines saying what it is doing.
 
 use std::os::unix::net::{SocketAddr, UnixDatagram};

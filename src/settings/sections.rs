@@ -57,7 +57,7 @@ pub struct ServerSettings {
     /// audit trail records.
     pub trusted_proxies: Vec<String>,
     /// Who reads requests off the public port: `auto` (the edge gate unless `listen` is a
-    /// loopback address), `gate` or `direct` (tiny_http itself); see `http::edge`.
+    /// loopback address), `gate` or `direct` (tiny_http itself); see `crate::edge`.
     pub edge: String,
     /// Gate mode: simultaneous client connections; one more is answered 503.
     pub max_connections: usize,

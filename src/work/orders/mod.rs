@@ -15,7 +15,7 @@
 //! * [`processor`] — the worker-side [`Processor`](crate::work::queue::Processor).
 //!
 //! What reads or writes the store around orders lives where its I/O is: the CSV export in
-//! `http/csv.rs`, `hookvault reprocess` in `commands/reprocess.rs`.
+//! `api/csv.rs`, `hookvault reprocess` in `app/commands/reprocess.rs`.
 
 pub mod labels;
 pub mod limits;

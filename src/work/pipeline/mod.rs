@@ -6,7 +6,7 @@
 //! * [`figures`] — the live counters, batch figures and storage health move;
 //! * [`relay`] — new deliveries wake the relay's scheduler.
 //!
-//! `service.rs` installs one [`Pipeline`] as the writer's observer. Everything here runs on
+//! `app/service.rs` installs one [`Pipeline`] as the writer's observer. Everything here runs on
 //! the writer thread, after the commit is durable and before the waiting handler is answered,
 //! so none of it may block.
 
