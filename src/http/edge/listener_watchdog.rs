@@ -34,13 +34,13 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, Receiver, TryRecvError};
+use crossbeam_channel::{select, Receiver};
 
 use super::activity::Activity;
 use super::stall_guard::Poke;
+use crate::lifecycle::Background;
 use crate::notify::Notifier;
 
 /// How often the listener is asked while it answers (at most; see [`check_period`]).
@@ -56,31 +56,27 @@ pub const FAILURES: u32 = 3;
 /// What to do when the listener is gone (`serve`: log and exit 71).
 pub type OnDead = Arc<dyn Fn(&str) + Send + Sync>;
 
-pub struct ListenerWatchdog {
-    thread: JoinHandle<()>,
-}
+/// The watchdog thread.
+pub struct ListenerWatchdog;
 
 impl ListenerWatchdog {
     /// Watches the listener at `listen`. `accept_died` carries tiny_http's report that its
-    /// accept loop ended; `activity` counts new clients answered through the gate; `stop`
-    /// ends the watchdog (the service is stopping).
+    /// accept loop ended; `activity` counts new clients answered through the gate. The
+    /// component's stop ends it (the service is stopping).
     pub fn start(
         listen: SocketAddr,
         on_dead: OnDead,
         accept_died: Receiver<String>,
         activity: Arc<Activity>,
         stall_guard: Option<Poke>,
-        stop: Receiver<()>,
-    ) -> ListenerWatchdog {
+    ) -> std::io::Result<Background> {
         let target = crate::net::reachable(listen);
         let notifier = Notifier::from_env();
         let ping_every = Notifier::watchdog_interval();
         let period = check_period(ping_every);
         let trouble = activity.trouble();
-        let thread = std::thread::Builder::new()
-            .name("http-watchdog".into())
-            .stack_size(256 * 1024)
-            .spawn(move || {
+        let mut watchdog = Background::new("http-watchdog");
+        watchdog.spawn_with_stack("http-watchdog", 256 * 1024, move |stop| {
                 let mut failures = 0;
                 let mut ready = false;
                 let mut last_ping: Option<Instant> = None;
@@ -137,7 +133,7 @@ impl ListenerWatchdog {
                     };
                     let why = why.or_else(|| {
                         select! {
-                            recv(stop) -> _ => Some(String::new()),
+                            recv(stop.receiver()) -> _ => Some(String::new()),
                             recv(accept_died) -> e => Some(format!(
                                 "the accept loop ended: {}",
                                 e.unwrap_or_else(|_| "no reason given".into())
@@ -162,7 +158,7 @@ impl ListenerWatchdog {
                         Some(why) if why.is_empty() => return,
                         Some(why) => {
                             // A stop that raced with the failure: the listener closed on purpose.
-                            if !matches!(stop.try_recv(), Err(TryRecvError::Empty)) {
+                            if stop.is_stopping() {
                                 return;
                             }
                             let why = format!("the HTTP listener on {listen} stopped answering ({why})");
@@ -175,13 +171,8 @@ impl ListenerWatchdog {
                         }
                     }
                 }
-            })
-            .expect("spawn listener watchdog thread");
-        ListenerWatchdog { thread }
-    }
-
-    pub fn join(self) {
-        let _ = self.thread.join();
+            })?;
+        Ok(watchdog)
     }
 }
 
