@@ -300,7 +300,7 @@ const LATE: Duration = Duration::from_secs(1);
 
 /// The started components, in start order; stopped in reverse, once. The stop begins the
 /// drain clock the workers read ([`DrainDeadline`]), and every component then has until the
-/// drain's end (plus [`LATE`]) before its threads are left behind.
+/// drain's end (plus a second) before its threads are left behind.
 pub struct Components {
     started: Vec<Box<dyn Component>>,
     drain: DrainDeadline,

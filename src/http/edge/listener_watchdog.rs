@@ -77,101 +77,101 @@ impl ListenerWatchdog {
         let trouble = activity.trouble();
         let mut watchdog = Background::new("http-watchdog");
         watchdog.spawn_with_stack("http-watchdog", 256 * 1024, move |stop| {
-                let mut failures = 0;
-                let mut ready = false;
-                let mut last_ping: Option<Instant> = None;
-                let mut answered = activity.answered();
-                let mut skip = false;
-                loop {
-                    let mut forced = false;
-                    let result = if skip { Ok(()) } else { check(target) };
-                    if !skip {
-                        answered = activity.answered(); // not counting this check's own
-                    }
-                    let passed = result.is_ok();
-                    let why = match result {
-                        Ok(()) => {
-                            failures = 0;
-                            if let Some(n) = &notifier {
-                                if !ready {
-                                    n.send(&format!("READY=1\nSTATUS=serving on http://{listen}"));
-                                }
-                                let due = match (ping_every, last_ping) {
-                                    (Some(every), Some(at)) => at.elapsed() >= every,
-                                    (Some(_), None) => true,
-                                    (None, _) => false,
-                                };
-                                if due {
-                                    n.send("WATCHDOG=1");
-                                    last_ping = Some(Instant::now());
-                                }
+            let mut failures = 0;
+            let mut ready = false;
+            let mut last_ping: Option<Instant> = None;
+            let mut answered = activity.answered();
+            let mut skip = false;
+            loop {
+                let mut forced = false;
+                let result = if skip { Ok(()) } else { check(target) };
+                if !skip {
+                    answered = activity.answered(); // not counting this check's own
+                }
+                let passed = result.is_ok();
+                let why = match result {
+                    Ok(()) => {
+                        failures = 0;
+                        if let Some(n) = &notifier {
+                            if !ready {
+                                n.send(&format!("READY=1\nSTATUS=serving on http://{listen}"));
                             }
-                            ready = true;
+                            let due = match (ping_every, last_ping) {
+                                (Some(every), Some(at)) => at.elapsed() >= every,
+                                (Some(_), None) => true,
+                                (None, _) => false,
+                            };
+                            if due {
+                                n.send("WATCHDOG=1");
+                                last_ping = Some(Instant::now());
+                            }
+                        }
+                        ready = true;
+                        None
+                    }
+                    Err(why) => {
+                        // A check stranded in tiny_http's pool is not an outage.
+                        if let Some(guard) = &stall_guard {
+                            guard.poke_now();
+                        }
+                        failures += 1;
+                        log::warn!(
+                            "http: self-check {failures}/{FAILURES} of http://{target}/healthz failed: {why}"
+                        );
+                        (failures >= FAILURES).then_some(why)
+                    }
+                };
+                // After a skip, the next check is due a period after the answer that
+                // stood for it, so a listener that died right after it is not missed
+                // for longer than a period.
+                let wait = match (passed, skip) {
+                    (false, _) => RETRY_EVERY,
+                    (true, false) => period,
+                    (true, true) => period
+                        .saturating_sub(activity.since_answered())
+                        .max(Duration::from_millis(10)),
+                };
+                let why = why.or_else(|| {
+                    select! {
+                        recv(stop.receiver()) -> _ => Some(String::new()),
+                        recv(accept_died) -> e => Some(format!(
+                            "the accept loop ended: {}",
+                            e.unwrap_or_else(|_| "no reason given".into())
+                        )),
+                        recv(trouble) -> _ => {
+                            forced = true;
                             None
                         }
-                        Err(why) => {
-                            // A check stranded in tiny_http's pool is not an outage.
-                            if let Some(guard) = &stall_guard {
-                                guard.poke_now();
-                            }
-                            failures += 1;
-                            log::warn!(
-                                "http: self-check {failures}/{FAILURES} of http://{target}/healthz failed: {why}"
-                            );
-                            (failures >= FAILURES).then_some(why)
-                        }
-                    };
-                    // After a skip, the next check is due a period after the answer that
-                    // stood for it, so a listener that died right after it is not missed
-                    // for longer than a period.
-                    let wait = match (passed, skip) {
-                        (false, _) => RETRY_EVERY,
-                        (true, false) => period,
-                        (true, true) => period
-                            .saturating_sub(activity.since_answered())
-                            .max(Duration::from_millis(10)),
-                    };
-                    let why = why.or_else(|| {
-                        select! {
-                            recv(stop.receiver()) -> _ => Some(String::new()),
-                            recv(accept_died) -> e => Some(format!(
-                                "the accept loop ended: {}",
-                                e.unwrap_or_else(|_| "no reason given".into())
-                            )),
-                            recv(trouble) -> _ => {
-                                forced = true;
-                                None
-                            }
-                            default(wait) => None,
-                        }
-                    });
-                    // A new client answered within the last period: that stands for a check.
-                    let now = activity.answered();
-                    skip = passed
-                        && !forced
-                        && ready
-                        && now != answered
-                        && activity.since_answered() < period;
-                    answered = now;
-                    match why {
-                        None => {}
-                        Some(why) if why.is_empty() => return,
-                        Some(why) => {
-                            // A stop that raced with the failure: the listener closed on purpose.
-                            if stop.is_stopping() {
-                                return;
-                            }
-                            let why = format!("the HTTP listener on {listen} stopped answering ({why})");
-                            log::error!("{why}; exiting so the service manager restarts hookvault");
-                            if let Some(n) = &notifier {
-                                n.send(&format!("STATUS={why}"));
-                            }
-                            on_dead(&why);
+                        default(wait) => None,
+                    }
+                });
+                // A new client answered within the last period: that stands for a check.
+                let now = activity.answered();
+                skip = passed
+                    && !forced
+                    && ready
+                    && now != answered
+                    && activity.since_answered() < period;
+                answered = now;
+                match why {
+                    None => {}
+                    Some(why) if why.is_empty() => return,
+                    Some(why) => {
+                        // A stop that raced with the failure: the listener closed on purpose.
+                        if stop.is_stopping() {
                             return;
                         }
+                        let why = format!("the HTTP listener on {listen} stopped answering ({why})");
+                        log::error!("{why}; exiting so the service manager restarts hookvault");
+                        if let Some(n) = &notifier {
+                            n.send(&format!("STATUS={why}"));
+                        }
+                        on_dead(&why);
+                        return;
                     }
                 }
-            })?;
+            }
+        })?;
         Ok(watchdog)
     }
 }

@@ -20,7 +20,7 @@ const RECONNECT: Duration = Duration::from_secs(1);
 const TICK: Duration = Duration::from_millis(250);
 
 /// Listens until `stop` (on the listener thread; the postgres client's wait for a notice
-/// cannot be woken by a channel, so it looks at `stop` every [`TICK`]); `deliver` gets each
+/// cannot be woken by a channel, so it looks at `stop` every `TICK`); `deliver` gets each
 /// other node's event.
 pub fn run(config: Config, node: String, deliver: Box<dyn Fn(RemoteEvent) + Send>, stop: Stop) {
     loop {
