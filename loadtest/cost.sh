@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What one webhook costs the server, side by side with the bare-HTTP baseline, in one run:
-# the table of issue 14 and docs/performance.md ("Cost per webhook").
+# the table in docs/performance.md ("Cost per webhook").
 #
 #   loadtest/cost.sh                  # build release, measure, print a Markdown table
 #   COST_RUNS=3 loadtest/cost.sh      # repeat the side-by-side pair (rows per run)

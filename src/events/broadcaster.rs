@@ -29,7 +29,7 @@
 //! * **Asleep while nobody watches.** The loop turns every `TICK` only while a
 //!   client is connected or a handshake is under way (reads, handshakes and
 //!   stall checks need it). With neither it blocks in `accept` and costs no
-//!   wake-ups at all (the idle target of issue 14): producers send nothing then
+//!   wake-ups at all: producers send nothing then
 //!   (`publish` checks the client count), and [`Broadcaster::stop`] wakes the
 //!   `accept` by connecting to the listener, as the HTTP gate does at stop.
 

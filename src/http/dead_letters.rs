@@ -13,7 +13,7 @@ use super::paging::{next_cursor, page_limit};
 use super::response::Reply;
 use super::source_filter::source_filter;
 use super::state::AppState;
-use crate::store::{MessageState, OpOutcome, WriteOp};
+use crate::store::{DeadLetterQuery, MessageState, OpOutcome, WriteOp};
 
 /// `GET /api/v2/webhooks/queue/dead-letters`: oldest first, `?after_id=` pages forward,
 /// `?source=` keeps one source's.
@@ -26,10 +26,12 @@ pub fn list(state: &AppState, call: &mut Call) -> Reply {
         (Ok(l), Ok(a), Ok(s)) => (l, a, s),
         (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
     };
-    match state
-        .reader
-        .dead_letters(after_id, limit, source.as_deref())
-    {
+    let query = DeadLetterQuery {
+        after_id,
+        limit,
+        source,
+    };
+    match state.reader.dead_letters(&query) {
         Ok(items) => {
             let next = next_cursor(&items, limit, |d| d.id);
             let items: Vec<Value> = items.iter().map(dead_letter_json).collect();

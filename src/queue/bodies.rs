@@ -1,7 +1,7 @@
 //! Turns a ticket from the job channel into a job with its body, on the worker's own thread
 //! when it starts the message. Reading here, not when the message is queued, is what bounds
-//! payload memory by `queue.workers` instead of by the backlog: 600 queued 1 MiB bodies cost
-//! 600 small tickets, not 600 MiB (measured in `docs/performance.md`).
+//! payload memory by `queue.workers` instead of by the backlog: a queued body costs a small
+//! ticket, not its bytes (`docs/performance.md` has the measurement).
 //!
 //! A ticket from the fast path usually finds its body kept in memory since the commit
 //! (`queue::fresh_bodies`, bounded); otherwise the body is read here, from SQLite's page cache

@@ -8,7 +8,7 @@
 //! when more messages than that finished while it held one (see [`Dispatcher::finished`]).
 //!
 //! It also carries the two signals that let the feeder and the lease keeper sleep while there
-//! is nothing to do (issue 14's idle target) instead of polling: when the feeder should look
+//! is nothing to do instead of polling: when the feeder should look
 //! at the database next ([`Dispatcher::wake_feeder_at`]), and that messages are in hand again
 //! after none were ([`Dispatcher::work_started`], for the lease keeper).
 

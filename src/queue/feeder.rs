@@ -7,7 +7,7 @@
 //! once, a released message a second later), and after each pass it asks the database when
 //! the next waiting retry becomes due (a retry whose worker was stopped during its backoff,
 //! found at the next start) and sleeps until then. With nothing waiting it sleeps until woken:
-//! no wake-ups while idle (issue 14). A retry that runs its course in its worker's own
+//! no wake-ups while idle. A retry that runs its course in its worker's own
 //! backoff sleep never involves the feeder.
 //!
 //! On a database shared with other nodes it also looks every [`SHARED_POLL`]: other nodes'

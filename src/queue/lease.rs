@@ -16,7 +16,7 @@
 //! need renewing or re-queueing until a worker is handed a message, and the dispatcher says
 //! so ([`Dispatcher::work_started`]); the keeper then ticks again, the first tick a full tick
 //! after the hand-over (the claim's lease lasts `lease_s`, so the renewal is in time, as with
-//! any phase of the old fixed tick). So an idle node pays no wake-ups for leases (issue 14).
+//! any phase of the old fixed tick). So an idle node pays no wake-ups for leases.
 //! On a shared database (PostgreSQL) it keeps ticking whatever this node holds: other nodes'
 //! expired leases are re-queued by whichever node ticks (docs/cluster.md).
 

@@ -112,12 +112,7 @@ pub trait ReadStore: Send + Sync {
     fn message(&self, id: i64) -> StoreResult<Option<MessageDetail>>;
     fn logs(&self, query: &LogQuery) -> StoreResult<Vec<MessageSummary>>;
     /// Dead letters with id above `after_id`, oldest first; of one source when given.
-    fn dead_letters(
-        &self,
-        after_id: Option<i64>,
-        limit: u32,
-        source: Option<&str>,
-    ) -> StoreResult<Vec<DeadLetter>>;
+    fn dead_letters(&self, query: &DeadLetterQuery) -> StoreResult<Vec<DeadLetter>>;
     /// The rejections log, newest first.
     fn rejections(&self, query: &RejectionQuery) -> StoreResult<Vec<Rejection>>;
     /// Every source's durable totals (a few rows; never a scan of the messages), by name.
@@ -199,13 +194,8 @@ impl<S: ReadStore + ?Sized> ReadStore for Arc<S> {
     fn logs(&self, query: &LogQuery) -> StoreResult<Vec<MessageSummary>> {
         (**self).logs(query)
     }
-    fn dead_letters(
-        &self,
-        after_id: Option<i64>,
-        limit: u32,
-        source: Option<&str>,
-    ) -> StoreResult<Vec<DeadLetter>> {
-        (**self).dead_letters(after_id, limit, source)
+    fn dead_letters(&self, query: &DeadLetterQuery) -> StoreResult<Vec<DeadLetter>> {
+        (**self).dead_letters(query)
     }
     fn rejections(&self, query: &RejectionQuery) -> StoreResult<Vec<Rejection>> {
         (**self).rejections(query)

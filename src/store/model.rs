@@ -430,6 +430,14 @@ pub struct NewRejection {
     pub keep: u64,
 }
 
+/// One page of dead letters, oldest first, after a cursor.
+#[derive(Debug, Clone, Default)]
+pub struct DeadLetterQuery {
+    pub after_id: Option<i64>,
+    pub limit: u32,
+    pub source: Option<String>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct RejectionQuery {
     pub limit: u32,

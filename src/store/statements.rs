@@ -230,6 +230,16 @@ pub const OWED_BY_LABEL: &str = "SELECT label, count(*) FROM deliveries \
 /// `state, count` over all deliveries (the relay's figures at start).
 pub const DELIVERIES_BY_STATE: &str = "SELECT state, count(*) FROM deliveries GROUP BY state";
 
+/// Sources, the part of the migration both backends share (SQLite's version 3, PostgreSQL's
+/// version 2): every message and order names its source, and idempotency keys are unique per
+/// source. Each backend then creates its rejections and source counters in its own types.
+pub const SOURCE_COLUMNS: &str = "
+ALTER TABLE messages ADD COLUMN source TEXT NOT NULL DEFAULT 'orders';
+ALTER TABLE orders ADD COLUMN source TEXT NOT NULL DEFAULT 'orders';
+DROP INDEX messages_idem_key;
+CREATE UNIQUE INDEX messages_source_idem_key ON messages(source, idem_key) WHERE idem_key IS NOT NULL;
+";
+
 /// The deliveries table's indexes, created by both backends' schema migrations: by target
 /// (the take), by message (a message's log), by state (listings, figures), by masked target.
 pub const DELIVERY_INDEXES: &str = "

@@ -18,8 +18,8 @@ const MAX_BATCH: usize = 2048;
 /// Inbox bound: when it is full, handlers wait, which is the right backpressure. Twice
 /// [`MAX_BATCH`] lets a full batch build up while the previous one commits, so batches stay as
 /// large as they can be; more only queues ops longer. It is also memory held from the start:
-/// a bounded channel allocates and touches every slot up front (an op is ~270 bytes), and at
-/// 16,384 slots the inbox alone was 4.3 MiB of the idle RSS.
+/// a bounded channel allocates and touches every slot up front, so a larger bound is paid in
+/// idle RSS (`docs/performance.md`).
 const INBOX: usize = 2 * MAX_BATCH;
 /// How long a batch holding only worker outcomes may wait for company before it commits.
 const WORKER_LINGER: Duration = Duration::from_millis(20);

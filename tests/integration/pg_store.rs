@@ -10,8 +10,8 @@ use crate::harness::{pg_or_skip, PgDb};
 use hookvault::orders::Order;
 use hookvault::store::postgres::{self, PostgresOptions, PostgresReader, PostgresWriter};
 use hookvault::store::{
-    Effect, Lease, LogQuery, MessageState, NewMessage, OpOutcome, OrderChange, ReadStore,
-    RemoteEvent, WriteOp, WriteStore,
+    DeadLetterQuery, Effect, Lease, LogQuery, MessageState, NewMessage, OpOutcome, OrderChange,
+    ReadStore, RemoteEvent, WriteOp, WriteStore,
 };
 
 fn open(db: &PgDb, node: &str, lease: Duration) -> (PostgresWriter, PostgresReader) {
@@ -202,7 +202,12 @@ fn one_node_has_the_sqlite_semantics() {
         error: "bad body".into(),
     };
     assert_eq!(one(&mut w, dead), OpOutcome::Changed(1));
-    let letters = r.dead_letters(None, 10, None).unwrap();
+    let letters = r
+        .dead_letters(&DeadLetterQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].last_error.as_deref(), Some("bad body"));
     assert_eq!(letters[0].attempts, 2);

@@ -15,7 +15,8 @@ use crate::store::{
     RawMessage, ReadStore, StorageHealth, StoreResult, StoredOrder,
 };
 use crate::store::{
-    Payload, QueuedJob, Rejection, RejectionQuery, SourceCounters, PAYLOAD_PREVIEW_BYTES,
+    DeadLetterQuery, Payload, QueuedJob, Rejection, RejectionQuery, SourceCounters,
+    PAYLOAD_PREVIEW_BYTES,
 };
 use crate::time::{now_ms, rfc3339};
 
@@ -180,12 +181,7 @@ impl ReadStore for PostgresReader {
         rows.iter().map(summary).collect()
     }
 
-    fn dead_letters(
-        &self,
-        after_id: Option<i64>,
-        limit: u32,
-        source: Option<&str>,
-    ) -> StoreResult<Vec<DeadLetter>> {
+    fn dead_letters(&self, query: &DeadLetterQuery) -> StoreResult<Vec<DeadLetter>> {
         let rows = self.query(
             // The preview is cut in SQL: the whole body never reaches this process.
             "SELECT m.id, m.received_at, m.attempts, m.last_error, m.finished_at, \
@@ -194,10 +190,10 @@ impl ReadStore for PostgresReader {
              WHERE m.state = 'dead' AND m.id > $1 AND ($4::text IS NULL OR m.source = $4) \
              ORDER BY m.id LIMIT $2",
             &[
-                &after_id.unwrap_or(0),
-                &(limit as i64),
+                &query.after_id.unwrap_or(0),
+                &(query.limit as i64),
                 &(PAYLOAD_PREVIEW_BYTES as i32),
-                &source,
+                &query.source,
             ],
         )?;
         Ok(rows

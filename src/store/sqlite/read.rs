@@ -9,10 +9,10 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use super::{cells, sql_err};
 use crate::store::rows::{self, ORDER_COLUMNS, SUMMARY_COLUMNS};
 use crate::store::{
-    DeadLetter, DurableCounters, LogQuery, MessageDetail, MessageState, MessageSummary,
-    OperatorAction, OrderQuery, PageAfter, Payload, QueuedJob, RawFilter, RawMessage, ReadStore,
-    Rejection, RejectionQuery, SourceCounters, StorageHealth, StoreError, StoreResult, StoredOrder,
-    PAYLOAD_PREVIEW_BYTES,
+    DeadLetter, DeadLetterQuery, DurableCounters, LogQuery, MessageDetail, MessageState,
+    MessageSummary, OperatorAction, OrderQuery, PageAfter, Payload, QueuedJob, RawFilter,
+    RawMessage, ReadStore, Rejection, RejectionQuery, SourceCounters, StorageHealth, StoreError,
+    StoreResult, StoredOrder, PAYLOAD_PREVIEW_BYTES,
 };
 use crate::time::rfc3339;
 
@@ -150,12 +150,7 @@ impl ReadStore for SqliteReader {
         })
     }
 
-    fn dead_letters(
-        &self,
-        after_id: Option<i64>,
-        limit: u32,
-        source: Option<&str>,
-    ) -> StoreResult<Vec<DeadLetter>> {
+    fn dead_letters(&self, query: &DeadLetterQuery) -> StoreResult<Vec<DeadLetter>> {
         // The preview is cut in SQL: the whole body never reaches this process for a listing.
         self.with(|c| {
             c.prepare_cached(
@@ -167,10 +162,10 @@ impl ReadStore for SqliteReader {
             )?
             .query_map(
                 params![
-                    after_id.unwrap_or(0),
-                    limit,
+                    query.after_id.unwrap_or(0),
+                    query.limit,
                     PAYLOAD_PREVIEW_BYTES as i64,
-                    source
+                    query.source
                 ],
                 |r| {
                     Ok(DeadLetter {

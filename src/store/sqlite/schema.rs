@@ -83,7 +83,8 @@ ALTER TABLE messages ADD COLUMN lease_until INTEGER;
 CREATE INDEX messages_processed_finished ON messages(finished_at) WHERE state = 'processed';
 "#;
 
-/// Version 3: sources (`[[sources]]`, `src/sources/`).
+/// Version 3: sources (`[[sources]]`, `src/sources/`); its first statements are the shared
+/// [`SOURCE_COLUMNS`](crate::store::statements::SOURCE_COLUMNS).
 ///
 /// * Every message and order names its source; rows from before came through the one ingest
 ///   path there was, the `orders` source.
@@ -93,11 +94,6 @@ CREATE INDEX messages_processed_finished ON messages(finished_at) WHERE state = 
 /// * Per-source totals live in `source_counters`, updated in the same transactions as the rows
 ///   they count; the `orders` source starts from the totals so far.
 const V3: &str = r#"
-ALTER TABLE messages ADD COLUMN source TEXT NOT NULL DEFAULT 'orders';
-ALTER TABLE orders ADD COLUMN source TEXT NOT NULL DEFAULT 'orders';
-DROP INDEX messages_idem_key;
-CREATE UNIQUE INDEX messages_source_idem_key ON messages(source, idem_key) WHERE idem_key IS NOT NULL;
-
 CREATE TABLE rejections (
     id          INTEGER PRIMARY KEY,
     at          INTEGER NOT NULL,              -- unix ms
@@ -186,6 +182,8 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.execute_batch(V2).map_err(super::sql_err)?;
     }
     if version < 3 {
+        tx.execute_batch(crate::store::statements::SOURCE_COLUMNS)
+            .map_err(super::sql_err)?;
         tx.execute_batch(V3).map_err(super::sql_err)?;
     }
     if version < 4 {
