@@ -4,7 +4,7 @@
 //! a signal arrives (a commit, a worker's report, the stop), never polling. With other nodes
 //! on the database it also looks for owed targets once a second (their leftovers).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use super::worker::{Report, Reported, Work};
 use super::Signal;
 use crate::lifecycle::Stop;
 use crate::stats::LiveStats;
-use crate::store::{mask_target, owed_targets, ReadStore, TargetKind};
+use crate::store::{dead_targets, mask_target, owed_targets, ReadStore, TargetKind};
 use crate::time::rfc3339;
 
 /// How soon a target is tried again after the store failed, or another node held it.
@@ -43,6 +43,10 @@ pub struct Scheduler {
     targets: HashMap<String, Target>,
     buckets: HashMap<String, Instant>,
     global_until: Option<Instant>,
+    /// Targets dead until an operator retries: a new delivery to one is a dead letter from
+    /// its commit, so it is not handed over (a rescan, which an operator's retry causes, reads
+    /// them again).
+    dead: HashSet<String>,
 }
 
 impl Scheduler {
@@ -62,6 +66,7 @@ impl Scheduler {
             targets: HashMap::new(),
             buckets: HashMap::new(),
             global_until: None,
+            dead: HashSet::new(),
         }
     }
 
@@ -104,12 +109,31 @@ impl Scheduler {
         }
     }
 
-    /// Reads the targets with owed deliveries: each is due now.
+    /// Reads the dead targets, and the targets with owed deliveries: each is due now (one
+    /// that is dead too has deliveries another node committed as it died: its take ends them).
+    /// With other nodes, the owed figures are set from the same read.
     fn rescan(&mut self) {
+        match dead_targets(self.reader.as_ref()) {
+            Ok(dead) => {
+                let labels: Vec<String> = dead.iter().map(|t| mask_target(t)).collect();
+                self.live.relay.set_dead(&labels);
+                self.dead = dead.into_iter().collect();
+            }
+            Err(e) => log::warn!("relay: cannot read the dead targets: {e}"),
+        }
         match owed_targets(self.reader.as_ref()) {
             Ok(list) => {
-                for (target, kind) in list {
-                    self.owed(target, kind);
+                if self.shared {
+                    // Other nodes' commits move the owed deliveries too, and this node's
+                    // figures hear only its own: with them, the rows say how many are owed.
+                    let mut by_label = std::collections::BTreeMap::<String, i64>::new();
+                    for t in &list {
+                        *by_label.entry(t.label.clone()).or_default() += t.owed;
+                    }
+                    self.live.relay.recount_owed(&by_label);
+                }
+                for t in list {
+                    self.owed(t.target, t.kind);
                 }
             }
             Err(e) => log::warn!("relay: cannot read the owed deliveries: {e}"),
@@ -132,6 +156,7 @@ impl Scheduler {
 
     fn hear(&mut self, signal: Signal) {
         match signal {
+            Signal::Owed { target, .. } if self.dead.contains(&target) => {}
             Signal::Owed { target, kind } => self.owed(target, kind),
             Signal::Rescan => self.rescan(),
             Signal::Report(r) => self.report(r),
@@ -153,6 +178,7 @@ impl Scheduler {
         match r.what {
             Reported::Took => {}
             Reported::Sent { pace, status } => {
+                self.dead.remove(&r.target);
                 self.pace(&r.target, &pace, now);
                 if let Some(t) = self.targets.get_mut(&r.target) {
                     t.ready_at = Some(now);
@@ -176,6 +202,7 @@ impl Scheduler {
             Reported::HeldElsewhere | Reported::Failed => t.ready_at = Some(now + AGAIN),
             Reported::Dead => {
                 t.ready_at = None;
+                self.dead.insert(r.target.clone());
                 self.live.relay.update_target(&label, |f| f.dead = true);
             }
         }

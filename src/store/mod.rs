@@ -41,7 +41,8 @@ pub use backup::{backup, restore, Restored};
 pub use consistency::{Check, ConsistencyReport};
 pub use delivery::*;
 pub use delivery_reads::{
-    deliveries, deliveries_by_state, deliveries_of_message, delivery, owed_by_label, owed_targets,
+    dead_targets, deliveries, deliveries_by_state, deliveries_of_message, delivery, owed_by_label,
+    owed_targets, OwedTarget,
 };
 pub use error::{StoreError, StoreResult};
 pub use faults::{FailAt, FaultKind, Faults, FaultyBackend};
