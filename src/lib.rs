@@ -17,6 +17,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod jitter;
+pub mod lifecycle;
 pub mod net;
 pub mod notify;
 pub mod orders;

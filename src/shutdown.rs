@@ -1,52 +1,23 @@
-//! How the service stops. One channel whose sender is dropped to broadcast "stop" to every
-//! thread at once (a disconnected channel wakes every `recv`), plus the deadline after which
-//! workers take nothing new.
+//! The drain clock of a stop: when it begins, the workers get `queue.shutdown_timeout_s` to
+//! empty their channel, and take nothing new after it. The stop itself (telling threads and
+//! waiting for them) is [`crate::lifecycle`]'s.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+/// When the drain ends; unset until a stop begins. Cheap to clone (the workers each hold one).
+#[derive(Clone, Debug, Default)]
+pub struct DrainDeadline(Arc<OnceLock<Instant>>);
 
-use crate::queue::StopSignal;
-
-pub struct Shutdown {
-    trigger: Option<Sender<()>>,
-    receiver: Receiver<()>,
-    deadline: Arc<OnceLock<Instant>>,
-}
-
-impl Default for Shutdown {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Shutdown {
-    pub fn new() -> Shutdown {
-        let (tx, rx) = bounded(0);
-        Shutdown {
-            trigger: Some(tx),
-            receiver: rx,
-            deadline: Arc::new(OnceLock::new()),
-        }
+impl DrainDeadline {
+    /// Starts the drain: it ends `drain_for` from now (from the first call; later calls return
+    /// the same deadline).
+    pub fn begin(&self, drain_for: Duration) -> Instant {
+        *self.0.get_or_init(|| Instant::now() + drain_for)
     }
 
-    /// A receiver that becomes ready (disconnected) when [`Shutdown::begin`] is called.
-    pub fn receiver(&self) -> Receiver<()> {
-        self.receiver.clone()
-    }
-
-    pub fn signal(&self) -> StopSignal {
-        StopSignal {
-            stop: self.receiver.clone(),
-            deadline: self.deadline.clone(),
-        }
-    }
-
-    /// Starts the stop: workers get `drain_for` to empty the channel.
-    pub fn begin(&mut self, drain_for: Duration) -> Instant {
-        let deadline = *self.deadline.get_or_init(|| Instant::now() + drain_for);
-        self.trigger.take();
-        deadline
+    /// Whether a drain has begun and its deadline has passed.
+    pub fn passed(&self) -> bool {
+        self.0.get().is_some_and(|d| Instant::now() >= *d)
     }
 }

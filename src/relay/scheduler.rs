@@ -13,6 +13,7 @@ use crossbeam_channel::{select, Receiver, RecvTimeoutError, Sender};
 use super::pacing::Pace;
 use super::worker::{Report, Reported, Work};
 use super::Signal;
+use crate::lifecycle::Stop;
 use crate::stats::LiveStats;
 use crate::store::{dead_targets, mask_target, owed_targets, ReadStore, TargetKind};
 use crate::time::rfc3339;
@@ -69,7 +70,7 @@ impl Scheduler {
         }
     }
 
-    pub fn run(mut self, inbox: Receiver<Signal>, stop: Receiver<()>) {
+    pub fn run(mut self, inbox: Receiver<Signal>, stop: Stop) {
         self.rescan();
         let mut next_poll = Instant::now() + SHARED_POLL;
         loop {
@@ -83,13 +84,13 @@ impl Scheduler {
                     let wait = at.saturating_duration_since(now);
                     select! {
                         recv(inbox) -> s => s.map_err(|_| RecvTimeoutError::Disconnected),
-                        recv(stop) -> _ => return,
+                        recv(stop.receiver()) -> _ => return,
                         default(wait) => Err(RecvTimeoutError::Timeout),
                     }
                 }
                 None => select! {
                     recv(inbox) -> s => s.map_err(|_| RecvTimeoutError::Disconnected),
-                    recv(stop) -> _ => return,
+                    recv(stop.receiver()) -> _ => return,
                 },
             };
             match signal {

@@ -1,10 +1,7 @@
 //! The one way to open storage: the backend `storage.backend` names.
 
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
-
-use crossbeam_channel::Receiver;
 
 use super::sql::SqlBackend;
 use super::{
@@ -12,6 +9,7 @@ use super::{
     StoreResult, WriteStore,
 };
 use crate::config::StorageSettings;
+use crate::lifecycle::{Background, Stop};
 
 /// Read connections kept open: the feeder and one HTTP handler at a time without opening more
 /// (the pool opens extra ones when all are busy).
@@ -38,21 +36,13 @@ pub struct OpenedStore {
 pub struct Cluster {
     pub node: String,
     pub lease: Duration,
-    listen: Box<dyn FnOnce(Deliver, Receiver<()>) -> JoinHandle<()> + Send>,
+    /// Receives other nodes' events until its `Stop` (the listener thread's body).
+    listen: Box<dyn FnOnce(Deliver, Stop) + Send>,
     elect: Box<dyn Fn(Duty) -> Box<dyn Leadership> + Send + Sync>,
 }
 
 /// Where the listener hands each event another node committed (on its own thread).
 pub type Deliver = Box<dyn Fn(RemoteEvent) + Send>;
-
-/// The thread receiving other nodes' events; it ends when its `stop` disconnects.
-pub struct EventListener(JoinHandle<()>);
-
-impl EventListener {
-    pub fn join(self) {
-        let _ = self.0.join();
-    }
-}
 
 impl Cluster {
     /// How this node learns whether it leads `duty` (one node of the cluster at a time).
@@ -61,8 +51,11 @@ impl Cluster {
     }
 
     /// Starts receiving the events other nodes commit; `deliver` runs on the listener thread.
-    pub fn listen(self, deliver: Deliver, stop: Receiver<()>) -> EventListener {
-        EventListener((self.listen)(deliver, stop))
+    pub fn listen(self, deliver: Deliver) -> std::io::Result<Background> {
+        let mut listener = Background::new("cluster-events");
+        let listen = self.listen;
+        listener.spawn("pg-listen", move |stop| listen(deliver, stop))?;
+        Ok(listener)
     }
 }
 

@@ -36,7 +36,7 @@ use std::sync::Arc;
 
 use crate::config::StorageSettings;
 
-pub use backend::{open, open_node, Cluster, EventListener, NodeIdentity, OpenedStore};
+pub use backend::{open, open_node, Cluster, NodeIdentity, OpenedStore};
 pub use backup::{backup, restore, Restored};
 pub use consistency::{Check, ConsistencyReport};
 pub use delivery::*;
