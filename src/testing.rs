@@ -1,9 +1,12 @@
 //! What the integration tests and the load tester's test reach inside the crate, named in
-//! one place: a service run in-process with a processor of the test's own, the store opened
-//! directly (with faults injected), the order parser's parts, the event broadcaster and the
-//! route table. The binary needs none of it: it calls [`crate::run`].
+//! one place: a service run in-process with a processor of the test's own (and the error a
+//! refused start returns), the store opened directly (with faults injected, and a thread
+//! group to listen with), the order parser's parts, the event broadcaster and the route
+//! table. The binary needs none of it: it calls [`crate::run`].
 
 pub use crate::app::service::{Service, StopSummary};
+pub use crate::base::error::{Error, Result};
+pub use crate::base::lifecycle::Background;
 pub use crate::base::time::now_ms;
 pub use crate::store::Effect;
 pub use crate::work::queue::{Job, JsonCheckProcessor, ProcessError, Processor};

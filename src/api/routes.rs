@@ -254,7 +254,7 @@ mod tests {
         for r in ROUTES {
             assert!(
                 describe(r.method, r.path).is_some(),
-                "{} {} has no OpenAPI description in src/http/openapi.rs",
+                "{} {} has no OpenAPI description in src/api/openapi.rs",
                 r.method,
                 r.path
             );

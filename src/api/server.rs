@@ -3,9 +3,7 @@
 //! requests it wrote itself, or tiny_http directly; the stall guard beside it in both.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
@@ -14,6 +12,7 @@ use super::response::Reply;
 use super::router;
 use super::state::AppState;
 use crate::base::error::{Error, Result};
+use crate::base::lifecycle::{Background, Component, Components, Stop};
 use crate::edge::activity::Activity;
 use crate::edge::gate::Gate;
 use crate::edge::head::CLIENT_HEADER;
@@ -25,17 +24,9 @@ use crate::edge::stall_guard::{Poke, StallGuard, Target as GuardTarget};
 use crate::edge::Mode;
 use crate::settings::ServerSettings;
 
-pub struct HttpServer {
-    gate: Option<Gate>,
-    server: Arc<tiny_http::Server>,
-    guard: Option<(StallGuard, crossbeam_channel::Sender<()>)>,
-    watchdog: Option<(ListenerWatchdog, crossbeam_channel::Sender<()>)>,
-    threads: Vec<JoinHandle<()>>,
-    stopping: Arc<AtomicBool>,
-    addr: SocketAddr,
-    /// Removed after tiny_http has stopped.
-    hop: Option<HopSocket>,
-}
+/// The HTTP side of the service, started as components of the service's list (see
+/// [`HttpServer::start`]).
+pub struct HttpServer;
 
 /// A bound listener not yet served: binding first lets start-up fail on a taken port before
 /// it opens the database or starts any thread.
@@ -96,6 +87,10 @@ impl BoundListener {
             addr,
         })
     }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
 }
 
 /// A listening socket with `idle_timeout` for writes (accepted sockets inherit it).
@@ -119,6 +114,10 @@ fn listen_on(
 }
 
 impl HttpServer {
+    /// Serves `bound`, pushing onto `started`, in this order: the handler threads, the stall
+    /// guard, the gate (gate mode) and the watchdog. So a stop ends the watchdog first (closing
+    /// the listener on purpose is no outage), then the gate (the requests it passed on are
+    /// answered, which needs the guard and the handlers), then the guard, the handlers last.
     /// `on_dead`: what to do when the listener stops answering (see
     /// [`crate::edge::listener_watchdog`]).
     pub fn start(
@@ -126,7 +125,8 @@ impl HttpServer {
         threads: usize,
         state: Arc<AppState>,
         on_dead: OnDead,
-    ) -> HttpServer {
+        started: &mut Components,
+    ) -> Result<()> {
         let BoundListener {
             mode,
             why,
@@ -136,103 +136,116 @@ impl HttpServer {
             addr,
         } = bound;
         log::info!("http: edge mode {}: {why}", mode.name());
-        let server_settings = &state.settings.server;
-        let activity = Activity::new();
-        let gate = match (public, &hop) {
-            (Some(public), Some(hop)) => Some(Gate::start(
-                public,
-                hop.path(),
-                Limits {
-                    max_body_bytes: server_settings.max_body_bytes,
-                    body_timeout: Duration::from_secs(server_settings.body_timeout_s),
-                    idle_timeout: Duration::from_secs(server_settings.idle_timeout_s),
-                    max_connections: server_settings.max_connections,
-                },
-                activity.clone(),
-            )),
-            _ => None,
+        let spawn_error = |e: std::io::Error| Error::Other(e.to_string());
+        let limits = {
+            let server = &state.settings.server;
+            Limits {
+                max_body_bytes: server.max_body_bytes,
+                body_timeout: Duration::from_secs(server.body_timeout_s),
+                idle_timeout: Duration::from_secs(server.idle_timeout_s),
+                max_connections: server.max_connections,
+            }
         };
+        let activity = Activity::new();
         // tiny_http's pool strands connections in both modes: clients' or the gate's hops.
         let guarded = match &hop {
             Some(hop) => GuardTarget::Unix(hop.path().to_path_buf()),
             None => GuardTarget::Tcp(crate::base::net::reachable(addr)),
         };
-        let (guard_stop, guard_stop_rx) = crossbeam_channel::bounded(0);
-        let (guard, poke) = StallGuard::start(guarded, guard_stop_rx);
-        let server = Arc::new(server);
-        let stopping = Arc::new(AtomicBool::new(false));
+        let gate_hop = hop.as_ref().map(|h| h.path().to_path_buf());
+        let (poke, woken) = Poke::new();
         let (accept_died_tx, accept_died) = crossbeam_channel::bounded(1);
-        let threads = (0..threads)
-            .map(|i| {
-                let (server, state, stopping) = (server.clone(), state.clone(), stopping.clone());
-                let accept_died = accept_died_tx.clone();
-                let poke = poke.clone();
-                std::thread::Builder::new()
-                    .name(format!("http-{i}"))
-                    .stack_size(512 * 1024)
-                    .spawn(move || serve(&server, &state, &stopping, mode, &poke, &accept_died))
-                    .expect("spawn http thread")
-            })
-            .collect();
+        let handlers = Handlers::start(server, hop, threads, state, mode, &poke, accept_died_tx)
+            .map_err(spawn_error)?;
+        started.push(handlers);
+        started.push(StallGuard::start(guarded, woken).map_err(spawn_error)?);
+        if let (Some(public), Some(hop)) = (public, gate_hop) {
+            let gate = Gate::start(public, &hop, limits, activity.clone()).map_err(spawn_error)?;
+            started.push(gate);
+        }
         // The watchdog asks the public port, like a client.
-        let (watchdog_stop, watchdog_rx) = crossbeam_channel::bounded(0);
-        let watchdog = ListenerWatchdog::start(
-            addr,
-            on_dead,
-            accept_died,
-            activity,
-            Some(poke),
-            watchdog_rx,
-        );
-        HttpServer {
-            gate,
+        let watchdog = ListenerWatchdog::start(addr, on_dead, accept_died, activity, Some(poke))
+            .map_err(spawn_error)?;
+        started.push(watchdog);
+        Ok(())
+    }
+}
+
+/// tiny_http and the threads that take its requests. Fields drop in order: tiny_http's
+/// stop connects to its own socket, so the hop socket goes after it.
+struct Handlers {
+    server: Arc<tiny_http::Server>,
+    /// `None` once stopped.
+    threads: Option<Background>,
+    /// Removed (dropped) after tiny_http has stopped.
+    _hop: Option<HopSocket>,
+}
+
+impl Handlers {
+    fn start(
+        server: tiny_http::Server,
+        hop: Option<HopSocket>,
+        threads: usize,
+        state: Arc<AppState>,
+        mode: Mode,
+        poke: &Poke,
+        accept_died: crossbeam_channel::Sender<String>,
+    ) -> std::io::Result<Handlers> {
+        let server = Arc::new(server);
+        let mut pool = Background::new("http-handlers");
+        for i in 0..threads {
+            let (tiny, state, poke) = (server.clone(), state.clone(), poke.clone());
+            let accept_died = accept_died.clone();
+            let spawned = pool.spawn_with_stack(format!("http-{i}"), 512 * 1024, move |stop| {
+                serve(&tiny, &state, &stop, mode, &poke, &accept_died)
+            });
+            if let Err(e) = spawned {
+                Handlers {
+                    server,
+                    threads: Some(pool),
+                    _hop: hop,
+                }
+                .shut(Instant::now() + Duration::from_secs(1));
+                return Err(e);
+            }
+        }
+        Ok(Handlers {
             server,
-            guard: Some((guard, guard_stop)),
-            watchdog: Some((watchdog, watchdog_stop)),
-            threads,
-            stopping,
-            addr,
-            hop,
-        }
+            threads: Some(pool),
+            _hop: hop,
+        })
     }
 
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Stops taking requests. Requests already handed to a thread are answered first; the
-    /// listener closes when the last thread is done. Slow clients are cut off by the gate's
-    /// stop, so they never hold it.
-    pub fn stop(mut self) {
-        // First, so closing the listener on purpose is not taken for an outage.
-        if let Some((watchdog, stop)) = self.watchdog.take() {
-            drop(stop);
-            watchdog.join();
-        }
-        if let Some(gate) = self.gate.take() {
-            gate.stop();
-        }
-        if let Some((guard, stop)) = self.guard.take() {
-            drop(stop);
-            guard.join();
-        }
-        self.stopping.store(true, Ordering::SeqCst);
-        for _ in &self.threads {
+    /// Requests already handed to a thread are answered first; the listener closes when the
+    /// last thread is done. How many threads were left behind at `deadline`.
+    fn shut(&mut self, deadline: Instant) -> usize {
+        let Some(mut threads) = self.threads.take() else {
+            return 0;
+        };
+        threads.give_stop();
+        // tiny_http's `recv` cannot wait on a channel: each `unblock` wakes one thread, which
+        // then sees the stop.
+        for _ in 0..threads.len() {
             self.server.unblock();
         }
-        for t in self.threads {
-            let _ = t.join();
-        }
-        // tiny_http's stop connects to its own socket: the socket goes after it.
-        drop(self.server);
-        drop(self.hop.take());
+        threads.wait(deadline)
+    }
+}
+
+impl Component for Handlers {
+    fn name(&self) -> &'static str {
+        "http-handlers"
+    }
+
+    fn stop(mut self: Box<Self>, deadline: Instant) -> usize {
+        self.shut(deadline)
     }
 }
 
 fn serve(
     server: &tiny_http::Server,
     state: &AppState,
-    stopping: &AtomicBool,
+    stop: &Stop,
     mode: Mode,
     poke: &Poke,
     accept_died: &crossbeam_channel::Sender<String>,
@@ -261,7 +274,7 @@ fn serve(
                     log::debug!("could not send a {status} answer: {e}");
                 }
             }
-            Err(_) if stopping.load(Ordering::SeqCst) => return,
+            Err(_) if stop.is_stopping() => return,
             // tiny_http hands out an error only when its accept loop has ended: the listener
             // is gone. The watchdog decides what happens next.
             Err(e) => {

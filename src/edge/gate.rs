@@ -5,17 +5,17 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use super::activity::Activity;
 use super::connection::Connection;
 use super::refusal::Refusal;
 use super::shared::{Limits, Shared};
+use crate::base::lifecycle::{Component, Joined, Stopper, Thread};
 
 /// How long a stop waits for connections to finish the requests they already passed on.
 const STOP_GRACE: Duration = Duration::from_secs(2);
@@ -23,7 +23,11 @@ const THREAD_STACK: usize = 128 * 1024;
 
 pub struct Gate {
     shared: Arc<Shared>,
-    accept: JoinHandle<()>,
+    stopper: Stopper,
+    accept: Thread,
+    turn_away: Thread,
+    /// Disconnects once the accept loop and every connection thread have ended.
+    connections: Receiver<()>,
     public: SocketAddr,
 }
 
@@ -34,59 +38,80 @@ impl Gate {
         hop: &Path,
         limits: Limits,
         activity: Arc<Activity>,
-    ) -> Gate {
-        let public = listener
-            .local_addr()
-            .expect("a bound listener has an address");
+    ) -> std::io::Result<Gate> {
+        let public = listener.local_addr()?;
+        let stopper = Stopper::new();
         let shared = Arc::new(Shared {
-            stopping: AtomicBool::new(false),
+            stop: stopper.signal(),
             next_id: AtomicU64::new(0),
             open: AtomicUsize::new(0),
             clients: Mutex::default(),
             hop: hop.to_path_buf(),
             activity,
         });
+        let (lingering, turn_away) = start_turn_away()?;
+        // Each connection thread holds a clone; the receiver hears when the last one is gone.
+        let (connection, connections) = crossbeam_channel::bounded::<()>(0);
         let accept = {
             let shared = shared.clone();
-            std::thread::Builder::new()
-                .name("http-gate".into())
-                .spawn(move || accept_loop(&listener, limits, &shared))
-                .expect("spawn the gate's accept thread")
+            Thread::spawn("http-gate", move || {
+                accept_loop(&listener, limits, &shared, &lingering, &connection)
+            })?
         };
-        Gate {
+        Ok(Gate {
             shared,
+            stopper,
             accept,
+            turn_away,
+            connections,
             public,
-        }
+        })
+    }
+}
+
+/// Stops accepting and reading requests: a request still arriving is answered `503` with
+/// `Retry-After`, requests already passed on are answered (for up to `STOP_GRACE`), then
+/// every connection is closed, so a slow client never holds a stop.
+impl Component for Gate {
+    fn name(&self) -> &'static str {
+        "http-gate"
     }
 
-    /// Stops accepting and reading requests: a request still arriving is answered `503`
-    /// with `Retry-After`, requests already passed on are answered (for up to
-    /// `STOP_GRACE`), then every connection is closed, so a slow client never holds a stop.
-    pub fn stop(self) {
-        self.shared.stopping.store(true, Ordering::SeqCst);
-        // Wake the accept thread; it sees `stopping` and returns.
+    fn stop(mut self: Box<Self>, deadline: Instant) -> usize {
+        self.stopper.stop();
+        // The accept thread sleeps in a blocking `accept`, which no channel can wake: a
+        // connection does, and it then sees the stop and returns.
         let _ = TcpStream::connect_timeout(
             &crate::base::net::reachable(self.public),
             Duration::from_secs(1),
         );
-        let _ = self.accept.join();
-        let clients = &self.shared.clients;
-        for client in lock(clients).values() {
+        let Gate {
+            shared,
+            accept,
+            turn_away,
+            connections,
+            ..
+        } = *self;
+        let mut left_behind = usize::from(accept.join_by(deadline) == Joined::LeftBehind);
+        for client in lock(&shared.clients).values() {
             let _ = client.shutdown(Shutdown::Read);
         }
-        let until = Instant::now() + STOP_GRACE;
-        while !lock(clients).is_empty() && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        for client in lock(clients).values() {
+        let _ = connections.recv_deadline(Instant::now() + STOP_GRACE);
+        for client in lock(&shared.clients).values() {
             let _ = client.shutdown(Shutdown::Both);
         }
+        left_behind += usize::from(turn_away.join_by(deadline) == Joined::LeftBehind);
+        left_behind
     }
 }
 
-fn accept_loop(listener: &TcpListener, limits: Limits, shared: &Arc<Shared>) {
-    let lingering = start_turn_away();
+fn accept_loop(
+    listener: &TcpListener,
+    limits: Limits,
+    shared: &Arc<Shared>,
+    lingering: &Sender<TcpStream>,
+    connection: &Sender<()>,
+) {
     loop {
         let accepted = listener.accept();
         if shared.stopping() {
@@ -103,7 +128,7 @@ fn accept_loop(listener: &TcpListener, limits: Limits, shared: &Arc<Shared>) {
             }
         };
         if shared.open.load(Ordering::Relaxed) >= limits.max_connections {
-            turn_away(client, limits.max_connections, &lingering);
+            turn_away(client, limits.max_connections, lingering);
             continue;
         }
         let Ok(registered) = client.try_clone() else {
@@ -113,19 +138,20 @@ fn accept_loop(listener: &TcpListener, limits: Limits, shared: &Arc<Shared>) {
         lock(&shared.clients).insert(id, registered);
         shared.open.fetch_add(1, Ordering::Relaxed);
         let shared_conn = shared.clone();
-        let spawned = std::thread::Builder::new()
-            .name("http-conn".into())
-            .stack_size(THREAD_STACK)
-            .spawn(move || {
-                Connection::new(client, peer, limits, &shared_conn).serve();
-                lock(&shared_conn.clients).remove(&id);
-                shared_conn.open.fetch_sub(1, Ordering::Relaxed);
-            });
+        let alive = connection.clone();
+        // Not waited for one by one: the stop closes their sockets and hears them end through
+        // `alive`.
+        let spawned = Thread::spawn_with_stack("http-conn", THREAD_STACK, move || {
+            let _alive = alive;
+            Connection::new(client, peer, limits, &shared_conn).serve();
+            lock(&shared_conn.clients).remove(&id);
+            shared_conn.open.fetch_sub(1, Ordering::Relaxed);
+        });
         if let Err(e) = spawned {
             log::warn!("http: no thread for a connection from {peer}: {e}");
             shared.activity.report_trouble();
             if let Some(client) = lock(&shared.clients).remove(&id) {
-                turn_away(client, limits.max_connections, &lingering);
+                turn_away(client, limits.max_connections, lingering);
             }
             shared.open.fetch_sub(1, Ordering::Relaxed);
         }
@@ -150,42 +176,37 @@ fn turn_away(client: TcpStream, max: usize, lingering: &Sender<TcpStream>) {
 const TURN_AWAY_LINGER: Duration = Duration::from_millis(500);
 const TURN_AWAY_BACKLOG: usize = 4096;
 
-/// The thread that closes turned-away sockets; asleep while there are none.
-fn start_turn_away() -> Sender<TcpStream> {
+/// The thread that closes turned-away sockets; asleep while there are none. It ends when the
+/// accept loop, the only sender, has.
+fn start_turn_away() -> std::io::Result<(Sender<TcpStream>, Thread)> {
     let (tx, rx) = crossbeam_channel::bounded::<TcpStream>(TURN_AWAY_BACKLOG);
-    let spawned = std::thread::Builder::new()
-        .name("http-turn-away".into())
-        .stack_size(THREAD_STACK)
-        .spawn(move || {
-            let mut held: Vec<(TcpStream, Instant)> = Vec::new();
-            let mut sink = [0u8; 4096];
-            loop {
-                let next = if held.is_empty() {
-                    rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
-                } else {
-                    rx.recv_timeout(Duration::from_millis(50))
-                };
-                match next {
-                    Ok(s) => held.push((s, Instant::now())),
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => return,
-                }
-                held.retain_mut(|(s, since)| {
-                    let open = loop {
-                        match s.read(&mut sink) {
-                            Ok(0) => break false,
-                            Ok(_) => continue,
-                            Err(e) => break e.kind() == std::io::ErrorKind::WouldBlock,
-                        }
-                    };
-                    open && since.elapsed() < TURN_AWAY_LINGER
-                });
+    let thread = Thread::spawn_with_stack("http-turn-away", THREAD_STACK, move || {
+        let mut held: Vec<(TcpStream, Instant)> = Vec::new();
+        let mut sink = [0u8; 4096];
+        loop {
+            let next = if held.is_empty() {
+                rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+            } else {
+                rx.recv_timeout(Duration::from_millis(50))
+            };
+            match next {
+                Ok(s) => held.push((s, Instant::now())),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
             }
-        });
-    if let Err(e) = spawned {
-        log::warn!("http: no thread for turned-away connections: {e}");
-    }
-    tx
+            held.retain_mut(|(s, since)| {
+                let open = loop {
+                    match s.read(&mut sink) {
+                        Ok(0) => break false,
+                        Ok(_) => continue,
+                        Err(e) => break e.kind() == std::io::ErrorKind::WouldBlock,
+                    }
+                };
+                open && since.elapsed() < TURN_AWAY_LINGER
+            });
+        }
+    })?;
+    Ok((tx, thread))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -34,13 +34,13 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, Receiver, TryRecvError};
+use crossbeam_channel::{select, Receiver};
 
 use super::activity::Activity;
 use super::stall_guard::Poke;
+use crate::base::lifecycle::Background;
 use crate::base::notify::Notifier;
 
 /// How often the listener is asked while it answers (at most; see [`check_period`]).
@@ -56,132 +56,123 @@ pub const FAILURES: u32 = 3;
 /// What to do when the listener is gone (`serve`: log and exit 71).
 pub type OnDead = Arc<dyn Fn(&str) + Send + Sync>;
 
-pub struct ListenerWatchdog {
-    thread: JoinHandle<()>,
-}
+/// The watchdog thread.
+pub struct ListenerWatchdog;
 
 impl ListenerWatchdog {
     /// Watches the listener at `listen`. `accept_died` carries tiny_http's report that its
-    /// accept loop ended; `activity` counts new clients answered through the gate; `stop`
-    /// ends the watchdog (the service is stopping).
+    /// accept loop ended; `activity` counts new clients answered through the gate. The
+    /// component's stop ends it (the service is stopping).
     pub fn start(
         listen: SocketAddr,
         on_dead: OnDead,
         accept_died: Receiver<String>,
         activity: Arc<Activity>,
         stall_guard: Option<Poke>,
-        stop: Receiver<()>,
-    ) -> ListenerWatchdog {
+    ) -> std::io::Result<Background> {
         let target = crate::base::net::reachable(listen);
         let notifier = Notifier::from_env();
         let ping_every = Notifier::watchdog_interval();
         let period = check_period(ping_every);
         let trouble = activity.trouble();
-        let thread = std::thread::Builder::new()
-            .name("http-watchdog".into())
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                let mut failures = 0;
-                let mut ready = false;
-                let mut last_ping: Option<Instant> = None;
-                let mut answered = activity.answered();
-                let mut skip = false;
-                loop {
-                    let mut forced = false;
-                    let result = if skip { Ok(()) } else { check(target) };
-                    if !skip {
-                        answered = activity.answered(); // not counting this check's own
-                    }
-                    let passed = result.is_ok();
-                    let why = match result {
-                        Ok(()) => {
-                            failures = 0;
-                            if let Some(n) = &notifier {
-                                if !ready {
-                                    n.send(&format!("READY=1\nSTATUS=serving on http://{listen}"));
-                                }
-                                let due = match (ping_every, last_ping) {
-                                    (Some(every), Some(at)) => at.elapsed() >= every,
-                                    (Some(_), None) => true,
-                                    (None, _) => false,
-                                };
-                                if due {
-                                    n.send("WATCHDOG=1");
-                                    last_ping = Some(Instant::now());
-                                }
+        let mut watchdog = Background::new("http-watchdog");
+        watchdog.spawn_with_stack("http-watchdog", 256 * 1024, move |stop| {
+            let mut failures = 0;
+            let mut ready = false;
+            let mut last_ping: Option<Instant> = None;
+            let mut answered = activity.answered();
+            let mut skip = false;
+            loop {
+                let mut forced = false;
+                let result = if skip { Ok(()) } else { check(target) };
+                if !skip {
+                    answered = activity.answered(); // not counting this check's own
+                }
+                let passed = result.is_ok();
+                let why = match result {
+                    Ok(()) => {
+                        failures = 0;
+                        if let Some(n) = &notifier {
+                            if !ready {
+                                n.send(&format!("READY=1\nSTATUS=serving on http://{listen}"));
                             }
-                            ready = true;
+                            let due = match (ping_every, last_ping) {
+                                (Some(every), Some(at)) => at.elapsed() >= every,
+                                (Some(_), None) => true,
+                                (None, _) => false,
+                            };
+                            if due {
+                                n.send("WATCHDOG=1");
+                                last_ping = Some(Instant::now());
+                            }
+                        }
+                        ready = true;
+                        None
+                    }
+                    Err(why) => {
+                        // A check stranded in tiny_http's pool is not an outage.
+                        if let Some(guard) = &stall_guard {
+                            guard.poke_now();
+                        }
+                        failures += 1;
+                        log::warn!(
+                            "http: self-check {failures}/{FAILURES} of http://{target}/healthz failed: {why}"
+                        );
+                        (failures >= FAILURES).then_some(why)
+                    }
+                };
+                // After a skip, the next check is due a period after the answer that
+                // stood for it, so a listener that died right after it is not missed
+                // for longer than a period.
+                let wait = match (passed, skip) {
+                    (false, _) => RETRY_EVERY,
+                    (true, false) => period,
+                    (true, true) => period
+                        .saturating_sub(activity.since_answered())
+                        .max(Duration::from_millis(10)),
+                };
+                let why = why.or_else(|| {
+                    select! {
+                        recv(stop.receiver()) -> _ => Some(String::new()),
+                        recv(accept_died) -> e => Some(format!(
+                            "the accept loop ended: {}",
+                            e.unwrap_or_else(|_| "no reason given".into())
+                        )),
+                        recv(trouble) -> _ => {
+                            forced = true;
                             None
                         }
-                        Err(why) => {
-                            // A check stranded in tiny_http's pool is not an outage.
-                            if let Some(guard) = &stall_guard {
-                                guard.poke_now();
-                            }
-                            failures += 1;
-                            log::warn!(
-                                "http: self-check {failures}/{FAILURES} of http://{target}/healthz failed: {why}"
-                            );
-                            (failures >= FAILURES).then_some(why)
-                        }
-                    };
-                    // After a skip, the next check is due a period after the answer that
-                    // stood for it, so a listener that died right after it is not missed
-                    // for longer than a period.
-                    let wait = match (passed, skip) {
-                        (false, _) => RETRY_EVERY,
-                        (true, false) => period,
-                        (true, true) => period
-                            .saturating_sub(activity.since_answered())
-                            .max(Duration::from_millis(10)),
-                    };
-                    let why = why.or_else(|| {
-                        select! {
-                            recv(stop) -> _ => Some(String::new()),
-                            recv(accept_died) -> e => Some(format!(
-                                "the accept loop ended: {}",
-                                e.unwrap_or_else(|_| "no reason given".into())
-                            )),
-                            recv(trouble) -> _ => {
-                                forced = true;
-                                None
-                            }
-                            default(wait) => None,
-                        }
-                    });
-                    // A new client answered within the last period: that stands for a check.
-                    let now = activity.answered();
-                    skip = passed
-                        && !forced
-                        && ready
-                        && now != answered
-                        && activity.since_answered() < period;
-                    answered = now;
-                    match why {
-                        None => {}
-                        Some(why) if why.is_empty() => return,
-                        Some(why) => {
-                            // A stop that raced with the failure: the listener closed on purpose.
-                            if !matches!(stop.try_recv(), Err(TryRecvError::Empty)) {
-                                return;
-                            }
-                            let why = format!("the HTTP listener on {listen} stopped answering ({why})");
-                            log::error!("{why}; exiting so the service manager restarts hookvault");
-                            if let Some(n) = &notifier {
-                                n.send(&format!("STATUS={why}"));
-                            }
-                            on_dead(&why);
+                        default(wait) => None,
+                    }
+                });
+                // A new client answered within the last period: that stands for a check.
+                let now = activity.answered();
+                skip = passed
+                    && !forced
+                    && ready
+                    && now != answered
+                    && activity.since_answered() < period;
+                answered = now;
+                match why {
+                    None => {}
+                    Some(why) if why.is_empty() => return,
+                    Some(why) => {
+                        // A stop that raced with the failure: the listener closed on purpose.
+                        if stop.is_stopping() {
                             return;
                         }
+                        let why = format!("the HTTP listener on {listen} stopped answering ({why})");
+                        log::error!("{why}; exiting so the service manager restarts hookvault");
+                        if let Some(n) = &notifier {
+                            n.send(&format!("STATUS={why}"));
+                        }
+                        on_dead(&why);
+                        return;
                     }
                 }
-            })
-            .expect("spawn listener watchdog thread");
-        ListenerWatchdog { thread }
-    }
-
-    pub fn join(self) {
-        let _ = self.thread.join();
+            }
+        })?;
+        Ok(watchdog)
     }
 }
 

@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::activity::Activity;
+use crate::base::lifecycle::Stop;
 
 /// The gate's limits, from `[server]`.
 #[derive(Debug, Clone, Copy)]
@@ -21,7 +22,7 @@ pub struct Limits {
 
 /// What the accept loop and every connection share.
 pub struct Shared {
-    pub(super) stopping: AtomicBool,
+    pub(super) stop: Stop,
     pub(super) next_id: AtomicU64,
     pub(super) open: AtomicUsize,
     /// Open client connections, to close them at a stop.
@@ -32,7 +33,7 @@ pub struct Shared {
 
 impl Shared {
     pub fn stopping(&self) -> bool {
-        self.stopping.load(Ordering::Relaxed)
+        self.stop.is_stopping()
     }
 
     pub fn hop_path(&self) -> &Path {

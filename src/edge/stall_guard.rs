@@ -29,10 +29,11 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use crossbeam_channel::{select, Receiver, Sender};
+
+use crate::base::lifecycle::{Background, Stop};
 
 /// Handlers wake the guard at most this often.
 pub const POKE_EVERY: Duration = Duration::from_millis(50);
@@ -103,6 +104,18 @@ struct PokeInner {
 }
 
 impl Poke {
+    /// A poke, and what the guard hears it on (see [`StallGuard::start`]): made before the
+    /// guard, so the handlers that poke can start first and stop after it.
+    pub fn new() -> (Poke, Receiver<()>) {
+        let (wake, woken) = crossbeam_channel::bounded(1);
+        let poke = Poke(Arc::new(PokeInner {
+            wake,
+            last_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }));
+        (poke, woken)
+    }
+
     pub fn poke(&self) {
         let now = self.0.epoch.elapsed().as_millis() as u64 + POKE_EVERY.as_millis() as u64;
         let last = self.0.last_ms.load(Ordering::Relaxed);
@@ -118,45 +131,31 @@ impl Poke {
     }
 }
 
-pub struct StallGuard {
-    thread: JoinHandle<()>,
-}
+/// The stall guard thread.
+pub struct StallGuard;
 
 impl StallGuard {
-    /// Guards tiny_http's listener at `target` until `stop` closes.
-    pub fn start(target: Target, stop: Receiver<()>) -> (StallGuard, Poke) {
-        let (wake, woken) = crossbeam_channel::bounded(1);
-        let poke = Poke(Arc::new(PokeInner {
-            wake,
-            last_ms: AtomicU64::new(0),
-            epoch: Instant::now(),
-        }));
-        let thread = std::thread::Builder::new()
-            .name("http-stall-guard".into())
-            .stack_size(128 * 1024)
-            .spawn(move || loop {
-                select! {
-                    recv(stop) -> _ => return,
-                    recv(woken) -> w => if w.is_err() { return },
+    /// Guards tiny_http's listener at `target`, woken by the [`Poke`] that `woken` came with,
+    /// until the component stops.
+    pub fn start(target: Target, woken: Receiver<()>) -> std::io::Result<Background> {
+        let mut guard = Background::new("http-stall-guard");
+        guard.spawn_with_stack("http-stall-guard", 128 * 1024, move |stop| loop {
+            select! {
+                recv(stop.receiver()) -> _ => return,
+                recv(woken) -> w => if w.is_err() { return },
+            }
+            loop {
+                let nudged = rescue(&target, &stop);
+                if stop.sleep(LOOK_AGAIN) {
+                    return;
                 }
-                loop {
-                    let nudged = rescue(&target, &stop);
-                    match stop.recv_timeout(LOOK_AGAIN) {
-                        Err(RecvTimeoutError::Timeout) => {}
-                        _ => return,
-                    }
-                    let poked = woken.try_recv().is_ok();
-                    if nudged == 0 && !poked {
-                        break;
-                    }
+                let poked = woken.try_recv().is_ok();
+                if nudged == 0 && !poked {
+                    break;
                 }
-            })
-            .expect("spawn stall guard thread");
-        (StallGuard { thread }, poke)
-    }
-
-    pub fn join(self) {
-        let _ = self.thread.join();
+            }
+        })?;
+        Ok(guard)
     }
 }
 
@@ -164,15 +163,14 @@ impl StallGuard {
 /// without the sentinel served opens twice as many nudges as the last (up to
 /// [`MAX_BATCH`]): a burst can strand hundreds, and a nudge too many only costs a thread
 /// that ends at once.
-fn rescue(target: &Target, stop: &Receiver<()>) -> usize {
+fn rescue(target: &Target, stop: &Stop) -> usize {
     let Ok(mut sentinel) = target.open() else {
         return 0;
     };
     let started = Instant::now();
     let (mut nudges, mut batch) = (0, 1);
     while !sentinel.served_within(SETTLE) {
-        let stopped = !matches!(stop.try_recv(), Err(TryRecvError::Empty));
-        if nudges >= MAX_NUDGES || started.elapsed() > MAX_RESCUE || stopped {
+        if nudges >= MAX_NUDGES || started.elapsed() > MAX_RESCUE || stop.is_stopping() {
             break;
         }
         for _ in 0..batch {

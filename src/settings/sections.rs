@@ -57,7 +57,7 @@ pub struct ServerSettings {
     /// audit trail records.
     pub trusted_proxies: Vec<String>,
     /// Who reads requests off the public port: `auto` (the edge gate unless `listen` is a
-    /// loopback address), `gate` or `direct` (tiny_http itself); see `crate::edge`.
+    /// loopback address), `gate` or `direct` (tiny_http itself); see `src/edge/`.
     pub edge: String,
     /// Gate mode: simultaneous client connections; one more is answered 503.
     pub max_connections: usize,
@@ -92,7 +92,7 @@ pub struct QueueSettings {
     pub max_backlog: u64,
     pub shutdown_timeout_s: u64,
     /// How long a `processing` message stays leased to this node without a renewal; see
-    /// `src/queue/lease.rs`.
+    /// `src/work/queue/lease.rs`.
     pub lease_s: u64,
 }
 

@@ -139,7 +139,8 @@ pub struct DeliveryAttempt {
 pub struct DeliveryDetail {
     #[serde(flatten)]
     pub summary: DeliverySummary,
-    /// Every request made, oldest first (`attempts` is their count, `429`s included).
+    /// Every request made, oldest first, `429`s included (`attempts` counts the others: a rate
+    /// limit uses none of `relay.max_attempts`).
     #[serde(rename = "requests")]
     pub attempts_made: Vec<DeliveryAttempt>,
 }

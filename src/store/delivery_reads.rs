@@ -57,6 +57,26 @@ pub fn deliveries(store: &dyn ReadStore, q: &DeliveryQuery) -> StoreResult<Vec<D
         .collect())
 }
 
+/// One delivery with its attempts (the state machine's tests read a delivery back by id).
+#[cfg(test)]
+pub fn delivery(store: &dyn ReadStore, id: i64) -> StoreResult<Option<DeliveryDetail>> {
+    let page = deliveries(
+        store,
+        &DeliveryQuery {
+            limit: 1,
+            before_id: Some(id + 1),
+            ..DeliveryQuery::default()
+        },
+    )?;
+    let Some(summary) = page.into_iter().find(|d| d.id == id) else {
+        return Ok(None);
+    };
+    Ok(Some(DeliveryDetail {
+        attempts_made: attempts(store, id)?,
+        summary,
+    }))
+}
+
 /// A message's deliveries, each with its attempts.
 pub fn deliveries_of_message(
     store: &dyn ReadStore,
@@ -74,12 +94,37 @@ pub fn deliveries_of_message(
         .collect()
 }
 
-/// Targets with owed deliveries (the full URL: for the relay only, never shown).
-pub fn owed_targets(store: &dyn ReadStore) -> StoreResult<Vec<(String, TargetKind)>> {
+/// A target with owed deliveries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OwedTarget {
+    /// The full URL: for the relay only, never shown.
+    pub target: String,
+    pub kind: TargetKind,
+    /// The URL masked.
+    pub label: String,
+    pub owed: i64,
+}
+
+/// Targets with owed deliveries, with how many each is owed.
+pub fn owed_targets(store: &dyn ReadStore) -> StoreResult<Vec<OwedTarget>> {
     Ok(store
         .rows(sql::OWED_TARGETS, &[])?
         .iter()
-        .map(|r| (r.text(0), TargetKind::parse(&r.text(1))))
+        .map(|r| OwedTarget {
+            target: r.text(0),
+            kind: TargetKind::parse(&r.text(1)),
+            label: r.text(2),
+            owed: r.int(3),
+        })
+        .collect())
+}
+
+/// Targets that are dead until an operator retries (the full URL: for the relay only).
+pub fn dead_targets(store: &dyn ReadStore) -> StoreResult<Vec<String>> {
+    Ok(store
+        .rows(sql::DEAD_TARGETS, &[])?
+        .iter()
+        .map(|r| r.text(0))
         .collect())
 }
 

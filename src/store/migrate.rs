@@ -1,12 +1,14 @@
 //! `hookvault migrate --from sqlite:PATH --to postgres://...`: copies a SQLite database into
 //! PostgreSQL, table by table in batches of [`BATCH`] rows (one transaction each), with a
 //! progress line and a count per table at the end. Ids are kept, so links between messages,
-//! orders and operator actions stay right, and the PostgreSQL sequences are moved past them.
-//! Every insert is `ON CONFLICT DO NOTHING` on the primary key, so running it again (after an
-//! interruption, or to be sure) copies nothing twice.
+//! orders, operator actions, deliveries and their attempts stay right, and the PostgreSQL
+//! sequences are moved past them. Every insert is `ON CONFLICT DO NOTHING` on the primary key,
+//! so running it again (after an interruption, or to be sure) copies nothing twice.
 //!
 //! Run it with `serve` stopped on the SQLite file. A message the SQLite file left `processing`
-//! (a crash) is copied as `queued`, as the next SQLite start would have done.
+//! (a crash) is copied as `queued`, and a delivery left `sending` as `pending`, as the next
+//! SQLite start would have done; the targets' leases (the SQLite node's) are not copied, their
+//! deaths are.
 
 use std::io::Write;
 use std::path::Path;
@@ -86,6 +88,8 @@ pub fn migrate(
         ("messages", "id"),
         ("orders", "id"),
         ("operator_actions", "id"),
+        ("deliveries", "id"),
+        ("delivery_attempts", "id"),
     ] {
         dst.execute(
             &format!(
@@ -151,9 +155,10 @@ enum Kind {
     Text,
     OptText,
     Blob,
+    OptBlob,
 }
 
-const TABLES: [Table; 5] = [
+const TABLES: [Table; 8] = [
     Table {
         name: "messages",
         key: "id",
@@ -239,7 +244,86 @@ const TABLES: [Table; 5] = [
         ],
         select: None,
     },
+    Table {
+        name: "deliveries",
+        key: "id",
+        columns: &[
+            ("id", Kind::Int),
+            ("message_id", Kind::OptInt),
+            ("target", Kind::Text),
+            ("label", Kind::Text),
+            ("kind", Kind::Text),
+            ("content_type", Kind::OptText),
+            ("headers", Kind::Text),
+            ("body", Kind::OptBlob),
+            ("state", Kind::Text),
+            ("attempts", Kind::Int32),
+            ("next_attempt_at", Kind::Int),
+            ("lease_owner", Kind::OptText),
+            ("created_at", Kind::Int),
+            ("finished_at", Kind::OptInt),
+            ("last_status", Kind::OptInt),
+            ("last_error", Kind::OptText),
+        ],
+        // A request in flight when the SQLite node stopped is owed again, by nobody.
+        select: Some(
+            "id, message_id, target, label, kind, content_type, headers, body, \
+             CASE state WHEN 'sending' THEN 'pending' ELSE state END, attempts, \
+             next_attempt_at, NULL, created_at, finished_at, last_status, last_error",
+        ),
+    },
+    Table {
+        name: "delivery_attempts",
+        key: "id",
+        columns: &[
+            ("id", Kind::Int),
+            ("delivery_id", Kind::Int),
+            ("at", Kind::Int),
+            ("status", Kind::OptInt),
+            ("latency_ms", Kind::Int),
+            ("error", Kind::OptText),
+        ],
+        select: None,
+    },
+    Table {
+        name: "relay_targets",
+        key: "target",
+        columns: &[
+            ("target", Kind::Text),
+            ("lease_owner", Kind::OptText),
+            ("lease_until", Kind::OptInt),
+            ("dead_reason", Kind::OptText),
+            ("dead_at", Kind::OptInt),
+        ],
+        // The SQLite node's leases end with it; a dead target stays dead.
+        select: Some("target, NULL, NULL, dead_reason, dead_at"),
+    },
 ];
+
+/// A table's key: an id, or a text (a relay target's URL).
+#[derive(Debug, Clone)]
+enum Key {
+    Int(i64),
+    Text(String),
+}
+
+impl rusqlite::types::FromSql for Key {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Key> {
+        match v {
+            rusqlite::types::ValueRef::Integer(i) => Ok(Key::Int(i)),
+            _ => String::column_result(v).map(Key::Text),
+        }
+    }
+}
+
+impl rusqlite::ToSql for Key {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match self {
+            Key::Int(i) => rusqlite::ToSql::to_sql(i),
+            Key::Text(s) => rusqlite::ToSql::to_sql(s),
+        }
+    }
+}
 
 /// A value read from SQLite, ready to bind in PostgreSQL.
 enum Value {
@@ -249,6 +333,7 @@ enum Value {
     Text(String),
     OptText(Option<String>),
     Blob(Vec<u8>),
+    OptBlob(Option<Vec<u8>>),
 }
 
 impl Value {
@@ -260,6 +345,7 @@ impl Value {
             Value::Text(v) => v,
             Value::OptText(v) => v,
             Value::Blob(v) => v,
+            Value::OptBlob(v) => v,
         }
     }
 }
@@ -276,6 +362,7 @@ fn read_row(r: &rusqlite::Row, columns: &[(&str, Kind)]) -> rusqlite::Result<Vec
                 Kind::Text => Value::Text(r.get(i)?),
                 Kind::OptText => Value::OptText(r.get(i)?),
                 Kind::Blob => Value::Blob(r.get(i)?),
+                Kind::OptBlob => Value::OptBlob(r.get(i)?),
             })
         })
         .collect()
@@ -290,7 +377,8 @@ fn copy_table(
     let names: Vec<&str> = t.columns.iter().map(|(n, _)| *n).collect();
     let list = names.join(", ");
     let select = t.select.unwrap_or(&list);
-    let (total, min, max): (i64, Option<i64>, Option<i64>) = src
+    let text_key = matches!(t.columns[0].1, Kind::Text);
+    let (total, min, max): (i64, Option<Key>, Option<Key>) = src
         .query_row(
             &format!(
                 "SELECT count(*), min({0}), max({0}) FROM {1}",
@@ -316,7 +404,13 @@ fn copy_table(
         ))
         .map_err(sql)?;
     let started = Instant::now();
-    let (mut cursor, mut seen, mut copied) = (i64::MIN, 0u64, 0u64);
+    // Every key is above the first cursor: any id, and any text (targets are never empty).
+    let mut cursor = if text_key {
+        Key::Text(String::new())
+    } else {
+        Key::Int(i64::MIN)
+    };
+    let (mut seen, mut copied) = (0u64, 0u64);
     loop {
         let rows: Vec<Vec<Value>> = read
             .query_map(rusqlite::params![cursor, BATCH], |r| read_row(r, t.columns))
@@ -326,8 +420,10 @@ fn copy_table(
         let Some(last) = rows.last() else {
             break;
         };
-        if let Value::Int(id) = last[0] {
-            cursor = id;
+        match &last[0] {
+            Value::Int(id) => cursor = Key::Int(*id),
+            Value::Text(key) => cursor = Key::Text(key.clone()),
+            _ => {}
         }
         let mut tx = dst.transaction().map_err(pg::pg_err)?;
         for row in &rows {
@@ -343,17 +439,23 @@ fn copy_table(
             started.elapsed().as_secs_f64()
         );
     }
-    let target = match (min, max) {
-        (Some(min), Some(max)) => dst
-            .query_one(
-                &format!(
-                    "SELECT count(*) FROM {} WHERE {} BETWEEN $1 AND $2",
-                    t.name, t.key
-                ),
-                &[&min, &max],
-            )
-            .map_err(pg::pg_err)?
-            .get::<_, i64>(0) as u64,
+    // Text keys compare byte for byte, as SQLite orders them (the "C" collation).
+    let between = if text_key {
+        "COLLATE \"C\" BETWEEN $1 AND $2"
+    } else {
+        "BETWEEN $1 AND $2"
+    };
+    let mut count_between = |min: &(dyn ToSql + Sync), max: &(dyn ToSql + Sync)| {
+        dst.query_one(
+            &format!("SELECT count(*) FROM {} WHERE {} {between}", t.name, t.key),
+            &[min, max],
+        )
+        .map_err(pg::pg_err)
+        .map(|r| r.get::<_, i64>(0) as u64)
+    };
+    let target = match (&min, &max) {
+        (Some(Key::Int(min)), Some(Key::Int(max))) => count_between(min, max)?,
+        (Some(Key::Text(min)), Some(Key::Text(max))) => count_between(min, max)?,
         _ => 0,
     };
     Ok(TableCount {

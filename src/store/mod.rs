@@ -36,12 +36,13 @@ use std::sync::Arc;
 
 use crate::settings::StorageSettings;
 
-pub use backend::{open, open_node, EventListener, NodeIdentity, OpenedStore};
+pub use backend::{open, open_node, Cluster, NodeIdentity, OpenedStore};
 pub use backup::{backup, restore};
 pub use consistency::{Check, ConsistencyReport};
 pub use delivery::*;
 pub use delivery_reads::{
-    deliveries, deliveries_by_state, deliveries_of_message, owed_by_label, owed_targets,
+    dead_targets, deliveries, deliveries_by_state, deliveries_of_message, owed_by_label,
+    owed_targets,
 };
 pub use error::{StoreError, StoreResult};
 pub use faults::{FailAt, FaultKind, Faults, FaultyBackend};

@@ -244,6 +244,10 @@ pub enum DeliveryNext {
     Delivered,
     /// Tried again from this time (unix ms).
     RetryAt(i64),
+    /// The target answered `429`: tried again from this time (unix ms), and the attempt is
+    /// given back (a rate limit is the target's pacing, not a failure of the delivery), though
+    /// the request stays in the delivery's log.
+    RateLimited(i64),
     Dead,
     /// The target itself is gone (Discord's unknown webhook, invalid token): this delivery and
     /// every other one owed to the target are dead, and the target takes no more requests
@@ -554,7 +558,7 @@ pub struct StorageHealth {
 
 /// How one committed batch moved the counters; the writer adds it to the live figures after
 /// the commit, the store adds the totals to the durable `counters` table inside it.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct CounterDelta {
     pub received: i64,
     pub duplicates: i64,
@@ -575,6 +579,9 @@ pub struct CounterDelta {
     pub deliveries_owed: i64,
     pub deliveries_delivered: i64,
     pub deliveries_dead: i64,
+    /// How the owed deliveries moved per target, by its masked label (the same moves as
+    /// `deliveries_owed`, so the per-target figures always add up to it).
+    pub owed_by_target: std::collections::BTreeMap<String, i64>,
 }
 
 impl CounterDelta {

@@ -161,7 +161,9 @@ pub struct Rules {
     /// `claim`: message `?1` to `processing` with `attempts = ?2`, leased to `?3` until `?4`,
     /// only when `queued` with `attempts = ?2 - 1` (and, shared, not being changed right now).
     pub claim: &'static str,
-    /// Up to `?2` ids of `processed` messages finished before `?1`, each taken by one sweep.
+    /// Up to `?2` ids of `processed` messages finished before `?1`, each taken by one sweep;
+    /// a message whose delivery is still owed, or dead (an operator may retry it), is kept:
+    /// the delivery sends the message's body.
     pub purge_candidates: &'static str,
     /// A lock only one sweeper may hold at a time (a row `1` when taken); `None` where only
     /// one writer exists.

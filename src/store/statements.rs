@@ -176,6 +176,10 @@ pub const DELIVERED: &str =
 pub const DELIVERY_RETRY: &str =
     "UPDATE deliveries SET state = 'pending', next_attempt_at = ?2, last_status = ?3, \
      last_error = ?4, lease_owner = NULL WHERE id = ?1";
+/// A `429`: owed again from `?2`, the attempt given back (a rate limit uses none of them).
+pub const DELIVERY_RATE_LIMITED: &str =
+    "UPDATE deliveries SET state = 'pending', attempts = attempts - 1, next_attempt_at = ?2, \
+     last_status = ?3, last_error = ?4, lease_owner = NULL WHERE id = ?1";
 pub const DELIVERY_DEAD: &str =
     "UPDATE deliveries SET state = 'dead', finished_at = ?2, last_status = ?3, \
      last_error = ?4, lease_owner = NULL WHERE id = ?1";
@@ -196,9 +200,10 @@ pub const REVIVE_ALL_TARGETS: &str =
 pub const RETRY_DEAD_DELIVERY: &str =
     "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = 0, \
      finished_at = NULL WHERE id = ?1 AND state = 'dead'";
+/// Every dead delivery owed again; the `label` of each (the per-target figures move).
 pub const RETRY_ALL_DEAD_DELIVERIES: &str =
     "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = 0, \
-     finished_at = NULL WHERE state = 'dead'";
+     finished_at = NULL WHERE state = 'dead' RETURNING label";
 pub const DISCARD_DELIVERY: &str =
     "UPDATE deliveries SET state = 'discarded', finished_at = ?2, last_error = ?3, \
      lease_owner = NULL WHERE id = ?1 AND state IN ('dead', 'pending')";
@@ -221,9 +226,12 @@ pub const DELIVERIES_OF_MESSAGE: &str = "SELECT id, message_id, label, kind, sta
 pub const ATTEMPTS_OF_DELIVERY: &str =
     "SELECT at, status, latency_ms, error FROM delivery_attempts WHERE delivery_id = ?1 \
      ORDER BY id";
-/// Targets with owed deliveries: where the relay starts, and what other nodes left.
-pub const OWED_TARGETS: &str =
-    "SELECT DISTINCT target, kind FROM deliveries WHERE state IN ('pending', 'sending')";
+/// Targets with owed deliveries, `target, kind, label, count`: where the relay starts, and
+/// what other nodes left (and, with them, the owed figures as the rows say).
+pub const OWED_TARGETS: &str = "SELECT target, kind, label, count(*) FROM deliveries \
+     WHERE state IN ('pending', 'sending') GROUP BY target, kind, label";
+/// Targets dead until an operator retries.
+pub const DEAD_TARGETS: &str = "SELECT target FROM relay_targets WHERE dead_reason IS NOT NULL";
 /// Owed deliveries per target: `label, count` (the relay's per-target figures).
 pub const OWED_BY_LABEL: &str = "SELECT label, count(*) FROM deliveries \
      WHERE state IN ('pending', 'sending') GROUP BY label";

@@ -271,11 +271,12 @@ fn sources_and_rejections(backend: Backend) {
         assert_eq!(a.status, 401);
     }
     let until = std::time::Instant::now() + WAIT;
+    // The log is read once the figures say all three are committed (read before them, it
+    // could predate the last commit).
     let log = loop {
-        let log = s.http.get("/api/v2/webhooks/rejections").json;
         let stats = s.http.stats();
         if stats["sources"]["gh"]["rejected"] == 3 {
-            break log;
+            break s.http.get("/api/v2/webhooks/rejections").json;
         }
         assert!(std::time::Instant::now() < until, "{stats}");
         std::thread::sleep(Duration::from_millis(20));

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{order_body, pg_or_skip, run_cli, Hookvault, Http};
+use crate::harness::{order_body, pg_or_skip, run_cli, FakeDiscord, Hookvault, Http};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -169,4 +169,98 @@ fn migrate_refuses_a_database_holding_other_messages() {
     let (ok, out, err) = migrate(a.database(), &pg.url);
     assert!(!ok, "{out}");
     assert!(err.contains("already holds a different message 1"), "{err}");
+}
+
+#[test]
+fn owed_deliveries_survive_the_migration_and_are_sent_from_postgres() {
+    const TOKEN: &str = "MiGrAtEtOkEn_0123456789abcdef";
+    let pg = pg_or_skip!();
+    let fake = FakeDiscord::start(None, 1);
+    let relay = |s: &mut hookvault::Settings, base: String| {
+        s.relay.discord_base = base;
+        s.relay.discord_webhook_ids = vec!["701".into(), "702".into()];
+        s.relay.max_attempts = 1_000_000;
+    };
+    let base = fake.base.clone();
+    let mut sqlite = Hookvault::new().settings(move |s| relay(s, base)).start();
+    // 701 fails (its deliveries stay owed, retried); 702 is gone (its target dies).
+    fake.script("701", &vec![500; 100_000]);
+    fake.delete("702");
+    let post = |http: &crate::harness::Http, webhook: &str, n: usize| {
+        let body = format!("{{\"content\":\"{n}\"}}");
+        let a = http.post(&format!("/api/webhooks/{webhook}/{TOKEN}"), body.as_bytes());
+        assert_eq!(a.status, 204, "{}", a.text);
+    };
+    for n in 0..3 {
+        post(&sqlite.http, "701", n);
+    }
+    post(&sqlite.http, "702", 0);
+    let until = std::time::Instant::now() + WAIT;
+    loop {
+        let d = sqlite.http.get("/api/v2/deliveries?state=dead").json;
+        let tried_701 = fake.requests().iter().any(|r| r.webhook == "701");
+        if d["count"] == 1 && tried_701 {
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "{d}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    sqlite.stop();
+    let requests_702 = fake
+        .requests()
+        .iter()
+        .filter(|r| r.webhook == "702")
+        .count();
+    assert_eq!(requests_702, 1);
+
+    let (ok, out, err) = migrate(sqlite.database(), &pg.url);
+    assert!(ok, "migrate failed: {out}\n{err}");
+    assert!(err.contains("deliveries: 4/4 read, 4 copied"), "{err}");
+    assert_eq!(copied(&out, "deliveries"), 4);
+    assert!(copied(&out, "delivery_attempts") >= 2, "{out}");
+    assert_eq!(copied(&out, "relay_targets"), 2);
+    assert!(!out.contains(TOKEN) && !err.contains(TOKEN), "{out}{err}");
+    let (ok, again, err) = migrate(sqlite.database(), &pg.url);
+    assert!(ok, "second migrate failed: {again}\n{err}");
+    for table in ["deliveries", "delivery_attempts", "relay_targets"] {
+        assert_eq!(copied(&again, table), 0, "{table}: {again}");
+    }
+
+    // Served from PostgreSQL with 701 back: the owed ones go, in order; 702 stays dead, and a
+    // new delivery to it is a dead letter at once, with no request.
+    fake.script("701", &[]);
+    let base = fake.base.clone();
+    let served = Hookvault::new()
+        .postgres(&pg, "served")
+        .settings(move |s| relay(s, base))
+        .start();
+    let got: Vec<Vec<u8>> = fake.wait_accepted("701", 3, WAIT);
+    let order: Vec<String> = got
+        .iter()
+        .map(|b| serde_json::from_slice::<Value>(b).unwrap()["content"].to_string())
+        .collect();
+    assert_eq!(order, ["\"0\"", "\"1\"", "\"2\""]);
+    post(&served.http, "702", 1);
+    let until = std::time::Instant::now() + WAIT;
+    while served.http.get("/api/v2/deliveries?state=dead").json["count"] != 2 {
+        assert!(std::time::Instant::now() < until);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let requests_702 = fake
+        .requests()
+        .iter()
+        .filter(|r| r.webhook == "702")
+        .count();
+    assert_eq!(requests_702, 1, "a dead target was sent to");
+    // The figures are counted from the copied rows, then moved by the commits.
+    let until = std::time::Instant::now() + WAIT;
+    loop {
+        let relay = served.http.stats()["relay"].clone();
+        if (relay["pending"].as_i64(), relay["dead"].as_i64()) == (Some(0), Some(2)) {
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "{relay}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

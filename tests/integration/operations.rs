@@ -778,17 +778,16 @@ fn retention_sweeps_in_batches_until_a_short_one() {
 fn the_sweeper_stops_when_shutdown_begins() {
     let s = Hookvault::new().start();
     let writer = s.service().writer();
-    let (tx, rx) = crossbeam_channel::bounded::<()>(0);
     let sweeper = RetentionSweeper::start_with(
         writer,
         30,
         Duration::from_millis(10),
         Duration::from_secs(3600),
-        rx,
-    );
+    )
+    .unwrap();
     std::thread::sleep(Duration::from_millis(100));
     let started = std::time::Instant::now();
-    drop(tx);
-    sweeper.join();
+    let left_behind = sweeper.stop(started + Duration::from_secs(10));
+    assert_eq!(left_behind, 0);
     assert!(started.elapsed() < Duration::from_secs(2));
 }

@@ -391,16 +391,17 @@ fn other_nodes_hear_committed_events() {
     let db = pg_or_skip!();
     let (mut a, _) = open(&db, "a", Duration::from_secs(30));
     let (tx, rx) = crossbeam_channel::unbounded();
-    let (_stop_tx, stop) = crossbeam_channel::bounded::<()>(0);
     let config = postgres::config(&db.url, "b").unwrap();
-    let _listener = postgres::listen(
-        config,
-        "b".into(),
-        Box::new(move |e| {
-            let _ = tx.send(e);
-        }),
-        stop,
-    );
+    // Stopped when dropped, at the end of the test.
+    let mut _listener = hookvault::testing::Background::new("cluster-events");
+    _listener
+        .spawn("pg-listen", move |stop| {
+            let deliver = Box::new(move |e| {
+                let _ = tx.send(e);
+            });
+            postgres::listen(config, "b".into(), deliver, stop)
+        })
+        .unwrap();
     std::thread::sleep(Duration::from_millis(500)); // LISTEN is in place
     let (id, _) = appended(&one(&mut a, message(None)));
     one(&mut a, claim(id, 1, "a", 30_000));

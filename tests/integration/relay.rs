@@ -354,3 +354,287 @@ fn a_source_forwards_each_stored_message_through_the_same_engine() {
     assert!(listed.iter().all(|d| d["kind"] == "http"));
     assert!(!serde_json::to_string(&listed).unwrap().contains(TOKEN));
 }
+
+/// The value of the sample `name{labels}` (or `name` alone) in a `/metrics` text.
+fn metric(text: &str, sample: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(sample)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+#[test]
+fn a_forward_target_gets_its_extra_headers_and_their_values_show_nowhere() {
+    const SECRET: &str = "HeAdErSeCrEt-0123456789";
+    let fake = FakeDiscord::start(None, 1);
+    let with_headers = format!("{}/api/webhooks/991/{TOKEN}", fake.base);
+    let plain = format!("{}/api/webhooks/992/{TOKEN}", fake.base);
+    let table_text = format!(
+        "name = \"shop\"\nforward = [\"{plain}\", {{ url = \"{with_headers}\", headers = \
+         {{ Authorization = \"Bearer {SECRET}\", X-Team = \"ops\" }} }}]\n"
+    );
+    let table: hookvault::SourceSettings = toml::from_str(&table_text).unwrap();
+    let mut hv = Hookvault::new()
+        .settings(move |s| {
+            s.sources = vec![table];
+            s.log.level = "debug".into();
+        })
+        .spawn();
+    for seq in 0..2 {
+        let a = hv.http.post_with(
+            "/api/v2/webhooks/in/shop",
+            &body(3, seq),
+            &[("Content-Type", "application/json")],
+        );
+        assert_eq!(a.status, 200, "{}", a.text);
+    }
+    fake.wait_accepted("991", 2, Duration::from_secs(20));
+    fake.wait_accepted("992", 2, Duration::from_secs(20));
+    for r in fake.requests() {
+        let expected = (r.webhook == "991").then(|| format!("Bearer {SECRET}"));
+        assert_eq!(r.header("Authorization").map(str::to_string), expected);
+        assert_eq!(r.header("X-Team").is_some(), r.webhook == "991");
+        assert_eq!(r.content_type.as_deref(), Some("application/json"));
+    }
+    let listed = wait_deliveries(&hv.http, "&state=delivered", 4, Duration::from_secs(10));
+    let message = listed[0]["message_id"].as_i64().unwrap();
+    for path in [
+        "/api/v2/deliveries?limit=1000".to_string(),
+        format!("/api/v2/webhooks/logs/{message}"),
+        "/api/v2/webhooks/logs?limit=100".into(),
+        "/api/v2/webhooks/queue/stats".into(),
+        "/metrics".into(),
+    ] {
+        let a = hv.http.get(&path);
+        assert_eq!(a.status, 200, "{path}");
+        assert!(
+            !a.text.contains(SECRET),
+            "{path} shows the header: {}",
+            a.text
+        );
+    }
+    hv.stop();
+    assert!(!hv.stderr().contains(SECRET), "{}", hv.stderr());
+
+    // check-config shows the header's name, never its value; a refused header is named
+    // with its source, and its value is not quoted.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("forward.toml");
+    std::fs::write(&config, format!("[[sources]]\n{table_text}")).unwrap();
+    let out = crate::harness::run_cli(&["check-config", "--config", config.to_str().unwrap()], &[]);
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{shown}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        shown.contains("Authorization") && !shown.contains(SECRET),
+        "{shown}"
+    );
+    assert!(!shown.contains(TOKEN), "{shown}");
+    let refused = format!(
+        "[[sources]]\nname = \"shop\"\nforward = [{{ url = \"{plain}\", headers = {{ Host = \"{SECRET}\" }} }}]\n"
+    );
+    std::fs::write(&config, refused).unwrap();
+    let out = crate::harness::run_cli(&["check-config", "--config", config.to_str().unwrap()], &[]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("sources[0].forward[0].headers.Host (source \"shop\")"),
+        "{said}"
+    );
+    assert!(!said.contains(SECRET) && !said.contains(TOKEN), "{said}");
+}
+
+#[test]
+fn a_429_uses_none_of_the_attempts() {
+    let fake = FakeDiscord::start(None, 1);
+    let hv = Hookvault::new()
+        .settings(relayed_to(&fake, &["601"]))
+        .settings(|s| s.relay.max_attempts = 2)
+        .start();
+    // More 429s than attempts, then a 500 (its first attempt), then the success.
+    fake.script("601", &[429, 429, 429, 500]);
+    let a = hv
+        .http
+        .post(&format!("/api/webhooks/601/{TOKEN}"), &body(0, 0));
+    assert_eq!(a.status, 204);
+    fake.wait_accepted("601", 1, Duration::from_secs(20));
+    let statuses: Vec<u16> = fake.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [429, 429, 429, 500, 204]);
+    let d = wait_deliveries(&hv.http, "&state=delivered", 1, Duration::from_secs(10));
+    assert_eq!(d[0]["attempts"], 2, "{:?}", d[0]);
+    let message = d[0]["message_id"].as_i64().unwrap();
+    let log = hv.http.get(&format!("/api/v2/webhooks/logs/{message}"));
+    let requests: Vec<u64> = log.json["deliveries"][0]["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(requests, [429, 429, 429, 500, 204], "{}", log.text);
+    let metrics = hv.http.get("/metrics").text;
+    assert_eq!(metric(&metrics, "hookvault_relay_429_total"), Some(3.0));
+    assert_eq!(hv.http.stats()["relay"]["rate_limited"], 3);
+}
+
+/// The relay's figures for one target as the stats, `/metrics` and the alerts read them.
+fn target_figures(http: &crate::harness::Http, label: &str) -> (i64, Value, f64, i64) {
+    let stats = http.stats();
+    let metrics = http.get("/metrics").text;
+    let gauge = metric(
+        &metrics,
+        &format!("hookvault_deliveries_pending{{target=\"{label}\"}}"),
+    )
+    .unwrap_or(0.0);
+    (
+        stats["relay"]["targets"][label]["pending"]
+            .as_i64()
+            .unwrap_or(0),
+        stats["relay"]["targets"][label]["dead"].clone(),
+        gauge,
+        stats["relay"]["pending"].as_i64().unwrap(),
+    )
+}
+
+/// Waits (up to 5 s) for a target's figures to read `want`: they move just after the commit a
+/// listing already shows.
+fn wait_figures(http: &crate::harness::Http, label: &str, want: (i64, Value, f64, i64)) {
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = target_figures(http, label);
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "{label}: {got:?}, not {want:?}: {}",
+            http.stats()["relay"]
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_delivery_to_a_dead_target_is_a_dead_letter_and_never_pending() {
+    let fake = FakeDiscord::start(None, 1);
+    let hv = Hookvault::new()
+        .settings(relayed_to(&fake, &["445"]))
+        .start();
+    let label = format!("{}/api/webhooks/445/***", fake.base);
+    fake.delete("445");
+    let a = hv
+        .http
+        .post(&format!("/api/webhooks/445/{TOKEN}"), &body(0, 0));
+    assert_eq!(a.status, 204);
+    wait_deliveries(&hv.http, "&state=dead", 1, Duration::from_secs(10));
+    for seq in 1..4 {
+        let a = hv
+            .http
+            .post(&format!("/api/webhooks/445/{TOKEN}"), &body(0, seq));
+        assert_eq!(a.status, 204);
+    }
+    let dead = wait_deliveries(&hv.http, "&state=dead", 4, Duration::from_secs(10));
+    assert!(dead
+        .iter()
+        .all(|d| d["attempts"] == 0 || d["attempts"] == 1));
+    assert!(deliveries(&hv.http, "&state=pending").is_empty());
+    wait_figures(&hv.http, &label, (0, Value::Bool(true), 0.0, 0));
+    assert_eq!(hv.http.stats()["relay"]["dead"], 4);
+    assert_eq!(fake.requests().len(), 1);
+
+    // Retried: owed again (the figures say so), then delivered (and back to nothing owed).
+    fake.recreate("445");
+    let a = hv.http.post("/api/v2/deliveries/retry-failed", b"");
+    assert_eq!(a.json["requeued"], 4, "{}", a.text);
+    fake.wait_accepted("445", 4, Duration::from_secs(20));
+    wait_deliveries(&hv.http, "&state=delivered", 4, Duration::from_secs(10));
+    wait_figures(&hv.http, &label, (0, Value::Bool(false), 0.0, 0));
+}
+
+/// Retention on `hv`'s backend: a processed message whose delivery is owed, or dead (an
+/// operator may still retry it, and it sends the message's body), is kept until it is
+/// delivered or discarded.
+fn retention_keeps_messages_whose_deliveries_are_owed(hv: Hookvault<'_>) {
+    use hookvault::testing::store::RetentionSweeper;
+    const DAY: i64 = 86_400_000;
+    let fake = FakeDiscord::start(None, 1);
+    let forward = |name: &str, webhook: &str| -> hookvault::SourceSettings {
+        toml::from_str(&format!(
+            "name = \"{name}\"\nforward = [\"{}/api/webhooks/{webhook}/{TOKEN}\"]",
+            fake.base
+        ))
+        .unwrap()
+    };
+    let sources = vec![
+        forward("owed", "993"),
+        forward("refused", "994"),
+        forward("fine", "995"),
+    ];
+    let hv = hv
+        .settings(move |s| {
+            s.sources = sources;
+            s.relay.max_attempts = 1_000_000;
+        })
+        .start();
+    fake.script("993", &vec![500; 100_000]);
+    fake.script("994", &[400]);
+    let ids: Vec<i64> = ["owed", "refused", "fine"]
+        .iter()
+        .map(|source| {
+            let a = hv
+                .http
+                .post(&format!("/api/v2/webhooks/in/{source}"), &body(4, 0));
+            assert_eq!(a.status, 200, "{}", a.text);
+            a.json["id"].as_i64().unwrap()
+        })
+        .collect();
+    for id in &ids {
+        hv.http
+            .wait_status(*id, "processed", Duration::from_secs(10));
+    }
+    fake.wait_accepted("995", 1, Duration::from_secs(10));
+    let dead = wait_deliveries(&hv.http, "&state=dead", 1, Duration::from_secs(10));
+    wait_deliveries(&hv.http, "&state=delivered", 1, Duration::from_secs(10));
+    while !fake.requests().iter().any(|r| r.webhook == "993") {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let writer = hv.service().writer();
+    let later = hookvault::testing::now_ms() + 31 * DAY;
+    assert_eq!(RetentionSweeper::run_once(&writer, 30, later).unwrap(), 1);
+    let log = |id: i64| hv.http.get(&format!("/api/v2/webhooks/logs/{id}")).status;
+    assert_eq!((log(ids[0]), log(ids[1]), log(ids[2])), (200, 200, 404));
+
+    // Delivered at last, and the dead one given up: both may go now.
+    fake.script("993", &[]);
+    fake.wait_accepted("993", 1, Duration::from_secs(20));
+    assert_eq!(fake.accepted("993")[0], body(4, 0));
+    wait_deliveries(&hv.http, "&state=delivered", 2, Duration::from_secs(10));
+    let d = hv
+        .http
+        .delete(&format!("/api/v2/deliveries/{}", dead[0]["id"]));
+    assert_eq!(d.status, 200, "{}", d.text);
+    assert_eq!(RetentionSweeper::run_once(&writer, 30, later).unwrap(), 2);
+    assert_eq!((log(ids[0]), log(ids[1])), (404, 404));
+}
+
+#[test]
+fn retention_keeps_messages_whose_deliveries_are_owed_on_sqlite() {
+    retention_keeps_messages_whose_deliveries_are_owed(Hookvault::new());
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn retention_keeps_messages_whose_deliveries_are_owed_on_postgres() {
+    let pg = crate::harness::pg_or_skip!();
+    retention_keeps_messages_whose_deliveries_are_owed(Hookvault::new().postgres(&pg, "n1"));
+}

@@ -75,3 +75,64 @@ fn two_nodes_share_the_deliveries_and_a_killed_one_is_taken_over() {
     assert_eq!(d.json["items"].as_array().unwrap().len(), n, "{}", d.text);
     assert!(!d.text.contains(TOKEN));
 }
+
+/// `node`'s owed figures for the target: the stats' total, the target's, and its gauge.
+fn owed_figures(node: &Binary, label: &str) -> (i64, i64, String) {
+    let stats = node.http.stats();
+    let metrics = node.http.get("/metrics").text;
+    let gauge = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!(
+                "hookvault_deliveries_pending{{target=\"{label}\"}} "
+            ))
+        })
+        .unwrap_or("0")
+        .to_string();
+    (
+        stats["relay"]["pending"].as_i64().unwrap(),
+        stats["relay"]["targets"][label]["pending"]
+            .as_i64()
+            .unwrap_or(0),
+        gauge,
+    )
+}
+
+fn wait_owed(nodes: &[&Binary], label: &str, n: i64) {
+    let until = Instant::now() + Duration::from_secs(20);
+    for node in nodes {
+        loop {
+            let got = owed_figures(node, label);
+            if got == (n, n, n.to_string()) {
+                break;
+            }
+            assert!(Instant::now() < until, "{got:?}, not {n} owed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn every_node_counts_the_deliveries_the_others_committed_and_sent() {
+    let pg = pg_or_skip!();
+    let fake = FakeDiscord::start(None, 1);
+    let label = format!("{}/api/webhooks/999/***", fake.base);
+    let a = node(&pg, "owed-a", &fake);
+    let b = node(&pg, "owed-b", &fake);
+    // Owed for now: every request fails, and is retried.
+    fake.script("999", &vec![500; 100_000]);
+    let n = 6;
+    for i in 0..n {
+        let body = format!(r#"{{"content":"{i}"}}"#);
+        let answer = a
+            .http
+            .post(&format!("/api/webhooks/999/{TOKEN}"), body.as_bytes());
+        assert_eq!(answer.status, 204, "{}", answer.text);
+    }
+    // Both nodes say what is owed, though only `a` committed them.
+    wait_owed(&[&a, &b], &label, n);
+    // Whichever node sends them, neither is left counting them once they are delivered.
+    fake.script("999", &[]);
+    fake.wait_accepted("999", n as usize, Duration::from_secs(30));
+    wait_owed(&[&a, &b], &label, 0);
+}

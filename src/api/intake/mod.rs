@@ -85,16 +85,17 @@ fn receive_steps(state: &AppState, call: &mut Call, source: &Source) -> Step<Rep
     submit::commit(state, message)
 }
 
-/// The source's `forward` targets: a POST of the body as it came, with its content type.
+/// The source's `forward` targets: a POST of the body as it came, with its content type and
+/// the target's extra headers.
 fn forwards(call: &Call, source: &Source) -> Vec<NewDelivery> {
     source
         .forward
         .iter()
         .map(|target| NewDelivery {
-            target: target.clone(),
+            target: target.url.clone(),
             kind: crate::store::TargetKind::Http,
             content_type: call.header("Content-Type").map(str::to_string),
-            headers_json: "{}".into(),
+            headers_json: target.headers_json(),
             body: None,
         })
         .collect()

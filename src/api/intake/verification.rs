@@ -1,6 +1,6 @@
 //! Whether a webhook really comes from its sender: the source's signature scheme
-//! (`src/sources/scheme.rs`) over the whole body, before anything is stored. A source with
-//! `verify = "none"` accepts every body.
+//! (`src/settings/sources/scheme.rs`) over the whole body, before anything is stored. A source
+//! with `verify = "none"` accepts every body.
 
 use super::token::refuse;
 use super::Step;

@@ -6,10 +6,12 @@
 //! imports nothing from the layers above; HTTP asks it whether a request passes, `hookvault
 //! sign` asks it for the headers a sender would send.
 
+pub mod forward;
 pub mod reason;
 pub mod scheme;
 pub mod settings;
 
+pub use forward::ForwardTarget;
 pub use reason::{Reason, Refused};
 pub use scheme::{Headers, SchemeKind, Verified, Verifier};
 pub use settings::{ProcessorKind, SourceSettings};
@@ -24,8 +26,8 @@ pub struct Source {
     pub token: Option<String>,
     pub max_body_bytes: u64,
     pub verifier: Verifier,
-    /// Where each stored message is relayed (`forward`).
-    pub forward: Vec<String>,
+    /// Where each stored message is relayed (`forward`), with each target's extra headers.
+    pub forward: Vec<ForwardTarget>,
 }
 
 /// The configured sources, looked up by path for every webhook.

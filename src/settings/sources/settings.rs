@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::forward::ForwardTarget;
 use super::scheme::{Encoding, GenericHeader, SchemeKind, Verifier};
 
 /// A `[[sources]]` table. Unset keys take the defaults in `config.example.toml`.
@@ -35,10 +36,10 @@ pub struct SourceSettings {
     pub signature_encoding: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature_prefix: Option<String>,
-    /// URLs each stored message is relayed to (a POST of its body and content type, through
-    /// the relay's durable deliveries; docs/relay.md).
+    /// Where each stored message is relayed (a POST of its body and content type, through
+    /// the relay's durable deliveries; docs/relay.md): URLs, or tables with extra headers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub forward: Vec<String>,
+    pub forward: Vec<ForwardTarget>,
 }
 
 fn default_verify() -> String {
@@ -98,18 +99,10 @@ impl SourceSettings {
         let named = |field: &str, why: String| {
             Err(format!("{key}.{field} (source {:?}): {why}", self.name))
         };
-        if let Some(bad) = self
-            .forward
-            .iter()
-            .find(|f| !(f.starts_with("https://") || f.starts_with("http://")))
-        {
-            return named(
-                "forward",
-                format!(
-                    "{:?} is not an http:// or https:// URL",
-                    crate::base::mask::mask_target(bad)
-                ),
-            );
+        for (i, target) in self.forward.iter().enumerate() {
+            if let Err((field, why)) = target.check(i) {
+                return named(&field, why);
+            }
         }
         if !valid_name(&self.name) {
             return Err(format!(
@@ -251,9 +244,7 @@ impl SourceSettings {
         for s in &mut shown.secrets {
             *s = "********".into();
         }
-        for f in &mut shown.forward {
-            *f = crate::base::mask::mask_target(f);
-        }
+        shown.forward = shown.forward.iter().map(ForwardTarget::masked).collect();
         shown
     }
 }
@@ -336,6 +327,8 @@ mod tests {
             ("name = \"a\"\nmax_body_bytes = 99999999999", "sources[0].max_body_bytes"),
             ("name = \"a\"\ntoken = \"\"", "sources[0].token"),
             ("name = \"a\"\nverify = \"stripe\"\nsecrets = [\"s\"]\ntolerance_s = 0", "sources[0].tolerance_s"),
+            ("name = \"a\"\nforward = [\"ftp://h/whsec_??\"]", "sources[0].forward[0]"),
+            ("name = \"a\"\nforward = [\"https://h/x\", { url = \"https://h/y\", headers = { Host = \"whsec_??\" } }]", "sources[0].forward[1].headers.Host"),
         ];
         for (text, key) in cases {
             let e = check_all(&[source(text)], 1_048_576).unwrap_err();

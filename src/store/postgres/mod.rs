@@ -21,7 +21,7 @@ use postgres::types::Type;
 use postgres::{Client, Config, NoTls};
 
 pub use leader::AdvisoryLeader;
-pub use listen::start as listen;
+pub use listen::run as listen;
 pub use read::PostgresReader;
 pub use write::{PostgresBackend, PostgresWriter};
 

@@ -29,6 +29,8 @@ const RULES: Rules = Rules {
             lease_until = ?4 FROM (SELECT id FROM messages WHERE id = ?1 AND state = 'queued' \
             AND attempts = ?2 - 1 FOR UPDATE SKIP LOCKED) c WHERE m.id = c.id",
     purge_candidates: "SELECT id FROM messages WHERE state = 'processed' AND finished_at < ?1 \
+                       AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id \
+                       AND d.state IN ('pending', 'sending', 'dead')) \
                        ORDER BY id LIMIT ?2 FOR UPDATE SKIP LOCKED",
     sweep_lock: Some(
         "SELECT CASE WHEN pg_try_advisory_xact_lock(7525356009697640450) THEN 1 ELSE 0 END",

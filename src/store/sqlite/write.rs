@@ -24,9 +24,11 @@ const RULES: Rules = Rules {
             lease_until = ?4 WHERE id = ?1 AND state = 'queued' AND attempts = ?2 - 1",
     // Named, not left to the planner: without statistics it prefers the (state, id) index and
     // sorts every processed row by finish time.
-    purge_candidates:
-        "SELECT id FROM messages INDEXED BY messages_processed_finished \
-                       WHERE state = 'processed' AND finished_at < ?1 ORDER BY finished_at LIMIT ?2",
+    purge_candidates: "SELECT id FROM messages INDEXED BY messages_processed_finished \
+                       WHERE state = 'processed' AND finished_at < ?1 \
+                       AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id \
+                       AND d.state IN ('pending', 'sending', 'dead')) \
+                       ORDER BY finished_at LIMIT ?2",
     sweep_lock: None,
 };
 

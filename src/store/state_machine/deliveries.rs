@@ -58,11 +58,37 @@ impl Batch<'_> {
             )?
             .unwrap_or(0);
         if dead.is_some() {
+            // A dead letter from the start: never owed, so never in the pending figures.
             self.d.deliveries_dead += 1;
         } else {
-            self.d.deliveries_owed += 1;
+            self.owe(&label, 1);
         }
         Ok(id)
+    }
+
+    /// The owed figures move by `n`: the total and the target's (`label`, its masked URL).
+    fn owe(&mut self, label: &str, n: i64) {
+        if n == 0 {
+            return;
+        }
+        self.d.deliveries_owed += n;
+        *self.d.owed_by_target.entry(label.to_string()).or_default() += n;
+    }
+
+    /// A dead target's owed deliveries become dead letters (`why` their error); their ids.
+    fn kill_owed(&mut self, target: &str, why: &str) -> StoreResult<Vec<i64>> {
+        let now = self.clock.ms;
+        let mut killed = Vec::new();
+        for row in self.tx.query(sql::OWED_BY_TARGET, &[target.into()])? {
+            let id = row.int(0);
+            self.tx
+                .execute(sql::DEAD_WITH_TARGET, &[id.into(), now.into(), why.into()])?;
+            killed.push(id);
+        }
+        let n = killed.len() as i64;
+        self.owe(&mask_target(target), -n);
+        self.d.deliveries_dead += n;
+        Ok(killed)
     }
 
     pub(super) fn deliver(&mut self, d: &NewDelivery) -> StoreResult<OpOutcome> {
@@ -83,7 +109,9 @@ impl Batch<'_> {
             return Ok(OpOutcome::Taken(Taken::HeldElsewhere));
         };
         let (owner, until, dead) = (row.opt_text(0), row.opt_int(1), row.opt_text(2));
-        if dead.is_some() {
+        if let Some(reason) = dead {
+            // Owed ones committed by another node while this target died there: dead too.
+            self.kill_owed(target, &format!("target dead: {reason}"))?;
             return Ok(OpOutcome::Taken(Taken::TargetDead));
         }
         let mine = owner.as_deref() == Some(&*lease.owner);
@@ -161,12 +189,13 @@ impl Batch<'_> {
             ],
         )?;
         let error = &result.error;
+        let label = mask_target(&target);
         let mut also_dead = Vec::new();
         match next {
             DeliveryNext::Delivered => {
                 self.tx
                     .execute(sql::DELIVERED, &[id.into(), now.into(), status.into()])?;
-                self.d.deliveries_owed -= 1;
+                self.owe(&label, -1);
                 self.d.deliveries_delivered += 1;
             }
             DeliveryNext::RetryAt(at) => {
@@ -175,12 +204,18 @@ impl Batch<'_> {
                     &[id.into(), (*at).into(), status.into(), error.into()],
                 )?;
             }
+            DeliveryNext::RateLimited(at) => {
+                self.tx.execute(
+                    sql::DELIVERY_RATE_LIMITED,
+                    &[id.into(), (*at).into(), status.into(), error.into()],
+                )?;
+            }
             DeliveryNext::Dead | DeliveryNext::TargetDead { .. } => {
                 self.tx.execute(
                     sql::DELIVERY_DEAD,
                     &[id.into(), now.into(), status.into(), error.into()],
                 )?;
-                self.d.deliveries_owed -= 1;
+                self.owe(&label, -1);
                 self.d.deliveries_dead += 1;
             }
         }
@@ -189,23 +224,9 @@ impl Batch<'_> {
                 sql::KILL_TARGET,
                 &[(&target).into(), reason.into(), now.into()],
             )?;
-            let why = format!("target dead: {reason}");
-            for other in self.tx.query(sql::OWED_BY_TARGET, &[(&target).into()])? {
-                let other = other.int(0);
-                self.tx.execute(
-                    sql::DEAD_WITH_TARGET,
-                    &[other.into(), now.into(), (&why).into()],
-                )?;
-                also_dead.push(other);
-            }
-            let n = also_dead.len() as i64;
-            self.d.deliveries_owed -= n;
-            self.d.deliveries_dead += n;
+            also_dead = self.kill_owed(&target, &format!("target dead: {reason}"))?;
         }
-        Ok(OpOutcome::DeliveryRecorded {
-            label: mask_target(&target),
-            also_dead,
-        })
+        Ok(OpOutcome::DeliveryRecorded { label, also_dead })
     }
 
     /// See [`WriteOp::RetryDeliveries`](crate::store::WriteOp::RetryDeliveries).
@@ -226,25 +247,33 @@ impl Batch<'_> {
                 }
                 if let Some(target) = target {
                     self.tx.execute(sql::REVIVE_TARGET, &[(&target).into()])?;
+                    self.owe(&mask_target(&target), 1);
                 }
-                n
+                n as i64
             }
             None => {
                 self.tx.execute(sql::REVIVE_ALL_TARGETS, &[])?;
-                self.tx.execute(sql::RETRY_ALL_DEAD_DELIVERIES, &[])?
+                let retried = self.tx.query(sql::RETRY_ALL_DEAD_DELIVERIES, &[])?;
+                let mut by_label = std::collections::BTreeMap::<String, i64>::new();
+                for row in &retried {
+                    *by_label.entry(row.text(0)).or_default() += 1;
+                }
+                for (label, n) in by_label {
+                    self.owe(&label, n);
+                }
+                retried.len() as i64
             }
-        } as i64;
+        };
         self.record_action(None, "retry delivery", actor, n)?;
         self.d.deliveries_dead -= n;
-        self.d.deliveries_owed += n;
         Ok(OpOutcome::Changed(n as u64))
     }
 
     pub(super) fn discard_delivery(&mut self, id: i64, actor: &str) -> StoreResult<OpOutcome> {
-        let was = self
-            .tx
-            .query_row(sql::DELIVERY_ROW, &[id.into()])?
-            .map(|r| r.text(0));
+        let Some(row) = self.tx.query_row(sql::DELIVERY_ROW, &[id.into()])? else {
+            return Ok(OpOutcome::NotApplicable { state: None });
+        };
+        let (was, target) = (row.text(0), row.text(2));
         let note = format!("discarded by {actor} at {}", self.clock.text());
         let now = self.clock.ms;
         let n = self.tx.execute(
@@ -255,10 +284,10 @@ impl Batch<'_> {
             return Ok(OpOutcome::NotApplicable { state: None });
         }
         self.record_action(None, "discard delivery", actor, 1)?;
-        if was.as_deref() == Some("dead") {
+        if was == "dead" {
             self.d.deliveries_dead -= 1;
         } else {
-            self.d.deliveries_owed -= 1;
+            self.owe(&mask_target(&target), -1);
         }
         Ok(OpOutcome::Changed(1))
     }

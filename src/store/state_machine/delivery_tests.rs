@@ -157,6 +157,7 @@ fn a_dead_target_takes_its_queue_with_it_until_a_retry() {
     // New deliveries to a dead target are dead at once; nothing is taken.
     let (_, delta) = w.commit_batch(&[message_with_delivery(3)], 30).unwrap();
     assert_eq!(delta.deliveries_dead, 1);
+    assert!(delta.owed_by_target.is_empty(), "never owed: {delta:?}");
     assert_eq!(take(&mut w, "a", 40), Taken::TargetDead);
 
     let retry = WriteOp::RetryDeliveries {
@@ -166,6 +167,12 @@ fn a_dead_target_takes_its_queue_with_it_until_a_retry() {
     let (outcomes, delta) = w.commit_batch(&[retry], 50).unwrap();
     assert_eq!(outcomes[0], OpOutcome::Changed(3));
     assert_eq!((delta.deliveries_owed, delta.deliveries_dead), (3, -3));
+    assert_eq!(
+        delta
+            .owed_by_target
+            .get("http://127.0.0.1:9/api/webhooks/1/***"),
+        Some(&3)
+    );
     assert_eq!(tickets(take(&mut w, "a", 60)), vec![(1, 1, b"1".to_vec())]);
     let dead = deliveries(
         &r,
@@ -177,4 +184,34 @@ fn a_dead_target_takes_its_queue_with_it_until_a_retry() {
     )
     .unwrap();
     assert!(dead.is_empty());
+}
+
+#[test]
+fn a_rate_limit_gives_its_attempt_back_and_the_figures_follow_each_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, r) = sqlite::open(&dir.path().join("t.db"), 1).unwrap();
+    let label = "http://127.0.0.1:9/api/webhooks/1/***";
+    let (_, delta) = w.commit_batch(&[message_with_delivery(1)], 1).unwrap();
+    assert_eq!(delta.owed_by_target.get(label), Some(&1));
+    assert_eq!(tickets(take(&mut w, "a", 10)), vec![(1, 1, b"1".to_vec())]);
+    let (_, delta) = w
+        .commit_batch(&[outcome(1, 1, 429, DeliveryNext::RateLimited(20))], 11)
+        .unwrap();
+    assert!(delta.owed_by_target.is_empty(), "{delta:?}");
+    // Due again once the pause is over, with the same attempt.
+    assert_eq!(take(&mut w, "a", 15), Taken::DueAt(20));
+    assert_eq!(tickets(take(&mut w, "a", 20)), vec![(1, 1, b"1".to_vec())]);
+    w.commit_batch(&[outcome(1, 1, 429, DeliveryNext::RateLimited(30))], 21)
+        .unwrap();
+    assert_eq!(tickets(take(&mut w, "a", 30)), vec![(1, 1, b"1".to_vec())]);
+    let (_, delta) = w
+        .commit_batch(&[outcome(1, 1, 204, DeliveryNext::Delivered)], 31)
+        .unwrap();
+    assert_eq!(delta.owed_by_target.get(label), Some(&-1));
+    let d = crate::store::delivery_reads::delivery(&r, 1)
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.summary.attempts, 1);
+    let statuses: Vec<Option<u16>> = d.attempts_made.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [Some(429), Some(429), Some(204)]);
 }

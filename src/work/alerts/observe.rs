@@ -87,6 +87,14 @@ impl RelayTargetFigures {
         !self.dead && self.pending > 0 && self.paused && !answered_well
     }
 
+    /// Owed deliveries held back after anything but a success, a `429` included: a rate
+    /// limit uses no attempt, so a target that only ever answers `429` keeps its deliveries
+    /// owed for good; the `relay` condition tells of it once that has gone on long enough.
+    pub fn held_back(&self) -> bool {
+        let answered_well = matches!(self.last_status, Some(200..=299));
+        !self.dead && self.pending > 0 && self.paused && !answered_well
+    }
+
     /// What the stats say of an alert target's deliveries: `dead`, `failing` or `ok`.
     pub fn state(&self) -> &'static str {
         if self.dead {
@@ -100,9 +108,10 @@ impl RelayTargetFigures {
 }
 
 /// Turns the relay's per-target figures into [`RelayTargetHealth`]: remembers since when
-/// each target has been failing (owed deliveries, held back after an answer that was neither
-/// a success nor a rate limit, or no answer at all), and leaves out the alert targets, which
-/// never alert about themselves.
+/// each target has been failing (owed deliveries, held back after an answer that was not a
+/// success, a rate limit included, or no answer at all: see
+/// [`RelayTargetFigures::held_back`]), and leaves out the alert targets, which never alert
+/// about themselves.
 #[derive(Debug, Default)]
 pub struct RelayWatch {
     alert_labels: Vec<String>,
@@ -127,7 +136,7 @@ impl RelayWatch {
             if self.alert_labels.contains(&t.label) {
                 continue;
             }
-            let since = if t.failing() {
+            let since = if t.held_back() {
                 Some(*self.failing_since.entry(t.label.clone()).or_insert(now_ms))
             } else {
                 self.failing_since.remove(&t.label);
@@ -179,11 +188,14 @@ mod tests {
             w.health(&t(2, true, None), 5000)[0].failing_since_ms,
             Some(1000)
         );
-        // Rate limited is not failing; nor is a target with nothing owed.
+        // Rate limited without a success in between goes on counting (a 429 uses no
+        // attempt, so only this tells of a target that never stops answering it); a target
+        // with nothing owed is not failing.
         assert_eq!(
             w.health(&t(2, true, Some(429)), 6000)[0].failing_since_ms,
-            None
+            Some(1000)
         );
+        assert!(!figures("x", 2, true, Some(429), false).failing());
         assert_eq!(
             w.health(&t(0, false, Some(503)), 7000)[0].failing_since_ms,
             None

@@ -3,10 +3,8 @@
 //! target that cannot take an alert is reported in the stats and the log, never by an alert.
 
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde::Serialize;
 
 use super::alert::Alert;
@@ -15,6 +13,7 @@ use super::format::render;
 use super::observe::{observation, DeadLetterCursor, RelayTargetFigures, RelayWatch};
 use super::sink::AlertSink;
 use super::Alerter;
+use crate::base::lifecycle::{Background, Stop};
 use crate::base::time::now_ms;
 use crate::settings::{AlertTarget, AlertingSettings};
 use crate::store::{Leadership, ReadStore};
@@ -39,30 +38,18 @@ pub struct AlertInputs {
     pub figures: Arc<AlertFigures>,
 }
 
-pub struct AlertRunner {
-    thread: Option<JoinHandle<()>>,
-}
+/// The alerts thread.
+pub struct AlertRunner;
 
 impl AlertRunner {
-    /// Starts the thread (none when no target is configured); it ends when `stop`
-    /// disconnects.
-    pub fn start(inputs: AlertInputs, stop: Receiver<()>) -> AlertRunner {
-        if inputs.targets.is_empty() {
-            return AlertRunner { thread: None };
+    /// Starts the thread (none when no target is configured); it ends when the component
+    /// stops.
+    pub fn start(inputs: AlertInputs) -> std::io::Result<Background> {
+        let mut runner = Background::new("alerts");
+        if !inputs.targets.is_empty() {
+            runner.spawn("alerts", move |stop| run(inputs, stop))?;
         }
-        let thread = std::thread::Builder::new()
-            .name("alerts".into())
-            .spawn(move || run(inputs, stop))
-            .expect("spawn the alerts thread");
-        AlertRunner {
-            thread: Some(thread),
-        }
-    }
-
-    pub fn join(self) {
-        if let Some(t) = self.thread {
-            let _ = t.join();
-        }
+        Ok(runner)
     }
 }
 
@@ -74,7 +61,7 @@ struct Leading {
     relay: RelayWatch,
 }
 
-fn run(mut inputs: AlertInputs, stop: Receiver<()>) {
+fn run(mut inputs: AlertInputs, stop: Stop) {
     let every = Duration::from_secs(inputs.limits.check_interval_s);
     let mut leading: Option<Leading> = None;
     loop {
@@ -91,9 +78,8 @@ fn run(mut inputs: AlertInputs, stop: Receiver<()>) {
             });
             check(&inputs, state);
         }
-        match stop.recv_timeout(every) {
-            Err(RecvTimeoutError::Timeout) => {}
-            _ => return,
+        if stop.sleep(every) {
+            return;
         }
     }
 }

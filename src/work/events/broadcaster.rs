@@ -30,17 +30,17 @@
 //!   client is connected or a handshake is under way (reads, handshakes and
 //!   stall checks need it). With neither it blocks in `accept` and costs no
 //!   wake-ups at all: producers send nothing then
-//!   (`publish` checks the client count), and [`Broadcaster::join`] wakes the
+//!   (`publish` checks the client count), and [`Broadcaster::stop`] wakes the
 //!   `accept` by connecting to the listener, as the HTTP gate does at stop.
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, select, Receiver, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
 use log::{debug, error, info, warn};
 use serde_json::Value;
 use tungstenite::handshake::server::{Callback, ErrorResponse, Request, Response};
@@ -55,6 +55,7 @@ use tungstenite::{
 
 use super::event::Event;
 use crate::base::access::{self, Caller, Denied, Door};
+use crate::base::lifecycle::{Component, Stop, Stopper, Thread};
 use crate::base::text::parse_query;
 
 /// The only path that upgrades; anything else gets a 404 during the handshake.
@@ -73,7 +74,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 /// under way: accept/handshake/read latency and shutdown reaction time.
 const TICK: Duration = Duration::from_millis(50);
 /// With nobody connected the loop sleeps in `accept`; the wake-up connection of
-/// [`Broadcaster::join`] ends that sleep at stop. This bound is only the fallback should that
+/// [`Broadcaster::stop`] ends that sleep at stop. This bound is only the fallback should that
 /// connection ever fail (a stop then takes at most this long); it costs one wake-up a minute.
 const IDLE_ACCEPT_LIMIT: Duration = Duration::from_secs(60);
 const STATS_EVERY: Duration = Duration::from_secs(1);
@@ -169,61 +170,40 @@ impl EventSink {
     }
 }
 
-/// Handle to the running broadcaster thread.
+/// The broadcaster's port, bound but not yet served, and the channel its sink feeds. Bound
+/// early, like the HTTP listener, so a taken port fails a start before anything runs.
 #[derive(Debug)]
-pub struct Broadcaster {
-    handle: JoinHandle<()>,
+pub struct BoundEvents {
+    listener: TcpListener,
     local_addr: SocketAddr,
+    rx: Receiver<Event>,
+    tx: Sender<Event>,
+    shared: Arc<Shared>,
 }
 
-impl Broadcaster {
-    /// Bind `listen` (e.g. `127.0.0.1:8002`, port 0 allowed) and start the
-    /// broadcaster thread.
-    ///
-    /// `stats` is called on the broadcaster thread about once a second while
-    /// at least one client is connected; its value is sent as a `stats` event.
-    /// It must be cheap and must not block (read atomics, not the database).
-    ///
-    /// The thread exits when `shutdown` receives a value or is disconnected,
-    /// after sending Close frames to connected clients.
-    /// `admin_token`, `allowed_hosts`: the same rule as the admin API (see
-    /// `access::admin`).
-    pub fn start(
-        listen: &str,
-        admin_token: Option<String>,
-        allowed_hosts: Vec<String>,
-        stats: Box<dyn Fn() -> Value + Send>,
-        shutdown: Receiver<()>,
-    ) -> io::Result<(Broadcaster, EventSink)> {
+impl BoundEvents {
+    /// Binds `listen` (e.g. `127.0.0.1:8002`, port 0 allowed); the sink publishes nothing
+    /// until [`BoundEvents::serve`] has a client.
+    pub fn bind(listen: &str) -> io::Result<(BoundEvents, EventSink)> {
         let listener = TcpListener::bind(listen)?;
         listener.set_nonblocking(true)?;
         // Bounds the blocking `accept` of an idle loop (see `IDLE_ACCEPT_LIMIT`).
         socket2::SockRef::from(&listener).set_read_timeout(Some(IDLE_ACCEPT_LIMIT))?;
         let local_addr = listener.local_addr()?;
-
         let (tx, rx) = bounded(EVENT_QUEUE);
         let shared = Arc::new(Shared::default());
         let sink = EventSink {
             tx: Some(tx.clone()),
             shared: Arc::clone(&shared),
         };
-        let state = Loop {
+        let bound = BoundEvents {
             listener,
-            token: admin_token.map(Arc::from),
-            allowed_hosts: allowed_hosts.into(),
+            local_addr,
             rx,
-            _keepalive: tx,
-            shutdown,
-            stats,
+            tx,
             shared,
-            pending: Vec::new(),
-            clients: Vec::new(),
         };
-        let handle = thread::Builder::new()
-            .name("events-ws".into())
-            .spawn(move || state.run())?;
-        info!("events: WebSocket broadcaster listening on ws://{local_addr}{WS_PATH}");
-        Ok((Broadcaster { handle, local_addr }, sink))
+        Ok((bound, sink))
     }
 
     /// The bound address (useful when `listen` used port 0).
@@ -231,18 +211,91 @@ impl Broadcaster {
         self.local_addr
     }
 
-    /// Wait for the thread to exit (signal `shutdown` first).
-    pub fn join(self) {
-        // With nobody connected the thread sleeps in `accept`: a connection wakes it, and it
-        // then sees the shutdown. When it is not asleep the connection is never accepted and
-        // goes with the listener.
+    /// Starts the broadcaster thread.
+    ///
+    /// `stats` is called on the broadcaster thread about once a second while
+    /// at least one client is connected; its value is sent as a `stats` event.
+    /// It must be cheap and must not block (read atomics, not the database).
+    ///
+    /// `admin_token`, `allowed_hosts`: the same rule as the admin API (see
+    /// [`crate::base::access::admin`]).
+    pub fn serve(
+        self,
+        admin_token: Option<String>,
+        allowed_hosts: Vec<String>,
+        stats: Box<dyn Fn() -> Value + Send>,
+    ) -> io::Result<Broadcaster> {
+        let stopper = Stopper::new();
+        let local_addr = self.local_addr;
+        let state = Loop {
+            listener: self.listener,
+            token: admin_token.map(Arc::from),
+            allowed_hosts: allowed_hosts.into(),
+            rx: self.rx,
+            _keepalive: self.tx,
+            stop: stopper.signal(),
+            stats,
+            shared: self.shared,
+            pending: Vec::new(),
+            clients: Vec::new(),
+        };
+        let thread = Thread::spawn("events-ws", move || state.run())?;
+        info!("events: WebSocket broadcaster listening on ws://{local_addr}{WS_PATH}");
+        Ok(Broadcaster {
+            stopper,
+            thread,
+            local_addr,
+        })
+    }
+}
+
+/// Handle to the running broadcaster thread.
+#[derive(Debug)]
+pub struct Broadcaster {
+    stopper: Stopper,
+    thread: Thread,
+    local_addr: SocketAddr,
+}
+
+impl Broadcaster {
+    /// Binds `listen` and starts the broadcaster thread at once (see `BoundEvents`).
+    pub fn start(
+        listen: &str,
+        admin_token: Option<String>,
+        allowed_hosts: Vec<String>,
+        stats: Box<dyn Fn() -> Value + Send>,
+    ) -> io::Result<(Broadcaster, EventSink)> {
+        let (bound, sink) = BoundEvents::bind(listen)?;
+        Ok((bound.serve(admin_token, allowed_hosts, stats)?, sink))
+    }
+
+    /// The bound address (useful when `listen` used port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Closes every client (with a Close frame) and waits for the thread until `deadline`;
+    /// false when it was left behind.
+    pub fn stop(mut self, deadline: Instant) -> bool {
+        self.stopper.stop();
+        // With nobody connected the thread sleeps in a blocking `accept`, which no channel can
+        // wake: a connection does, and it then sees the stop. When it is not asleep the
+        // connection is never accepted and goes with the listener.
         let _ = TcpStream::connect_timeout(
             &crate::base::net::reachable(self.local_addr),
             Duration::from_secs(1),
         );
-        if self.handle.join().is_err() {
-            error!("events: broadcaster thread panicked");
-        }
+        self.thread.join_by(deadline) != crate::base::lifecycle::Joined::LeftBehind
+    }
+}
+
+impl Component for Broadcaster {
+    fn name(&self) -> &'static str {
+        "events"
+    }
+
+    fn stop(self: Box<Self>, deadline: Instant) -> usize {
+        usize::from(!Broadcaster::stop(*self, deadline))
     }
 }
 
@@ -488,7 +541,7 @@ impl Client {
 
 /// What an idle wait ended with.
 enum Idle {
-    /// Shutdown was signalled.
+    /// The stop was given.
     Stop,
     /// A peer connected.
     Peer(TcpStream, SocketAddr),
@@ -507,7 +560,7 @@ struct Loop {
     /// Keeps `rx` connected even after every `EventSink` is dropped, so
     /// `select!` never spins on a disconnected channel.
     _keepalive: Sender<Event>,
-    shutdown: Receiver<()>,
+    stop: Stop,
     stats: Box<dyn Fn() -> Value + Send>,
     shared: Arc<Shared>,
     pending: Vec<Pending>,
@@ -530,7 +583,7 @@ impl Loop {
                 }
             } else {
                 select! {
-                    recv(self.shutdown) -> _ => break,
+                    recv(self.stop.receiver()) -> _ => break,
                     recv(self.rx) -> ev => {
                         if let Ok(ev) = ev {
                             batch.push(ev);
@@ -564,7 +617,7 @@ impl Loop {
                 .clients
                 .store(self.clients.len(), Ordering::Relaxed);
 
-            if !matches!(self.shutdown.try_recv(), Err(TryRecvError::Empty)) {
+            if self.stop.is_stopping() {
                 break;
             }
         }
@@ -576,7 +629,7 @@ impl Loop {
     /// Nobody connected and no handshake under way: nothing to do until a peer connects, so
     /// sleep in a blocking `accept` instead of turning every `TICK`.
     fn wait_for_peer(&mut self) -> Idle {
-        if !matches!(self.shutdown.try_recv(), Err(TryRecvError::Empty)) {
+        if self.stop.is_stopping() {
             return Idle::Stop;
         }
         // Nothing is published while no client is connected; what a producer sent just as
@@ -594,8 +647,8 @@ impl Loop {
             error!("events: cannot make the listener non-blocking again ({e}); stream stopped");
             return Idle::Stop;
         }
-        if !matches!(self.shutdown.try_recv(), Err(TryRecvError::Empty)) {
-            // Most likely `join`'s wake-up connection.
+        if self.stop.is_stopping() {
+            // Most likely the stop's wake-up connection.
             return Idle::Stop;
         }
         // Events sent while this peer was not yet a client are not for it.

@@ -8,5 +8,5 @@
 pub mod broadcaster;
 pub mod event;
 
-pub use broadcaster::{Broadcaster, EventSink};
+pub use broadcaster::{BoundEvents, Broadcaster, EventSink};
 pub use event::Event;

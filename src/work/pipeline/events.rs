@@ -52,7 +52,7 @@ impl EventPublisher {
                         target: label.clone(),
                         status: result.status,
                     }),
-                    DeliveryNext::RetryAt(_) => {}
+                    DeliveryNext::RetryAt(_) | DeliveryNext::RateLimited(_) => {}
                     DeliveryNext::Dead | DeliveryNext::TargetDead { .. } => {
                         for dead in std::iter::once(id).chain(also_dead) {
                             self.sink.publish(Event::DeliveryDead {

@@ -44,7 +44,7 @@ impl Pipeline {
         relay: RelayWake,
     ) -> Pipeline {
         Pipeline {
-            relay: RelayHandoff::new(relay, live.clone()),
+            relay: RelayHandoff::new(relay),
             figures: LiveFigures::new(live),
             events: EventPublisher::new(events),
             handoff: JobHandoff::new(dispatcher),

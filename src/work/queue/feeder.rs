@@ -15,13 +15,13 @@
 //! this node hearing of it (docs/cluster.md).
 
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{after, never, select, Receiver};
 
 use super::dispatch::RECENT;
 use super::Dispatcher;
+use crate::base::lifecycle::{Background, Stop};
 use crate::base::time::now_ms;
 use crate::store::ReadStore;
 
@@ -31,9 +31,8 @@ pub const SHARED_POLL: Duration = Duration::from_secs(1);
 const READ_RETRY: Duration = Duration::from_secs(1);
 const PAGE: u32 = 256;
 
-pub struct Feeder {
-    thread: JoinHandle<()>,
-}
+/// The feeder thread.
+pub struct Feeder;
 
 /// How a pass over the due backlog ended.
 enum Pass {
@@ -52,51 +51,44 @@ impl Feeder {
         reader: Arc<dyn ReadStore>,
         dispatcher: Dispatcher,
         wake: Receiver<()>,
-        stop: Receiver<()>,
         poll: Option<Duration>,
-    ) -> Feeder {
-        let thread = std::thread::Builder::new()
-            .name("feeder".into())
-            .spawn(move || {
-                // When the next pass is due (unix ms); `None`: only when asked. The first is
-                // at once: what recovery queued, retries that became due while stopped.
-                let mut next_pass = Some(i64::MIN);
-                loop {
-                    if let Some(asked) = dispatcher.take_feeder_request() {
-                        next_pass = Some(next_pass.map_or(asked, |n| n.min(asked)));
-                    }
-                    let now = now_ms();
-                    let timeout = match next_pass {
-                        Some(at) if at <= now => {
-                            next_pass = match scan(&*reader, &dispatcher, &stop) {
-                                Pass::Stopped => return,
-                                Pass::Failed => Some(now_ms() + millis(READ_RETRY)),
-                                // The poll below finds them; no extra statement per second.
-                                Pass::Done { .. } if poll.is_some() => None,
-                                Pass::Done { read_at } => next_due(&*reader, read_at),
-                            };
-                            if let Some(poll) = poll {
-                                let polled = now_ms() + millis(poll);
-                                next_pass = Some(next_pass.map_or(polled, |n| n.min(polled)));
-                            }
-                            continue;
-                        }
-                        Some(at) => after(Duration::from_millis((at - now) as u64)),
-                        None => never(),
-                    };
-                    select! {
-                        recv(wake) -> _ => {}
-                        recv(stop) -> _ => return,
-                        recv(timeout) -> _ => {}
-                    }
+    ) -> std::io::Result<Background> {
+        let mut feeder = Background::new("feeder");
+        feeder.spawn("feeder", move |stop| {
+            // When the next pass is due (unix ms); `None`: only when asked. The first is
+            // at once: what recovery queued, retries that became due while stopped.
+            let mut next_pass = Some(i64::MIN);
+            loop {
+                if let Some(asked) = dispatcher.take_feeder_request() {
+                    next_pass = Some(next_pass.map_or(asked, |n| n.min(asked)));
                 }
-            })
-            .expect("spawn feeder thread");
-        Feeder { thread }
-    }
-
-    pub fn join(self) {
-        let _ = self.thread.join();
+                let now = now_ms();
+                let timeout = match next_pass {
+                    Some(at) if at <= now => {
+                        next_pass = match scan(&*reader, &dispatcher, &stop) {
+                            Pass::Stopped => return,
+                            Pass::Failed => Some(now_ms() + millis(READ_RETRY)),
+                            // The poll below finds them; no extra statement per second.
+                            Pass::Done { .. } if poll.is_some() => None,
+                            Pass::Done { read_at } => next_due(&*reader, read_at),
+                        };
+                        if let Some(poll) = poll {
+                            let polled = now_ms() + millis(poll);
+                            next_pass = Some(next_pass.map_or(polled, |n| n.min(polled)));
+                        }
+                        continue;
+                    }
+                    Some(at) => after(Duration::from_millis((at - now) as u64)),
+                    None => never(),
+                };
+                select! {
+                    recv(wake) -> _ => {}
+                    recv(stop.receiver()) -> _ => return,
+                    recv(timeout) -> _ => {}
+                }
+            }
+        })?;
+        Ok(feeder)
     }
 }
 
@@ -120,7 +112,7 @@ fn next_due(reader: &dyn ReadStore, read_at: i64) -> Option<i64> {
 }
 
 /// One pass over the due backlog.
-fn scan(reader: &dyn ReadStore, dispatcher: &Dispatcher, stop: &Receiver<()>) -> Pass {
+fn scan(reader: &dyn ReadStore, dispatcher: &Dispatcher, stop: &Stop) -> Pass {
     let mut cursor = 0;
     let mut first_read = None;
     'pages: loop {
@@ -144,7 +136,7 @@ fn scan(reader: &dyn ReadStore, dispatcher: &Dispatcher, stop: &Receiver<()>) ->
                 continue 'pages;
             }
             cursor = job.id;
-            if !dispatcher.send_or_stop(job, stop) {
+            if !dispatcher.send_or_stop(job, stop.receiver()) {
                 return Pass::Stopped;
             }
         }

@@ -22,12 +22,12 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{select, Receiver, RecvTimeoutError};
+use crossbeam_channel::select;
 
 use super::Dispatcher;
+use crate::base::lifecycle::Background;
 use crate::base::time::now_ms;
 use crate::store::{Lease, OpOutcome, ReadStore, WriteOp, WriterHandle};
 use crate::work::stats::LiveStats;
@@ -46,9 +46,8 @@ pub struct LeaseKeeping {
     pub shared: bool,
 }
 
-pub struct LeaseKeeper {
-    thread: JoinHandle<()>,
-}
+/// The lease keeper thread.
+pub struct LeaseKeeper;
 
 impl LeaseKeeping {
     /// How often leases are renewed: a third of the lease, so two renewals can fail before a
@@ -96,39 +95,32 @@ impl LeaseKeeping {
 }
 
 impl LeaseKeeper {
-    /// Starts the thread; it ends when `stop` disconnects.
-    pub fn start(keeping: LeaseKeeping, stop: Receiver<()>) -> LeaseKeeper {
+    /// Starts the thread; it ends when the component stops.
+    pub fn start(keeping: LeaseKeeping) -> std::io::Result<Background> {
         let work_started = keeping.dispatcher.work_started();
-        let thread = std::thread::Builder::new()
-            .name("leases".into())
-            .spawn(move || {
-                // The first tick comes a tick after start, as always; after each tick the
-                // keeper decides whether there is anything left to keep.
-                let mut asleep = false;
-                loop {
-                    if asleep {
-                        select! {
-                            recv(work_started) -> _ => {}
-                            recv(stop) -> _ => return,
-                        }
+        let mut keeper = Background::new("leases");
+        keeper.spawn("leases", move |stop| {
+            // The first tick comes a tick after start, as always; after each tick the
+            // keeper decides whether there is anything left to keep.
+            let mut asleep = false;
+            loop {
+                if asleep {
+                    select! {
+                        recv(work_started) -> _ => {}
+                        recv(stop.receiver()) -> _ => return,
                     }
-                    match stop.recv_timeout(keeping.tick()) {
-                        Err(RecvTimeoutError::Timeout) => {}
-                        _ => return,
-                    }
-                    // Taken before looking: work handed over after this leaves a token, so
-                    // the sleep below ends at once.
-                    while work_started.try_recv().is_ok() {}
-                    keeping.run_once();
-                    asleep = keeping.may_sleep();
                 }
-            })
-            .expect("spawn lease keeper thread");
-        LeaseKeeper { thread }
-    }
-
-    pub fn join(self) {
-        let _ = self.thread.join();
+                if stop.sleep(keeping.tick()) {
+                    return;
+                }
+                // Taken before looking: work handed over after this leaves a token, so
+                // the sleep below ends at once.
+                while work_started.try_recv().is_ok() {}
+                keeping.run_once();
+                asleep = keeping.may_sleep();
+            }
+        })?;
+        Ok(keeper)
     }
 }
 

@@ -19,4 +19,4 @@ pub use dispatch::Dispatcher;
 pub use feeder::Feeder;
 pub use lease::{LeaseKeeper, LeaseKeeping};
 pub use processor::{JsonCheckProcessor, ProcessError, Processor};
-pub use worker_pool::{SharedClaims, StopSignal, WorkerPool, WorkerSettings};
+pub use worker_pool::{SharedClaims, WorkerPool, WorkerSettings};

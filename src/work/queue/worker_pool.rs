@@ -5,14 +5,15 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, OnceLock};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, Receiver, RecvTimeoutError};
+use crossbeam_channel::{select, Receiver};
 
 use super::backoff::Backoff;
 use super::{BodyLoader, Dispatcher, Loaded, ProcessError, Processor, QueuedJob};
+use crate::base::lifecycle::{panic_message, Background, Stop};
+use crate::base::shutdown::DrainDeadline;
 use crate::base::time::now_ms;
 use crate::store::{Lease, OpOutcome, WriteOp, WriterHandle};
 use crate::work::stats::LiveStats;
@@ -41,17 +42,16 @@ pub struct SharedClaims {
     pub claim_timeout: Duration,
 }
 
-/// When the pool must stop: `stop` disconnects when shutdown begins (workers then drain the
-/// channel), `deadline` is set at the same time (after it they take nothing new).
+/// When a worker must stop: `stop` is given when the pool stops (workers then drain the
+/// channel), `deadline` was set just before (after it they take nothing new).
 #[derive(Clone)]
 pub struct StopSignal {
-    pub stop: Receiver<()>,
-    pub deadline: Arc<OnceLock<Instant>>,
+    pub stop: Stop,
+    pub deadline: DrainDeadline,
 }
 
-pub struct WorkerPool {
-    threads: Vec<JoinHandle<()>>,
-}
+/// The pool of worker threads.
+pub struct WorkerPool;
 
 struct Worker {
     settings: WorkerSettings,
@@ -64,57 +64,49 @@ struct Worker {
 }
 
 impl WorkerPool {
+    /// Starts the workers, as one component: its stop tells them to drain the channel until
+    /// `deadline`, and a worker stuck in a processor past the stop's deadline is left behind
+    /// (its message stays `processing` on disk and is recovered at the next start).
     pub fn start(
         settings: WorkerSettings,
         processor: Arc<dyn Processor>,
         jobs: Receiver<QueuedJob>,
         bodies: BodyLoader,
         writer: WriterHandle,
-        signal: StopSignal,
+        deadline: DrainDeadline,
         live: Arc<LiveStats>,
-    ) -> WorkerPool {
+    ) -> std::io::Result<Background> {
         live.workers_total.store(settings.workers, Relaxed);
         live.lease_s
             .store((settings.lease.duration_ms / 1000).max(0) as u64, Relaxed);
-        let threads = (0..settings.workers)
-            .map(|i| {
+        let mut pool = Background::new("workers");
+        for i in 0..settings.workers {
+            let (settings, processor, jobs, bodies, writer, deadline, live) = (
+                settings.clone(),
+                processor.clone(),
+                jobs.clone(),
+                bodies.clone(),
+                writer.clone(),
+                deadline.clone(),
+                live.clone(),
+            );
+            live.workers_running.fetch_add(1, Relaxed);
+            let running = RunningGuard(live.clone());
+            pool.spawn(format!("worker-{i}"), move |stop| {
+                let _running = running;
                 let worker = Worker {
-                    settings: settings.clone(),
-                    processor: processor.clone(),
-                    jobs: jobs.clone(),
-                    bodies: bodies.clone(),
-                    writer: writer.clone(),
-                    signal: signal.clone(),
-                    live: live.clone(),
+                    settings,
+                    processor,
+                    jobs,
+                    bodies,
+                    writer,
+                    signal: StopSignal { stop, deadline },
+                    live,
                 };
-                live.workers_running.fetch_add(1, Relaxed);
-                std::thread::Builder::new()
-                    .name(format!("worker-{i}"))
-                    .spawn(move || {
-                        let _running = RunningGuard(worker.live.clone());
-                        worker.run();
-                    })
-                    .expect("spawn worker thread")
-            })
-            .collect();
-        WorkerPool { threads }
-    }
-
-    /// Waits for the workers until `until`; a worker stuck in a processor past that is left
-    /// behind (its message stays `processing` on disk and is recovered at the next start).
-    pub fn join(self, until: Instant) -> usize {
-        let mut left_behind = 0;
-        for t in self.threads {
-            while !t.is_finished() && Instant::now() < until {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            if t.is_finished() {
-                let _ = t.join();
-            } else {
-                left_behind += 1;
-            }
+                worker.run();
+            })?;
         }
-        left_behind
+        Ok(pool)
     }
 }
 
@@ -132,12 +124,7 @@ impl Worker {
         let mut stopping = false;
         loop {
             let job = if stopping {
-                let past_deadline = self
-                    .signal
-                    .deadline
-                    .get()
-                    .is_some_and(|d| Instant::now() >= *d);
-                if past_deadline {
+                if self.signal.deadline.passed() {
                     return;
                 }
                 match self.jobs.try_recv() {
@@ -150,7 +137,7 @@ impl Worker {
                         Ok(job) => job,
                         Err(_) => return,
                     },
-                    recv(self.signal.stop) -> _ => {
+                    recv(self.signal.stop.receiver()) -> _ => {
                         stopping = true;
                         continue;
                     }
@@ -204,7 +191,7 @@ impl Worker {
                     return;
                 }
                 Err(panic) => {
-                    let error = format!("processor panicked: {}", panic_message(&panic));
+                    let error = format!("processor panicked: {}", panic_message(&*panic));
                     log::error!("message {}: {error}", job.id);
                     self.writer.send(WriteOp::Dead {
                         id: job.id,
@@ -292,19 +279,6 @@ impl Worker {
 
     /// Sleeps `delay` unless shutdown begins first; false if it was cut short.
     fn sleep(&self, delay: Duration) -> bool {
-        matches!(
-            self.signal.stop.recv_timeout(delay),
-            Err(RecvTimeoutError::Timeout)
-        )
-    }
-}
-
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(no message)".into()
+        !self.signal.stop.sleep(delay)
     }
 }

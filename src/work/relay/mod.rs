@@ -17,11 +17,11 @@ mod waiters;
 mod worker;
 
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 
+use crate::base::lifecycle::Background;
 use crate::settings::RelaySettings;
 use crate::store::{
     Lease, NewDelivery, OpOutcome, ReadStore, StoreError, StoreResult, TargetKind, WriteOp,
@@ -122,33 +122,17 @@ pub struct RelayStart {
     pub live: Arc<LiveStats>,
 }
 
-/// The running threads.
-pub struct RelayThreads {
-    scheduler: JoinHandle<()>,
-    workers: Vec<JoinHandle<()>>,
-}
-
-impl RelayThreads {
-    pub fn join(self) {
-        let _ = self.scheduler.join();
-        for w in self.workers {
-            let _ = w.join();
-        }
-    }
-}
-
 /// Worker threads: enough to keep several targets busy at once; a target is only ever
 /// handed to `relay.concurrency` of them at a time.
 const WORKERS: usize = 4;
 
 impl Relay {
-    /// Starts the scheduler and the workers. This node's unfinished requests from a previous
-    /// run are owed again first.
+    /// Starts the scheduler and the workers, as one component. This node's unfinished
+    /// requests from a previous run are owed again first.
     pub fn start(
         start: RelayStart,
         inbox: RelayInbox,
-        stop: Receiver<()>,
-    ) -> StoreResult<(Relay, RelayThreads)> {
+    ) -> crate::base::error::Result<(Relay, Background)> {
         start.writer.submit(
             WriteOp::ReleaseDeliveries {
                 owner: start.lease.owner.to_string(),
@@ -157,28 +141,28 @@ impl Relay {
         )?;
         let waiters = Arc::new(waiters::Waiters::default());
         let (jobs_tx, jobs_rx) = unbounded();
-        let workers = (0..WORKERS.max(start.settings.concurrency as usize))
-            .map(|i| {
-                let ctx = worker::Context {
-                    writer: start.writer.clone(),
-                    lease: start.lease.clone(),
-                    concurrency: start.settings.concurrency,
-                    sender: sender::Sender::new(
-                        Duration::from_secs(start.settings.timeout_s),
-                        start.settings.max_attempts,
-                        start.backoff,
-                    ),
-                    jobs: jobs_rx.clone(),
-                    reports: inbox.tx.clone(),
-                    waiters: waiters.clone(),
-                    live: start.live.clone(),
-                };
-                std::thread::Builder::new()
-                    .name(format!("relay-{i}"))
-                    .spawn(move || worker::run(ctx))
-                    .expect("spawn a relay worker")
-            })
-            .collect();
+        let mut threads = Background::new("relay");
+        for i in 0..WORKERS.max(start.settings.concurrency as usize) {
+            let ctx = worker::Context {
+                writer: start.writer.clone(),
+                lease: start.lease.clone(),
+                concurrency: start.settings.concurrency,
+                sender: sender::Sender::new(
+                    Duration::from_secs(start.settings.timeout_s),
+                    start.settings.max_attempts,
+                    start.backoff,
+                ),
+                jobs: jobs_rx.clone(),
+                reports: inbox.tx.clone(),
+                waiters: waiters.clone(),
+                live: start.live.clone(),
+            };
+            // A worker ends when the scheduler, its only source of work, has stopped and
+            // what it handed over is sent: not on the stop itself.
+            threads
+                .spawn(format!("relay-{i}"), move |_| worker::run(ctx))
+                .map_err(|e| crate::base::error::Error::Other(e.to_string()))?;
+        }
         let scheduler = scheduler::Scheduler::new(
             start.settings.concurrency,
             start.reader.clone(),
@@ -187,16 +171,15 @@ impl Relay {
             start.shared,
         );
         let rx = inbox.rx;
-        let scheduler = std::thread::Builder::new()
-            .name("relay-scheduler".into())
-            .spawn(move || scheduler.run(rx, stop))
-            .expect("spawn the relay scheduler");
+        threads
+            .spawn("relay-scheduler", move |stop| scheduler.run(rx, stop))
+            .map_err(|e| crate::base::error::Error::Other(e.to_string()))?;
         Ok((
             Relay {
                 writer: start.writer,
                 waiters,
             },
-            RelayThreads { scheduler, workers },
+            threads,
         ))
     }
 

@@ -4,7 +4,7 @@
 //! a signal arrives (a commit, a worker's report, the stop), never polling. With other nodes
 //! on the database it also looks for owed targets once a second (their leftovers).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,9 +13,10 @@ use crossbeam_channel::{select, Receiver, RecvTimeoutError, Sender};
 use super::pacing::Pace;
 use super::worker::{Report, Reported, Work};
 use super::Signal;
+use crate::base::lifecycle::Stop;
 use crate::base::mask::mask_target;
 use crate::base::time::rfc3339;
-use crate::store::{owed_targets, ReadStore, TargetKind};
+use crate::store::{dead_targets, owed_targets, ReadStore, TargetKind};
 use crate::work::stats::LiveStats;
 
 /// How soon a target is tried again after the store failed, or another node held it.
@@ -43,6 +44,10 @@ pub struct Scheduler {
     targets: HashMap<String, Target>,
     buckets: HashMap<String, Instant>,
     global_until: Option<Instant>,
+    /// Targets dead until an operator retries: a new delivery to one is a dead letter from
+    /// its commit, so it is not handed over (a rescan, which an operator's retry causes, reads
+    /// them again).
+    dead: HashSet<String>,
 }
 
 impl Scheduler {
@@ -62,10 +67,11 @@ impl Scheduler {
             targets: HashMap::new(),
             buckets: HashMap::new(),
             global_until: None,
+            dead: HashSet::new(),
         }
     }
 
-    pub fn run(mut self, inbox: Receiver<Signal>, stop: Receiver<()>) {
+    pub fn run(mut self, inbox: Receiver<Signal>, stop: Stop) {
         self.rescan();
         let mut next_poll = Instant::now() + SHARED_POLL;
         loop {
@@ -79,13 +85,13 @@ impl Scheduler {
                     let wait = at.saturating_duration_since(now);
                     select! {
                         recv(inbox) -> s => s.map_err(|_| RecvTimeoutError::Disconnected),
-                        recv(stop) -> _ => return,
+                        recv(stop.receiver()) -> _ => return,
                         default(wait) => Err(RecvTimeoutError::Timeout),
                     }
                 }
                 None => select! {
                     recv(inbox) -> s => s.map_err(|_| RecvTimeoutError::Disconnected),
-                    recv(stop) -> _ => return,
+                    recv(stop.receiver()) -> _ => return,
                 },
             };
             match signal {
@@ -104,12 +110,31 @@ impl Scheduler {
         }
     }
 
-    /// Reads the targets with owed deliveries: each is due now.
+    /// Reads the dead targets, and the targets with owed deliveries: each is due now (one
+    /// that is dead too has deliveries another node committed as it died: its take ends them).
+    /// With other nodes, the owed figures are set from the same read.
     fn rescan(&mut self) {
+        match dead_targets(self.reader.as_ref()) {
+            Ok(dead) => {
+                let labels: Vec<String> = dead.iter().map(|t| mask_target(t)).collect();
+                self.live.relay.set_dead(&labels);
+                self.dead = dead.into_iter().collect();
+            }
+            Err(e) => log::warn!("relay: cannot read the dead targets: {e}"),
+        }
         match owed_targets(self.reader.as_ref()) {
             Ok(list) => {
-                for (target, kind) in list {
-                    self.owed(target, kind);
+                if self.shared {
+                    // Other nodes' commits move the owed deliveries too, and this node's
+                    // figures hear only its own: with them, the rows say how many are owed.
+                    let mut by_label = std::collections::BTreeMap::<String, i64>::new();
+                    for t in &list {
+                        *by_label.entry(t.label.clone()).or_default() += t.owed;
+                    }
+                    self.live.relay.recount_owed(&by_label);
+                }
+                for t in list {
+                    self.owed(t.target, t.kind);
                 }
             }
             Err(e) => log::warn!("relay: cannot read the owed deliveries: {e}"),
@@ -132,6 +157,7 @@ impl Scheduler {
 
     fn hear(&mut self, signal: Signal) {
         match signal {
+            Signal::Owed { target, .. } if self.dead.contains(&target) => {}
             Signal::Owed { target, kind } => self.owed(target, kind),
             Signal::Rescan => self.rescan(),
             Signal::Report(r) => self.report(r),
@@ -153,6 +179,7 @@ impl Scheduler {
         match r.what {
             Reported::Took => {}
             Reported::Sent { pace, status } => {
+                self.dead.remove(&r.target);
                 self.pace(&r.target, &pace, now);
                 if let Some(t) = self.targets.get_mut(&r.target) {
                     t.ready_at = Some(now);
@@ -177,6 +204,7 @@ impl Scheduler {
             Reported::HeldElsewhere | Reported::Failed => t.ready_at = Some(now + AGAIN),
             Reported::Dead => {
                 t.ready_at = None;
+                self.dead.insert(r.target.clone());
                 self.live.relay.update_target(&label, |f| f.dead = true);
             }
         }

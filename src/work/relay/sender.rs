@@ -137,10 +137,10 @@ impl Sender {
             Some(s) if (200..300).contains(&s) => (DeliveryNext::Delivered, None),
             Some(429) => {
                 // Waited out by the scheduler's pacing; not a failure of the delivery, so it
-                // is due again as soon as the target is.
+                // uses none of its attempts and is due again as soon as the target is.
                 let wait = answer.pace.wait.or(answer.pace.global).unwrap_or_default();
                 (
-                    DeliveryNext::RetryAt(now_ms + wait.as_millis() as i64),
+                    DeliveryNext::RateLimited(now_ms + wait.as_millis() as i64),
                     Some(format!("429 rate limited: {}", text())),
                 )
             }

@@ -124,7 +124,7 @@ fn send_one(ctx: &Context, t: &DeliveryTicket) -> Reported {
     }
     let result_index = match next {
         DeliveryNext::Delivered => 0,
-        DeliveryNext::RetryAt(_) => 1,
+        DeliveryNext::RetryAt(_) | DeliveryNext::RateLimited(_) => 1,
         DeliveryNext::Dead | DeliveryNext::TargetDead { .. } => 2,
     };
     ctx.live.relay.results[result_index].fetch_add(1, Relaxed);
@@ -139,6 +139,11 @@ fn send_one(ctx: &Context, t: &DeliveryTicket) -> Reported {
                 t.attempt
             )
         }
+        (DeliveryNext::RateLimited(_), e) => log::debug!(
+            "relay: delivery {} to {label}: {}; sent again when the pause ends",
+            t.id,
+            e.as_deref().unwrap_or("429")
+        ),
         (DeliveryNext::TargetDead { .. }, Some(e)) => log::warn!(
             "relay: target {label} is gone ({e}); its deliveries are dead until an operator retries"
         ),

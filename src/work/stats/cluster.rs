@@ -4,20 +4,17 @@
 //! scan), and the live node list. The stats page itself still reads atomics only.
 
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
-
-use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::live::ClusterFigures;
 use super::LiveStats;
+use crate::base::lifecycle::Background;
 use crate::store::{CounterDelta, ReadStore};
 
 pub const REFRESH: Duration = Duration::from_secs(1);
 
-pub struct ClusterRefresher {
-    thread: JoinHandle<()>,
-}
+/// The cluster-stats thread.
+pub struct ClusterRefresher;
 
 impl ClusterRefresher {
     /// `live` was made from a [`ClusterCounters`](crate::store::ClusterCounters) read whose
@@ -27,26 +24,16 @@ impl ClusterRefresher {
         live: Arc<LiveStats>,
         node: String,
         mut seen: CounterDelta,
-        stop: Receiver<()>,
-    ) -> ClusterRefresher {
+    ) -> std::io::Result<Background> {
         refresh_nodes(&*reader, &live, &node);
-        let thread = std::thread::Builder::new()
-            .name("cluster-stats".into())
-            .spawn(move || loop {
-                match stop.recv_timeout(REFRESH) {
-                    Err(RecvTimeoutError::Timeout) => {
-                        refresh(&*reader, &live, &node, &mut seen);
-                        refresh_nodes(&*reader, &live, &node);
-                    }
-                    _ => return,
-                }
-            })
-            .expect("spawn cluster-stats thread");
-        ClusterRefresher { thread }
-    }
-
-    pub fn join(self) {
-        let _ = self.thread.join();
+        let mut refresher = Background::new("cluster-stats");
+        refresher.spawn("cluster-stats", move |stop| {
+            while !stop.sleep(REFRESH) {
+                refresh(&*reader, &live, &node, &mut seen);
+                refresh_nodes(&*reader, &live, &node);
+            }
+        })?;
+        Ok(refresher)
     }
 }
 

@@ -26,7 +26,7 @@ pub struct RelayFigures {
 /// One target as the stats show it.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct TargetFigures {
-    /// Deliveries owed to it when last counted (start, rescans) or moved here.
+    /// Deliveries owed to it: counted at start, then moved by every commit.
     pub pending: i64,
     /// RFC 3339, while a rate limit or a backoff holds it.
     pub paused_until: Option<String>,
@@ -63,11 +63,47 @@ impl RelayFigures {
         }
     }
 
-    /// A commit's delivery moves.
+    /// A commit's delivery moves: the totals and each target's owed ones.
     pub fn committed(&self, d: &CounterDelta) {
         self.owed.fetch_add(d.deliveries_owed, Relaxed);
         self.delivered.fetch_add(d.deliveries_delivered, Relaxed);
         self.dead.fetch_add(d.deliveries_dead, Relaxed);
+        if d.owed_by_target.is_empty() {
+            return;
+        }
+        if let Ok(mut targets) = self.targets.lock() {
+            for (label, n) in &d.owed_by_target {
+                targets.entry(label.clone()).or_default().pending += n;
+            }
+        }
+    }
+
+    /// The owed deliveries as counted from the rows just now, per target (masked label) and in
+    /// all: with other nodes on the database, whose commits this node does not hear, the
+    /// figures are set from the rows (once a second) instead of only moved by this node's.
+    pub fn recount_owed(&self, by_target: &BTreeMap<String, i64>) {
+        if let Ok(mut targets) = self.targets.lock() {
+            for (label, t) in targets.iter_mut() {
+                t.pending = by_target.get(label).copied().unwrap_or(0);
+            }
+            for (label, n) in by_target {
+                targets.entry(label.clone()).or_default().pending = *n;
+            }
+            self.owed.store(by_target.values().sum(), Relaxed);
+        }
+    }
+
+    /// Which targets are dead now (masked labels, as read from the store): the others lose
+    /// the mark, these get it.
+    pub fn set_dead(&self, dead: &[String]) {
+        if let Ok(mut targets) = self.targets.lock() {
+            for (label, t) in targets.iter_mut() {
+                t.dead = dead.contains(label);
+            }
+            for label in dead {
+                targets.entry(label.clone()).or_default().dead = true;
+            }
+        }
     }
 
     pub fn update_target(&self, label: &str, f: impl FnOnce(&mut TargetFigures)) {

@@ -20,9 +20,21 @@ pub struct Received {
     pub query: String,
     pub content_type: Option<String>,
     pub user_agent: Option<String>,
+    /// Every request header, as sent (names as the client spelled them).
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub status: u16,
     pub at: Instant,
+}
+
+impl Received {
+    /// The value of request header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 #[derive(Default)]
@@ -168,6 +180,16 @@ fn answer(mut req: tiny_http::Request, state: &Mutex<State>, limit: Option<Limit
             .map(|h| h.value.as_str().to_string())
     };
     let (content_type, user_agent) = (get("content-type"), get("user-agent"));
+    let request_headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|h| {
+            (
+                h.field.as_str().as_str().to_string(),
+                h.value.as_str().to_string(),
+            )
+        })
+        .collect();
     let mut body = Vec::new();
     let _ = req.as_reader().read_to_end(&mut body);
     let (webhook, token) = match parts.as_slice() {
@@ -255,6 +277,7 @@ fn answer(mut req: tiny_http::Request, state: &Mutex<State>, limit: Option<Limit
         query: query.to_string(),
         content_type,
         user_agent,
+        headers: request_headers,
         body,
         status,
         at: Instant::now(),
