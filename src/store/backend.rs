@@ -8,8 +8,8 @@ use super::{
     sqlite, Duty, Faults, FaultyBackend, Leadership, ReadStore, RemoteEvent, SqlStore, StoreError,
     StoreResult, WriteStore,
 };
-use crate::config::StorageSettings;
-use crate::lifecycle::{Background, Stop};
+use crate::base::lifecycle::{Background, Stop};
+use crate::settings::StorageSettings;
 
 /// Read connections kept open: the feeder and one HTTP handler at a time without opening more
 /// (the pool opens extra ones when all are busy).
@@ -79,7 +79,7 @@ fn write_store<B: SqlBackend + 'static>(backend: B, faults: Option<Faults>) -> B
 }
 
 /// Opens the storage for a serving node. On SQLite the write side holds the database's
-/// [`InstanceLock`](super::InstanceLock): while it lives, another `open` of the same database
+/// `InstanceLock`: while it lives, another `open` of the same database
 /// (in this process or another) fails with [`StoreError::InUse`]. With `faults`, the write
 /// side's transactions fail as they say (tests only; see [`Faults`]).
 pub fn open_node(

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use super::{OpOutcome, StoreError, StoreResult, WriteOp, WriterHandle};
-use crate::lifecycle::{Background, Stop};
-use crate::time::now_ms;
+use crate::base::lifecycle::{Background, Stop};
+use crate::base::time::now_ms;
 
 /// Messages deleted per transaction.
 pub const BATCH: u32 = 500;

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
 use super::{CommitObserver, Effect, OpOutcome, StoreError, StoreResult, WriteOp, WriteStore};
-use crate::lifecycle::{Component, Thread};
-use crate::time::now_ms;
+use crate::base::lifecycle::{Component, Thread};
+use crate::base::time::now_ms;
 
 /// Most ops folded into one transaction; bounds how long one commit holds the others.
 const MAX_BATCH: usize = 2048;
@@ -108,7 +108,7 @@ impl Writer {
     }
 }
 
-/// The writer is the one thread not told through a [`Stop`](crate::lifecycle::Stop): the stop
+/// The writer is the one thread not told through a [`Stop`](crate::base::lifecycle::Stop): the stop
 /// goes through its inbox, behind every op already sent, and it is waited for without a
 /// deadline, so everything a caller was told is committed is on disk and the final
 /// checkpoint runs before the process exits.
@@ -443,7 +443,7 @@ mod tests {
     #[test]
     fn worker_ops_wait_behind_a_parked_op_of_the_same_message() {
         let dir = tempfile::tempdir().unwrap();
-        let settings = crate::config::StorageSettings {
+        let settings = crate::settings::StorageSettings {
             path: dir.path().join("w.db"),
             ..Default::default()
         };

@@ -4,9 +4,9 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
-use hookvault::config::StorageSettings;
-use hookvault::store::Faults;
-use hookvault::Error;
+use hookvault::testing::store::Faults;
+use hookvault::testing::Error;
+use hookvault::StorageSettings;
 
 use crate::harness::{free_port, order_body, Hookvault};
 
@@ -35,7 +35,7 @@ fn a_start_that_fails_half_way_stops_what_it_had_started() {
         path: db.clone(),
         ..StorageSettings::default()
     };
-    let (store, _reader) = hookvault::store::open(&storage).expect("the database is free");
+    let (store, _reader) = hookvault::testing::store::open(&storage).expect("the database is free");
     drop(store);
     drop(TcpListener::bind(("127.0.0.1", port)).expect("the HTTP port is free"));
 

@@ -334,7 +334,7 @@ fn a_global_rate_limit_pauses_every_discord_target() {
 fn a_source_forwards_each_stored_message_through_the_same_engine() {
     let fake = FakeDiscord::start(None, 1);
     let url = format!("{}/api/webhooks/990/{TOKEN}", fake.base);
-    let table: hookvault::sources::SourceSettings =
+    let table: hookvault::SourceSettings =
         toml::from_str(&format!("name = \"shop\"\nforward = [\"{url}\"]")).unwrap();
     let hv = Hookvault::new()
         .settings(move |s| s.sources = vec![table])
@@ -376,7 +376,7 @@ fn a_forward_target_gets_its_extra_headers_and_their_values_show_nowhere() {
         "name = \"shop\"\nforward = [\"{plain}\", {{ url = \"{with_headers}\", headers = \
          {{ Authorization = \"Bearer {SECRET}\", X-Team = \"ops\" }} }}]\n"
     );
-    let table: hookvault::sources::SourceSettings = toml::from_str(&table_text).unwrap();
+    let table: hookvault::SourceSettings = toml::from_str(&table_text).unwrap();
     let mut hv = Hookvault::new()
         .settings(move |s| {
             s.sources = vec![table];
@@ -564,10 +564,10 @@ fn a_delivery_to_a_dead_target_is_a_dead_letter_and_never_pending() {
 /// operator may still retry it, and it sends the message's body), is kept until it is
 /// delivered or discarded.
 fn retention_keeps_messages_whose_deliveries_are_owed(hv: Hookvault<'_>) {
-    use hookvault::store::retention::RetentionSweeper;
+    use hookvault::testing::store::RetentionSweeper;
     const DAY: i64 = 86_400_000;
     let fake = FakeDiscord::start(None, 1);
-    let forward = |name: &str, webhook: &str| -> hookvault::sources::SourceSettings {
+    let forward = |name: &str, webhook: &str| -> hookvault::SourceSettings {
         toml::from_str(&format!(
             "name = \"{name}\"\nforward = [\"{}/api/webhooks/{webhook}/{TOKEN}\"]",
             fake.base
@@ -609,7 +609,7 @@ fn retention_keeps_messages_whose_deliveries_are_owed(hv: Hookvault<'_>) {
     }
 
     let writer = hv.service().writer();
-    let later = hookvault::time::now_ms() + 31 * DAY;
+    let later = hookvault::testing::now_ms() + 31 * DAY;
     assert_eq!(RetentionSweeper::run_once(&writer, 30, later).unwrap(), 1);
     let log = |id: i64| hv.http.get(&format!("/api/v2/webhooks/logs/{id}")).status;
     assert_eq!((log(ids[0]), log(ids[1]), log(ids[2])), (200, 200, 404));

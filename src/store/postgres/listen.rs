@@ -10,7 +10,7 @@ use postgres::{Client, Config};
 
 use super::read::stored_order;
 use super::{connect, EVENTS_CHANNEL};
-use crate::lifecycle::Stop;
+use crate::base::lifecycle::Stop;
 use crate::store::rows::ORDER_COLUMNS;
 use crate::store::{RemoteEvent, StoreError};
 

@@ -16,7 +16,7 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendErro
 use rusqlite::Connection;
 
 use super::sql_err;
-use crate::lifecycle::Thread;
+use crate::base::lifecycle::Thread;
 use crate::store::StoreResult;
 
 /// How soon a checkpoint that failed (disk full, I/O error) is tried again, as the writer

@@ -19,9 +19,10 @@ mod ws;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hookvault::queue::Processor;
-use hookvault::store::Faults;
-use hookvault::{Service, Settings};
+use hookvault::testing::store::Faults;
+use hookvault::testing::Processor;
+use hookvault::testing::Service;
+use hookvault::Settings;
 
 pub use binary::{command, run_cli, Binary};
 pub use fake_discord::{FakeDiscord, Limit};
@@ -127,14 +128,14 @@ impl<'a> Hookvault<'a> {
     }
 
     /// Like [`start`](Hookvault::start) for a service that must fail to start: why it failed.
-    pub fn start_refused(self) -> hookvault::Error {
+    pub fn start_refused(self) -> hookvault::testing::Error {
         match self.try_start() {
             Ok(_) => panic!("the service started"),
             Err(e) => e,
         }
     }
 
-    fn try_start(self) -> hookvault::Result<InProcess> {
+    fn try_start(self) -> hookvault::testing::Result<InProcess> {
         let dir = tempfile::tempdir().unwrap();
         let mut settings = Settings::default();
         settings.server.handler_threads = 8;
