@@ -2,42 +2,29 @@
 //! committed to SQLite; a fixed pool of worker threads then turns it into an order, retrying
 //! with backoff and parking what keeps failing in dead letters.
 //!
-//! `main.rs` only calls [`run`]; tests use [`Service`] directly. `docs/architecture.md` maps
-//! the modules.
+//! `main.rs` only calls [`run`]. The public surface is that, the [`Settings`] and what a test
+//! needs to build them, and [`testing`]: what the integration tests reach inside. Every other
+//! module is private; `docs/architecture.md` maps them.
+//!
+//! The folders are the layers, bottom to top; each imports only from those below it: `base`
+//! (the leaves), `settings`, `store`, `work` (queue, orders, relay, alerts, pipeline, stats,
+//! events), `edge` (the HTTP transport), `api` (the HTTP API), `app` (service and commands).
 
-pub mod access;
-pub mod alerts;
-pub mod allocator;
-pub mod cidr;
-pub mod cli;
-pub mod commands;
-pub mod config;
-pub mod disk;
-pub mod error;
-pub mod events;
-pub mod http;
-pub mod jitter;
-pub mod net;
-pub mod notify;
-pub mod orders;
-pub mod pipeline;
-pub mod queue;
-pub mod relay;
-pub mod service;
-pub mod shutdown;
-pub mod signals;
-pub mod sources;
-pub mod stats;
-pub mod store;
-pub mod text;
-pub mod time;
+mod api;
+mod app;
+mod base;
+mod edge;
+mod settings;
+mod store;
+mod work;
 
-pub use commands::logging::init as init_logging;
-pub use config::Settings;
-pub use error::{Error, Result};
-pub use service::Service;
+pub mod testing;
 
-use cli::Command;
+pub use settings::sources::SourceSettings;
+pub use settings::{AlertEvent, AlertKind, AlertTarget, Settings, StorageSettings, ENV_PREFIX};
+
+use app::cli::{self, Command};
+use app::commands;
 
 /// Runs a command line and returns the process exit code.
 pub fn run(args: Vec<String>) -> i32 {

@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hookvault::{Service, Settings};
+use hookvault::testing::Service;
+use hookvault::Settings;
 use hookvault_loadtest::{run, Options, PayloadSpec, Report};
 
 /// hookvault on an ephemeral port with its database in a temp dir.
@@ -37,7 +38,7 @@ impl Server {
         }
     }
 
-    fn stats(&self) -> hookvault::stats::StatsSnapshot {
+    fn stats(&self) -> hookvault::testing::StatsSnapshot {
         self.service.as_ref().unwrap().stats()
     }
 }

@@ -1,17 +1,15 @@
 //! The one way to open storage: the backend `storage.backend` names.
 
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
-
-use crossbeam_channel::Receiver;
 
 use super::sql::SqlBackend;
 use super::{
     sqlite, Duty, Faults, FaultyBackend, Leadership, ReadStore, RemoteEvent, SqlStore, StoreError,
     StoreResult, WriteStore,
 };
-use crate::config::StorageSettings;
+use crate::base::lifecycle::{Background, Stop};
+use crate::settings::StorageSettings;
 
 /// Read connections kept open: the feeder and one HTTP handler at a time without opening more
 /// (the pool opens extra ones when all are busy).
@@ -38,21 +36,13 @@ pub struct OpenedStore {
 pub struct Cluster {
     pub node: String,
     pub lease: Duration,
-    listen: Box<dyn FnOnce(Deliver, Receiver<()>) -> JoinHandle<()> + Send>,
+    /// Receives other nodes' events until its `Stop` (the listener thread's body).
+    listen: Box<dyn FnOnce(Deliver, Stop) + Send>,
     elect: Box<dyn Fn(Duty) -> Box<dyn Leadership> + Send + Sync>,
 }
 
 /// Where the listener hands each event another node committed (on its own thread).
 pub type Deliver = Box<dyn Fn(RemoteEvent) + Send>;
-
-/// The thread receiving other nodes' events; it ends when its `stop` disconnects.
-pub struct EventListener(JoinHandle<()>);
-
-impl EventListener {
-    pub fn join(self) {
-        let _ = self.0.join();
-    }
-}
 
 impl Cluster {
     /// How this node learns whether it leads `duty` (one node of the cluster at a time).
@@ -61,8 +51,11 @@ impl Cluster {
     }
 
     /// Starts receiving the events other nodes commit; `deliver` runs on the listener thread.
-    pub fn listen(self, deliver: Deliver, stop: Receiver<()>) -> EventListener {
-        EventListener((self.listen)(deliver, stop))
+    pub fn listen(self, deliver: Deliver) -> std::io::Result<Background> {
+        let mut listener = Background::new("cluster-events");
+        let listen = self.listen;
+        listener.spawn("pg-listen", move |stop| listen(deliver, stop))?;
+        Ok(listener)
     }
 }
 
@@ -86,7 +79,7 @@ fn write_store<B: SqlBackend + 'static>(backend: B, faults: Option<Faults>) -> B
 }
 
 /// Opens the storage for a serving node. On SQLite the write side holds the database's
-/// [`InstanceLock`](super::InstanceLock): while it lives, another `open` of the same database
+/// `InstanceLock`: while it lives, another `open` of the same database
 /// (in this process or another) fails with [`StoreError::InUse`]. With `faults`, the write
 /// side's transactions fail as they say (tests only; see [`Faults`]).
 pub fn open_node(

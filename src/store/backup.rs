@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use super::model::{BackupProgress, CopySummary};
 use super::sqlite;
 use super::{InstanceLock, StoreError, StoreResult};
-use crate::config::StorageSettings;
-use crate::time::{now_ms, rfc3339};
+use crate::base::time::{now_ms, rfc3339};
+use crate::settings::StorageSettings;
 
 /// What [`restore`] did.
 #[derive(Debug, Clone, PartialEq)]

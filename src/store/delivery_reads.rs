@@ -8,7 +8,7 @@ use super::delivery::{
 use super::sql::Row;
 use super::statements as sql;
 use super::{ReadStore, StoreResult};
-use crate::time::rfc3339;
+use crate::base::time::rfc3339;
 
 fn summary(r: &Row) -> DeliverySummary {
     DeliverySummary {
@@ -57,7 +57,8 @@ pub fn deliveries(store: &dyn ReadStore, q: &DeliveryQuery) -> StoreResult<Vec<D
         .collect())
 }
 
-/// One delivery with its attempts.
+/// One delivery with its attempts (the state machine's tests read a delivery back by id).
+#[cfg(test)]
 pub fn delivery(store: &dyn ReadStore, id: i64) -> StoreResult<Option<DeliveryDetail>> {
     let page = deliveries(
         store,

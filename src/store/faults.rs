@@ -82,7 +82,7 @@ struct Shared {
     failed: AtomicU64,
 }
 
-/// The switchboard of a [`FaultyBackend`]: clone it, hand one to the store and keep the other
+/// The switchboard of a `FaultyBackend`: clone it, hand one to the store and keep the other
 /// to switch faults on and off while the service runs. A fresh one fails nothing.
 #[derive(Debug, Clone, Default)]
 pub struct Faults {

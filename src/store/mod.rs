@@ -34,15 +34,15 @@ pub mod writer;
 
 use std::sync::Arc;
 
-use crate::config::StorageSettings;
+use crate::settings::StorageSettings;
 
-pub use backend::{open, open_node, Cluster, EventListener, NodeIdentity, OpenedStore};
-pub use backup::{backup, restore, Restored};
+pub use backend::{open, open_node, Cluster, NodeIdentity, OpenedStore};
+pub use backup::{backup, restore};
 pub use consistency::{Check, ConsistencyReport};
 pub use delivery::*;
 pub use delivery_reads::{
-    dead_targets, deliveries, deliveries_by_state, deliveries_of_message, delivery, owed_by_label,
-    owed_targets, OwedTarget,
+    dead_targets, deliveries, deliveries_by_state, deliveries_of_message, owed_by_label,
+    owed_targets,
 };
 pub use error::{StoreError, StoreResult};
 pub use faults::{FailAt, FaultKind, Faults, FaultyBackend};
@@ -58,7 +58,7 @@ pub use writer::{Writer, WriterHandle};
 /// `hookvault check`: the durable counters against the tables and the state and lease rules
 /// (see `sqlite/check.rs` for the list); with `repair`, rebuilds what the tables can tell
 /// first, under the write lock. The database must exist (it is migrated if older). SQLite
-/// only: see [`sqlite_only`].
+/// only: see `sqlite_only`.
 pub fn check(settings: &StorageSettings, repair: bool) -> StoreResult<ConsistencyReport> {
     sqlite_only(settings, "check")?;
     sqlite::check::run(&settings.path, repair)
@@ -138,7 +138,7 @@ pub trait ReadStore: Send + Sync {
     fn raw_messages(&self, filter: &RawFilter, page: PageAfter) -> StoreResult<Vec<RawMessage>>;
     /// How many messages `raw_messages` would return in all.
     fn raw_count(&self, filter: &RawFilter) -> StoreResult<u64>;
-    /// The storage's own figures (see [`StorageHealth`]); cheap, never a table scan.
+    /// The storage's own figures (see `StorageHealth`); cheap, never a table scan.
     fn storage_health(&self) -> StorageHealth;
     /// `processing` messages whose lease ran out before `now_ms` (or that have none): work
     /// nobody is doing. Reads the `processing` rows only.

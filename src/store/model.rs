@@ -213,7 +213,7 @@ pub enum WriteOp {
     /// The relay takes target `target` (its lease, to `lease.owner`) and up to `limit` of its
     /// due deliveries, oldest first, each `pending → sending` with its attempt counted. A
     /// target whose lease another node holds, or whose head waits for its backoff, yields no
-    /// tickets (see [`Taken`]).
+    /// tickets (see `Taken`).
     TakeDeliveries {
         target: String,
         limit: u32,
@@ -316,8 +316,7 @@ pub enum OpOutcome {
     /// What [`WriteOp::TakeDeliveries`] found.
     Taken(Taken),
     /// A [`WriteOp::DeliveryOutcome`] was recorded. The deliveries it made dead (the target's
-    /// others too, when the target died) are in the batch's
-    /// [`CounterDelta::deliveries_died`].
+    /// others too, when the target died) are in the batch's `CounterDelta::deliveries_died`.
     DeliveryRecorded {
         /// The target, masked.
         label: String,
@@ -574,7 +573,7 @@ pub struct StorageHealth {
     pub wal_bytes: Option<u64>,
     /// Free space and size of the file system holding the database, where it is local
     /// (SQLite); PostgreSQL's disk is the server's.
-    pub disk: Option<crate::disk::DiskSpace>,
+    pub disk: Option<crate::base::disk::DiskSpace>,
     /// When the oldest `queued` message was received (unix ms; `None`: nothing queued, or
     /// not readable): how far behind the workers are.
     pub oldest_queued_at_ms: Option<i64>,

@@ -5,13 +5,11 @@
 //! ones stay until an operator retries or discards them. The sweep goes through the writer in
 //! small batches with a pause between them, so ingest never waits behind a long delete.
 
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
-
 use super::{OpOutcome, StoreError, StoreResult, WriteOp, WriterHandle};
-use crate::time::now_ms;
+use crate::base::lifecycle::{Background, Stop};
+use crate::base::time::now_ms;
 
 /// Messages (or deliveries of their own) deleted per transaction.
 pub const BATCH: u32 = 500;
@@ -23,15 +21,13 @@ pub const INTERVAL: Duration = Duration::from_secs(5 * 60);
 const DAY_MS: i64 = 86_400_000;
 const SUBMIT_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub struct RetentionSweeper {
-    thread: Option<JoinHandle<()>>,
-}
+/// The retention thread.
+pub struct RetentionSweeper;
 
 impl RetentionSweeper {
-    /// Starts the sweep thread; `retention_days == 0` keeps everything (no thread). The thread
-    /// ends when `stop` disconnects.
-    pub fn start(writer: WriterHandle, retention_days: u32, stop: Receiver<()>) -> Self {
-        Self::start_with(writer, retention_days, FIRST_RUN, INTERVAL, stop)
+    /// Starts the sweep thread; `retention_days == 0` keeps everything (no thread).
+    pub fn start(writer: WriterHandle, retention_days: u32) -> std::io::Result<Background> {
+        Self::start_with(writer, retention_days, FIRST_RUN, INTERVAL)
     }
 
     pub fn start_with(
@@ -39,44 +35,38 @@ impl RetentionSweeper {
         retention_days: u32,
         first_run: Duration,
         interval: Duration,
-        stop: Receiver<()>,
-    ) -> Self {
+    ) -> std::io::Result<Background> {
+        let mut sweeper = Background::new("retention");
         if retention_days == 0 {
             log::info!(
                 "retention is off (storage.retention_days = 0): processed messages are kept"
             );
-            return RetentionSweeper { thread: None };
+            return Ok(sweeper);
         }
-        let thread = std::thread::Builder::new()
-            .name("retention".into())
-            .spawn(move || {
-                let mut wait = first_run;
-                loop {
-                    match stop.recv_timeout(wait) {
-                        Err(RecvTimeoutError::Timeout) => {}
-                        _ => return,
-                    }
-                    match sweep(&writer, retention_days, now_ms(), Some(&stop)) {
-                        Ok(Swept {
-                            messages: 0,
-                            deliveries: 0,
-                        }) => {}
-                        Ok(Swept {
-                            messages,
-                            deliveries,
-                        }) => log::info!(
-                            "retention: removed {messages} processed messages and \
-                             {deliveries} finished deliveries older than {retention_days} days"
-                        ),
-                        Err(e) => log::warn!("retention sweep failed: {e}; trying again later"),
-                    }
-                    wait = interval;
+        sweeper.spawn("retention", move |stop| {
+            let mut wait = first_run;
+            loop {
+                if stop.sleep(wait) {
+                    return;
                 }
-            })
-            .expect("spawn retention thread");
-        RetentionSweeper {
-            thread: Some(thread),
-        }
+                match sweep(&writer, retention_days, now_ms(), Some(&stop)) {
+                    Ok(Swept {
+                        messages: 0,
+                        deliveries: 0,
+                    }) => {}
+                    Ok(Swept {
+                        messages,
+                        deliveries,
+                    }) => log::info!(
+                        "retention: removed {messages} processed messages and {deliveries} \
+                         finished deliveries older than {retention_days} days"
+                    ),
+                    Err(e) => log::warn!("retention sweep failed: {e}; trying again later"),
+                }
+                wait = interval;
+            }
+        })?;
+        Ok(sweeper)
     }
 
     /// One whole sweep as of `now_ms`: messages in batches of [`BATCH`] until one comes back
@@ -84,12 +74,6 @@ impl RetentionSweeper {
     /// nothing.
     pub fn run_once(writer: &WriterHandle, retention_days: u32, now_ms: i64) -> StoreResult<Swept> {
         sweep(writer, retention_days, now_ms, None)
-    }
-
-    pub fn join(self) {
-        if let Some(t) = self.thread {
-            let _ = t.join();
-        }
     }
 }
 
@@ -105,7 +89,7 @@ fn sweep(
     writer: &WriterHandle,
     retention_days: u32,
     now_ms: i64,
-    stop: Option<&Receiver<()>>,
+    stop: Option<&Stop>,
 ) -> StoreResult<Swept> {
     let mut swept = Swept::default();
     if retention_days == 0 {
@@ -133,7 +117,7 @@ fn batches(
     writer: &WriterHandle,
     op: &dyn Fn(u32) -> WriteOp,
     counted: fn(&Swept) -> u64,
-    stop: Option<&Receiver<()>>,
+    stop: Option<&Stop>,
     swept: &mut Swept,
 ) -> StoreResult<bool> {
     loop {
@@ -157,10 +141,11 @@ fn batches(
             return Ok(true);
         }
         match stop {
-            Some(stop) => match stop.recv_timeout(PAUSE) {
-                Err(RecvTimeoutError::Timeout) => {}
-                _ => return Ok(false),
-            },
+            Some(stop) => {
+                if stop.sleep(PAUSE) {
+                    return Ok(false);
+                }
+            }
             None => std::thread::sleep(PAUSE),
         }
     }

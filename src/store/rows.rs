@@ -3,7 +3,7 @@
 
 use super::sql::{Cell, Row};
 use super::{MessageState, MessageSummary, Order, RawMessage, StoredOrder};
-use crate::time::rfc3339;
+use crate::base::time::rfc3339;
 
 /// The columns [`summary`] reads, in its order.
 pub const SUMMARY_COLUMNS: &str =

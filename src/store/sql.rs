@@ -112,6 +112,8 @@ pub enum Announce {
 }
 
 impl Announce {
+    /// The word PostgreSQL's `NOTIFY` carries for it.
+    #[cfg(feature = "postgres")]
     pub fn as_str(self) -> &'static str {
         match self {
             Announce::Received => "received",

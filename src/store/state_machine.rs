@@ -15,7 +15,7 @@ use super::{
     CounterDelta, Effect, Lease, MessageState, NewMessage, NewRejection, OpOutcome, Order,
     OrderChange, StoreResult, StoredOrder, WriteOp,
 };
-use crate::time::rfc3339;
+use crate::base::time::rfc3339;
 
 /// Applies `ops` in `tx` (one batch, one transaction) and adds what they moved to the durable
 /// counters in the same transaction; the outcomes line up with `ops`.

@@ -5,13 +5,13 @@
 //! live figures) is the observer's business, not the store's.
 
 use std::collections::HashSet;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
 use super::{CommitObserver, Effect, OpOutcome, StoreError, StoreResult, WriteOp, WriteStore};
-use crate::time::now_ms;
+use crate::base::lifecycle::{Component, Thread};
+use crate::base::time::now_ms;
 
 /// Most ops folded into one transaction; bounds how long one commit holds the others.
 const MAX_BATCH: usize = 2048;
@@ -82,7 +82,7 @@ impl WriterHandle {
 }
 
 pub struct Writer {
-    thread: JoinHandle<()>,
+    thread: Thread,
     inbox: Sender<Request>,
 }
 
@@ -91,26 +91,37 @@ type Observer = Box<dyn CommitObserver>;
 
 impl Writer {
     /// Starts the writer thread on `store`; `observer` hears about every commit.
-    pub fn start(store: Box<dyn WriteStore>, mut observer: Observer) -> (Writer, WriterHandle) {
+    pub fn start(
+        store: Box<dyn WriteStore>,
+        mut observer: Observer,
+    ) -> std::io::Result<(Writer, WriterHandle)> {
         let (tx, rx) = bounded(INBOX);
         observer.writer_running(true);
-        let thread = std::thread::Builder::new()
-            .name("writer".into())
-            .spawn(move || run(store, rx, observer))
-            .expect("spawn writer thread");
-        (
+        let thread = Thread::spawn("writer", move || run(store, rx, observer))?;
+        Ok((
             Writer {
                 thread,
                 inbox: tx.clone(),
             },
             WriterHandle { inbox: tx },
-        )
+        ))
+    }
+}
+
+/// The writer is the one thread not told through a [`Stop`](crate::base::lifecycle::Stop): the stop
+/// goes through its inbox, behind every op already sent, and it is waited for without a
+/// deadline, so everything a caller was told is committed is on disk and the final
+/// checkpoint runs before the process exits.
+impl Component for Writer {
+    fn name(&self) -> &'static str {
+        "writer"
     }
 
     /// Commits everything already sent, checkpoints the WAL and waits for the thread.
-    pub fn stop(self) {
+    fn stop(self: Box<Self>, _deadline: Instant) -> usize {
         let _ = self.inbox.send(Request::Stop);
-        let _ = self.thread.join();
+        self.thread.join();
+        0
     }
 }
 
@@ -433,7 +444,7 @@ mod tests {
     #[test]
     fn worker_ops_wait_behind_a_parked_op_of_the_same_message() {
         let dir = tempfile::tempdir().unwrap();
-        let settings = crate::config::StorageSettings {
+        let settings = crate::settings::StorageSettings {
             path: dir.path().join("w.db"),
             ..Default::default()
         };

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use hookvault::config::{AlertEvent, AlertKind, AlertTarget};
 use hookvault::Settings;
+use hookvault::{AlertEvent, AlertKind, AlertTarget};
 use serde_json::Value;
 use tiny_http::{Header, Response, Server};
 

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use hookvault::config::AlertKind;
+use hookvault::AlertKind;
 
 use crate::alerts::{fast, target, Receiver};
 use crate::harness::{pg_or_skip, Binary, Hookvault, PgDb};

@@ -250,10 +250,7 @@ fn smoke(build: &ArmBuild) {
     let mut cmd = Command::new(build.qemu);
     // As the harness runs hookvault: no inherited settings from a developer's shell.
     for (name, _) in std::env::vars_os() {
-        if name
-            .to_string_lossy()
-            .starts_with(hookvault::config::ENV_PREFIX)
-        {
+        if name.to_string_lossy().starts_with(hookvault::ENV_PREFIX) {
             cmd.env_remove(name);
         }
     }

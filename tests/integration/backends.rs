@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hookvault::queue::{Job, ProcessError, Processor};
-use hookvault::store::Effect;
+use hookvault::testing::Effect;
+use hookvault::testing::{Job, ProcessError, Processor};
 use serde_json::Value;
 
 use crate::harness::{order_body, Hookvault, InProcess};

@@ -105,7 +105,7 @@ fn dashboard_script_parses() {
     ) {
         return;
     }
-    let html = hookvault::http::dashboard::render(Some("127.0.0.1:8002".parse().unwrap()));
+    let html = hookvault::testing::api::render_dashboard(Some("127.0.0.1:8002".parse().unwrap()));
     let start = html.find("<script>").expect("an inline script") + "<script>".len();
     let end = html[start..].find("</script>").expect("script end") + start;
     assert_eq!(html.matches("<script").count(), 1, "one inline script only");

@@ -14,10 +14,7 @@ fn addr(http: &Http) -> SocketAddr {
     http.base.trim_start_matches("http://").parse().unwrap()
 }
 
-fn spawn(
-    edge: &'static str,
-    tweak: impl FnOnce(&mut hookvault::config::Settings) + 'static,
-) -> Binary {
+fn spawn(edge: &'static str, tweak: impl FnOnce(&mut hookvault::Settings) + 'static) -> Binary {
     Hookvault::new()
         .settings(move |c| {
             c.server.edge = edge.into();

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use hookvault::store::{FailAt, Faults};
+use hookvault::testing::store::{FailAt, Faults};
 
 const INGEST: &str = "/api/v2/webhooks/orders";
 

@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hookvault::queue::{Job, JsonCheckProcessor, ProcessError, Processor};
-use hookvault::store::{Effect, Faults};
-use hookvault::time::now_ms;
+use hookvault::testing::now_ms;
+use hookvault::testing::store::Faults;
+use hookvault::testing::Effect;
+use hookvault::testing::{Job, JsonCheckProcessor, ProcessError, Processor};
 use rusqlite::{params, Connection};
 
 use crate::harness::{Hookvault, Http, InProcess};

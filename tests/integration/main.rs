@@ -37,6 +37,7 @@ mod faults;
 mod instance_lock;
 mod intake;
 mod leases;
+mod lifecycle;
 mod listings;
 mod live_events;
 mod memory;

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hookvault::orders::limits::{MAX_VALUE_BYTES, TRUNCATED};
-use hookvault::queue::{Job, ProcessError, Processor};
-use hookvault::store::Effect;
+use hookvault::testing::orders::{MAX_VALUE_BYTES, TRUNCATED};
+use hookvault::testing::Effect;
+use hookvault::testing::{Job, ProcessError, Processor};
 
 use crate::harness::Hookvault;
 

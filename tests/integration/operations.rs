@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hookvault::queue::{Job, JsonCheckProcessor, ProcessError, Processor};
-use hookvault::store::{Effect, RetentionSweeper};
+use hookvault::testing::store::RetentionSweeper;
+use hookvault::testing::Effect;
+use hookvault::testing::{Job, JsonCheckProcessor, ProcessError, Processor};
 use serde_json::Value;
 
 use crate::harness::{self, order_body, Answer, Hookvault, Http};
@@ -524,7 +525,7 @@ fn openapi_describes_exactly_the_routes_and_docs_are_self_contained() {
         }
     }
     // The route table, and the ingest path of each configured source (here the built-in one).
-    let mut routes: BTreeSet<(String, String)> = hookvault::http::ROUTES
+    let mut routes: BTreeSet<(String, String)> = hookvault::testing::api::ROUTES
         .iter()
         .map(|r| (r.method.to_string(), r.path.to_string()))
         .collect();
@@ -710,7 +711,7 @@ fn retention_removes_old_processed_messages_only() {
     let dead = ingest_id(http, b"not json");
     let before = http.wait_drained(WAIT);
     let writer = s.service().writer();
-    let now = hookvault::time::now_ms();
+    let now = hookvault::testing::now_ms();
     const DAY: i64 = 86_400_000;
 
     // Nothing is old enough yet; 0 days means retention is off.
@@ -761,7 +762,7 @@ fn retention_sweeps_in_batches_until_a_short_one() {
         .processor(Arc::new(JsonCheckProcessor))
         .start();
     let http = &s.http;
-    let n = 2 * hookvault::store::retention::BATCH as usize + 7;
+    let n = 2 * hookvault::testing::store::RETENTION_BATCH as usize + 7;
     std::thread::scope(|scope| {
         for t in 0..8 {
             scope.spawn(move || {
@@ -773,7 +774,7 @@ fn retention_sweeps_in_batches_until_a_short_one() {
     });
     http.wait_drained(Duration::from_secs(60));
     let writer = s.service().writer();
-    let later = hookvault::time::now_ms() + 2 * 86_400_000;
+    let later = hookvault::testing::now_ms() + 2 * 86_400_000;
     assert_eq!(
         RetentionSweeper::run_once(&writer, 1, later)
             .unwrap()
@@ -788,17 +789,16 @@ fn retention_sweeps_in_batches_until_a_short_one() {
 fn the_sweeper_stops_when_shutdown_begins() {
     let s = Hookvault::new().start();
     let writer = s.service().writer();
-    let (tx, rx) = crossbeam_channel::bounded::<()>(0);
     let sweeper = RetentionSweeper::start_with(
         writer,
         30,
         Duration::from_millis(10),
         Duration::from_secs(3600),
-        rx,
-    );
+    )
+    .unwrap();
     std::thread::sleep(Duration::from_millis(100));
     let started = std::time::Instant::now();
-    drop(tx);
-    sweeper.join();
+    let left_behind = sweeper.stop(started + Duration::from_secs(10));
+    assert_eq!(left_behind, 0);
     assert!(started.elapsed() < Duration::from_secs(2));
 }

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use hookvault::orders::{OrderParser, ParseError};
+use hookvault::testing::orders::{OrderParser, ParseError};
 use serde_json::Value;
 
 use crate::harness::{webhook_fixture, webhook_fixtures, Fixture};

@@ -3,8 +3,8 @@
 //! arbitrary text in every place a Discord body carries text, and in price
 //! parsing. Case counts are kept modest so this runs in seconds in debug.
 
-use hookvault::orders::price::parse_price;
-use hookvault::orders::{markdown, OrderParser, ParseError};
+use hookvault::testing::orders::parse_price;
+use hookvault::testing::orders::{markdown, OrderParser, ParseError};
 use proptest::prelude::*;
 use serde_json::json;
 

@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use crate::harness::{pg_or_skip, PgDb};
 
-use hookvault::orders::Order;
-use hookvault::store::postgres::{self, PostgresOptions, PostgresReader, PostgresWriter};
-use hookvault::store::{
-    DeadLetterQuery, Effect, Lease, LogQuery, MessageState, NewMessage, OpOutcome, OrderChange,
-    ReadStore, RemoteEvent, WriteOp, WriteStore,
+use hookvault::testing::store::postgres::{self, PostgresOptions, PostgresReader, PostgresWriter};
+use hookvault::testing::store::Order;
+use hookvault::testing::store::{
+    DeadLetterQuery, Lease, LogQuery, MessageState, NewMessage, OpOutcome, OrderChange, ReadStore,
+    RemoteEvent, WriteOp, WriteStore,
 };
+use hookvault::testing::Effect;
 
 fn open(db: &PgDb, node: &str, lease: Duration) -> (PostgresWriter, PostgresReader) {
     postgres::open(
@@ -72,7 +73,7 @@ fn lease(node: &str, ms: i64) -> Lease {
 }
 
 fn one(w: &mut PostgresWriter, op: WriteOp) -> OpOutcome {
-    let (mut outcomes, _) = w.commit_batch(&[op], hookvault::time::now_ms()).unwrap();
+    let (mut outcomes, _) = w.commit_batch(&[op], hookvault::testing::now_ms()).unwrap();
     outcomes.remove(0)
 }
 
@@ -182,7 +183,7 @@ fn one_node_has_the_sqlite_semantics() {
     assert_eq!(one(&mut w, retry), OpOutcome::Changed(1));
     assert_eq!(state(&r, third), (MessageState::Queued, 1));
     assert!(
-        r.due_jobs(0, hookvault::time::now_ms(), 10)
+        r.due_jobs(0, hookvault::testing::now_ms(), 10)
             .unwrap()
             .is_empty(),
         "not due yet"
@@ -224,7 +225,7 @@ fn one_node_has_the_sqlite_semantics() {
         }
     );
     assert_eq!(
-        r.due_jobs(0, hookvault::time::now_ms(), 10).unwrap()[0].id,
+        r.due_jobs(0, hookvault::testing::now_ms(), 10).unwrap()[0].id,
         third
     );
     one(&mut w, claim(third, 1, "a", 30_000));
@@ -371,7 +372,8 @@ fn two_nodes_one_claim_and_leases_taken_over() {
     one(&mut a, claim(x, 1, "a", 30_000));
     one(&mut b, claim(y, 1, "b", 30_000));
     assert_eq!(
-        a.recover_in_flight("a", hookvault::time::now_ms()).unwrap(),
+        a.recover_in_flight("a", hookvault::testing::now_ms())
+            .unwrap(),
         1
     );
     assert_eq!(state(&r, x).0, MessageState::Queued);
@@ -395,16 +397,17 @@ fn other_nodes_hear_committed_events() {
     let db = pg_or_skip!();
     let (mut a, _) = open(&db, "a", Duration::from_secs(30));
     let (tx, rx) = crossbeam_channel::unbounded();
-    let (_stop_tx, stop) = crossbeam_channel::bounded::<()>(0);
     let config = postgres::config(&db.url, "b").unwrap();
-    let _listener = postgres::listen(
-        config,
-        "b".into(),
-        Box::new(move |e| {
-            let _ = tx.send(e);
-        }),
-        stop,
-    );
+    // Stopped when dropped, at the end of the test.
+    let mut _listener = hookvault::testing::Background::new("cluster-events");
+    _listener
+        .spawn("pg-listen", move |stop| {
+            let deliver = Box::new(move |e| {
+                let _ = tx.send(e);
+            });
+            postgres::listen(config, "b".into(), deliver, stop)
+        })
+        .unwrap();
     std::thread::sleep(Duration::from_millis(500)); // LISTEN is in place
     let (id, _) = appended(&one(&mut a, message(None)));
     one(&mut a, claim(id, 1, "a", 30_000));
@@ -453,7 +456,7 @@ fn a_newer_schema_is_refused() {
 /// while that session lives, and takes it once the session ends (a stopped or crashed node).
 #[test]
 fn one_node_leads_a_duty_until_its_session_ends() {
-    use hookvault::store::{Duty, Leadership};
+    use hookvault::testing::store::{Duty, Leadership};
     let db = pg_or_skip!();
     let config = postgres::config(&db.url, "a").unwrap();
     let mut a = postgres::AdvisoryLeader::new(config.clone(), Duty::Alerts);

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hookvault::queue::{Job, ProcessError, Processor};
-use hookvault::store::Effect;
+use hookvault::testing::Effect;
+use hookvault::testing::{Job, ProcessError, Processor};
 
 use crate::harness::{order_body, Hookvault};
 
@@ -123,7 +123,7 @@ fn a_retry_cut_short_by_a_stop_runs_when_its_backoff_ends_after_the_restart() {
 
     let again = Hookvault::new()
         .database(s.database())
-        .processor(Arc::new(hookvault::queue::JsonCheckProcessor))
+        .processor(Arc::new(hookvault::testing::JsonCheckProcessor))
         .start();
     let entry = again
         .http
@@ -295,7 +295,7 @@ fn graceful_stop_leaves_unfinished_work_queued_and_resumes_it() {
     let mut again = Hookvault::new()
         .database(s.database())
         .settings(|c| c.queue.workers = 2)
-        .processor(Arc::new(hookvault::queue::JsonCheckProcessor))
+        .processor(Arc::new(hookvault::testing::JsonCheckProcessor))
         .start();
     again.http.wait_drained(Duration::from_secs(10));
     for id in ids {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hookvault::config::{AlertEvent, AlertKind, AlertTarget};
+use hookvault::{AlertEvent, AlertKind, AlertTarget};
 
 use crate::harness::{require, tool, Hookvault};
 

@@ -334,7 +334,7 @@ fn a_global_rate_limit_pauses_every_discord_target() {
 fn a_source_forwards_each_stored_message_through_the_same_engine() {
     let fake = FakeDiscord::start(None, 1);
     let url = format!("{}/api/webhooks/990/{TOKEN}", fake.base);
-    let table: hookvault::sources::SourceSettings =
+    let table: hookvault::SourceSettings =
         toml::from_str(&format!("name = \"shop\"\nforward = [\"{url}\"]")).unwrap();
     let hv = Hookvault::new()
         .settings(move |s| s.sources = vec![table])
@@ -376,7 +376,7 @@ fn a_forward_target_gets_its_extra_headers_and_their_values_show_nowhere() {
         "name = \"shop\"\nforward = [\"{plain}\", {{ url = \"{with_headers}\", headers = \
          {{ Authorization = \"Bearer {SECRET}\", X-Team = \"ops\" }} }}]\n"
     );
-    let table: hookvault::sources::SourceSettings = toml::from_str(&table_text).unwrap();
+    let table: hookvault::SourceSettings = toml::from_str(&table_text).unwrap();
     let mut hv = Hookvault::new()
         .settings(move |s| {
             s.sources = vec![table];
@@ -564,10 +564,10 @@ fn a_delivery_to_a_dead_target_is_a_dead_letter_and_never_pending() {
 /// operator may still retry it, and it sends the message's body), is kept until it is
 /// delivered or discarded.
 fn retention_keeps_messages_whose_deliveries_are_owed(hv: Hookvault<'_>) {
-    use hookvault::store::retention::RetentionSweeper;
+    use hookvault::testing::store::RetentionSweeper;
     const DAY: i64 = 86_400_000;
     let fake = FakeDiscord::start(None, 1);
-    let forward = |name: &str, webhook: &str| -> hookvault::sources::SourceSettings {
+    let forward = |name: &str, webhook: &str| -> hookvault::SourceSettings {
         toml::from_str(&format!(
             "name = \"{name}\"\nforward = [\"{}/api/webhooks/{webhook}/{TOKEN}\"]",
             fake.base
@@ -609,7 +609,7 @@ fn retention_keeps_messages_whose_deliveries_are_owed(hv: Hookvault<'_>) {
     }
 
     let writer = hv.service().writer();
-    let later = hookvault::time::now_ms() + 31 * DAY;
+    let later = hookvault::testing::now_ms() + 31 * DAY;
     assert_eq!(
         RetentionSweeper::run_once(&writer, 30, later)
             .unwrap()
@@ -720,12 +720,11 @@ impl Tables<'_> {
 /// dead one stays, its message with it, until an operator discards it. The relay's
 /// `delivered` total is not lowered by the rows going, after a restart either.
 fn retention_removes_finished_deliveries(hv: impl Fn() -> Hookvault<'static>, tables: Tables) {
-    use hookvault::store::retention::{RetentionSweeper, Swept};
-    use hookvault::store::{NewDelivery, TargetKind, WriteOp};
+    use hookvault::testing::store::{NewDelivery, RetentionSweeper, Swept, TargetKind, WriteOp};
     const DAY: i64 = 86_400_000;
     let fake = FakeDiscord::start(None, 1);
     let url = |webhook: &str| format!("{}/api/webhooks/{webhook}/{TOKEN}", fake.base);
-    let forward = |name: &str, webhook: &str| -> hookvault::sources::SourceSettings {
+    let forward = |name: &str, webhook: &str| -> hookvault::SourceSettings {
         toml::from_str(&format!(
             "name = \"{name}\"\nforward = [\"{}\"]",
             url(webhook)
@@ -778,7 +777,7 @@ fn retention_removes_finished_deliveries(hv: impl Fn() -> Hookvault<'static>, ta
     assert_eq!(d.status, 200, "{}", d.text);
     assert_eq!(tables.deliveries(), (5, 5));
 
-    let now = hookvault::time::now_ms();
+    let now = hookvault::testing::now_ms();
     assert_eq!(
         RetentionSweeper::run_once(&writer, 30, now).unwrap(),
         Swept::default()

@@ -6,11 +6,11 @@
 
 use std::time::{Duration, Instant};
 
-use hookvault::config::StorageSettings;
-use hookvault::store::{self, OpOutcome, WriteOp, WriteStore};
+use hookvault::testing::store::{self, OpOutcome, WriteOp, WriteStore};
+use hookvault::StorageSettings;
 use rusqlite::Connection;
 
-const BATCH: u32 = hookvault::store::retention::BATCH;
+const BATCH: u32 = hookvault::testing::store::RETENTION_BATCH;
 
 fn rows() -> i64 {
     std::env::var("HOOKVAULT_SCALE_ROWS")

@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use hookvault::sources::SourceSettings;
 use hookvault::Settings;
+use hookvault::SourceSettings;
 use serde_json::Value;
 
 use crate::harness::{require, run_cli, Hookvault};

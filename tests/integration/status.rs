@@ -78,8 +78,8 @@ fn one_bad_webhook_degrades_until_it_is_dealt_with_and_counts_once() {
 #[test]
 fn a_dead_letter_retried_and_processed_counts_as_one_success() {
     // A backend that refuses the first attempt for good and accepts the operator's retry.
-    use hookvault::queue::{Job, ProcessError, Processor};
-    use hookvault::store::Effect;
+    use hookvault::testing::Effect;
+    use hookvault::testing::{Job, ProcessError, Processor};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 

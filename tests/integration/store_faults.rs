@@ -6,11 +6,12 @@
 
 use std::time::Duration;
 
-use hookvault::config::StorageSettings;
-use hookvault::store::{
-    self, Effect, FailAt, Faults, Lease, NewMessage, NodeIdentity, OpOutcome, OpenedStore,
-    StoreError, WriteOp,
+use hookvault::testing::store::{
+    self, FailAt, Faults, Lease, NewMessage, NodeIdentity, OpOutcome, OpenedStore, StoreError,
+    WriteOp,
 };
+use hookvault::testing::Effect;
+use hookvault::StorageSettings;
 
 #[cfg(feature = "postgres")]
 use crate::harness::pg_or_skip;
@@ -44,7 +45,7 @@ fn appended(o: &OpOutcome) -> (i64, bool) {
 }
 
 fn now() -> i64 {
-    hookvault::time::now_ms()
+    hookvault::testing::now_ms()
 }
 
 fn received(s: &OpenedStore) -> u64 {
@@ -78,7 +79,7 @@ fn after_commit(settings: &StorageSettings) {
     let mut s = open(settings, &faults);
     faults.fail_at(FailAt::AfterCommit);
     faults.fail_next(1);
-    faults.kind(hookvault::store::FaultKind::Io);
+    faults.kind(hookvault::testing::store::FaultKind::Io);
     assert!(s.writer.commit_batch(&[append("a1")], now()).is_err());
     assert_eq!(received(&s), 1, "committed although the answer was lost");
     let (o, d) = s.writer.commit_batch(&[append("a1")], now()).unwrap();
@@ -141,7 +142,7 @@ fn stopped_half_way(settings: &StorageSettings) {
     );
     let logs = s
         .reader
-        .logs(&hookvault::store::LogQuery {
+        .logs(&hookvault::testing::store::LogQuery {
             limit: 10,
             ..Default::default()
         })

@@ -3,15 +3,14 @@
 //! thread `LISTEN`s on its own connection, skips its own node's notices (those were published
 //! locally after the commit) and reads the details of the others' before handing them on.
 
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::Receiver;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, Config};
 
 use super::read::stored_order;
 use super::{connect, EVENTS_CHANNEL};
+use crate::base::lifecycle::Stop;
 use crate::store::rows::ORDER_COLUMNS;
 use crate::store::{RemoteEvent, StoreError};
 
@@ -20,38 +19,21 @@ const RECONNECT: Duration = Duration::from_secs(1);
 /// How often the thread looks at `stop` while no notice arrives.
 const TICK: Duration = Duration::from_millis(250);
 
-/// Starts the thread that listens until `stop` disconnects; `deliver` gets each other node's
-/// event.
-pub fn start(
-    config: Config,
-    node: String,
-    deliver: Box<dyn Fn(RemoteEvent) + Send>,
-    stop: Receiver<()>,
-) -> JoinHandle<()> {
-    std::thread::Builder::new()
-        .name("pg-listen".into())
-        .spawn(move || loop {
-            match listen(&config, &node, &*deliver, &stop) {
-                Ok(()) => return,
-                Err(e) => {
-                    log::warn!("event listener: {e}; connecting again in {RECONNECT:?} (events from other nodes are missed meanwhile)");
-                    if !matches!(
-                        stop.recv_timeout(RECONNECT),
-                        Err(crossbeam_channel::RecvTimeoutError::Timeout)
-                    ) {
-                        return;
-                    }
+/// Listens until `stop` (on the listener thread; the postgres client's wait for a notice
+/// cannot be woken by a channel, so it looks at `stop` every `TICK`); `deliver` gets each
+/// other node's event.
+pub fn run(config: Config, node: String, deliver: Box<dyn Fn(RemoteEvent) + Send>, stop: Stop) {
+    loop {
+        match listen(&config, &node, &*deliver, &stop) {
+            Ok(()) => return,
+            Err(e) => {
+                log::warn!("event listener: {e}; connecting again in {RECONNECT:?} (events from other nodes are missed meanwhile)");
+                if stop.sleep(RECONNECT) {
+                    return;
                 }
             }
-        })
-        .expect("spawn pg-listen thread")
-}
-
-fn stopped(stop: &Receiver<()>) -> bool {
-    matches!(
-        stop.try_recv(),
-        Err(crossbeam_channel::TryRecvError::Disconnected) | Ok(())
-    )
+        }
+    }
 }
 
 /// Ok when told to stop; Err when the connection failed.
@@ -59,14 +41,14 @@ fn listen(
     config: &Config,
     node: &str,
     deliver: &dyn Fn(RemoteEvent),
-    stop: &Receiver<()>,
+    stop: &Stop,
 ) -> Result<(), StoreError> {
     let mut listener = connect(config)?;
     let mut details = connect(config)?;
     listener
         .batch_execute(&format!("LISTEN {EVENTS_CHANNEL}"))
         .map_err(super::pg_err)?;
-    while !stopped(stop) {
+    while !stop.is_stopping() {
         let mut notes = Vec::new();
         {
             let mut n = listener.notifications();

@@ -21,9 +21,8 @@ use postgres::types::Type;
 use postgres::{Client, Config, NoTls};
 
 pub use leader::AdvisoryLeader;
-pub use listen::start as listen;
+pub use listen::run as listen;
 pub use read::PostgresReader;
-pub use schema::SCHEMA_VERSION;
 pub use write::{PostgresBackend, PostgresWriter};
 
 use super::sql::{Cell, Row};
@@ -64,7 +63,7 @@ pub fn config(url: &str, node: &str) -> Result<Config, StoreError> {
     let mut config: Config = url.parse().map_err(|e| {
         StoreError::Other(format!(
             "storage.url {}: {e}",
-            crate::config::mask_url_password(url)
+            crate::settings::mask_url_password(url)
         ))
     })?;
     if config.get_password().is_none() {

@@ -8,6 +8,7 @@ use postgres::types::ToSql;
 use postgres::{Client, Config, Row};
 
 use super::{cells, connect, pg_err, DB_NOW_MS};
+use crate::base::time::{now_ms, rfc3339};
 use crate::store::rows::{self, ORDER_COLUMNS, SUMMARY_COLUMNS};
 use crate::store::{
     ClusterCounters, CounterDelta, DeadLetter, DurableCounters, LogQuery, MessageDetail,
@@ -18,7 +19,6 @@ use crate::store::{
     DeadLetterQuery, Payload, QueuedJob, Rejection, RejectionQuery, SourceCounters,
     PAYLOAD_PREVIEW_BYTES,
 };
-use crate::time::{now_ms, rfc3339};
 
 /// A node whose heartbeat is older than this is left out of the node list.
 pub const NODE_ALIVE_MS: i64 = 5_000;

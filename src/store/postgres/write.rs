@@ -13,9 +13,9 @@ use postgres::types::{private::BytesMut, to_sql_checked, IsNull, ToSql, Type};
 use postgres::{Client, Statement, Transaction};
 
 use super::{cells, pg_err, PostgresOptions, DB_NOW_MS, EVENTS_CHANNEL};
+use crate::base::time::now_ms;
 use crate::store::sql::{Announce, Row, Rules, SqlBackend, SqlTx, Value, Writers};
 use crate::store::{SqlStore, StoreError, StoreResult};
-use crate::time::now_ms;
 
 /// The write side on PostgreSQL: the state machine over this node's connection.
 pub type PostgresWriter = SqlStore<PostgresBackend>;

@@ -10,13 +10,13 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use rusqlite::Connection;
 
 use super::sql_err;
+use crate::base::lifecycle::Thread;
 use crate::store::StoreResult;
 
 /// How soon a checkpoint that failed (disk full, I/O error) is tried again, as the writer
@@ -24,9 +24,10 @@ use crate::store::StoreResult;
 const RETRY: Duration = Duration::from_secs(1);
 
 pub(super) struct Checkpointer {
-    /// Dropped to stop the thread.
+    /// Dropped to stop the thread: it belongs to the store, not to the service's list, and
+    /// ends when the store closes.
     requests: Option<Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<Thread>,
     /// WAL frames the last checkpoint saw (the WAL's length then); see
     /// [`Checkpointer::wal_frames`].
     wal_frames: Arc<AtomicU64>,
@@ -48,10 +49,8 @@ impl Checkpointer {
         let (tx, rx) = bounded(1);
         let wal_frames = Arc::new(AtomicU64::new(0));
         let frames = Arc::clone(&wal_frames);
-        let thread = std::thread::Builder::new()
-            .name("checkpointer".into())
-            .spawn(move || run(conn, rx, &frames))
-            .map_err(|e| crate::store::StoreError::Other(format!("spawn checkpointer: {e}")))?;
+        let thread = Thread::spawn("checkpointer", move || run(conn, rx, &frames))
+            .map_err(|e| crate::store::StoreError::Other(e.to_string()))?;
         Ok(Checkpointer {
             requests: Some(tx),
             thread: Some(thread),
@@ -93,7 +92,7 @@ impl Drop for Checkpointer {
     fn drop(&mut self) {
         self.requests = None;
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            t.join();
         }
     }
 }

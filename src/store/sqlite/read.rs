@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
 use super::{cells, sql_err};
+use crate::base::time::rfc3339;
 use crate::store::rows::{self, ORDER_COLUMNS, SUMMARY_COLUMNS};
 use crate::store::{
     DeadLetter, DeadLetterQuery, DurableCounters, LogQuery, MessageDetail, MessageState,
@@ -14,7 +15,6 @@ use crate::store::{
     RawMessage, ReadStore, Rejection, RejectionQuery, SourceCounters, StorageHealth, StoreError,
     StoreResult, StoredOrder, PAYLOAD_PREVIEW_BYTES,
 };
-use crate::time::rfc3339;
 
 pub struct SqliteReader {
     path: PathBuf,
@@ -418,7 +418,7 @@ impl ReadStore for SqliteReader {
         StorageHealth {
             size_bytes: std::fs::metadata(&self.path).ok().map(|m| m.len()),
             wal_bytes: wal,
-            disk: crate::disk::space_of(&self.path),
+            disk: crate::base::disk::space_of(&self.path),
             oldest_queued_at_ms: self.oldest_queued_at().ok().flatten(),
         }
     }

@@ -83,8 +83,8 @@ ALTER TABLE messages ADD COLUMN lease_until INTEGER;
 CREATE INDEX messages_processed_finished ON messages(finished_at) WHERE state = 'processed';
 "#;
 
-/// Version 3: sources (`[[sources]]`, `src/sources/`); its first statements are the shared
-/// [`SOURCE_COLUMNS`](crate::store::statements::SOURCE_COLUMNS).
+/// Version 3: sources (`[[sources]]`, `src/settings/sources/`); its first statements are the
+/// shared [`SOURCE_COLUMNS`](crate::store::statements::SOURCE_COLUMNS).
 ///
 /// * Every message and order names its source; rows from before came through the one ingest
 ///   path there was, the `orders` source.

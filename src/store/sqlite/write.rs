@@ -311,7 +311,7 @@ mod tests {
 
     /// A commit that changes a row.
     fn change(w: &mut SqliteBackend) {
-        w.transaction(|tx| tx.raise_counter("test", crate::time::now_ms()))
+        w.transaction(|tx| tx.raise_counter("test", crate::base::time::now_ms()))
             .unwrap();
     }
 

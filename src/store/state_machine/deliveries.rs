@@ -15,9 +15,8 @@
 
 use super::sql;
 use super::Batch;
-use crate::store::delivery::{
-    mask_target, AttemptResult, DeliveryTicket, NewDelivery, Taken, TargetKind,
-};
+use crate::base::mask::mask_target;
+use crate::store::delivery::{AttemptResult, DeliveryTicket, NewDelivery, Taken, TargetKind};
 use crate::store::sql::{Cell, Value};
 use crate::store::{DeadDeliveries, DeliveryNext, Lease, OpOutcome, StoreResult};
 

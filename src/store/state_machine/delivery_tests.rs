@@ -274,7 +274,9 @@ fn a_rate_limit_gives_its_attempt_back_and_the_figures_follow_each_target() {
         .commit_batch(&[outcome(1, 1, 204, DeliveryNext::Delivered)], 31)
         .unwrap();
     assert_eq!(delta.owed_by_target.get(label), Some(&-1));
-    let d = crate::store::delivery(&r, 1).unwrap().unwrap();
+    let d = crate::store::delivery_reads::delivery(&r, 1)
+        .unwrap()
+        .unwrap();
     assert_eq!(d.summary.attempts, 1);
     let statuses: Vec<Option<u16>> = d.attempts_made.iter().map(|a| a.status).collect();
     assert_eq!(statuses, [Some(429), Some(429), Some(204)]);

@@ -12,10 +12,7 @@ use super::http::Http;
 pub fn command() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookvault"));
     for (name, _) in std::env::vars_os() {
-        if name
-            .to_string_lossy()
-            .starts_with(hookvault::config::ENV_PREFIX)
-        {
+        if name.to_string_lossy().starts_with(hookvault::ENV_PREFIX) {
             cmd.env_remove(name);
         }
     }

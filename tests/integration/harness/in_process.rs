@@ -2,8 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use hookvault::service::StopSummary;
-use hookvault::Service;
+use hookvault::testing::{Service, StopSummary};
 
 use super::http::Http;
 

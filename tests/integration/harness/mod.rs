@@ -19,9 +19,10 @@ mod ws;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hookvault::queue::Processor;
-use hookvault::store::Faults;
-use hookvault::{Service, Settings};
+use hookvault::testing::store::Faults;
+use hookvault::testing::Processor;
+use hookvault::testing::Service;
+use hookvault::Settings;
 
 pub use binary::{command, run_cli, Binary};
 pub use fake_discord::{FakeDiscord, Limit};
@@ -123,6 +124,18 @@ impl<'a> Hookvault<'a> {
     /// The library's [`Service`] in this process, with settings tuned for tests: 4 workers,
     /// 8 handler threads, 20-200 ms backoff, a 5 s shutdown timeout.
     pub fn start(self) -> InProcess {
+        self.try_start().expect("service starts")
+    }
+
+    /// Like [`start`](Hookvault::start) for a service that must fail to start: why it failed.
+    pub fn start_refused(self) -> hookvault::testing::Error {
+        match self.try_start() {
+            Ok(_) => panic!("the service started"),
+            Err(e) => e,
+        }
+    }
+
+    fn try_start(self) -> hookvault::testing::Result<InProcess> {
         let dir = tempfile::tempdir().unwrap();
         let mut settings = Settings::default();
         settings.server.handler_threads = 8;
@@ -145,8 +158,8 @@ impl<'a> Hookvault<'a> {
         if let Some(f) = faults {
             builder = builder.faults(f);
         }
-        let service = builder.start().expect("service starts");
-        InProcess::new(service, database, dir)
+        let service = builder.start()?;
+        Ok(InProcess::new(service, database, dir))
     }
 
     /// The real binary (`hookvault serve --config FILE`, the file written from these
