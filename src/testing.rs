@@ -14,11 +14,12 @@ pub use crate::work::stats::StatsSnapshot;
 
 /// The store below the writer thread: opened, written and read directly.
 pub mod store {
-    pub use crate::store::retention::BATCH as RETENTION_BATCH;
+    pub use crate::store::retention::{Swept, BATCH as RETENTION_BATCH};
     pub use crate::store::{
         check, open, open_node, DeadLetterQuery, Duty, FailAt, FaultKind, Faults, Leadership,
-        Lease, LogQuery, MessageState, NewMessage, NodeIdentity, OpOutcome, OpenedStore, Order,
-        OrderChange, ReadStore, RemoteEvent, RetentionSweeper, StoreError, WriteOp, WriteStore,
+        Lease, LogQuery, MessageState, NewDelivery, NewMessage, NodeIdentity, OpOutcome,
+        OpenedStore, Order, OrderChange, ReadStore, RemoteEvent, RetentionSweeper, StoreError,
+        TargetKind, WriteOp, WriteStore,
     };
 
     /// The PostgreSQL backend's own handles.

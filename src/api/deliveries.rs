@@ -90,6 +90,8 @@ pub fn retry_failed(state: &AppState, call: &mut Call) -> Reply {
 }
 
 /// `DELETE /api/v2/deliveries/{id}`: a dead or pending delivery is given up (`discarded`).
+/// One whose request is in flight answers `409`: the request cannot be called back, and what
+/// the target answers decides whether anything is left to give up, in a moment.
 pub fn discard(state: &AppState, call: &mut Call) -> Reply {
     let id = match call.param_id(0) {
         Ok(id) => id,
@@ -104,10 +106,22 @@ pub fn discard(state: &AppState, call: &mut Call) -> Reply {
             log::info!("{} discarded delivery {id}", actor(call));
             Reply::json(200, &json!({"discarded": 1, "id": id}))
         }
-        Ok(OpOutcome::NotApplicable { .. }) => Reply::error(
+        Ok(OpOutcome::DeliveryNotApplicable { state: None }) => {
+            Reply::error(404, "not_found", &format!("no delivery with id {id}"))
+        }
+        Ok(OpOutcome::DeliveryNotApplicable { state: Some(s) }) if s == "sending" => Reply::error(
+            409,
+            "delivery_in_flight",
+            &format!(
+                "delivery {id} is being sent right now and its request cannot be called back; \
+                 once the target answers it is delivered, or owed again or dead and can be \
+                 discarded: try again in a moment"
+            ),
+        ),
+        Ok(OpOutcome::DeliveryNotApplicable { state: Some(s) }) => Reply::error(
             404,
-            "not_found",
-            &format!("delivery {id} does not exist or is neither pending nor dead"),
+            "not_discardable",
+            &format!("delivery {id} is {s}; only pending or dead deliveries can be discarded"),
         ),
         Ok(other) => unexpected(&other),
         Err(e) => storage_error(&e),

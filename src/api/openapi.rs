@@ -406,10 +406,14 @@ pub fn describe(method: &str, path: &str) -> Option<Value> {
             }
         }),
         ("DELETE", "/api/v2/deliveries/{id}") => json!({
-            "description": "Gives up a dead or pending delivery (`discarded`).",
+            "description": "Gives up a dead or pending delivery (`discarded`). A pending one whose \
+                request is in flight is not given up: `409 delivery_in_flight`; once the target \
+                has answered it is delivered, or owed again or dead and can be discarded, so \
+                try again in a moment.",
             "responses": {
                 "200": ok("Discarded", json!({"type": "object"})),
-                "404": error("No such delivery, or it is delivered or discarded already")
+                "404": error("`not_found`: no such delivery; `not_discardable`: it is delivered or discarded already"),
+                "409": error("`delivery_in_flight`: its request is in flight; try again in a moment")
             }
         }),
         ("GET", "/api/v2/webhooks/queue/stats") => json!({

@@ -128,7 +128,7 @@ pub fn dead_targets(store: &dyn ReadStore) -> StoreResult<Vec<String>> {
         .collect())
 }
 
-/// How many deliveries are in each stored state.
+/// How many deliveries are in each owed state (`pending`, `sending`).
 pub fn deliveries_by_state(store: &dyn ReadStore) -> StoreResult<Vec<(String, i64)>> {
     Ok(store
         .rows(sql::DELIVERIES_BY_STATE, &[])?

@@ -488,6 +488,10 @@ fn copy_counters(src: &Connection, dst: &mut postgres::Client) -> Result<TableCo
         "dead_now".into(),
         gauge("SELECT count(*) FROM messages WHERE state = 'dead'")?,
     ));
+    rows.push((
+        "deliveries_dead".into(),
+        gauge("SELECT count(*) FROM deliveries WHERE state = 'dead'")?,
+    ));
     let mut tx = dst.transaction().map_err(pg::pg_err)?;
     let mut copied = 0;
     for (name, value) in &rows {

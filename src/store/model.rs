@@ -182,8 +182,15 @@ pub enum WriteOp {
         id: i64,
         actor: String,
     },
-    /// Retention: deletes up to `limit` processed messages finished before the cut-off.
+    /// Retention: deletes up to `limit` processed messages finished before the cut-off, with
+    /// their deliveries (a message with a delivery owed or dead is kept). [`OpOutcome::Purged`].
     PurgeProcessed {
+        finished_before_ms: i64,
+        limit: u32,
+    },
+    /// Retention: deletes up to `limit` deliveries without a message (alerts) delivered or
+    /// discarded before the cut-off, with their attempts; dead ones stay. [`OpOutcome::Purged`].
+    PurgeDeliveries {
         finished_before_ms: i64,
         limit: u32,
     },
@@ -226,7 +233,9 @@ pub enum WriteOp {
         id: Option<i64>,
         actor: String,
     },
-    /// A dead or pending delivery is given up: `discarded`.
+    /// A dead or pending delivery is given up: `discarded`. One whose request is in flight
+    /// (`sending`) is not: what the target answers decides whether there is anything left to
+    /// give up ([`OpOutcome::DeliveryNotApplicable`]).
     DiscardDelivery {
         id: i64,
         actor: String,
@@ -281,8 +290,14 @@ pub enum OpOutcome {
     Completed {
         order: Option<OrderChange>,
     },
-    /// How many messages changed state (retry, requeue, discard, purge).
+    /// How many messages changed state (retry, requeue, discard).
     Changed(u64),
+    /// What a retention op removed: messages, and deliveries (a message's, or ones of their
+    /// own), each with its attempts.
+    Purged {
+        messages: u64,
+        deliveries: u64,
+    },
     /// The op referred to a message not in the state it needs (e.g. retrying one that is not
     /// dead).
     NotApplicable {
@@ -293,14 +308,18 @@ pub enum OpOutcome {
     DeliveryQueued {
         id: i64,
     },
+    /// A delivery op found its delivery in a state it does not apply to: the stored state
+    /// (`sending` while its request is in flight), `None` when there is no such delivery.
+    DeliveryNotApplicable {
+        state: Option<String>,
+    },
     /// What [`WriteOp::TakeDeliveries`] found.
     Taken(Taken),
-    /// What a [`WriteOp::DeliveryOutcome`] did: the deliveries that became dead with it
-    /// (the target's others, when the target died).
+    /// A [`WriteOp::DeliveryOutcome`] was recorded. The deliveries it made dead (the target's
+    /// others too, when the target died) are in the batch's `CounterDelta::deliveries_died`.
     DeliveryRecorded {
         /// The target, masked.
         label: String,
-        also_dead: Vec<i64>,
     },
     /// What [`WriteOp::RenewLeases`] did.
     LeasesRenewed {
@@ -334,6 +353,10 @@ pub struct DurableCounters {
     pub queued: u64,
     pub processing: u64,
     pub dead_now: u64,
+    /// Deliveries delivered (ever).
+    pub deliveries_delivered: u64,
+    /// Gauge: dead deliveries now.
+    pub deliveries_dead: u64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -574,19 +597,39 @@ pub struct CounterDelta {
     pub queued: i64,
     pub processing: i64,
     pub dead_now: i64,
-    /// Deliveries: how the owed (`pending`, `sending`), delivered and dead ones moved. Live
-    /// figures only (counted from the rows at start), not durable counter rows.
+    /// Deliveries: how the owed (`pending`, `sending`) ones moved (a live figure, counted
+    /// from the rows), how many were delivered (a durable total: retention removes delivered
+    /// rows) and how the dead ones moved (a gauge, stored where gauges are).
     pub deliveries_owed: i64,
     pub deliveries_delivered: i64,
     pub deliveries_dead: i64,
+    /// The deliveries the batch made dead, however they died (a request's answer, their
+    /// target dead when they were taken or created), grouped per target and error.
+    pub deliveries_died: Vec<DeadDeliveries>,
     /// How the owed deliveries moved per target, by its masked label (the same moves as
     /// `deliveries_owed`, so the per-target figures always add up to it).
     pub owed_by_target: std::collections::BTreeMap<String, i64>,
 }
 
+/// Deliveries of one target that one commit made dead with the same error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadDeliveries {
+    /// The target, masked.
+    pub label: String,
+    pub error: String,
+    /// The lowest id among them.
+    pub first_id: i64,
+    pub count: u64,
+}
+
 impl CounterDelta {
+    /// How many deliveries the batch made dead.
+    pub fn deliveries_died(&self) -> u64 {
+        self.deliveries_died.iter().map(|d| d.count).sum()
+    }
+
     /// The durable totals by their stored names.
-    pub fn totals(&self) -> [(&'static str, i64); 11] {
+    pub fn totals(&self) -> [(&'static str, i64); 12] {
         [
             ("received", self.received),
             ("duplicates", self.duplicates),
@@ -599,6 +642,7 @@ impl CounterDelta {
             ("leases_expired", self.leases_expired),
             ("orders_created", self.orders_created),
             ("processing_us_total", self.processing_us),
+            ("deliveries_delivered", self.deliveries_delivered),
         ]
     }
 }

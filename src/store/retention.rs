@@ -1,7 +1,9 @@
 //! Retention: processed messages older than `storage.retention_days` are deleted (their body
-//! too; their order, if any, stays). Dead and discarded messages are kept. The sweep goes
-//! through the writer in small batches with a pause between them, so ingest never waits
-//! behind a long delete.
+//! and their deliveries too; their order, if any, stays). Dead and discarded messages are
+//! kept, and so is a processed message while one of its deliveries is owed or dead.
+//! Deliveries without a message (alerts) go once delivered or discarded for as long; dead
+//! ones stay until an operator retries or discards them. The sweep goes through the writer in
+//! small batches with a pause between them, so ingest never waits behind a long delete.
 
 use std::time::Duration;
 
@@ -9,7 +11,7 @@ use super::{OpOutcome, StoreError, StoreResult, WriteOp, WriterHandle};
 use crate::base::lifecycle::{Background, Stop};
 use crate::base::time::now_ms;
 
-/// Messages deleted per transaction.
+/// Messages (or deliveries of their own) deleted per transaction.
 pub const BATCH: u32 = 500;
 /// Pause between two batches of one sweep.
 pub const PAUSE: Duration = Duration::from_millis(50);
@@ -48,9 +50,16 @@ impl RetentionSweeper {
                     return;
                 }
                 match sweep(&writer, retention_days, now_ms(), Some(&stop)) {
-                    Ok(0) => {}
-                    Ok(n) => log::info!(
-                        "retention: removed {n} processed messages older than {retention_days} days"
+                    Ok(Swept {
+                        messages: 0,
+                        deliveries: 0,
+                    }) => {}
+                    Ok(Swept {
+                        messages,
+                        deliveries,
+                    }) => log::info!(
+                        "retention: removed {messages} processed messages and {deliveries} \
+                         finished deliveries older than {retention_days} days"
                     ),
                     Err(e) => log::warn!("retention sweep failed: {e}; trying again later"),
                 }
@@ -60,11 +69,20 @@ impl RetentionSweeper {
         Ok(sweeper)
     }
 
-    /// One whole sweep as of `now_ms`: batches of [`BATCH`] until one comes back short.
-    /// Returns how many messages were removed. `retention_days == 0` removes nothing.
-    pub fn run_once(writer: &WriterHandle, retention_days: u32, now_ms: i64) -> StoreResult<u64> {
+    /// One whole sweep as of `now_ms`: messages in batches of [`BATCH`] until one comes back
+    /// short, then deliveries of their own the same way. `retention_days == 0` removes
+    /// nothing.
+    pub fn run_once(writer: &WriterHandle, retention_days: u32, now_ms: i64) -> StoreResult<Swept> {
         sweep(writer, retention_days, now_ms, None)
     }
+}
+
+/// What one sweep removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub messages: u64,
+    /// Deliveries, with their messages or of their own.
+    pub deliveries: u64,
 }
 
 fn sweep(
@@ -72,33 +90,60 @@ fn sweep(
     retention_days: u32,
     now_ms: i64,
     stop: Option<&Stop>,
-) -> StoreResult<u64> {
+) -> StoreResult<Swept> {
+    let mut swept = Swept::default();
     if retention_days == 0 {
-        return Ok(0);
+        return Ok(swept);
     }
     let cutoff = now_ms.saturating_sub(i64::from(retention_days) * DAY_MS);
-    let mut total = 0;
+    // Messages first (their deliveries go with them), then deliveries of their own.
+    let messages = |limit| WriteOp::PurgeProcessed {
+        finished_before_ms: cutoff,
+        limit,
+    };
+    let deliveries = |limit| WriteOp::PurgeDeliveries {
+        finished_before_ms: cutoff,
+        limit,
+    };
+    if batches(writer, &messages, |s| s.messages, stop, &mut swept)? {
+        batches(writer, &deliveries, |s| s.deliveries, stop, &mut swept)?;
+    }
+    Ok(swept)
+}
+
+/// Batches of `op` until one removes fewer than [`BATCH`] of what `counted` reads, added to
+/// `swept`; `false` when `stop` ended it first.
+fn batches(
+    writer: &WriterHandle,
+    op: &dyn Fn(u32) -> WriteOp,
+    counted: fn(&Swept) -> u64,
+    stop: Option<&Stop>,
+    swept: &mut Swept,
+) -> StoreResult<bool> {
     loop {
-        let op = WriteOp::PurgeProcessed {
-            finished_before_ms: cutoff,
-            limit: BATCH,
-        };
-        let n = match writer.submit(op, SUBMIT_TIMEOUT)? {
-            OpOutcome::Changed(n) => n,
+        let batch = match writer.submit(op(BATCH), SUBMIT_TIMEOUT)? {
+            OpOutcome::Purged {
+                messages,
+                deliveries,
+            } => Swept {
+                messages,
+                deliveries,
+            },
             other => {
                 return Err(StoreError::Other(format!(
                     "unexpected answer to a purge: {other:?}"
                 )))
             }
         };
-        total += n;
-        if n < u64::from(BATCH) {
-            return Ok(total);
+        swept.messages += batch.messages;
+        swept.deliveries += batch.deliveries;
+        if counted(&batch) < u64::from(BATCH) {
+            return Ok(true);
         }
         match stop {
             Some(stop) => {
                 if stop.sleep(PAUSE) {
-                    return Ok(total);
+                    return Ok(false);
                 }
             }
             None => std::thread::sleep(PAUSE),

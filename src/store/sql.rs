@@ -165,6 +165,10 @@ pub struct Rules {
     /// a message whose delivery is still owed, or dead (an operator may retry it), is kept:
     /// the delivery sends the message's body.
     pub purge_candidates: &'static str,
+    /// Up to `?2` ids of deliveries without a message (alerts) delivered or discarded before
+    /// `?1`, oldest first, each taken by one sweep (dead ones wait for an operator), through
+    /// the `deliveries_own_finished` index.
+    pub own_delivery_candidates: &'static str,
     /// A lock only one sweeper may hold at a time (a row `1` when taken); `None` where only
     /// one writer exists.
     pub sweep_lock: Option<&'static str>,
@@ -214,6 +218,7 @@ pub fn counter_rows(d: &CounterDelta, with_gauges: bool) -> Vec<(&'static str, i
         ("queued", d.queued),
         ("processing", d.processing),
         ("dead_now", d.dead_now),
+        ("deliveries_dead", d.deliveries_dead),
     ];
     let gauges = if with_gauges { &gauges[..] } else { &[] };
     d.totals()

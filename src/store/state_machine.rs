@@ -137,6 +137,10 @@ impl<'t> Batch<'t> {
                 finished_before_ms,
                 limit,
             } => self.purge(*finished_before_ms, *limit),
+            WriteOp::PurgeDeliveries {
+                finished_before_ms,
+                limit,
+            } => self.purge_deliveries(*finished_before_ms, *limit),
             WriteOp::Rederive { id, order } => self.rederive(*id, order),
             WriteOp::Deliver(d) => self.deliver(d),
             WriteOp::TakeDeliveries {
@@ -420,24 +424,66 @@ impl<'t> Batch<'t> {
         Ok(OpOutcome::Changed(1))
     }
 
+    /// Whether this transaction may sweep: only one node sweeps at a time.
+    fn sweep_allowed(&mut self) -> StoreResult<bool> {
+        match self.tx.rules().sweep_lock {
+            Some(lock) => Ok(self.tx.query_row(lock, &[])?.map(|r| r.int(0)) == Some(1)),
+            None => Ok(true),
+        }
+    }
+
     fn purge(&mut self, finished_before_ms: i64, limit: u32) -> StoreResult<OpOutcome> {
-        if let Some(lock) = self.tx.rules().sweep_lock {
-            if self.tx.query_row(lock, &[])?.map(|r| r.int(0)) != Some(1) {
-                // Another node is sweeping; this one does nothing this time.
-                return Ok(OpOutcome::Changed(0));
-            }
+        if !self.sweep_allowed()? {
+            // Another node is sweeping; this one does nothing this time.
+            return Ok(OpOutcome::Purged {
+                messages: 0,
+                deliveries: 0,
+            });
         }
         let candidates = self.tx.rules().purge_candidates;
         let ids = self
             .tx
             .query(candidates, &[finished_before_ms.into(), limit.into()])?;
+        let mut deliveries = 0;
         for row in &ids {
             let id = row.int(0);
             self.tx.execute(sql::DELETE_MESSAGE, &[id.into()])?;
             self.tx.execute(sql::DELETE_BODY, &[id.into()])?;
+            self.tx
+                .execute(sql::DELETE_MESSAGE_DELIVERY_ATTEMPTS, &[id.into()])?;
+            deliveries += self
+                .tx
+                .execute(sql::DELETE_MESSAGE_DELIVERIES, &[id.into()])?;
         }
         self.d.purged += ids.len() as i64;
-        Ok(OpOutcome::Changed(ids.len() as u64))
+        Ok(OpOutcome::Purged {
+            messages: ids.len() as u64,
+            deliveries,
+        })
+    }
+
+    /// Deliveries of their own (alerts) finished before the cut-off; a message's go with it.
+    fn purge_deliveries(&mut self, finished_before_ms: i64, limit: u32) -> StoreResult<OpOutcome> {
+        if !self.sweep_allowed()? {
+            return Ok(OpOutcome::Purged {
+                messages: 0,
+                deliveries: 0,
+            });
+        }
+        let candidates = self.tx.rules().own_delivery_candidates;
+        let ids = self
+            .tx
+            .query(candidates, &[finished_before_ms.into(), limit.into()])?;
+        for row in &ids {
+            let id = row.int(0);
+            self.tx
+                .execute(sql::DELETE_DELIVERY_ATTEMPTS, &[id.into()])?;
+            self.tx.execute(sql::DELETE_DELIVERY, &[id.into()])?;
+        }
+        Ok(OpOutcome::Purged {
+            messages: 0,
+            deliveries: ids.len() as u64,
+        })
     }
 
     /// A refused webhook in the rejections log, the log trimmed to `keep` rows in the same

@@ -104,6 +104,13 @@ pub const RECORD_ACTION: &str =
 
 pub const DELETE_MESSAGE: &str = "DELETE FROM messages WHERE id = ?1";
 pub const DELETE_BODY: &str = "DELETE FROM bodies WHERE message_id = ?1";
+/// A purged message's deliveries go with it, their attempts first (by then each is delivered
+/// or discarded: a message with one owed or dead is not a candidate).
+pub const DELETE_MESSAGE_DELIVERY_ATTEMPTS: &str = "DELETE FROM delivery_attempts \
+     WHERE delivery_id IN (SELECT id FROM deliveries WHERE message_id = ?1)";
+pub const DELETE_MESSAGE_DELIVERIES: &str = "DELETE FROM deliveries WHERE message_id = ?1";
+pub const DELETE_DELIVERY_ATTEMPTS: &str = "DELETE FROM delivery_attempts WHERE delivery_id = ?1";
+pub const DELETE_DELIVERY: &str = "DELETE FROM deliveries WHERE id = ?1";
 
 pub const REDERIVED_PROCESSED: &str =
     "UPDATE messages SET state = 'processed', finished_at = ?2, last_error = NULL, \
@@ -235,8 +242,10 @@ pub const DEAD_TARGETS: &str = "SELECT target FROM relay_targets WHERE dead_reas
 /// Owed deliveries per target: `label, count` (the relay's per-target figures).
 pub const OWED_BY_LABEL: &str = "SELECT label, count(*) FROM deliveries \
      WHERE state IN ('pending', 'sending') GROUP BY label";
-/// `state, count` over all deliveries (the relay's figures at start).
-pub const DELIVERIES_BY_STATE: &str = "SELECT state, count(*) FROM deliveries GROUP BY state";
+/// `state, count` of the owed deliveries (the relay's owed figure at start; `delivered` and
+/// `dead` are counters).
+pub const DELIVERIES_BY_STATE: &str = "SELECT state, count(*) FROM deliveries \
+     WHERE state IN ('pending', 'sending') GROUP BY state";
 
 /// Sources, the part of the migration both backends share (SQLite's version 3, PostgreSQL's
 /// version 2): every message and order names its source, and idempotency keys are unique per
@@ -255,6 +264,22 @@ CREATE INDEX deliveries_target ON deliveries(target, state, id);
 CREATE INDEX deliveries_message ON deliveries(message_id) WHERE message_id IS NOT NULL;
 CREATE INDEX deliveries_state ON deliveries(state, id);
 CREATE INDEX deliveries_label ON deliveries(label, id);
+";
+/// Delivery retention, created by both backends' schema migrations (SQLite's version 5,
+/// PostgreSQL's version 4):
+///
+/// * deliveries without a message, finished (delivered or discarded), by when they finished
+///   (`Rules::own_delivery_candidates`): a sweep with nothing old enough reads one entry;
+/// * deliveries an earlier retention left behind when it removed their message (delivered or
+///   discarded ones; nothing sends or shows them any more) go, with their attempts.
+pub const DELIVERY_RETENTION: &str = "
+CREATE INDEX deliveries_own_finished ON deliveries(finished_at)
+    WHERE message_id IS NULL AND state IN ('delivered', 'discarded');
+DELETE FROM delivery_attempts WHERE delivery_id IN (SELECT d.id FROM deliveries d
+    WHERE d.message_id IS NOT NULL AND d.state IN ('delivered', 'discarded')
+    AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = d.message_id));
+DELETE FROM deliveries WHERE message_id IS NOT NULL AND state IN ('delivered', 'discarded')
+    AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = deliveries.message_id);
 ";
 /// The rejections log: a refused webhook, then whatever falls out of the last `?1` rows, in
 /// the same transaction.

@@ -401,6 +401,7 @@ fn describe(op: &WriteOp) -> String {
         WriteOp::RequeueDead { .. } => "a dead-letter retry".into(),
         WriteOp::Discard { id, .. } => format!("the discard of message {id}"),
         WriteOp::PurgeProcessed { .. } => "a retention purge".into(),
+        WriteOp::PurgeDeliveries { .. } => "a retention purge of deliveries".into(),
         WriteOp::Rederive { id, .. } => format!("a re-derived order of message {id}"),
         WriteOp::RenewLeases { .. } => "a lease renewal".into(),
         WriteOp::QueueSizePeak { peak } => format!("the queue's peak size ({peak})"),

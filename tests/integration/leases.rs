@@ -324,8 +324,9 @@ fn a_version_1_database_migrates_and_serves() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    // Migrated through every step to the current version (3: sources, 4: deliveries).
-    assert_eq!(version, 4);
+    // Migrated through every step to the current version (3: sources, 4: deliveries, 5:
+    // delivery retention).
+    assert_eq!(version, 5);
     http.wait_status(2, "processed", Duration::from_secs(5));
     let crashed = http.wait_status(3, "processed", Duration::from_secs(5));
     assert_eq!(crashed["attempts"], 2, "{crashed}");

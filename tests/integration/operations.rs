@@ -715,16 +715,25 @@ fn retention_removes_old_processed_messages_only() {
     const DAY: i64 = 86_400_000;
 
     // Nothing is old enough yet; 0 days means retention is off.
-    assert_eq!(RetentionSweeper::run_once(&writer, 30, now).unwrap(), 0);
     assert_eq!(
-        RetentionSweeper::run_once(&writer, 0, now + 365 * DAY).unwrap(),
+        RetentionSweeper::run_once(&writer, 30, now)
+            .unwrap()
+            .messages,
+        0
+    );
+    assert_eq!(
+        RetentionSweeper::run_once(&writer, 0, now + 365 * DAY)
+            .unwrap()
+            .messages,
         0
     );
     assert_eq!(ids(&http.get(LOGS).json).len(), 4);
 
     // 31 days later the processed ones go; the dead letter stays.
     assert_eq!(
-        RetentionSweeper::run_once(&writer, 30, now + 31 * DAY).unwrap(),
+        RetentionSweeper::run_once(&writer, 30, now + 31 * DAY)
+            .unwrap()
+            .messages,
         3
     );
     assert_eq!(ids(&http.get(LOGS).json), vec![dead]);
@@ -767,7 +776,9 @@ fn retention_sweeps_in_batches_until_a_short_one() {
     let writer = s.service().writer();
     let later = hookvault::testing::now_ms() + 2 * 86_400_000;
     assert_eq!(
-        RetentionSweeper::run_once(&writer, 1, later).unwrap(),
+        RetentionSweeper::run_once(&writer, 1, later)
+            .unwrap()
+            .messages,
         n as u64
     );
     assert_eq!(ids(&http.get(LOGS).json).len(), 0);

@@ -257,7 +257,13 @@ fn one_node_has_the_sqlite_semantics() {
         finished_before_ms: i64::MAX,
         limit: 500,
     };
-    assert_eq!(one(&mut w, purge), OpOutcome::Changed(2));
+    assert_eq!(
+        one(&mut w, purge),
+        OpOutcome::Purged {
+            messages: 2,
+            deliveries: 0
+        }
+    );
     assert!(r.message(first).unwrap().is_none());
     let left: Vec<i64> = r
         .logs(&LogQuery {

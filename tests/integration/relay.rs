@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{FakeDiscord, Hookvault, Limit};
+use crate::harness::{ws_connect, FakeDiscord, Hookvault, Limit};
 
 const TOKEN: &str = "SeCrEtToKeN_abcdefghijklmnop-1234";
 
@@ -610,7 +610,12 @@ fn retention_keeps_messages_whose_deliveries_are_owed(hv: Hookvault<'_>) {
 
     let writer = hv.service().writer();
     let later = hookvault::testing::now_ms() + 31 * DAY;
-    assert_eq!(RetentionSweeper::run_once(&writer, 30, later).unwrap(), 1);
+    assert_eq!(
+        RetentionSweeper::run_once(&writer, 30, later)
+            .unwrap()
+            .messages,
+        1
+    );
     let log = |id: i64| hv.http.get(&format!("/api/v2/webhooks/logs/{id}")).status;
     assert_eq!((log(ids[0]), log(ids[1]), log(ids[2])), (200, 200, 404));
 
@@ -618,12 +623,18 @@ fn retention_keeps_messages_whose_deliveries_are_owed(hv: Hookvault<'_>) {
     fake.script("993", &[]);
     fake.wait_accepted("993", 1, Duration::from_secs(20));
     assert_eq!(fake.accepted("993")[0], body(4, 0));
-    wait_deliveries(&hv.http, "&state=delivered", 2, Duration::from_secs(10));
+    // (The delivered one of the message already removed went with it.)
+    wait_deliveries(&hv.http, "&state=delivered", 1, Duration::from_secs(10));
     let d = hv
         .http
         .delete(&format!("/api/v2/deliveries/{}", dead[0]["id"]));
     assert_eq!(d.status, 200, "{}", d.text);
-    assert_eq!(RetentionSweeper::run_once(&writer, 30, later).unwrap(), 2);
+    assert_eq!(
+        RetentionSweeper::run_once(&writer, 30, later)
+            .unwrap()
+            .messages,
+        2
+    );
     assert_eq!((log(ids[0]), log(ids[1])), (404, 404));
 }
 
@@ -637,4 +648,413 @@ fn retention_keeps_messages_whose_deliveries_are_owed_on_sqlite() {
 fn retention_keeps_messages_whose_deliveries_are_owed_on_postgres() {
     let pg = crate::harness::pg_or_skip!();
     retention_keeps_messages_whose_deliveries_are_owed(Hookvault::new().postgres(&pg, "n1"));
+}
+
+/// Counts rows in `hv`'s database with `sql` (the same text on both backends).
+enum Tables<'a> {
+    Sqlite(&'a std::path::Path),
+    #[cfg(feature = "postgres")]
+    Postgres(&'a crate::harness::PgDb),
+}
+
+impl Tables<'_> {
+    fn count(&self, sql: &str) -> i64 {
+        match self {
+            Tables::Sqlite(path) => rusqlite::Connection::open(path)
+                .unwrap()
+                .query_row(sql, [], |r| r.get(0))
+                .unwrap(),
+            #[cfg(feature = "postgres")]
+            Tables::Postgres(db) => db.client().query_one(sql, &[]).unwrap().get(0),
+        }
+    }
+
+    fn execute(&self, sql: &str) {
+        match self {
+            Tables::Sqlite(path) => rusqlite::Connection::open(path)
+                .unwrap()
+                .execute_batch(sql)
+                .unwrap(),
+            #[cfg(feature = "postgres")]
+            Tables::Postgres(db) => db.client().batch_execute(sql).unwrap(),
+        }
+    }
+
+    /// Takes the schema back one version, to before delivery retention.
+    fn before_delivery_retention(&self) {
+        self.execute(
+            "DROP INDEX deliveries_own_finished; \
+             DELETE FROM counters WHERE name IN ('deliveries_delivered', 'deliveries_dead');",
+        );
+        match self {
+            Tables::Sqlite(_) => self.execute("PRAGMA user_version = 4"),
+            #[cfg(feature = "postgres")]
+            Tables::Postgres(_) => self.execute("UPDATE hookvault_schema SET version = 3"),
+        }
+    }
+
+    fn has_index(&self, name: &str) -> bool {
+        let sql = match self {
+            Tables::Sqlite(_) => {
+                format!("SELECT count(*) FROM sqlite_master WHERE name = '{name}'")
+            }
+            #[cfg(feature = "postgres")]
+            Tables::Postgres(_) => {
+                format!("SELECT count(*) FROM pg_indexes WHERE indexname = '{name}'")
+            }
+        };
+        self.count(&sql) == 1
+    }
+
+    /// `(deliveries, delivery_attempts)` rows.
+    fn deliveries(&self) -> (i64, i64) {
+        (
+            self.count("SELECT count(*) FROM deliveries"),
+            self.count("SELECT count(*) FROM delivery_attempts"),
+        )
+    }
+}
+
+/// Retention on `hv`'s backend for deliveries: a message's go with it (with their attempts);
+/// ones of their own (alerts) go once delivered or discarded for `storage.retention_days`; a
+/// dead one stays, its message with it, until an operator discards it. The relay's
+/// `delivered` total is not lowered by the rows going, after a restart either.
+fn retention_removes_finished_deliveries(hv: impl Fn() -> Hookvault<'static>, tables: Tables) {
+    use hookvault::testing::store::{NewDelivery, RetentionSweeper, Swept, TargetKind, WriteOp};
+    const DAY: i64 = 86_400_000;
+    let fake = FakeDiscord::start(None, 1);
+    let url = |webhook: &str| format!("{}/api/webhooks/{webhook}/{TOKEN}", fake.base);
+    let forward = |name: &str, webhook: &str| -> hookvault::SourceSettings {
+        toml::from_str(&format!(
+            "name = \"{name}\"\nforward = [\"{}\"]",
+            url(webhook)
+        ))
+        .unwrap()
+    };
+    let sources = vec![forward("fine", "995"), forward("refused", "994")];
+    let server = hv().settings(move |s| s.sources = sources).start();
+    fake.script("994", &[400]);
+    fake.script("997", &[400, 400]);
+    let ids: Vec<i64> = ["fine", "refused"]
+        .iter()
+        .map(|source| {
+            let a = server
+                .http
+                .post(&format!("/api/v2/webhooks/in/{source}"), &body(5, 0));
+            assert_eq!(a.status, 200, "{}", a.text);
+            a.json["id"].as_i64().unwrap()
+        })
+        .collect();
+    let writer = server.service().writer();
+    // Deliveries of their own, as alerts make them: one delivered, two dead.
+    for webhook in ["996", "997", "997"] {
+        let op = WriteOp::Deliver(NewDelivery {
+            target: url(webhook),
+            kind: TargetKind::Http,
+            content_type: Some("application/json".into()),
+            headers_json: "{}".into(),
+            body: Some(body(6, 0)),
+        });
+        writer.submit(op, Duration::from_secs(10)).unwrap();
+    }
+    for id in &ids {
+        server
+            .http
+            .wait_status(*id, "processed", Duration::from_secs(10));
+    }
+    wait_deliveries(&server.http, "&state=delivered", 2, Duration::from_secs(10));
+    let dead = wait_deliveries(&server.http, "&state=dead", 3, Duration::from_secs(10));
+    // One alert given up: discarded, its clock starts now.
+    let alert_dead: Vec<i64> = dead
+        .iter()
+        .filter(|d| d["message_id"].is_null())
+        .map(|d| d["id"].as_i64().unwrap())
+        .collect();
+    let message_dead = dead.iter().find(|d| !d["message_id"].is_null()).unwrap()["id"].clone();
+    let d = server
+        .http
+        .delete(&format!("/api/v2/deliveries/{}", alert_dead[0]));
+    assert_eq!(d.status, 200, "{}", d.text);
+    assert_eq!(tables.deliveries(), (5, 5));
+
+    let now = hookvault::testing::now_ms();
+    assert_eq!(
+        RetentionSweeper::run_once(&writer, 30, now).unwrap(),
+        Swept::default()
+    );
+    let later = now + 31 * DAY;
+    // The processed message whose delivery went (and that delivery), the delivered alert and
+    // the discarded one; the dead ones and the message of one of them stay.
+    assert_eq!(
+        RetentionSweeper::run_once(&writer, 30, later).unwrap(),
+        Swept {
+            messages: 1,
+            deliveries: 3
+        }
+    );
+    assert_eq!(tables.deliveries(), (2, 2));
+    let left = deliveries(&server.http, "");
+    assert!(left.iter().all(|d| d["state"] == "dead"), "{left:?}");
+    let log = |id: i64| {
+        server
+            .http
+            .get(&format!("/api/v2/webhooks/logs/{id}"))
+            .status
+    };
+    assert_eq!((log(ids[0]), log(ids[1])), (404, 200));
+
+    // Given up by an operator: they go too, the message with its delivery.
+    for id in [alert_dead[1], message_dead.as_i64().unwrap()] {
+        let d = server.http.delete(&format!("/api/v2/deliveries/{id}"));
+        assert_eq!(d.status, 200, "{}", d.text);
+    }
+    assert_eq!(
+        RetentionSweeper::run_once(&writer, 30, later).unwrap(),
+        Swept {
+            messages: 1,
+            deliveries: 2
+        }
+    );
+    assert_eq!(tables.deliveries(), (0, 0));
+    assert_eq!(log(ids[1]), 404);
+    let relay = server.http.stats()["relay"].clone();
+    assert_eq!(
+        (&relay["delivered"], &relay["dead"]),
+        (&2.into(), &0.into())
+    );
+    drop(server);
+    let again = hv().start();
+    let relay = again.http.stats()["relay"].clone();
+    assert_eq!(
+        (&relay["delivered"], &relay["dead"]),
+        (&2.into(), &0.into()),
+        "after a restart"
+    );
+}
+
+#[test]
+fn retention_removes_finished_deliveries_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("retention.db");
+    let path = db.clone();
+    retention_removes_finished_deliveries(
+        move || Hookvault::new().database(&path),
+        Tables::Sqlite(&db),
+    );
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn retention_removes_finished_deliveries_on_postgres() {
+    let pg = crate::harness::pg_or_skip!();
+    let url = pg.url.clone();
+    retention_removes_finished_deliveries(
+        move || {
+            let url = url.clone();
+            Hookvault::new().settings(move |s| {
+                s.storage.backend = "postgres".into();
+                s.storage.url = Some(url);
+                s.node.id = Some("n1".into());
+            })
+        },
+        Tables::Postgres(&pg),
+    );
+}
+
+/// The `delivery.dead` events on `ws` until their counts add up to `n`.
+fn dead_events(ws: &mut tungstenite::WebSocket<std::net::TcpStream>, n: u64) -> Vec<Value> {
+    let until = Instant::now() + Duration::from_secs(10);
+    let mut events = Vec::new();
+    while events
+        .iter()
+        .map(|e: &Value| e["count"].as_u64().unwrap())
+        .sum::<u64>()
+        < n
+    {
+        assert!(Instant::now() < until, "only {events:?}");
+        if let tungstenite::Message::Text(t) = ws.read().expect("event stream closed") {
+            let e: Value = serde_json::from_str(t.as_str()).unwrap();
+            if e["type"] == "delivery.dead" {
+                events.push(e);
+            }
+        }
+    }
+    events
+}
+
+#[test]
+fn every_delivery_that_dies_is_counted_and_announced() {
+    let fake = FakeDiscord::start(None, 1);
+    let hv = Hookvault::new()
+        .websocket()
+        .settings(relayed_to(&fake, &["446"]))
+        .start();
+    let label = format!("{}/api/webhooks/446/***", fake.base);
+    let mut ws = ws_connect(hv.service().ws_addr().unwrap(), "/ws").unwrap();
+    // A stats frame: the stream counts this client, so events are published to it.
+    while !matches!(ws.read().unwrap(), tungstenite::Message::Text(t) if t.contains("\"stats\"")) {}
+    fake.delete("446");
+    let post = |seq| {
+        let a = hv
+            .http
+            .post(&format!("/api/webhooks/446/{TOKEN}"), &body(0, seq));
+        assert_eq!(a.status, 204, "{}", a.text);
+    };
+    post(0);
+    let answered = dead_events(&mut ws, 1);
+    assert_eq!(answered[0]["target"], label.as_str(), "{answered:?}");
+    assert!(answered[0]["error"].as_str().unwrap().contains("404"));
+    // Its target dead: the next ones are dead letters from the start, and said to be.
+    for seq in 1..4 {
+        post(seq);
+    }
+    let created_dead = dead_events(&mut ws, 3);
+    assert!(
+        created_dead.iter().all(|e| e["target"] == label.as_str()
+            && e["error"].as_str().unwrap().starts_with("target dead: ")),
+        "{created_dead:?}"
+    );
+    let dead = wait_deliveries(&hv.http, "&state=dead", 4, Duration::from_secs(10));
+    let mut ids: Vec<i64> = dead.iter().map(|d| d["id"].as_i64().unwrap()).collect();
+    ids.sort_unstable();
+    assert_eq!(answered[0]["id"].as_i64(), Some(ids[0]));
+    assert!(created_dead
+        .iter()
+        .all(|e| ids[1..].contains(&e["id"].as_i64().unwrap())));
+    let metrics = hv.http.get("/metrics").text;
+    assert_eq!(
+        metric(&metrics, "hookvault_deliveries_total{result=\"dead\"}"),
+        Some(4.0),
+        "{metrics}"
+    );
+    assert_eq!(hv.http.stats()["relay"]["dead"], 4);
+    assert_eq!(fake.requests().len(), 1);
+}
+
+/// `DELETE` of a delivery on `hv`'s backend: `409` while its request is in flight (it cannot
+/// be called back; the answer decides what is left to give up), then as its state says.
+fn discarding_in_flight(hv: Hookvault<'_>) {
+    let fake = FakeDiscord::start(None, 1);
+    let hv = hv.settings(relayed_to(&fake, &["447"])).start();
+    fake.hold("447");
+    fake.script("447", &[400]);
+    let a = hv
+        .http
+        .post(&format!("/api/webhooks/447/{TOKEN}"), &body(0, 0));
+    assert_eq!(a.status, 204);
+    fake.wait_holding(1);
+    let listed = deliveries(&hv.http, "&state=pending");
+    assert_eq!(listed.len(), 1, "listed as pending while in flight");
+    let id = listed[0]["id"].as_i64().unwrap();
+    let d = hv.http.delete(&format!("/api/v2/deliveries/{id}"));
+    assert_eq!(d.status, 409, "{}", d.text);
+    assert_eq!(d.json["error"], "delivery_in_flight", "{}", d.text);
+    assert!(d.json["message"]
+        .as_str()
+        .unwrap()
+        .contains("try again in a moment"));
+    assert_eq!(
+        deliveries(&hv.http, "&state=pending").len(),
+        1,
+        "nothing changed"
+    );
+
+    // The target refuses it: dead, and now it can be given up.
+    fake.release("447");
+    wait_deliveries(&hv.http, "&state=dead", 1, Duration::from_secs(10));
+    let d = hv.http.delete(&format!("/api/v2/deliveries/{id}"));
+    assert_eq!(d.status, 200, "{}", d.text);
+    assert_eq!(deliveries(&hv.http, "&state=discarded").len(), 1);
+
+    // Delivered (or discarded) already: nothing to give up; an unknown id: not found.
+    let a = hv
+        .http
+        .post(&format!("/api/webhooks/447/{TOKEN}"), &body(0, 1));
+    assert_eq!(a.status, 204);
+    let delivered = wait_deliveries(&hv.http, "&state=delivered", 1, Duration::from_secs(10));
+    for (id, code) in [
+        (delivered[0]["id"].as_i64().unwrap(), "not_discardable"),
+        (id, "not_discardable"),
+        (id + 1000, "not_found"),
+    ] {
+        let d = hv.http.delete(&format!("/api/v2/deliveries/{id}"));
+        assert_eq!(
+            (d.status, d.json["error"].as_str()),
+            (404, Some(code)),
+            "{}",
+            d.text
+        );
+    }
+}
+
+#[test]
+fn discarding_a_delivery_whose_request_is_in_flight_answers_409_on_sqlite() {
+    discarding_in_flight(Hookvault::new());
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn discarding_a_delivery_whose_request_is_in_flight_answers_409_on_postgres() {
+    let pg = crate::harness::pg_or_skip!();
+    discarding_in_flight(Hookvault::new().postgres(&pg, "n1"));
+}
+
+/// A database from before delivery retention, on `hv`'s backend: the migration starts the
+/// relay's `delivered` total from the delivered rows (an earlier retention left some without
+/// their message; counted, then removed with their attempts), and adds the index.
+fn delivery_retention_migration(hv: impl Fn() -> Hookvault<'static>, tables: Tables) {
+    drop(hv().start());
+    tables.before_delivery_retention();
+    tables.execute(
+        "INSERT INTO messages (id, received_at, path, size, state, attempts, finished_at) \
+         VALUES (1, 1, '/api/v2/webhooks/orders', 2, 'processed', 1, 2); \
+         INSERT INTO bodies (message_id, headers, payload) VALUES (1, '{}', 'hi'); \
+         INSERT INTO deliveries (id, message_id, target, label, kind, headers, state, \
+         created_at, finished_at) VALUES \
+         (1, 1, 'http://t/a', 'http://t/***', 'http', '{}', 'delivered', 1, 2), \
+         (2, 99, 'http://t/a', 'http://t/***', 'http', '{}', 'delivered', 1, 2), \
+         (3, NULL, 'http://t/a', 'http://t/***', 'http', '{}', 'dead', 1, 2), \
+         (4, 98, 'http://t/a', 'http://t/***', 'http', '{}', 'dead', 1, 2); \
+         INSERT INTO delivery_attempts (delivery_id, at, status, latency_ms) VALUES \
+         (1, 2, 204, 1), (2, 2, 204, 1), (3, 2, 400, 1), (4, 2, 400, 1);",
+    );
+    let server = hv().start();
+    let relay = server.http.stats()["relay"].clone();
+    assert_eq!(
+        (&relay["delivered"], &relay["dead"]),
+        (&2.into(), &2.into()),
+        "{relay}"
+    );
+    // The orphan that was delivered went; the dead one stays for an operator.
+    assert_eq!(tables.deliveries(), (3, 3));
+    assert!(tables.has_index("deliveries_own_finished"));
+}
+
+#[test]
+fn delivery_retention_migration_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("migration.db");
+    let path = db.clone();
+    delivery_retention_migration(
+        move || Hookvault::new().database(&path),
+        Tables::Sqlite(&db),
+    );
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn delivery_retention_migration_on_postgres() {
+    let pg = crate::harness::pg_or_skip!();
+    let url = pg.url.clone();
+    delivery_retention_migration(
+        move || {
+            let url = url.clone();
+            Hookvault::new().settings(move |s| {
+                s.storage.backend = "postgres".into();
+                s.storage.url = Some(url);
+                s.node.id = Some("n1".into());
+            })
+        },
+        Tables::Postgres(&pg),
+    );
 }

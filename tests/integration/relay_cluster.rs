@@ -136,3 +136,70 @@ fn every_node_counts_the_deliveries_the_others_committed_and_sent() {
     fake.wait_accepted("999", n as usize, Duration::from_secs(30));
     wait_owed(&[&a, &b], &label, 0);
 }
+
+/// `node`'s `hookvault_deliveries_total{result}` sample.
+fn results(node: &Binary, result: &str) -> u64 {
+    let metrics = node.http.get("/metrics").text;
+    let sample = format!("hookvault_deliveries_total{{result=\"{result}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&sample))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+/// Waits until every node's stats say `delivered` and `dead` are `want`.
+fn wait_delivered_and_dead(nodes: &[&Binary], want: (u64, u64)) {
+    let until = Instant::now() + Duration::from_secs(20);
+    for node in nodes {
+        loop {
+            let relay = node.http.stats()["relay"].clone();
+            let got = (
+                relay["delivered"].as_u64().unwrap(),
+                relay["dead"].as_u64().unwrap(),
+            );
+            if got == want {
+                break;
+            }
+            assert!(Instant::now() < until, "{got:?}, not {want:?}: {relay}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn every_node_shows_the_clusters_delivered_and_dead_and_each_death_is_counted_once() {
+    let pg = pg_or_skip!();
+    let fake = FakeDiscord::start(None, 1);
+    let a = node(&pg, "figures-a", &fake);
+    let b = node(&pg, "figures-b", &fake);
+    let post = |node: &Binary, i: usize| {
+        let body = format!(r#"{{"content":"{i}"}}"#);
+        let answer = node
+            .http
+            .post(&format!("/api/webhooks/999/{TOKEN}"), body.as_bytes());
+        assert_eq!(answer.status, 204, "{}", answer.text);
+    };
+    for i in 0..8 {
+        post(if i % 2 == 0 { &a } else { &b }, i);
+    }
+    fake.wait_accepted("999", 8, Duration::from_secs(30));
+    // Whichever node sent them, both say the cluster's figures.
+    wait_delivered_and_dead(&[&a, &b], (8, 0));
+    assert_eq!(results(&a, "success") + results(&b, "success"), 8);
+
+    // The target goes: the one answered 404, the others taken with it or created dead, on
+    // whichever node; each is counted by exactly one node's metric.
+    fake.delete("999");
+    for i in 8..14 {
+        post(if i % 2 == 0 { &a } else { &b }, i);
+    }
+    wait_delivered_and_dead(&[&a, &b], (8, 6));
+    assert_eq!(results(&a, "dead") + results(&b, "dead"), 6);
+
+    // Retried on one node: the other's figures follow.
+    fake.recreate("999");
+    let answer = b.http.post("/api/v2/deliveries/retry-failed", b"");
+    assert_eq!(answer.json["requeued"], 6, "{}", answer.text);
+    fake.wait_accepted("999", 14, Duration::from_secs(30));
+    wait_delivered_and_dead(&[&a, &b], (14, 0));
+}

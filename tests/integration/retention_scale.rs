@@ -45,7 +45,7 @@ fn purge(w: &mut Box<dyn WriteStore>, before_ms: i64) -> (u64, Duration) {
     let (outcomes, _) = w.commit_batch(&[op], 0).unwrap();
     let took = started.elapsed();
     match outcomes[0] {
-        OpOutcome::Changed(n) => (n, took),
+        OpOutcome::Purged { messages, .. } => (messages, took),
         ref other => panic!("{other:?}"),
     }
 }

@@ -123,6 +123,11 @@ impl ReadStore for PostgresReader {
                 "queued" => (&mut all.queued, &mut others.queued),
                 "processing" => (&mut all.processing, &mut others.processing),
                 "dead_now" => (&mut all.dead_now, &mut others.dead_now),
+                "deliveries_delivered" => (
+                    &mut all.deliveries_delivered,
+                    &mut others.deliveries_delivered,
+                ),
+                "deliveries_dead" => (&mut all.deliveries_dead, &mut others.deliveries_dead),
                 "queue_size_peak" => {
                     all.queue_size_peak = v;
                     continue;

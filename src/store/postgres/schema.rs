@@ -7,7 +7,7 @@ use postgres::Client;
 use super::pg_err;
 use crate::store::StoreError;
 
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// Advisory lock keys (any constants, fixed forever): one for migrations, and the retention
 /// sweep's, `0x686f_6f6b_7661_0002`, written out in the sweep's statement (`write.rs`).
@@ -162,6 +162,19 @@ CREATE TABLE relay_targets (
 );
 "#;
 
+/// Version 4: delivery retention, as SQLite's version 5 (the shared
+/// [`DELIVERY_RETENTION`](crate::store::statements::DELIVERY_RETENTION), run after this). The
+/// relay's `delivered` total and `dead` gauge become counter rows, per node like the others;
+/// what is there already starts as the rows of a node named `''`.
+const V4: &str = r#"
+INSERT INTO counters (node, name, value)
+    SELECT '', 'deliveries_delivered', count(*) FROM deliveries WHERE state = 'delivered'
+    HAVING count(*) > 0;
+INSERT INTO counters (node, name, value)
+    SELECT '', 'deliveries_dead', count(*) FROM deliveries WHERE state = 'dead'
+    HAVING count(*) > 0;
+"#;
+
 pub fn migrate(client: &mut Client) -> Result<(), StoreError> {
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
@@ -201,6 +214,11 @@ fn migrate_locked(client: &mut Client) -> Result<(), StoreError> {
     if version < 3 {
         tx.batch_execute(V3).map_err(pg_err)?;
         tx.batch_execute(crate::store::statements::DELIVERY_INDEXES)
+            .map_err(pg_err)?;
+    }
+    if version < 4 {
+        tx.batch_execute(V4).map_err(pg_err)?;
+        tx.batch_execute(crate::store::statements::DELIVERY_RETENTION)
             .map_err(pg_err)?;
     }
     tx.execute("DELETE FROM hookvault_schema", &[])

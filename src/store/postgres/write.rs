@@ -32,6 +32,9 @@ const RULES: Rules = Rules {
                        AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id \
                        AND d.state IN ('pending', 'sending', 'dead')) \
                        ORDER BY id LIMIT ?2 FOR UPDATE SKIP LOCKED",
+    own_delivery_candidates: "SELECT id FROM deliveries WHERE message_id IS NULL \
+                              AND state IN ('delivered', 'discarded') AND finished_at < ?1 \
+                              ORDER BY finished_at LIMIT ?2 FOR UPDATE SKIP LOCKED",
     sweep_lock: Some(
         "SELECT CASE WHEN pg_try_advisory_xact_lock(7525356009697640450) THEN 1 ELSE 0 END",
     ),

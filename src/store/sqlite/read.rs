@@ -88,6 +88,7 @@ impl ReadStore for SqliteReader {
                     // Whole milliseconds, as databases from before microseconds counted.
                     "processing_ms_total" => out.processing_us_total += v * 1000,
                     "queue_size_peak" => out.queue_size_peak = v,
+                    "deliveries_delivered" => out.deliveries_delivered = v,
                     _ => {}
                 }
             }
@@ -102,6 +103,11 @@ impl ReadStore for SqliteReader {
                     _ => out.dead_now = n as u64,
                 }
             }
+            out.deliveries_dead = c.query_row(
+                "SELECT COUNT(*) FROM deliveries WHERE state = 'dead'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )? as u64;
             Ok(out)
         })
     }

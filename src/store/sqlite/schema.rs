@@ -5,7 +5,7 @@ use rusqlite::Connection;
 
 use crate::store::StoreError;
 
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Version 1, kept as it was so older databases migrate step by step.
 pub(super) const V1: &str = r#"
@@ -161,6 +161,15 @@ CREATE TABLE relay_targets (
 );
 "#;
 
+/// Version 5: delivery retention (the shared
+/// [`DELIVERY_RETENTION`](crate::store::statements::DELIVERY_RETENTION), run after this), and
+/// the relay's `delivered` total as a durable counter (retention removes delivered rows, so
+/// they can no longer be counted): it starts from the delivered rows, all still there.
+const V5: &str = r#"
+INSERT INTO counters (name, value)
+    SELECT 'deliveries_delivered', count(*) FROM deliveries WHERE state = 'delivered';
+"#;
+
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -189,6 +198,11 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     if version < 4 {
         tx.execute_batch(V4).map_err(super::sql_err)?;
         tx.execute_batch(crate::store::statements::DELIVERY_INDEXES)
+            .map_err(super::sql_err)?;
+    }
+    if version < 5 {
+        tx.execute_batch(V5).map_err(super::sql_err)?;
+        tx.execute_batch(crate::store::statements::DELIVERY_RETENTION)
             .map_err(super::sql_err)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)

@@ -29,6 +29,9 @@ const RULES: Rules = Rules {
                        AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id \
                        AND d.state IN ('pending', 'sending', 'dead')) \
                        ORDER BY finished_at LIMIT ?2",
+    own_delivery_candidates: "SELECT id FROM deliveries INDEXED BY deliveries_own_finished \
+                              WHERE message_id IS NULL AND state IN ('delivered', 'discarded') \
+                              AND finished_at < ?1 ORDER BY finished_at LIMIT ?2",
     sweep_lock: None,
 };
 
@@ -380,5 +383,56 @@ mod tests {
         );
         let wal = std::fs::metadata(dir.path().join("t.db-wal")).unwrap();
         assert_eq!(wal.len(), 0, "the final checkpoint truncated the WAL");
+    }
+}
+
+#[cfg(test)]
+mod retention_plans {
+    use super::*;
+    use crate::store::{sqlite, statements as sql};
+
+    /// `EXPLAIN QUERY PLAN`'s lines for `statement` as this backend runs it.
+    fn plan(conn: &Connection, statement: &'static str) -> Vec<String> {
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", unlocked(statement)))
+            .unwrap();
+        let params = vec![rusqlite::types::Null; stmt.parameter_count()];
+        stmt.query_map(rusqlite::params_from_iter(params), |r| {
+            r.get::<_, String>(3)
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+    }
+
+    /// Retention reads deliveries through indexes only: a sweep costs what it removes (and,
+    /// with nothing old enough, one index entry), never a pass over every delivery.
+    #[test]
+    fn the_retention_statements_find_deliveries_through_their_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        drop(sqlite::open(&db, 1).unwrap());
+        let conn = Connection::open(&db).unwrap();
+        for (statement, index) in [
+            (RULES.own_delivery_candidates, "deliveries_own_finished"),
+            (sql::DELETE_MESSAGE_DELIVERIES, "deliveries_message"),
+            (sql::DELETE_MESSAGE_DELIVERY_ATTEMPTS, "deliveries_message"),
+            (
+                sql::DELETE_MESSAGE_DELIVERY_ATTEMPTS,
+                "delivery_attempts_delivery",
+            ),
+            (sql::DELETE_DELIVERY_ATTEMPTS, "delivery_attempts_delivery"),
+            (RULES.purge_candidates, "deliveries_message"),
+        ] {
+            let lines = plan(&conn, statement);
+            assert!(
+                lines.iter().any(|l| l.contains(index)),
+                "{statement}: {lines:?}"
+            );
+            assert!(
+                !lines.iter().any(|l| l.starts_with("SCAN")),
+                "{statement}: {lines:?}"
+            );
+        }
     }
 }

@@ -18,7 +18,7 @@ use super::Batch;
 use crate::base::mask::mask_target;
 use crate::store::delivery::{AttemptResult, DeliveryTicket, NewDelivery, Taken, TargetKind};
 use crate::store::sql::{Cell, Value};
-use crate::store::{DeliveryNext, Lease, OpOutcome, StoreResult};
+use crate::store::{DeadDeliveries, DeliveryNext, Lease, OpOutcome, StoreResult};
 
 impl Batch<'_> {
     /// Creates a delivery (with its message's id, or on its own); its id.
@@ -57,13 +57,35 @@ impl Batch<'_> {
                 ],
             )?
             .unwrap_or(0);
-        if dead.is_some() {
+        match &dead {
             // A dead letter from the start: never owed, so never in the pending figures.
-            self.d.deliveries_dead += 1;
-        } else {
-            self.owe(&label, 1);
+            Some(why) => self.died(&label, why, id),
+            None => self.owe(&label, 1),
         }
         Ok(id)
+    }
+
+    /// Delivery `id` to target `label` (masked) became dead with `error`: the one place every
+    /// way a delivery dies is counted (the gauge, and the batch's list the `delivery.dead`
+    /// events and `hookvault_deliveries_total{result="dead"}` are made from).
+    fn died(&mut self, label: &str, error: &str, id: i64) {
+        self.d.deliveries_dead += 1;
+        let died = &mut self.d.deliveries_died;
+        match died
+            .iter_mut()
+            .find(|d| d.label == label && d.error == error)
+        {
+            Some(d) => {
+                d.first_id = d.first_id.min(id);
+                d.count += 1;
+            }
+            None => died.push(DeadDeliveries {
+                label: label.to_string(),
+                error: error.to_string(),
+                first_id: id,
+                count: 1,
+            }),
+        }
     }
 
     /// The owed figures move by `n`: the total and the target's (`label`, its masked URL).
@@ -75,20 +97,18 @@ impl Batch<'_> {
         *self.d.owed_by_target.entry(label.to_string()).or_default() += n;
     }
 
-    /// A dead target's owed deliveries become dead letters (`why` their error); their ids.
-    fn kill_owed(&mut self, target: &str, why: &str) -> StoreResult<Vec<i64>> {
+    /// A dead target's owed deliveries become dead letters (`why` their error).
+    fn kill_owed(&mut self, target: &str, why: &str) -> StoreResult<()> {
         let now = self.clock.ms;
-        let mut killed = Vec::new();
+        let label = mask_target(target);
         for row in self.tx.query(sql::OWED_BY_TARGET, &[target.into()])? {
             let id = row.int(0);
             self.tx
                 .execute(sql::DEAD_WITH_TARGET, &[id.into(), now.into(), why.into()])?;
-            killed.push(id);
+            self.owe(&label, -1);
+            self.died(&label, why, id);
         }
-        let n = killed.len() as i64;
-        self.owe(&mask_target(target), -n);
-        self.d.deliveries_dead += n;
-        Ok(killed)
+        Ok(())
     }
 
     pub(super) fn deliver(&mut self, d: &NewDelivery) -> StoreResult<OpOutcome> {
@@ -190,7 +210,6 @@ impl Batch<'_> {
         )?;
         let error = &result.error;
         let label = mask_target(&target);
-        let mut also_dead = Vec::new();
         match next {
             DeliveryNext::Delivered => {
                 self.tx
@@ -216,7 +235,7 @@ impl Batch<'_> {
                     &[id.into(), now.into(), status.into(), error.into()],
                 )?;
                 self.owe(&label, -1);
-                self.d.deliveries_dead += 1;
+                self.died(&label, error.as_deref().unwrap_or_default(), id);
             }
         }
         if let DeliveryNext::TargetDead { reason } = next {
@@ -224,9 +243,9 @@ impl Batch<'_> {
                 sql::KILL_TARGET,
                 &[(&target).into(), reason.into(), now.into()],
             )?;
-            also_dead = self.kill_owed(&target, &format!("target dead: {reason}"))?;
+            self.kill_owed(&target, &format!("target dead: {reason}"))?;
         }
-        Ok(OpOutcome::DeliveryRecorded { label, also_dead })
+        Ok(OpOutcome::DeliveryRecorded { label })
     }
 
     /// See [`WriteOp::RetryDeliveries`](crate::store::WriteOp::RetryDeliveries).
@@ -271,7 +290,7 @@ impl Batch<'_> {
 
     pub(super) fn discard_delivery(&mut self, id: i64, actor: &str) -> StoreResult<OpOutcome> {
         let Some(row) = self.tx.query_row(sql::DELIVERY_ROW, &[id.into()])? else {
-            return Ok(OpOutcome::NotApplicable { state: None });
+            return Ok(OpOutcome::DeliveryNotApplicable { state: None });
         };
         let (was, target) = (row.text(0), row.text(2));
         let note = format!("discarded by {actor} at {}", self.clock.text());
@@ -281,7 +300,7 @@ impl Batch<'_> {
             &[id.into(), now.into(), (&note).into()],
         )?;
         if n == 0 {
-            return Ok(OpOutcome::NotApplicable { state: None });
+            return Ok(OpOutcome::DeliveryNotApplicable { state: Some(was) });
         }
         self.record_action(None, "discard delivery", actor, 1)?;
         if was == "dead" {

@@ -2,8 +2,8 @@
 //! `tests/integration/relay_cluster.rs`).
 
 use crate::store::{
-    deliveries, sqlite, AttemptResult, DeliveryNext, DeliveryQuery, DeliveryState, Lease,
-    NewDelivery, NewMessage, OpOutcome, Taken, TargetKind, WriteOp, WriteStore,
+    deliveries, sqlite, AttemptResult, DeadDeliveries, DeliveryNext, DeliveryQuery, DeliveryState,
+    Lease, NewDelivery, NewMessage, OpOutcome, Taken, TargetKind, WriteOp, WriteStore,
 };
 
 const TARGET: &str = "http://127.0.0.1:9/api/webhooks/1/secret-token";
@@ -135,6 +135,56 @@ fn another_nodes_live_lease_keeps_the_target_and_a_dead_one_is_taken_over() {
     );
 }
 
+const GONE: &str = "target dead: 404 Unknown Webhook";
+
+fn died(id: i64, error: &str) -> DeadDeliveries {
+    DeadDeliveries {
+        label: "http://127.0.0.1:9/api/webhooks/1/***".into(),
+        error: error.into(),
+        first_id: id,
+        count: 1,
+    }
+}
+
+#[test]
+fn a_target_that_died_elsewhere_takes_the_queue_it_finds_at_the_next_take() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let (mut w, _r) = sqlite::open(&db, 1).unwrap();
+    let three: Vec<WriteOp> = (1..=3).map(message_with_delivery).collect();
+    w.commit_batch(&three, 1).unwrap();
+    tickets(take(&mut w, "a", 10));
+    w.commit_batch(&[outcome(1, 1, 204, DeliveryNext::Delivered)], 11)
+        .unwrap();
+    // Another node's request found the target gone, before it saw these two.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(
+            "UPDATE relay_targets SET dead_reason = '404 Unknown Webhook', dead_at = 12",
+            [],
+        )
+        .unwrap();
+    let op = WriteOp::TakeDeliveries {
+        target: TARGET.into(),
+        limit: 1,
+        lease: lease("a"),
+    };
+    let (outcomes, delta) = w.commit_batch(&[op], 13).unwrap();
+    assert_eq!(outcomes[0], OpOutcome::Taken(Taken::TargetDead));
+    assert_eq!(
+        (delta.deliveries_owed, delta.deliveries_dead),
+        (-2, 2),
+        "{delta:?}"
+    );
+    assert_eq!(
+        delta.deliveries_died,
+        [DeadDeliveries {
+            count: 2,
+            ..died(2, GONE)
+        }]
+    );
+}
+
 #[test]
 fn a_dead_target_takes_its_queue_with_it_until_a_retry() {
     let dir = tempfile::tempdir().unwrap();
@@ -145,18 +195,33 @@ fn a_dead_target_takes_its_queue_with_it_until_a_retry() {
     let gone = DeliveryNext::TargetDead {
         reason: "404 Unknown Webhook".into(),
     };
-    let (outcomes, delta) = w.commit_batch(&[outcome(1, 1, 404, gone)], 20).unwrap();
+    let mut killing = outcome(1, 1, 404, gone);
+    if let WriteOp::DeliveryOutcome { result, .. } = &mut killing {
+        result.error = Some("404: Unknown Webhook".into());
+    }
+    let (outcomes, delta) = w.commit_batch(&[killing], 20).unwrap();
     match &outcomes[0] {
-        OpOutcome::DeliveryRecorded { label, also_dead } => {
-            assert_eq!(also_dead, &vec![2]);
-            assert!(!label.contains("secret-token"));
-        }
+        OpOutcome::DeliveryRecorded { label } => assert!(!label.contains("secret-token")),
         other => panic!("{other:?}"),
     }
     assert_eq!((delta.deliveries_owed, delta.deliveries_dead), (-2, 2));
-    // New deliveries to a dead target are dead at once; nothing is taken.
-    let (_, delta) = w.commit_batch(&[message_with_delivery(3)], 30).unwrap();
-    assert_eq!(delta.deliveries_dead, 1);
+    // The one answered, and the one its target took with it.
+    assert_eq!(
+        delta.deliveries_died,
+        [died(1, "404: Unknown Webhook"), died(2, GONE)]
+    );
+    // New deliveries to a dead target are dead at once (and said to be); nothing is taken.
+    let (_, delta) = w
+        .commit_batch(&[message_with_delivery(3), message_with_delivery(4)], 30)
+        .unwrap();
+    assert_eq!(delta.deliveries_dead, 2);
+    assert_eq!(
+        delta.deliveries_died,
+        [DeadDeliveries {
+            count: 2,
+            ..died(3, GONE)
+        }]
+    );
     assert!(delta.owed_by_target.is_empty(), "never owed: {delta:?}");
     assert_eq!(take(&mut w, "a", 40), Taken::TargetDead);
 
@@ -165,13 +230,14 @@ fn a_dead_target_takes_its_queue_with_it_until_a_retry() {
         actor: "test".into(),
     };
     let (outcomes, delta) = w.commit_batch(&[retry], 50).unwrap();
-    assert_eq!(outcomes[0], OpOutcome::Changed(3));
-    assert_eq!((delta.deliveries_owed, delta.deliveries_dead), (3, -3));
+    assert_eq!(outcomes[0], OpOutcome::Changed(4));
+    assert_eq!((delta.deliveries_owed, delta.deliveries_dead), (4, -4));
+    assert!(delta.deliveries_died.is_empty());
     assert_eq!(
         delta
             .owed_by_target
             .get("http://127.0.0.1:9/api/webhooks/1/***"),
-        Some(&3)
+        Some(&4)
     );
     assert_eq!(tickets(take(&mut w, "a", 60)), vec![(1, 1, b"1".to_vec())]);
     let dead = deliveries(

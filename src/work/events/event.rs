@@ -22,12 +22,14 @@ pub enum Event {
         target: String,
         status: Option<u16>,
     },
-    /// A delivery will not be sent (attempts used up, a permanent error, its target dead):
-    /// `{"type":"delivery.dead","id":..,"target":"<masked>","error":".."}`.
+    /// Deliveries will not be sent (attempts used up, a permanent error, their target dead):
+    /// `{"type":"delivery.dead","id":..,"target":"<masked>","error":"..","count":n}`, one per
+    /// target and error in a commit; `id` is the lowest of the `count` deliveries.
     DeliveryDead {
         id: i64,
         target: String,
         error: String,
+        count: u64,
     },
     /// Periodic counters. An object's fields are flattened next to
     /// `"type":"stats"` (a `type` key inside it is ignored so it cannot mask
@@ -61,6 +63,7 @@ enum Wire<'a> {
         id: i64,
         target: &'a str,
         error: &'a str,
+        count: u64,
     },
     #[serde(rename = "stats")]
     StatsFields(&'a Map<String, Value>),
@@ -87,10 +90,16 @@ impl Event {
                 target,
                 status: *status,
             },
-            Event::DeliveryDead { id, target, error } => Wire::DeliveryDead {
+            Event::DeliveryDead {
+                id,
+                target,
+                error,
+                count,
+            } => Wire::DeliveryDead {
                 id: *id,
                 target,
                 error,
+                count: *count,
             },
             Event::Stats(Value::Object(map)) if map.contains_key("type") => {
                 stripped = map
@@ -151,6 +160,20 @@ mod tests {
         assert_eq!(
             ev.to_json(),
             r#"{"type":"webhook.dead","id":-7,"error":"bad \"json\"\n"}"#
+        );
+    }
+
+    #[test]
+    fn delivery_dead_shape_says_how_many() {
+        let ev = Event::DeliveryDead {
+            id: 7,
+            target: "https://discord.com/api/webhooks/1/***".into(),
+            error: "target dead: 404".into(),
+            count: 3,
+        };
+        assert_eq!(
+            ev.to_json(),
+            r#"{"type":"delivery.dead","id":7,"target":"https://discord.com/api/webhooks/1/***","error":"target dead: 404","count":3}"#
         );
     }
 

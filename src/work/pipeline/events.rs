@@ -1,7 +1,7 @@
 //! Which commits the live event stream hears about. Best effort: publishing never blocks and
 //! an order is serialised only when someone is listening.
 
-use crate::store::{DeliveryNext, OpOutcome, OrderChange, WriteOp};
+use crate::store::{DeadDeliveries, DeliveryNext, OpOutcome, OrderChange, WriteOp};
 use crate::work::events::{Event, EventSink};
 
 pub struct EventPublisher {
@@ -11,6 +11,19 @@ pub struct EventPublisher {
 impl EventPublisher {
     pub fn new(sink: EventSink) -> EventPublisher {
         EventPublisher { sink }
+    }
+
+    /// The deliveries a batch made dead, however they died: one event per target and error,
+    /// with how many, so a target that dies with a long queue is one event, not thousands.
+    pub fn deliveries_died(&self, died: &[DeadDeliveries]) {
+        for d in died {
+            self.sink.publish(Event::DeliveryDead {
+                id: d.first_id,
+                target: d.label.clone(),
+                error: d.error.clone(),
+                count: d.count,
+            });
+        }
     }
 
     pub fn committed(&self, op: &WriteOp, outcome: &OpOutcome) {
@@ -41,29 +54,17 @@ impl EventPublisher {
             }
             (
                 WriteOp::DeliveryOutcome {
-                    id, result, next, ..
+                    id,
+                    result,
+                    next: DeliveryNext::Delivered,
+                    ..
                 },
-                OpOutcome::DeliveryRecorded { label, also_dead },
-            ) => {
-                let error = result.error.clone().unwrap_or_default();
-                match next {
-                    DeliveryNext::Delivered => self.sink.publish(Event::DeliverySucceeded {
-                        id: *id,
-                        target: label.clone(),
-                        status: result.status,
-                    }),
-                    DeliveryNext::RetryAt(_) | DeliveryNext::RateLimited(_) => {}
-                    DeliveryNext::Dead | DeliveryNext::TargetDead { .. } => {
-                        for dead in std::iter::once(id).chain(also_dead) {
-                            self.sink.publish(Event::DeliveryDead {
-                                id: *dead,
-                                target: label.clone(),
-                                error: error.clone(),
-                            });
-                        }
-                    }
-                }
-            }
+                OpOutcome::DeliveryRecorded { label },
+            ) => self.sink.publish(Event::DeliverySucceeded {
+                id: *id,
+                target: label.clone(),
+                status: result.status,
+            }),
             _ => {}
         }
     }

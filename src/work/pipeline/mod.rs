@@ -2,7 +2,8 @@
 //! wiring from that report to everything above the store, one concern per file:
 //!
 //! * [`handoff`] — new messages go to the workers, finished ones leave the in-flight set;
-//! * [`events`] — the live event stream hears about receipts, orders and dead letters;
+//! * [`events`] — the live event stream hears about receipts, orders, dead letters and
+//!   deliveries;
 //! * [`figures`] — the live counters, batch figures and storage health move;
 //! * [`relay`] — new deliveries wake the relay's scheduler.
 //!
@@ -63,6 +64,7 @@ impl CommitObserver for Pipeline {
 
     fn batch_committed(&mut self, ops: usize, delta: &CounterDelta) {
         self.figures.batch_committed(ops, delta);
+        self.events.deliveries_died(&delta.deliveries_died);
     }
 
     fn committed(&mut self, op: WriteOp, outcome: &OpOutcome) {

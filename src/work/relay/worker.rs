@@ -122,12 +122,14 @@ fn send_one(ctx: &Context, t: &DeliveryTicket) -> Reported {
     if answer.pace.rate_limited {
         ctx.live.relay.rate_limited.fetch_add(1, Relaxed);
     }
-    let result_index = match next {
-        DeliveryNext::Delivered => 0,
-        DeliveryNext::RetryAt(_) | DeliveryNext::RateLimited(_) => 1,
-        DeliveryNext::Dead | DeliveryNext::TargetDead { .. } => 2,
-    };
-    ctx.live.relay.results[result_index].fetch_add(1, Relaxed);
+    // Delivered and dead ones are counted with the commit that records them (a delivery can
+    // die without a request: its target dead).
+    if matches!(
+        next,
+        DeliveryNext::RetryAt(_) | DeliveryNext::RateLimited(_)
+    ) {
+        ctx.live.relay.results[1].fetch_add(1, Relaxed);
+    }
     match (&next, &result.error) {
         (DeliveryNext::Delivered, _) => {
             log::debug!("relay: delivery {} to {label}: {:?}", t.id, answer.status)

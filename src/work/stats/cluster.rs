@@ -78,7 +78,9 @@ fn minus(a: &CounterDelta, b: &CounterDelta) -> CounterDelta {
         queued: a.queued - b.queued,
         processing: a.processing - b.processing,
         dead_now: a.dead_now - b.dead_now,
-        // Delivery figures are this node's own (counted from the rows), never summed here.
+        deliveries_delivered: a.deliveries_delivered - b.deliveries_delivered,
+        deliveries_dead: a.deliveries_dead - b.deliveries_dead,
+        // The owed deliveries are set from the rows instead (`work::relay::scheduler`).
         ..CounterDelta::default()
     }
 }

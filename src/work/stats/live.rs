@@ -111,7 +111,7 @@ impl LiveStats {
             lease_s: AtomicU64::new(0),
             attempts: Mutex::new(HashMap::new()),
             cluster: Mutex::new(None),
-            relay: super::RelayFigures::default(),
+            relay: super::RelayFigures::new(c),
         }
     }
 
@@ -226,6 +226,7 @@ impl LiveStats {
         self.queued.fetch_add(d.queued, Relaxed);
         self.processing.fetch_add(d.processing, Relaxed);
         self.dead_now.fetch_add(d.dead_now, Relaxed);
+        self.relay.others_committed(d);
         self.queue_size_peak.fetch_max(peak, Relaxed);
     }
 

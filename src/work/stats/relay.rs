@@ -1,6 +1,8 @@
-//! The relay's live figures for stats and `/metrics`: deliveries owed, delivered and dead
-//! (counted from the rows at start, then moved by each commit), `429`s seen, and per target
-//! (masked) its pause and last status.
+//! The relay's live figures for stats and `/metrics`: deliveries owed (counted from the rows
+//! at start, then moved by each commit), delivered (a durable total) and dead (a gauge: stored
+//! per node on PostgreSQL, counted from the rows at start on SQLite), `429`s seen, and per
+//! target (masked) its pause and last status. With other nodes, `delivered` and `dead` also
+//! move by what their commits moved (`work/stats/cluster.rs`), as the other cluster totals do.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -8,7 +10,7 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use crate::store::CounterDelta;
+use crate::store::{CounterDelta, DurableCounters};
 use crate::work::stats::latency::LatencyHistogram;
 
 #[derive(Default)]
@@ -17,7 +19,8 @@ pub struct RelayFigures {
     pub delivered: AtomicI64,
     pub dead: AtomicI64,
     pub rate_limited: AtomicU64,
-    /// Requests answered per result (`success`, `retry`, `dead`).
+    /// Deliveries by result (`success`, `retry`, `dead`) as this node's commits recorded them
+    /// (`retry`: a request answered so, counted by the worker; `dead`: however they died).
     pub results: [AtomicU64; 3],
     pub latency: LatencyHistogram,
     targets: Mutex<BTreeMap<String, TargetFigures>>,
@@ -47,27 +50,41 @@ pub struct RelaySnapshot {
 pub const RESULTS: [&str; 3] = ["success", "retry", "dead"];
 
 impl RelayFigures {
-    /// The figures counted from the rows at start (`store::deliveries_by_state`), and the
-    /// owed deliveries per target (`store::owed_by_label`).
+    /// The delivered total and the dead gauge as the counters say at start.
+    pub fn new(c: &DurableCounters) -> RelayFigures {
+        let figures = RelayFigures::default();
+        figures.delivered.store(
+            i64::try_from(c.deliveries_delivered).unwrap_or(i64::MAX),
+            Relaxed,
+        );
+        figures.dead.store(
+            i64::try_from(c.deliveries_dead).unwrap_or(i64::MAX),
+            Relaxed,
+        );
+        figures
+    }
+
+    /// The owed deliveries counted from the rows at start (`store::deliveries_by_state`, the
+    /// owed states), and per target (`store::owed_by_label`).
     pub fn count_from(&self, by_state: &[(String, i64)], by_target: &[(String, i64)]) {
         for (state, n) in by_state {
-            match state.as_str() {
-                "pending" | "sending" => self.owed.fetch_add(*n, Relaxed),
-                "delivered" => self.delivered.fetch_add(*n, Relaxed),
-                "dead" => self.dead.fetch_add(*n, Relaxed),
-                _ => 0,
-            };
+            if matches!(state.as_str(), "pending" | "sending") {
+                self.owed.fetch_add(*n, Relaxed);
+            }
         }
         for (label, n) in by_target {
             self.update_target(label, |t| t.pending = *n);
         }
     }
 
-    /// A commit's delivery moves: the totals and each target's owed ones.
+    /// A commit's delivery moves: the totals, each target's owed ones, and this node's
+    /// results.
     pub fn committed(&self, d: &CounterDelta) {
         self.owed.fetch_add(d.deliveries_owed, Relaxed);
         self.delivered.fetch_add(d.deliveries_delivered, Relaxed);
         self.dead.fetch_add(d.deliveries_dead, Relaxed);
+        self.results[0].fetch_add(d.deliveries_delivered.max(0) as u64, Relaxed);
+        self.results[2].fetch_add(d.deliveries_died(), Relaxed);
         if d.owed_by_target.is_empty() {
             return;
         }
@@ -76,6 +93,13 @@ impl RelayFigures {
                 targets.entry(label.clone()).or_default().pending += n;
             }
         }
+    }
+
+    /// What the other nodes' commits moved (`work/stats/cluster.rs`): the delivered total and the
+    /// dead gauge. (The owed ones are set from the rows, [`RelayFigures::recount_owed`].)
+    pub fn others_committed(&self, d: &CounterDelta) {
+        self.delivered.fetch_add(d.deliveries_delivered, Relaxed);
+        self.dead.fetch_add(d.deliveries_dead, Relaxed);
     }
 
     /// The owed deliveries as counted from the rows just now, per target (masked label) and in

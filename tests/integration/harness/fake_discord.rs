@@ -46,6 +46,10 @@ struct State {
     /// Per webhook: statuses to answer next, in order.
     scripted: HashMap<String, Vec<u16>>,
     global_hits: u32,
+    /// Webhooks whose requests are held unanswered until released.
+    held: Vec<String>,
+    /// Requests being held right now.
+    holding: usize,
 }
 
 /// The fake's rate limit: `limit` per `window` per webhook; `None`: no limit.
@@ -75,7 +79,7 @@ impl FakeDiscord {
                 std::thread::spawn(move || {
                     while !stop.load(Relaxed) {
                         if let Ok(Some(req)) = server.recv_timeout(Duration::from_millis(50)) {
-                            answer(req, &state, limit);
+                            answer(req, &state, limit, &stop);
                         }
                     }
                 })
@@ -133,6 +137,27 @@ impl FakeDiscord {
             .insert(webhook.to_string(), statuses.to_vec());
     }
 
+    /// Requests to `webhook` are held unanswered (in flight) until [`release`](Self::release).
+    pub fn hold(&self, webhook: &str) {
+        self.state.lock().unwrap().held.push(webhook.to_string());
+    }
+
+    pub fn release(&self, webhook: &str) {
+        self.state.lock().unwrap().held.retain(|w| w != webhook);
+    }
+
+    /// Waits until `n` requests are being held (panics after 10 s).
+    pub fn wait_holding(&self, n: usize) {
+        let until = Instant::now() + Duration::from_secs(10);
+        while self.state.lock().unwrap().holding < n {
+            assert!(
+                Instant::now() < until,
+                "{n} requests never reached the fake"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// The next `n` requests (any webhook) get a global `429`.
     pub fn global_limit(&self, n: u32) {
         self.state.lock().unwrap().global_hits = n;
@@ -169,7 +194,12 @@ fn header(name: &str, value: &str) -> Header {
     Header::from_bytes(name.as_bytes(), value.as_bytes()).unwrap()
 }
 
-fn answer(mut req: tiny_http::Request, state: &Mutex<State>, limit: Option<Limit>) {
+fn answer(
+    mut req: tiny_http::Request,
+    state: &Mutex<State>,
+    limit: Option<Limit>,
+    stop: &AtomicBool,
+) {
     let url = req.url().to_string();
     let (path, query) = url.split_once('?').unwrap_or((&url, ""));
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -200,6 +230,16 @@ fn answer(mut req: tiny_http::Request, state: &Mutex<State>, limit: Option<Limit
         }
     };
     let mut s = state.lock().unwrap();
+    if s.held.contains(&webhook) {
+        s.holding += 1;
+        // A test that failed while holding drops the fake: the request is let go then.
+        while s.held.contains(&webhook) && !stop.load(Relaxed) {
+            drop(s);
+            std::thread::sleep(Duration::from_millis(5));
+            s = state.lock().unwrap();
+        }
+        s.holding -= 1;
+    }
     let now = Instant::now();
     let mut headers = Vec::new();
     let (status, text): (u16, String) = if s.deleted.contains(&webhook) {
