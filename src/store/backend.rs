@@ -4,12 +4,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::sql::SqlBackend;
-use super::{
-    sqlite, Duty, Faults, FaultyBackend, Leadership, ReadStore, RemoteEvent, SqlStore, StoreError,
-    StoreResult, WriteStore,
-};
+use super::sqlite;
 use crate::base::lifecycle::{Background, Stop};
 use crate::settings::StorageSettings;
+use crate::store::error::{StoreError, StoreResult};
+use crate::store::faults::{Faults, FaultyBackend};
+use crate::store::leadership::{Duty, Leadership};
+use crate::store::model::RemoteEvent;
+use crate::store::seam::{ReadStore, WriteStore};
+use crate::store::sql_store::SqlStore;
 
 /// Read connections kept open: the feeder and one HTTP handler at a time without opening more
 /// (the pool opens extra ones when all are busy).

@@ -17,9 +17,11 @@ use std::path::{Path, PathBuf};
 
 use super::model::{BackupProgress, CopySummary};
 use super::sqlite;
-use super::{InstanceLock, StoreError, StoreResult};
+use super::sqlite_file::sqlite_only;
 use crate::base::time::{now_ms, rfc3339};
 use crate::settings::StorageSettings;
+use crate::store::error::{StoreError, StoreResult};
+use crate::store::instance_lock::InstanceLock;
 
 /// What [`restore`] did.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,7 +45,7 @@ pub fn backup(
     overwrite: bool,
     progress: &mut dyn FnMut(BackupProgress),
 ) -> StoreResult<CopySummary> {
-    super::sqlite_only(settings, "backup")?;
+    sqlite_only(settings, "backup")?;
     let source = &settings.path;
     if !source.is_file() {
         return Err(StoreError::Io(format!(
@@ -86,7 +88,7 @@ pub fn restore(
     backup_file: &Path,
     replace_existing: bool,
 ) -> StoreResult<Restored> {
-    super::sqlite_only(settings, "restore")?;
+    sqlite_only(settings, "restore")?;
     let db = &settings.path;
     if !backup_file.is_file() {
         return Err(StoreError::Io(format!(
@@ -191,7 +193,7 @@ pub struct SchemaReport {
 /// Reads the schema version of the SQLite database `settings` point at (without changing
 /// anything) and says what this binary's `serve` would do with it.
 pub fn schema_report(settings: &StorageSettings) -> StoreResult<SchemaReport> {
-    super::sqlite_only(settings, "schema")?;
+    sqlite_only(settings, "schema")?;
     let binary = sqlite::backup::binary_schema_version();
     let database = sqlite::backup::schema_version(&settings.path)?;
     let plan = match database {

@@ -7,8 +7,9 @@ use super::delivery::{
 };
 use super::sql::Row;
 use super::statements as sql;
-use super::{ReadStore, StoreResult};
 use crate::base::time::rfc3339;
+use crate::store::error::StoreResult;
+use crate::store::seam::ReadStore;
 
 fn summary(r: &Row) -> DeliverySummary {
     DeliverySummary {

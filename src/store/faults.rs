@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::sql::{Announce, Row, Rules, SqlBackend, SqlTx, Value};
-use super::{StoreError, StoreResult};
+use crate::store::error::{StoreError, StoreResult};
 
 /// Which error an injected failure returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -332,8 +332,10 @@ impl SqlTx for FaultyTx<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::model::{NewMessage, WriteOp};
+    use crate::store::seam::{ReadStore, WriteStore};
+    use crate::store::sql_store::SqlStore;
     use crate::store::sqlite::{SqliteBackend, SqliteReader};
-    use crate::store::{NewMessage, ReadStore, SqlStore, WriteOp, WriteStore};
 
     fn append(n: u8) -> WriteOp {
         WriteOp::Append(NewMessage {

@@ -16,8 +16,8 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use super::{StoreError, StoreResult};
 use crate::base::time::{now_ms, rfc3339};
+use crate::store::error::{StoreError, StoreResult};
 
 /// Held while the store is open; dropping it (or the process ending) releases the lock.
 #[derive(Debug)]

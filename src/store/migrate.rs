@@ -19,7 +19,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::postgres::{self as pg, schema};
 use super::sqlite;
-use super::StoreError;
+use crate::store::error::StoreError;
 
 /// Rows per transaction.
 pub const BATCH: i64 = 1000;

@@ -4,7 +4,9 @@
 //! transaction is durable; a handler waiting on an op is answered right after
 //! [`CommitObserver::committed`] for that op, never before.
 
-use super::{CounterDelta, OpOutcome, StoreError, WriteOp};
+use crate::store::error::StoreError;
+
+use crate::store::model::{CounterDelta, OpOutcome, WriteOp};
 
 /// Told by the writer about each commit. Implementations must not block: every call holds
 /// up the next commit (and so every waiting handler).

@@ -7,9 +7,13 @@
 
 use std::time::Duration;
 
-use super::{OpOutcome, StoreError, StoreResult, WriteOp, WriterHandle};
+use crate::store::error::{StoreError, StoreResult};
+
+use crate::store::model::{OpOutcome, WriteOp};
+
 use crate::base::lifecycle::{Background, Stop};
 use crate::base::time::now_ms;
+use crate::store::writer::WriterHandle;
 
 /// Messages (or deliveries of their own) deleted per transaction.
 pub const BATCH: u32 = 500;

@@ -2,8 +2,9 @@
 //! backend hands over its result rows as [`Row`]s (cells), and these say what the columns mean.
 
 use super::sql::{Cell, Row};
-use super::{MessageState, MessageSummary, Order, RawMessage, StoredOrder};
 use crate::base::time::rfc3339;
+use crate::store::model::{MessageState, MessageSummary, RawMessage, StoredOrder};
+use crate::store::order::Order;
 
 /// The columns [`summary`] reads, in its order.
 pub const SUMMARY_COLUMNS: &str =

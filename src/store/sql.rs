@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use super::{CounterDelta, StoreResult};
+use crate::store::error::StoreResult;
+
+use crate::store::model::CounterDelta;
 
 /// A statement's parameter. Statements are written with `?1`, `?2`... placeholders (SQLite's
 /// style; the PostgreSQL backend turns them into `$1`, `$2`... once, when it prepares them).

@@ -4,7 +4,10 @@
 use std::time::Duration;
 
 use super::sql::SqlBackend;
-use super::{state_machine, CounterDelta, OpOutcome, StoreResult, WriteOp, WriteStore};
+use super::state_machine;
+use crate::store::error::StoreResult;
+use crate::store::model::{CounterDelta, OpOutcome, WriteOp};
+use crate::store::seam::WriteStore;
 
 pub struct SqlStore<B> {
     pub(crate) backend: B,

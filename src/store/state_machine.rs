@@ -11,11 +11,13 @@ use std::collections::HashMap;
 
 use super::sql::{counter_rows, Announce, SqlTx, Value};
 use super::statements as sql;
-use super::{
-    CounterDelta, Effect, Lease, MessageState, NewMessage, NewRejection, OpOutcome, Order,
-    OrderChange, StoreResult, StoredOrder, WriteOp,
-};
 use crate::base::time::rfc3339;
+use crate::store::error::StoreResult;
+use crate::store::model::{
+    CounterDelta, Effect, Lease, MessageState, NewMessage, NewRejection, OpOutcome, OrderChange,
+    StoredOrder, WriteOp,
+};
+use crate::store::order::Order;
 
 /// Applies `ops` in `tx` (one batch, one transaction) and adds what they moved to the durable
 /// counters in the same transaction; the outcomes line up with `ops`.

@@ -9,9 +9,15 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
-use super::{CommitObserver, Effect, OpOutcome, StoreError, StoreResult, WriteOp, WriteStore};
+use crate::store::error::{StoreError, StoreResult};
+
+use crate::store::model::{Effect, OpOutcome, WriteOp};
+
+use crate::store::observer::CommitObserver;
+
 use crate::base::lifecycle::{Component, Thread};
 use crate::base::time::now_ms;
+use crate::store::seam::WriteStore;
 
 /// Most ops folded into one transaction; bounds how long one commit holds the others.
 const MAX_BATCH: usize = 2048;
@@ -418,7 +424,8 @@ fn describe(op: &WriteOp) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{CounterDelta, Faults, Lease, MessageState, NewMessage};
+    use crate::store::faults::Faults;
+    use crate::store::model::{CounterDelta, Lease, MessageState, NewMessage};
 
     struct Quiet;
 
@@ -449,9 +456,9 @@ mod tests {
             ..Default::default()
         };
         let faults = Faults::new();
-        let (store, reader) = crate::store::open_node(
+        let (store, reader) = crate::store::backend::open_node(
             &settings,
-            &crate::store::NodeIdentity {
+            &crate::store::backend::NodeIdentity {
                 id: "n:1".into(),
                 lease: Duration::from_secs(30),
             },
@@ -498,7 +505,7 @@ mod tests {
             id: 1,
             attempt: 2,
             path: "/p".into(),
-            effect: crate::store::Effect::Nothing,
+            effect: crate::store::model::Effect::Nothing,
             processing_us: 1,
         };
         run_batch(&mut store, vec![claim(2), done], &mut parked);

@@ -11,8 +11,9 @@ use postgres::{Client, Config};
 use super::read::stored_order;
 use super::{connect, EVENTS_CHANNEL};
 use crate::base::lifecycle::Stop;
+use crate::store::error::StoreError;
+use crate::store::model::RemoteEvent;
 use crate::store::rows::ORDER_COLUMNS;
-use crate::store::{RemoteEvent, StoreError};
 
 /// How long to wait before connecting again after the connection was lost.
 const RECONNECT: Duration = Duration::from_secs(1);

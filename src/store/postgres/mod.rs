@@ -25,8 +25,8 @@ pub use listen::run as listen;
 pub use read::PostgresReader;
 pub use write::{PostgresBackend, PostgresWriter};
 
+use super::error::StoreError;
 use super::sql::{Cell, Row};
-use super::StoreError;
 
 /// The `LISTEN/NOTIFY` channel carrying committed events between nodes.
 pub const EVENTS_CHANNEL: &str = "hookvault_events";

@@ -9,16 +9,18 @@ use postgres::{Client, Config, Row};
 
 use super::{cells, connect, pg_err, DB_NOW_MS};
 use crate::base::time::{now_ms, rfc3339};
-use crate::store::rows::{self, ORDER_COLUMNS, SUMMARY_COLUMNS};
-use crate::store::{
+use crate::store::error::StoreResult;
+use crate::store::model::{
     ClusterCounters, CounterDelta, DeadLetter, DurableCounters, LogQuery, MessageDetail,
     MessageState, MessageSummary, NodeStatus, OperatorAction, OrderQuery, PageAfter, RawFilter,
-    RawMessage, ReadStore, StorageHealth, StoreResult, StoredOrder,
+    RawMessage, StorageHealth, StoredOrder,
 };
-use crate::store::{
+use crate::store::model::{
     DeadLetterQuery, Payload, QueuedJob, Rejection, RejectionQuery, SourceCounters,
     PAYLOAD_PREVIEW_BYTES,
 };
+use crate::store::rows::{self, ORDER_COLUMNS, SUMMARY_COLUMNS};
+use crate::store::seam::ReadStore;
 
 /// A node whose heartbeat is older than this is left out of the node list.
 pub const NODE_ALIVE_MS: i64 = 5_000;

@@ -5,7 +5,7 @@
 use postgres::Client;
 
 use super::pg_err;
-use crate::store::StoreError;
+use crate::store::error::StoreError;
 
 pub const SCHEMA_VERSION: i32 = 4;
 

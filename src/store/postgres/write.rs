@@ -14,8 +14,9 @@ use postgres::{Client, Statement, Transaction};
 
 use super::{cells, pg_err, PostgresOptions, DB_NOW_MS, EVENTS_CHANNEL};
 use crate::base::time::now_ms;
+use crate::store::error::{StoreError, StoreResult};
 use crate::store::sql::{Announce, Row, Rules, SqlBackend, SqlTx, Value, Writers};
-use crate::store::{SqlStore, StoreError, StoreResult};
+use crate::store::sql_store::SqlStore;
 
 /// The write side on PostgreSQL: the state machine over this node's connection.
 pub type PostgresWriter = SqlStore<PostgresBackend>;

@@ -22,8 +22,8 @@ use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 
 use super::{schema, unavailable, PAGE_SIZE};
+use crate::store::error::{StoreError, StoreResult};
 use crate::store::model::{BackupProgress, CopySummary};
-use crate::store::{StoreError, StoreResult};
 
 /// Pages copied (and then synced) per step: 1 MiB at the 1 KiB page size, so one step's
 /// writes hold `serve`'s fsync up only briefly (see the module comment).

@@ -25,7 +25,8 @@ use std::path::Path;
 use rusqlite::{Transaction, TransactionBehavior};
 
 use super::sql_err;
-use crate::store::{Check, ConsistencyReport, StoreError, StoreResult};
+use crate::store::consistency::{Check, ConsistencyReport};
+use crate::store::error::{StoreError, StoreResult};
 
 /// Checks the database at `path` (which must exist), repairing first when `repair`.
 pub fn run(path: &Path, repair: bool) -> StoreResult<ConsistencyReport> {

@@ -17,7 +17,7 @@ use rusqlite::Connection;
 
 use super::sql_err;
 use crate::base::lifecycle::Thread;
-use crate::store::StoreResult;
+use crate::store::error::StoreResult;
 
 /// How soon a checkpoint that failed (disk full, I/O error) is tried again, as the writer
 /// tries its failed housekeeping again.
@@ -50,7 +50,7 @@ impl Checkpointer {
         let wal_frames = Arc::new(AtomicU64::new(0));
         let frames = Arc::clone(&wal_frames);
         let thread = Thread::spawn("checkpointer", move || run(conn, rx, &frames))
-            .map_err(|e| crate::store::StoreError::Other(e.to_string()))?;
+            .map_err(|e| crate::store::error::StoreError::Other(e.to_string()))?;
         Ok(Checkpointer {
             requests: Some(tx),
             thread: Some(thread),

@@ -19,8 +19,9 @@ pub use read::SqliteReader;
 pub use schema::SCHEMA_VERSION;
 pub use write::{SqliteBackend, SqliteWriter};
 
+use super::error::StoreError;
+use super::instance_lock::InstanceLock;
 use super::sql::{Cell, Row};
-use super::{InstanceLock, StoreError};
 
 /// SQLite writes whole pages to the WAL, and a webhook's commit touches a handful of pages
 /// (its rows, the state index, the counters) however small it is. Smaller pages mean fewer

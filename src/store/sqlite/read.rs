@@ -8,13 +8,15 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
 use super::{cells, sql_err};
 use crate::base::time::rfc3339;
-use crate::store::rows::{self, ORDER_COLUMNS, SUMMARY_COLUMNS};
-use crate::store::{
+use crate::store::error::{StoreError, StoreResult};
+use crate::store::model::{
     DeadLetter, DeadLetterQuery, DurableCounters, LogQuery, MessageDetail, MessageState,
     MessageSummary, OperatorAction, OrderQuery, PageAfter, Payload, QueuedJob, RawFilter,
-    RawMessage, ReadStore, Rejection, RejectionQuery, SourceCounters, StorageHealth, StoreError,
-    StoreResult, StoredOrder, PAYLOAD_PREVIEW_BYTES,
+    RawMessage, Rejection, RejectionQuery, SourceCounters, StorageHealth, StoredOrder,
+    PAYLOAD_PREVIEW_BYTES,
 };
+use crate::store::rows::{self, ORDER_COLUMNS, SUMMARY_COLUMNS};
+use crate::store::seam::ReadStore;
 
 pub struct SqliteReader {
     path: PathBuf,

@@ -3,7 +3,7 @@
 
 use rusqlite::Connection;
 
-use crate::store::StoreError;
+use crate::store::error::StoreError;
 
 pub const SCHEMA_VERSION: i64 = 5;
 

@@ -11,8 +11,9 @@ use rusqlite::{params, Connection, ToSql, Transaction, TransactionBehavior};
 
 use super::checkpointer::Checkpointer;
 use super::{cells, sql_err};
+use crate::store::error::StoreResult;
 use crate::store::sql::{Announce, Row, Rules, SqlBackend, SqlTx, Value, Writers};
-use crate::store::{SqlStore, StoreResult};
+use crate::store::sql_store::SqlStore;
 
 /// The write side on SQLite: the state machine over this connection.
 pub type SqliteWriter = SqlStore<SqliteBackend>;
@@ -49,7 +50,7 @@ const STATEMENT_CACHE: usize = 96;
 pub struct SqliteBackend {
     conn: Connection,
     /// Held as long as this writer lives (see `store::instance_lock`).
-    pub(super) instance_lock: Option<crate::store::InstanceLock>,
+    pub(super) instance_lock: Option<crate::store::instance_lock::InstanceLock>,
     /// Commits that changed rows since the last checkpoint; a commit that changed nothing
     /// (an idle lease tick) wrote no page and needs no checkpoint.
     commits_since_checkpoint: u32,

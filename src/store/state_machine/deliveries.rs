@@ -1,6 +1,6 @@
 //! The deliveries' state machine, written once for every backend beside the messages' (it
 //! runs in the same [`Batch`], so a delivery created with its message lands in the message's
-//! transaction and moves the same [`CounterDelta`](crate::store::CounterDelta)).
+//! transaction and moves the same [`CounterDelta`](crate::store::model::CounterDelta)).
 //!
 //! ```text
 //! pending ──take──► sending ──► delivered
@@ -17,8 +17,9 @@ use super::sql;
 use super::Batch;
 use crate::base::mask::mask_target;
 use crate::store::delivery::{AttemptResult, DeliveryTicket, NewDelivery, Taken, TargetKind};
+use crate::store::error::StoreResult;
+use crate::store::model::{DeadDeliveries, DeliveryNext, Lease, OpOutcome};
 use crate::store::sql::{Cell, Value};
-use crate::store::{DeadDeliveries, DeliveryNext, Lease, OpOutcome, StoreResult};
 
 impl Batch<'_> {
     /// Creates a delivery (with its message's id, or on its own); its id.
@@ -116,7 +117,7 @@ impl Batch<'_> {
         Ok(OpOutcome::DeliveryQueued { id })
     }
 
-    /// See [`WriteOp::TakeDeliveries`](crate::store::WriteOp::TakeDeliveries).
+    /// See [`WriteOp::TakeDeliveries`](crate::store::model::WriteOp::TakeDeliveries).
     pub(super) fn take_deliveries(
         &mut self,
         target: &str,
@@ -181,7 +182,7 @@ impl Batch<'_> {
         Ok(OpOutcome::Taken(Taken::Tickets(tickets)))
     }
 
-    /// See [`WriteOp::DeliveryOutcome`](crate::store::WriteOp::DeliveryOutcome).
+    /// See [`WriteOp::DeliveryOutcome`](crate::store::model::WriteOp::DeliveryOutcome).
     pub(super) fn delivery_outcome(
         &mut self,
         id: i64,
@@ -248,7 +249,7 @@ impl Batch<'_> {
         Ok(OpOutcome::DeliveryRecorded { label })
     }
 
-    /// See [`WriteOp::RetryDeliveries`](crate::store::WriteOp::RetryDeliveries).
+    /// See [`WriteOp::RetryDeliveries`](crate::store::model::WriteOp::RetryDeliveries).
     pub(super) fn retry_deliveries(
         &mut self,
         id: Option<i64>,

@@ -1,10 +1,17 @@
 //! The deliveries' rules, on SQLite (PostgreSQL runs them in
 //! `tests/integration/relay_cluster.rs`).
 
-use crate::store::{
-    deliveries, sqlite, AttemptResult, DeadDeliveries, DeliveryNext, DeliveryQuery, DeliveryState,
-    Lease, NewDelivery, NewMessage, OpOutcome, Taken, TargetKind, WriteOp, WriteStore,
+use crate::store::delivery::{
+    AttemptResult, DeliveryQuery, DeliveryState, NewDelivery, Taken, TargetKind,
 };
+
+use crate::store::delivery_reads::deliveries;
+
+use crate::store::model::{DeadDeliveries, DeliveryNext, Lease, NewMessage, OpOutcome, WriteOp};
+
+use crate::store::seam::WriteStore;
+
+use crate::store::sqlite;
 
 const TARGET: &str = "http://127.0.0.1:9/api/webhooks/1/secret-token";
 

@@ -1,10 +1,13 @@
 //! The state machine's rules, on SQLite (PostgreSQL's guard is covered by
 //! `tests/integration/pg_store.rs`).
 
-use crate::store::{
-    sqlite, CounterDelta, Effect, Lease, MessageState, NewMessage, OpOutcome, ReadStore, WriteOp,
-    WriteStore,
+use crate::store::model::{
+    CounterDelta, Effect, Lease, MessageState, NewMessage, OpOutcome, WriteOp,
 };
+
+use crate::store::seam::{ReadStore, WriteStore};
+
+use crate::store::sqlite;
 
 fn message() -> WriteOp {
     WriteOp::Append(NewMessage {
