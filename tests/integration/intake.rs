@@ -186,9 +186,34 @@ fn idle_connections_are_closed_after_the_idle_timeout() {
         body.len()
     )
     .unwrap();
+    // The whole answer, head and body, however many reads it arrives in.
+    let mut answer = Vec::new();
     let mut buf = [0u8; 4096];
-    let n = conn.read(&mut buf).unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let complete = |a: &[u8]| {
+        let text = String::from_utf8_lossy(a);
+        let Some(head_end) = text.find("\r\n\r\n") else {
+            return false;
+        };
+        let length = text[..head_end]
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse::<usize>().ok())?
+            })
+            .unwrap_or(0);
+        a.len() >= head_end + 4 + length
+    };
+    while !complete(&answer) {
+        let n = conn.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "closed mid-answer: {:?}",
+            String::from_utf8_lossy(&answer)
+        );
+        answer.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
     let started = std::time::Instant::now();
     // The server closes it: read returns EOF (0 bytes), well before our own 10 s timeout.
     let n = conn.read(&mut buf).unwrap_or(0);
