@@ -86,7 +86,7 @@ impl ServiceBuilder {
         self
     }
 
-    /// Transactions go through a [`FaultyBackend`](crate::store::FaultyBackend) switched by
+    /// Transactions go through a [`FaultyBackend`](crate::store::faults::FaultyBackend) switched by
     /// `faults` (keep a clone to switch it).
     pub fn faults(mut self, faults: Faults) -> Self {
         self.faults = Some(faults);
