@@ -92,7 +92,7 @@ pub trait ReadStore: Send + Sync {
 }
 
 /// A boxed store is a store, so the writer and commands can take
-/// whatever [`open`](super::backend::open) returned.
+/// whatever [`open`](super::open) returned.
 impl<S: WriteStore + ?Sized> WriteStore for Box<S> {
     fn commit_batch(
         &mut self,
@@ -115,7 +115,7 @@ impl<S: WriteStore + ?Sized> WriteStore for Box<S> {
     }
 }
 
-/// A shared read side is a read side (see [`open`](super::backend::open)).
+/// A shared read side is a read side (see [`open`](super::open)).
 impl<S: ReadStore + ?Sized> ReadStore for Arc<S> {
     fn counters(&self) -> StoreResult<DurableCounters> {
         (**self).counters()
