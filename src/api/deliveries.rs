@@ -68,12 +68,13 @@ pub fn retry_one(state: &AppState, call: &mut Call) -> Reply {
             log::info!("{} retried delivery {id}", actor(call));
             Reply::json(200, &json!({"requeued": 1, "id": id}))
         }
-        Ok(OpOutcome::NotApplicable { .. }) => Reply::error(
+        Ok(OpOutcome::DeliveryNotApplicable { state: None }) => {
+            Reply::error(404, "not_found", &format!("no delivery with id {id}"))
+        }
+        Ok(OpOutcome::DeliveryNotApplicable { state: Some(s) }) => Reply::error(
             404,
             "not_dead",
-            &format!(
-                "delivery {id} does not exist or is not dead; only dead deliveries can be retried"
-            ),
+            &format!("delivery {id} is {s}, not dead; only dead deliveries can be retried"),
         ),
         Ok(other) => unexpected(&other),
         Err(e) => storage_error(&e),

@@ -402,7 +402,7 @@ pub fn describe(method: &str, path: &str) -> Option<Value> {
             "description": "One dead delivery is owed again; its target is revived.",
             "responses": {
                 "200": ok("Owed again", json!({"type": "object"})),
-                "404": error("No such delivery, or it is not dead")
+                "404": error("`not_found`: no such delivery; `not_dead`: it exists but is not dead (the message names its state: pending, sending, delivered or discarded)")
             }
         }),
         ("DELETE", "/api/v2/deliveries/{id}") => json!({

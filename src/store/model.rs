@@ -228,7 +228,8 @@ pub enum WriteOp {
         next: DeliveryNext,
     },
     /// `dead → pending` with a fresh attempt budget (`id: None`: every dead delivery); the
-    /// targets of the deliveries retried are alive again.
+    /// targets of the deliveries retried are alive again. One `id` that is not dead:
+    /// [`OpOutcome::DeliveryNotApplicable`] with its state.
     RetryDeliveries {
         id: Option<i64>,
         actor: String,

@@ -153,8 +153,8 @@ pub const TARGET_ROW: &str =
 pub const LEASE_TARGET: &str =
     "UPDATE relay_targets SET lease_owner = ?2, lease_until = ?3 WHERE target = ?1";
 /// A target taken over from another node: what it was sending is owed again.
-pub const RESEND_TARGET: &str =
-    "UPDATE deliveries SET state = 'pending' WHERE target = ?1 AND state = 'sending'";
+pub const RESEND_TARGET: &str = "UPDATE deliveries SET state = 'pending', lease_owner = NULL \
+     WHERE target = ?1 AND state = 'sending'";
 /// How many deliveries of target `?1` are in flight.
 pub const SENDING_COUNT: &str =
     "SELECT count(*) FROM deliveries WHERE target = ?1 AND state = 'sending'";
@@ -199,7 +199,6 @@ pub const OWED_BY_TARGET: &str =
 pub const DEAD_WITH_TARGET: &str =
     "UPDATE deliveries SET state = 'dead', finished_at = ?2, last_error = ?3, \
      lease_owner = NULL WHERE id = ?1";
-pub const DELIVERY_TARGET: &str = "SELECT target FROM deliveries WHERE id = ?1";
 pub const REVIVE_TARGET: &str =
     "UPDATE relay_targets SET dead_reason = NULL, dead_at = NULL WHERE target = ?1";
 pub const REVIVE_ALL_TARGETS: &str =

@@ -1,13 +1,14 @@
 //! `hookvault check [--repair]` through the real binary: a database the service wrote is
 //! consistent (exit 0); a counter changed by hand is named and fails it (exit 1);
-//! `--repair` rebuilds it from the tables and the next check passes.
+//! `--repair` rebuilds it from the tables and the next check passes. The same for the relay's
+//! deliveries: their `delivered` total and their leases.
 
 use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::Connection;
 
-use crate::harness::{command, order_body, Hookvault};
+use crate::harness::{command, order_body, FakeDiscord, Hookvault};
 
 /// `hookvault check --db DB [extra]`: exit code and stdout.
 fn check(db: &Path, extra: &[&str]) -> (i32, String) {
@@ -179,4 +180,111 @@ fn a_queued_message_without_its_body_becomes_one_dead_letter_and_check_names_it(
         out.contains("MISMATCH  every message has its body"),
         "{out}"
     );
+}
+
+/// A database with three relayed deliveries and a dead one, written by the service against a
+/// fake Discord: consistent; then its delivered total lowered, a delivered row made `sending`
+/// with no target lease behind it, and an owner left on the dead one: each named, and
+/// repaired.
+#[test]
+fn delivery_counters_and_leases_are_checked_and_repaired() {
+    const TOKEN: &str = "CheckToKeN_abcdefghijklmnop-5678";
+    let fake = FakeDiscord::start(None, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hookvault.db");
+    let base = fake.base.clone();
+    let mut s = Hookvault::new()
+        .database(&db)
+        .settings(move |c| {
+            c.queue.max_retries = 0;
+            c.relay.discord_base = base;
+            c.relay.discord_webhook_ids = vec!["555".into()];
+        })
+        .start();
+    // A 400 kills the first delivery at once; the others are delivered.
+    fake.script("555", &[400]);
+    for n in 0..4 {
+        let body = format!(r#"{{"content":"check {n}"}}"#);
+        let a = s
+            .http
+            .post(&format!("/api/webhooks/555/{TOKEN}"), body.as_bytes());
+        assert_eq!(a.status, 204, "{}", a.text);
+    }
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let a = s.http.get("/api/v2/deliveries?state=delivered");
+        if a.json["items"].as_array().map_or(0, Vec::len) == 3 {
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "{}", a.text);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    s.stop();
+
+    let (code, out) = check(&db, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("ok        counter deliveries_delivered >= delivered deliveries: 3"),
+        "{out}"
+    );
+
+    let c = Connection::open(&db).unwrap();
+    c.execute(
+        "UPDATE counters SET value = 0 WHERE name = 'deliveries_delivered'",
+        [],
+    )
+    .unwrap();
+    let sent: i64 = c
+        .query_row(
+            "SELECT MIN(id) FROM deliveries WHERE state = 'delivered'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    c.execute(
+        "UPDATE deliveries SET state = 'sending', lease_owner = 'gone:1' WHERE id = ?1",
+        [sent],
+    )
+    .unwrap();
+    c.execute(
+        "UPDATE deliveries SET lease_owner = 'gone:1' WHERE state = 'dead'",
+        [],
+    )
+    .unwrap();
+    drop(c);
+
+    let (code, out) = check(&db, &[]);
+    assert_eq!(code, 1, "{out}");
+    for line in [
+        "MISMATCH  counter deliveries_delivered >= delivered deliveries: \
+         expected at least 2, found 0 (deliveries_delivered)",
+        "MISMATCH  sending deliveries hold their target's lease: expected 0, found 1",
+        "MISMATCH  no lease owner on a delivery that is not sending: expected 0, found 1",
+        "inconsistent: 3 of",
+    ] {
+        assert!(out.contains(line), "{line}\n{out}");
+    }
+
+    let (code, out) = check(&db, &["--repair"]);
+    assert_eq!(code, 0, "{out}");
+    for line in [
+        "repaired  counter deliveries_delivered set from 0 to 2",
+        "repaired  owed again 1 sending deliveries whose target lease was not theirs",
+        "repaired  cleared the lease owner of 1 deliveries that are not sending",
+    ] {
+        assert!(out.contains(line), "{line}\n{out}");
+    }
+    let c = Connection::open(&db).unwrap();
+    let (state, owner): (String, Option<String>) = c
+        .query_row(
+            "SELECT state, lease_owner FROM deliveries WHERE id = ?1",
+            [sent],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((state.as_str(), owner), ("pending", None));
+    drop(c);
+    let (code, out) = check(&db, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("repaired"), "{out}");
 }

@@ -932,7 +932,8 @@ fn every_delivery_that_dies_is_counted_and_announced() {
 }
 
 /// `DELETE` of a delivery on `hv`'s backend: `409` while its request is in flight (it cannot
-/// be called back; the answer decides what is left to give up), then as its state says.
+/// be called back; the answer decides what is left to give up), then as its state says; a
+/// retry of one that is not dead names its state.
 fn discarding_in_flight(hv: Hookvault<'_>) {
     let fake = FakeDiscord::start(None, 1);
     let hv = hv.settings(relayed_to(&fake, &["447"])).start();
@@ -958,6 +959,16 @@ fn discarding_in_flight(hv: Hookvault<'_>) {
         1,
         "nothing changed"
     );
+    // Only a dead delivery can be retried; any other is named with its state.
+    let a = hv
+        .http
+        .post(&format!("/api/webhooks/447/{TOKEN}"), &body(0, 2));
+    assert_eq!(a.status, 204);
+    let owed = wait_deliveries(&hv.http, "&state=pending", 2, Duration::from_secs(10));
+    let queued_behind = owed[0]["id"].as_i64().unwrap();
+    assert_ne!(queued_behind, id);
+    assert_retry_refused(&hv.http, id, "not_dead", "is sending, not dead");
+    assert_retry_refused(&hv.http, queued_behind, "not_dead", "is pending, not dead");
 
     // The target refuses it: dead, and now it can be given up.
     fake.release("447");
@@ -985,6 +996,29 @@ fn discarding_in_flight(hv: Hookvault<'_>) {
             d.text
         );
     }
+    let delivered_id = delivered[0]["id"].as_i64().unwrap();
+    assert_retry_refused(&hv.http, delivered_id, "not_dead", "is delivered, not dead");
+    assert_retry_refused(&hv.http, id, "not_dead", "is discarded, not dead");
+    assert_retry_refused(&hv.http, id + 1000, "not_found", "no delivery with id");
+}
+
+/// `POST /api/v2/deliveries/{id}/retry` answers `404 error` with `message` in its text.
+fn assert_retry_refused(http: &crate::harness::Http, id: i64, error: &str, message: &str) {
+    let a = http.post(&format!("/api/v2/deliveries/{id}/retry"), b"");
+    assert_eq!(
+        (a.status, a.json["error"].as_str()),
+        (404, Some(error)),
+        "{}",
+        a.text
+    );
+    assert!(
+        a.json["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(message),
+        "{}",
+        a.text
+    );
 }
 
 #[test]

@@ -13,12 +13,27 @@
 //!   processed rows by it);
 //! * leases: a `processing` row has an owner and an expiry, no other row has either.
 //!
+//! Deliveries, from `state_machine/deliveries.rs`:
+//!
+//! * `deliveries_delivered` ≥ `delivered` rows: a durable total that retention does not
+//!   lower when it deletes delivered rows, so the rows left give only its lower bound. The
+//!   owed and dead figures are not stored on SQLite (they are counted from the rows at
+//!   start), so there is no stored figure to hold against them;
+//! * every delivery is in a known state; delivered, dead and discarded ones have
+//!   `finished_at` (retention finds finished ones by it);
+//! * leases: a `sending` delivery has an owner, and its target's lease (`relay_targets`) is
+//!   held by that owner with an expiry; no other delivery has an owner. The expiry itself is
+//!   not checked, as for messages: a node killed mid-request leaves expired leases that the
+//!   next start takes over.
+//!
 //! The check reads inside one transaction, so a running service cannot move the figures
 //! between two queries. `--repair` takes the write lock (`BEGIN IMMEDIATE`) and, in one
 //! transaction, sets each counter an equality names to what the tables say, raises `dead` to
-//! its lower bound, clears leases on rows that are not `processing` and queues again
-//! `processing` rows without a lease (their attempt count is kept). Missing bodies cannot be
-//! rebuilt; they stay reported.
+//! its lower bound (and `deliveries_delivered` to its), clears leases on rows that are not
+//! `processing` (deliveries: not `sending`) and queues again `processing` rows without a
+//! lease and `sending` deliveries whose target lease is not theirs (their attempt count is
+//! kept). Missing bodies, unknown states and missing `finished_at` cannot be rebuilt; they
+//! stay reported.
 
 use std::path::Path;
 
@@ -89,7 +104,7 @@ fn checks(tx: &Transaction) -> rusqlite::Result<Vec<Check>> {
         tx,
         "SELECT SUM(affected) FROM operator_actions WHERE action = 'retry'",
     )?;
-    let out = vec![
+    let mut out = vec![
         eq(
             "counter received = messages + purged",
             "received",
@@ -188,7 +203,69 @@ fn checks(tx: &Transaction) -> rusqlite::Result<Vec<Check>> {
     ];
     // Counters that are stored but that no table can confirm are not checked: duplicates,
     // retried, leases_expired, processing_ms_total, queue_size_peak.
+    out.extend(delivery_checks(tx)?);
     Ok(out)
+}
+
+const DELIVERY_LEASE_MISSING: &str = "sending deliveries hold their target's lease";
+const DELIVERY_LEASE_STRAY: &str = "no lease owner on a delivery that is not sending";
+/// A `sending` delivery whose owner does not hold its target's lease (with an expiry).
+const SENDING_WITHOUT_LEASE: &str = "state = 'sending' AND (lease_owner IS NULL OR NOT EXISTS \
+     (SELECT 1 FROM relay_targets t WHERE t.target = deliveries.target \
+      AND t.lease_owner = deliveries.lease_owner AND t.lease_until IS NOT NULL))";
+
+fn delivery_checks(tx: &Transaction) -> rusqlite::Result<Vec<Check>> {
+    Ok(vec![
+        Check {
+            name: "counter deliveries_delivered >= delivered deliveries".into(),
+            subject: "deliveries_delivered".into(),
+            expected: count(
+                tx,
+                "SELECT COUNT(*) FROM deliveries WHERE state = 'delivered'",
+            )?,
+            found: counter(tx, "deliveries_delivered")?,
+            at_least: true,
+        },
+        eq(
+            "every delivery is in a known state",
+            "delivery state",
+            0,
+            count(
+                tx,
+                "SELECT COUNT(*) FROM deliveries WHERE state NOT IN \
+                 ('pending', 'sending', 'delivered', 'dead', 'discarded')",
+            )?,
+        ),
+        eq(
+            "delivered, dead and discarded deliveries have finished_at",
+            "delivery finished_at",
+            0,
+            count(
+                tx,
+                "SELECT COUNT(*) FROM deliveries WHERE state IN \
+                 ('delivered', 'dead', 'discarded') AND finished_at IS NULL",
+            )?,
+        ),
+        eq(
+            DELIVERY_LEASE_MISSING,
+            "delivery lease",
+            0,
+            count(
+                tx,
+                &format!("SELECT COUNT(*) FROM deliveries WHERE {SENDING_WITHOUT_LEASE}"),
+            )?,
+        ),
+        eq(
+            DELIVERY_LEASE_STRAY,
+            "delivery lease",
+            0,
+            count(
+                tx,
+                "SELECT COUNT(*) FROM deliveries WHERE state != 'sending' \
+                 AND lease_owner IS NOT NULL",
+            )?,
+        ),
+    ])
 }
 
 /// Sets what `before` found wrong from the tables; returns one line per change.
@@ -223,6 +300,27 @@ fn fix(tx: &Transaction, before: &[Check]) -> rusqlite::Result<Vec<String>> {
             )?;
             done.push(format!(
                 "queued again {n} processing messages that had no lease"
+            ));
+        } else if c.name == DELIVERY_LEASE_STRAY {
+            let n = tx.execute(
+                "UPDATE deliveries SET lease_owner = NULL \
+                 WHERE state != 'sending' AND lease_owner IS NOT NULL",
+                [],
+            )?;
+            done.push(format!(
+                "cleared the lease owner of {n} deliveries that are not sending"
+            ));
+        } else if c.name == DELIVERY_LEASE_MISSING {
+            // Owed again, as a target taken over from a stopped node is.
+            let n = tx.execute(
+                &format!(
+                    "UPDATE deliveries SET state = 'pending', lease_owner = NULL \
+                     WHERE {SENDING_WITHOUT_LEASE}"
+                ),
+                [],
+            )?;
+            done.push(format!(
+                "owed again {n} sending deliveries whose target lease was not theirs"
             ));
         }
     }

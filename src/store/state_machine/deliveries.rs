@@ -257,18 +257,16 @@ impl Batch<'_> {
     ) -> StoreResult<OpOutcome> {
         let n = match id {
             Some(id) => {
-                let target = self
-                    .tx
-                    .query_row(sql::DELIVERY_TARGET, &[id.into()])?
-                    .map(|r| r.text(0));
+                let Some(row) = self.tx.query_row(sql::DELIVERY_ROW, &[id.into()])? else {
+                    return Ok(OpOutcome::DeliveryNotApplicable { state: None });
+                };
+                let (was, target) = (row.text(0), row.text(2));
                 let n = self.tx.execute(sql::RETRY_DEAD_DELIVERY, &[id.into()])?;
                 if n == 0 {
-                    return Ok(OpOutcome::NotApplicable { state: None });
+                    return Ok(OpOutcome::DeliveryNotApplicable { state: Some(was) });
                 }
-                if let Some(target) = target {
-                    self.tx.execute(sql::REVIVE_TARGET, &[(&target).into()])?;
-                    self.owe(&mask_target(&target), 1);
-                }
+                self.tx.execute(sql::REVIVE_TARGET, &[(&target).into()])?;
+                self.owe(&mask_target(&target), 1);
                 n as i64
             }
             None => {

@@ -142,6 +142,43 @@ fn another_nodes_live_lease_keeps_the_target_and_a_dead_one_is_taken_over() {
     );
 }
 
+/// A take-over owes again everything the last holder was sending, by nobody: only a
+/// `sending` delivery names a node (`hookvault check` holds the rows to that).
+#[test]
+fn a_taken_over_delivery_left_owed_names_no_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let (mut w, _r) = sqlite::open(&db, 1).unwrap();
+    w.commit_batch(&[message_with_delivery(1), message_with_delivery(2)], 1)
+        .unwrap();
+    let two_at_once = WriteOp::TakeDeliveries {
+        target: TARGET.into(),
+        limit: 2,
+        lease: lease("a"),
+    };
+    match w.commit_batch(&[two_at_once], 10).unwrap().0.remove(0) {
+        OpOutcome::Taken(t) => assert_eq!(tickets(t).len(), 2),
+        other => panic!("{other:?}"),
+    }
+    // b takes over with room for one: the other is owed again and not sent yet.
+    assert_eq!(tickets(take(&mut w, "b", 40_000)).len(), 1);
+    let rows: Vec<(String, Option<String>)> = rusqlite::Connection::open(&db)
+        .unwrap()
+        .prepare("SELECT state, lease_owner FROM deliveries ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        rows,
+        [
+            ("sending".to_string(), Some("b".to_string())),
+            ("pending".to_string(), None)
+        ]
+    );
+}
+
 const GONE: &str = "target dead: 404 Unknown Webhook";
 
 fn died(id: i64, error: &str) -> DeadDeliveries {
