@@ -847,16 +847,8 @@ fn retention_removes_finished_deliveries_on_sqlite() {
 #[test]
 fn retention_removes_finished_deliveries_on_postgres() {
     let pg = crate::harness::pg_or_skip!();
-    let url = pg.url.clone();
     retention_removes_finished_deliveries(
-        move || {
-            let url = url.clone();
-            Hookvault::new().settings(move |s| {
-                s.storage.backend = "postgres".into();
-                s.storage.url = Some(url);
-                s.node.id = Some("n1".into());
-            })
-        },
+        || Hookvault::new().postgres(&pg, "n1"),
         Tables::Postgres(&pg),
     );
 }
@@ -1079,16 +1071,8 @@ fn delivery_retention_migration_on_sqlite() {
 #[test]
 fn delivery_retention_migration_on_postgres() {
     let pg = crate::harness::pg_or_skip!();
-    let url = pg.url.clone();
     delivery_retention_migration(
-        move || {
-            let url = url.clone();
-            Hookvault::new().settings(move |s| {
-                s.storage.backend = "postgres".into();
-                s.storage.url = Some(url);
-                s.node.id = Some("n1".into());
-            })
-        },
+        || Hookvault::new().postgres(&pg, "n1"),
         Tables::Postgres(&pg),
     );
 }
