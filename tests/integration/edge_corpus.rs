@@ -63,16 +63,24 @@ fn webhook_request(close: bool) -> Vec<u8> {
 }
 
 /// Reads one answer's status line off a kept-alive connection.
-fn first_status(conn: &mut TcpStream) -> Option<u16> {
+fn first_status(conn: &mut TcpStream) -> Result<u16, String> {
     let mut got = Vec::new();
     let mut byte = [0u8; 256];
+    let mut ended = String::from("closed");
     while !got.windows(4).any(|w| w == b"\r\n\r\n") {
         match conn.read(&mut byte) {
-            Ok(0) | Err(_) => break,
+            Ok(0) => break,
+            Err(e) => {
+                ended = format!("read: {:?}", e.kind());
+                break;
+            }
             Ok(n) => got.extend_from_slice(&byte[..n]),
         }
     }
-    hostile::statuses(&got).first().copied()
+    hostile::statuses(&got)
+        .first()
+        .copied()
+        .ok_or_else(|| format!("no status ({ended} after {} bytes)", got.len()))
 }
 
 /// 1,000 connections at once, each sending one webhook and keeping its connection open until
@@ -95,11 +103,12 @@ fn burst(edge: &'static str) {
                 .spawn(move || {
                     let conn = TcpStream::connect(target);
                     start.wait();
-                    let mut conn = conn.ok()?;
+                    let mut conn = conn.map_err(|e| format!("connect: {:?}", e.kind()))?;
                     let sent = Instant::now();
                     conn.set_read_timeout(Some(Duration::from_secs(30)))
                         .unwrap();
-                    conn.write_all(&webhook_request(false)).ok()?;
+                    conn.write_all(&webhook_request(false))
+                        .map_err(|e| format!("write: {:?}", e.kind()))?;
                     let status = first_status(&mut conn)?;
                     let took = sent.elapsed();
                     answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -108,19 +117,26 @@ fn burst(edge: &'static str) {
                     {
                         std::thread::sleep(Duration::from_millis(20));
                     }
-                    Some((status, took))
+                    Ok::<_, String>((status, took))
                 })
                 .unwrap()
         })
         .collect();
     let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-    let unanswered = results.iter().filter(|r| r.is_none()).count();
+    // Why each unanswered connection went unanswered, counted by reason.
+    let mut unanswered = std::collections::BTreeMap::<&str, usize>::new();
+    for e in results.iter().filter_map(|r| r.as_ref().err()) {
+        *unanswered.entry(e.as_str()).or_default() += 1;
+    }
     let wrong: Vec<_> = results
         .iter()
         .flatten()
         .filter(|(s, _)| *s != 200 && *s != 503)
         .collect();
-    assert_eq!(unanswered, 0, "{edge}: {unanswered} of {n} got no answer");
+    assert!(
+        unanswered.is_empty(),
+        "{edge}: of {n}, these got no answer: {unanswered:?}"
+    );
     assert!(wrong.is_empty(), "{edge}: {wrong:?}");
     let slowest = results.iter().flatten().map(|(_, t)| *t).max().unwrap();
     let refused = results.iter().flatten().filter(|(s, _)| *s == 503).count();
@@ -249,7 +265,7 @@ fn direct_mode_answers_a_new_client_while_32_keep_alive_clients_are_busy() {
         conn.write_all(&webhook_request(true)).unwrap();
         assert_eq!(
             first_status(&mut conn),
-            Some(200),
+            Ok(200),
             "a new client waited over 1 s"
         );
         let _ = conn.shutdown(Shutdown::Both);
