@@ -62,6 +62,15 @@ impl DeliveryState {
     }
 }
 
+/// Extra request headers as a delivery stores them: a JSON object text (`{}` for none).
+pub fn headers_json(headers: &[(String, String)]) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = headers
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
 /// A delivery to create: with a message (`body: None`, the message's own body is sent) in the
 /// message's commit, or on its own (`body: Some`, e.g. an alert).
 #[derive(Debug, Clone, PartialEq)]
@@ -152,4 +161,21 @@ pub struct DeliveryQuery {
     pub state: Option<DeliveryState>,
     /// The masked target as listed (`https://discord.com/api/webhooks/1/***`).
     pub target: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::headers_json;
+
+    #[test]
+    fn headers_are_stored_as_one_json_object() {
+        assert_eq!(headers_json(&[]), "{}");
+        let stored = headers_json(&[
+            ("X-Team".into(), "ops".into()),
+            ("Authorization".into(), "Bearer \"q\"".into()),
+        ]);
+        let back: serde_json::Value = serde_json::from_str(&stored).unwrap();
+        assert_eq!(back["X-Team"], "ops");
+        assert_eq!(back["Authorization"], "Bearer \"q\"");
+    }
 }

@@ -95,7 +95,7 @@ fn forwards(call: &Call, source: &Source) -> Vec<NewDelivery> {
             target: target.url.clone(),
             kind: crate::store::TargetKind::Http,
             content_type: call.header("Content-Type").map(str::to_string),
-            headers_json: target.headers_json(),
+            headers_json: crate::store::headers_json(&target.headers),
             body: None,
         })
         .collect()

@@ -187,16 +187,11 @@ impl Relay {
     /// returns its id; a dead target takes it as a dead letter at once. Blocks for the commit
     /// (at most 10 s); never call it from the writer thread.
     pub fn enqueue(&self, out: Outgoing) -> StoreResult<i64> {
-        let headers: serde_json::Map<String, serde_json::Value> = out
-            .headers
-            .into_iter()
-            .map(|(k, v)| (k, serde_json::Value::String(v)))
-            .collect();
         let delivery = NewDelivery {
             target: out.target,
             kind: out.kind,
             content_type: out.content_type,
-            headers_json: serde_json::Value::Object(headers).to_string(),
+            headers_json: crate::store::headers_json(&out.headers),
             body: Some(out.body),
         };
         match self
